@@ -1,0 +1,72 @@
+// Command goroscope is a host-level continuous profiler for Go: it sees every
+// goroutine of every Go process on the host from outside, without stopping
+// or changing them.
+//
+// Usage:
+//
+//	goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE] [--walker auto|ebpf|procmem]
+//	goroscope ps [--walker auto|ebpf|procmem]
+//	goroscope version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at link time (-X main.version=...).
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprintln(os.Stderr, "goroscope:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "goroscope:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+const usage = `usage: goroscope <command> [flags]
+
+commands:
+  snapshot   every goroutine of one Go process: goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE]
+  ps         the Go processes on this host
+  version    print the version
+Run "goroscope <command> -h" for a command's flags.`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{usage}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	switch args[0] {
+	case "snapshot":
+		return cmdSnapshot(ctx, args[1:], stdout, log)
+	case "ps":
+		return cmdPs(ctx, args[1:], stdout, log)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "goroscope", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usage)}
+}

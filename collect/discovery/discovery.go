@@ -1,0 +1,154 @@
+// Package discovery finds the Go processes on the host by scanning /proc and
+// recognising Go executables from their build information.
+package discovery
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/pkg/gobin"
+)
+
+// Process is one Go process found on the host.
+type Process struct {
+	PID int
+	// StartTime tells a process from a later one that reuses its PID.
+	StartTime uint64
+	// Exe is the executable's path as the process sees it (it may carry a
+	// " (deleted)" suffix when the file was replaced).
+	Exe       string
+	Cmdline   []string
+	GoVersion string
+	// MainModule is the module path of the program, when built in module mode.
+	MainModule string
+}
+
+// exeKey identifies an executable file regardless of its path.
+type exeKey struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64
+}
+
+type exeInfo struct {
+	goVersion, module string
+	isGo              bool
+}
+
+// Scanner scans /proc. It remembers executables it has inspected, so a
+// rescan costs one stat per process.
+type Scanner struct {
+	// Proc is the proc file system root; "/proc" if empty.
+	Proc  string
+	cache map[exeKey]exeInfo
+}
+
+// NewScanner returns a Scanner of /proc.
+func NewScanner() *Scanner { return &Scanner{Proc: "/proc", cache: map[exeKey]exeInfo{}} }
+
+// Scan lists the Go processes running now, by PID. Processes that vanish
+// during the scan, kernel threads and processes whose executable cannot be
+// read are left out.
+func (s *Scanner) Scan() ([]Process, error) {
+	proc := s.Proc
+	if proc == "" {
+		proc = "/proc"
+	}
+	ents, err := os.ReadDir(proc)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s for processes: %w", proc, err)
+	}
+	var out []Process
+	self := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		p, ok := s.inspect(proc, pid)
+		if ok {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b Process) int { return a.PID - b.PID })
+	return out, nil
+}
+
+// Lookup inspects one process: an error says why it is not a Go process
+// goroscope can watch.
+func (s *Scanner) Lookup(pid int) (Process, error) {
+	proc := s.Proc
+	if proc == "" {
+		proc = "/proc"
+	}
+	if _, err := walk.ProcStartTime(pid); err != nil {
+		return Process{}, err
+	}
+	if p, ok := s.inspect(proc, pid); ok {
+		return p, nil
+	}
+	exe := filepath.Join(proc, strconv.Itoa(pid), "exe")
+	bin, err := gobin.Open(exe)
+	if err != nil {
+		return Process{}, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	bin.Close()
+	return Process{}, fmt.Errorf("pid %d: not a Go process", pid)
+}
+
+func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
+	dir := filepath.Join(proc, strconv.Itoa(pid))
+	exePath := filepath.Join(dir, "exe")
+	// Stat through the link: it reaches the file even when deleted or in
+	// another mount namespace. Kernel threads have no exe.
+	fi, err := os.Stat(exePath)
+	if err != nil {
+		return Process{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return Process{}, false
+	}
+	key := exeKey{dev: st.Dev, ino: st.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	info, seen := s.cache[key]
+	if !seen {
+		info = s.recognise(exePath)
+		if s.cache == nil {
+			s.cache = map[exeKey]exeInfo{}
+		}
+		s.cache[key] = info
+	}
+	if !info.isGo {
+		return Process{}, false
+	}
+	start, err := walk.ProcStartTime(pid)
+	if err != nil {
+		return Process{}, false
+	}
+	exe, _ := os.Readlink(exePath)
+	p := Process{PID: pid, StartTime: start, Exe: exe, GoVersion: info.goVersion, MainModule: info.module}
+	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+		p.Cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	}
+	return p, true
+}
+
+func (s *Scanner) recognise(exe string) exeInfo {
+	bin, err := gobin.Open(exe)
+	if err != nil {
+		// Not Go (gobin.ErrNotGo), or unreadable: not watchable either way.
+		return exeInfo{}
+	}
+	defer bin.Close()
+	info := exeInfo{isGo: true, goVersion: bin.GoVersion()}
+	if bi := bin.BuildInfo(); bi != nil {
+		info.module = bi.Main.Path
+	}
+	return info
+}

@@ -1,0 +1,74 @@
+package walk
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/goroscope/goroscope/bpf"
+)
+
+// EBPFWalker walks goroutines with goroscope's sleepable BPF task iterator,
+// which copies each g and walks its frame pointers inside the kernel.
+type EBPFWalker struct {
+	w *bpf.GoroutineWalker
+}
+
+// NewEBPFWalker loads the BPF program. It fails on kernels without sleepable
+// task iterators or without BPF privileges; callers then use ProcMemWalker.
+func NewEBPFWalker() (*EBPFWalker, error) {
+	w, err := bpf.LoadGoroutineWalker()
+	if err != nil {
+		return nil, fmt.Errorf("load eBPF goroutine walker: %w", err)
+	}
+	return &EBPFWalker{w: w}, nil
+}
+
+// Close unloads the program.
+func (e *EBPFWalker) Close() error { return e.w.Close() }
+
+// Name implements Walker.
+func (e *EBPFWalker) Name() string { return "ebpf" }
+
+// Walk implements Walker. Request.Unchanged is not honoured: the kernel
+// reads every stack.
+func (e *EBPFWalker) Walk(ctx context.Context, pid int, req Request, fn func(*Record) error) (Stats, error) {
+	start := time.Now()
+	breq := bpf.WalkRequest{
+		PID:   uint32(pid),
+		Allgs: req.Allgs, Allglen: req.Allglen,
+		GSize: req.GSize,
+		Off: bpf.GOffsets{
+			StackLo: req.Off.StackLo, StackHi: req.Off.StackHi, AtomicStatus: req.Off.AtomicStatus,
+			SchedSP: req.Off.SchedSP, SchedPC: req.Off.SchedPC, SchedBP: req.Off.SchedBP,
+			SyscallSP: req.Off.SyscallSP, SyscallPC: req.Off.SyscallPC, SyscallBP: req.Off.SyscallBP,
+		},
+		MaxFrames:     req.MaxFrames,
+		MaxGoroutines: req.MaxGoroutines,
+	}
+	var rec Record
+	bst, err := e.w.Walk(ctx, breq, func(g *bpf.GRecord) error {
+		rec = Record{Index: g.Index, GAddr: g.GAddr, G: g.G, PCs: g.PCs, Flags: convertFlags(g.Flags)}
+		return fn(&rec)
+	})
+	st := Stats{
+		AllgLen: bst.AllgLen, Visited: bst.Visited, Emitted: bst.Emitted, Dead: bst.Dead,
+		Faults: bst.Faults, Passes: bst.Passes, Took: time.Since(start),
+	}
+	return st, err
+}
+
+func convertFlags(f uint32) uint32 {
+	var out uint32
+	for _, m := range [...]struct{ from, to uint32 }{
+		{bpf.FlagTruncated, FlagTruncated},
+		{bpf.FlagFault, FlagFault},
+		{bpf.FlagNeedsFP, FlagNeedsFP},
+		{bpf.FlagTorn, FlagTorn},
+	} {
+		if f&m.from != 0 {
+			out |= m.to
+		}
+	}
+	return out
+}

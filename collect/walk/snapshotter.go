@@ -1,0 +1,320 @@
+package walk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/goroscope/goroscope/pkg/golayout"
+	"github.com/goroscope/goroscope/pkg/snapshot"
+)
+
+// ErrLayoutMismatch reports that the goroutines read with a layout do not
+// look like goroutines: the offsets or variable addresses are wrong for the
+// target, and no snapshot is given rather than a wrong one.
+var ErrLayoutMismatch = errors.New("runtime layout does not match the process")
+
+// maxTornRetries bounds the re-reads of a goroutine that changed under the walk.
+const maxTornRetries = 3
+
+// Snapshotter takes successive snapshots of one target. It remembers each
+// goroutine between snapshots to measure how long it has been blocked and to
+// skip re-reading and re-symbolising stacks that did not change.
+type Snapshotter struct {
+	t      *Target
+	walker Walker
+	sym    *symbolizer
+	labels *labelReader
+	prev   map[uint64]*seenG // by g address
+}
+
+// seenG is what a previous snapshot learnt of one goroutine.
+type seenG struct {
+	goid       uint64
+	status     uint32
+	waitReason uint8
+	sp, pc     uint64
+	trackSeq   uint8
+	since      int64 // CLOCK_MONOTONIC ns when first seen in this wait
+	frames     []snapshot.Frame
+	truncated  bool
+	walk       uint64 // walk number that last saw it
+}
+
+// NewSnapshotter prepares snapshots of t with walker w.
+func NewSnapshotter(t *Target, w Walker) *Snapshotter {
+	l := t.Layout
+	lr := &labelReader{mem: t.mem, cache: map[uint64]map[string]string{}}
+	if l.Labels.Kind == golayout.MapLabels {
+		lr.kind = labelsMap
+		m := l.Labels.Map
+		lr.hmapCount, lr.hmapB, lr.hmapBuckets, lr.hmapOldbuckets = m.Count, m.B, m.Buckets, m.Oldbuckets
+		lr.bucketSize, lr.bucketKeys, lr.bucketElems, lr.bucketOverflow = m.BucketSize, m.Keys, m.Elems, m.Overflow
+	}
+	return &Snapshotter{
+		t: t, walker: w,
+		sym:    newSymbolizer(t.Bin, t.Bias),
+		labels: lr,
+		prev:   make(map[uint64]*seenG),
+	}
+}
+
+// Target is the process snapshotted.
+func (s *Snapshotter) Target() *Target { return s.t }
+
+// Walker names the walker in use.
+func (s *Snapshotter) Walker() string { return s.walker.Name() }
+
+// monotonic is the runtime's clock (nanotime): CLOCK_MONOTONIC.
+func monotonic() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// unchanged reports whether g is parked exactly as when last seen: same
+// goroutine, status, wait reason, saved sp and pc, and scheduling sequence.
+func (s *Snapshotter) unchanged(prev *seenG, f *gFields) bool {
+	return prev != nil && prev.goid == f.goid && prev.status == f.status &&
+		prev.waitReason == f.waitReason && prev.sp == f.sp && prev.pc == f.pc &&
+		prev.trackSeq == f.trackSeq && f.status != gRunning
+}
+
+// Snapshot walks the target once.
+func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) {
+	t := s.t
+	if err := t.Alive(); err != nil {
+		return nil, err
+	}
+	startWall := time.Now()
+	now := monotonic()
+	snap := &snapshot.Snapshot{
+		PID: t.PID, Exe: t.Exe, GoVersion: t.Bin.GoVersion(),
+		Time: startWall, Walker: s.walker.Name(),
+	}
+	walkNo := uint64(startWall.UnixNano())
+	blocked := &blockedReader{mem: t.mem, l: t.Layout, chans: map[uint64]*snapshot.BlockedOn{}}
+	clear(s.labels.cache)
+	req := t.Req
+	req.Unchanged = func(gaddr uint64, g []byte) bool {
+		f := readFields(t.Layout, g)
+		return s.unchanged(s.prev[gaddr], &f)
+	}
+	var (
+		bad     int
+		badWhy  string
+		torn    []uint64
+		decodeE error
+	)
+	decode := func(r *Record) error {
+		if r.Flags&FlagTorn != 0 {
+			torn = append(torn, r.GAddr)
+			return nil
+		}
+		g, why, err := s.decode(r, now, walkNo, blocked)
+		if err != nil {
+			decodeE = err
+			return err
+		}
+		if why != "" {
+			bad++
+			if badWhy == "" {
+				badWhy = fmt.Sprintf("g at %#x: %s", r.GAddr, why)
+			}
+			return nil
+		}
+		snap.Goroutines = append(snap.Goroutines, g)
+		return nil
+	}
+	st, err := s.walker.Walk(ctx, t.PID, req, decode)
+	if err != nil && decodeE == nil {
+		if aerr := t.Alive(); aerr != nil {
+			return nil, fmt.Errorf("walk pid %d: %w", t.PID, aerr)
+		}
+		return nil, fmt.Errorf("walk goroutines of pid %d with %s: %w", t.PID, s.walker.Name(), err)
+	}
+	if decodeE != nil {
+		return nil, decodeE
+	}
+	// Goroutines that changed under the walk: read each again on its own
+	// from userspace, a few times, then give up on it and count it.
+	for _, ga := range torn {
+		ok := false
+		for try := 0; try < maxTornRetries && !ok; try++ {
+			rec, err := walkOne(ctx, t.mem, req, ga)
+			if err != nil || rec == nil {
+				break // dead now, or unreadable
+			}
+			if rec.Flags&FlagTorn != 0 {
+				continue
+			}
+			ok = true
+			if err := decode(rec); err != nil {
+				return nil, err
+			}
+		}
+		if !ok {
+			snap.Dropped++
+		}
+	}
+	// A wrong layout reads garbage: refuse rather than report it.
+	total := len(snap.Goroutines) + bad
+	if total == 0 && st.AllgLen > 0 {
+		return nil, fmt.Errorf("pid %d (%s): allglen is %d but no goroutine could be read: %w", t.PID, snap.GoVersion, st.AllgLen, ErrLayoutMismatch)
+	}
+	if bad*20 > total { // more than 5%
+		return nil, fmt.Errorf("pid %d (%s, layout from %s): %d of %d goroutines have impossible fields (first: %s); build the target without -s -w so DWARF is used, or report its Go version: %w",
+			t.PID, snap.GoVersion, t.Layout.Source, bad, total, badWhy, ErrLayoutMismatch)
+	}
+	snap.Dropped += bad
+	if dup := duplicateGoid(snap.Goroutines); dup != 0 {
+		return nil, fmt.Errorf("pid %d (%s): goroutine id %d seen twice: %w", t.PID, snap.GoVersion, dup, ErrLayoutMismatch)
+	}
+	for _, g := range snap.Goroutines {
+		snap.Counts.Add(g.State)
+	}
+	// Forget goroutines not seen in this walk.
+	for ga, p := range s.prev {
+		if p.walk != walkNo {
+			delete(s.prev, ga)
+		}
+	}
+	snap.Duration = time.Since(startWall)
+	return snap, nil
+}
+
+func duplicateGoid(gs []snapshot.Goroutine) uint64 {
+	ids := make([]uint64, len(gs))
+	for i := range gs {
+		ids[i] = gs[i].ID
+	}
+	slices.Sort(ids)
+	for i := 1; i < len(ids); i++ {
+		if ids[i] == ids[i-1] {
+			return ids[i]
+		}
+	}
+	return 0
+}
+
+// decode turns one record into a goroutine. A non-empty why says the g is
+// implausible (and is left out); an error stops the walk.
+func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64, blocked *blockedReader) (snapshot.Goroutine, string, error) {
+	t := s.t
+	f := readFields(t.Layout, r.G)
+	if why := f.implausible(); why != "" {
+		return snapshot.Goroutine{}, why, nil
+	}
+	st, _ := state(f.status)
+	g := snapshot.Goroutine{
+		ID: f.goid, State: st, Addr: r.GAddr,
+		ParentID:       f.parentGoid,
+		LockedToThread: f.lockedm != 0,
+		Truncated:      r.Flags&FlagTruncated != 0,
+	}
+	if f.status == gWaiting || f.status == gLeaked {
+		g.WaitReason = t.waitReasonString(f.waitReason)
+	}
+	startFn := s.sym.funcName(f.startpc)
+	g.System = isSystem(startFn)
+	if f.goid != 1 {
+		g.CreatedBy = s.sym.createdBy(f.gopc)
+	}
+
+	prev := s.prev[r.GAddr]
+	same := s.unchanged(prev, &f)
+	switch {
+	case st == snapshot.StateRunning:
+		g.Frames = []snapshot.Frame{}
+	case r.Flags&FlagUnchanged != 0:
+		if !same {
+			// Unchanged was answered from the same facts; cannot happen.
+			return g, "", fmt.Errorf("internal: g at %#x marked unchanged without a previous sighting", r.GAddr)
+		}
+		g.Frames, g.Truncated = prev.frames, prev.truncated
+	default:
+		pcs := r.PCs
+		if r.Flags&FlagNeedsFP != 0 {
+			pcs = s.unwindSyscall(pcs, &f)
+		} else if len(pcs) == 1 && f.pc == f.startpc {
+			// A goroutine that never ran: its entry function "returns" to
+			// goexit, whose address gostartcall left at the saved sp.
+			if ret, err := (&reader{mem: t.mem}).u64(f.sp); err == nil && ret != 0 {
+				pcs = append(pcs[:1:1], ret)
+			}
+		}
+		g.Frames = s.sym.frames(make([]snapshot.Frame, 0, len(pcs)+4), pcs)
+	}
+
+	// How long it has waited: our own observation, or the runtime's
+	// GC-stamped waitsince, whichever proves the longer wait.
+	since := now
+	if same {
+		since = prev.since
+	}
+	if st == snapshot.StateWaiting || st == snapshot.StateSyscall || st == snapshot.StateLeaked {
+		if obs := now - since; obs > 0 {
+			g.WaitingSeconds, g.WaitingSource = float64(obs)/1e9, snapshot.WaitObserved
+		}
+		if f.waitSince > 0 && f.waitSince < now {
+			if rt := float64(now-f.waitSince) / 1e9; rt > g.WaitingSeconds {
+				g.WaitingSeconds, g.WaitingSource = rt, snapshot.WaitRuntime
+			}
+		}
+	}
+	labels, err := s.labels.read(f.labels)
+	if err == nil {
+		g.Labels = labels
+	}
+	if st == snapshot.StateWaiting {
+		if b, err := blocked.forGoroutine(g.WaitReason, f.waiting); err == nil {
+			g.BlockedOn = b
+		}
+	}
+	if prev == nil || !same {
+		prev = &seenG{}
+		s.prev[r.GAddr] = prev
+	}
+	*prev = seenG{
+		goid: f.goid, status: f.status, waitReason: f.waitReason, sp: f.sp, pc: f.pc,
+		trackSeq: f.trackSeq, since: since, frames: g.Frames, truncated: g.Truncated, walk: walkNo,
+	}
+	return g, "", nil
+}
+
+// unwindSyscall completes the stack of a goroutine in a system call for Go
+// versions without g.syscallbp (before 1.23): the function that entered the
+// system call has its frame pointer saved just below its return address,
+// which sits syscallsp + pcsp(syscallpc) bytes up the stack.
+func (s *Snapshotter) unwindSyscall(pcs []uint64, f *gFields) []uint64 {
+	if len(pcs) == 0 {
+		return pcs
+	}
+	delta, err := s.t.Bin.SPDelta(pcs[0] - s.t.Bias)
+	if err != nil || delta < 8 {
+		return pcs
+	}
+	fp := f.sp + uint64(delta) - 8
+	out := slices.Clone(pcs)
+	var frame [16]byte
+	prev := uint64(0)
+	for len(out) < int(s.t.Req.MaxFrames) {
+		if fp == 0 || fp%8 != 0 || fp < f.stackLo || fp+16 > f.stackHi || fp <= prev {
+			break
+		}
+		if err := s.t.mem.ReadAt(frame[:], fp); err != nil {
+			break
+		}
+		next, ret := le64(frame[:], 0), le64(frame[:], 8)
+		if ret == 0 {
+			break
+		}
+		out = append(out, ret)
+		prev, fp = fp, next
+	}
+	return out
+}

@@ -1,0 +1,218 @@
+package walk
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/goroscope/goroscope/pkg/gobin"
+	"github.com/goroscope/goroscope/pkg/golayout"
+)
+
+// Walk limits.
+const (
+	// DefaultMaxFrames bounds each stack; the runtime's own tracebacks print
+	// at most 100 frames.
+	DefaultMaxFrames = 128
+	// DefaultMaxGoroutines bounds the allgs entries visited per walk.
+	DefaultMaxGoroutines = 1 << 21
+	// maxGSize bounds the bytes copied per g.
+	maxGSize = 1024
+)
+
+// Target is one Go process prepared for walking: its executable, the layout
+// of its runtime structures and the run-time addresses of the variables read.
+type Target struct {
+	PID int
+	// StartTime is the process start time in clock ticks since boot
+	// (/proc/PID/stat field 22); with PID it identifies the process across
+	// PID reuse.
+	StartTime uint64
+	Exe       string
+	Bin       *gobin.Binary
+	Layout    *golayout.Layout
+	// Vars are link-time addresses; Bias turns them into run-time ones.
+	Vars gobin.RuntimeVars
+	Bias uint64
+	// Req is the walk request derived from the layout.
+	Req Request
+
+	mem         *ProcMem
+	waitReasons []string
+}
+
+// Attach prepares process pid for walking. It reads the executable through
+// /proc (so replaced or deleted files and other mount namespaces work),
+// finds the runtime's layout and variables, and checks that it can read the
+// process's memory. Errors name the pid and what is missing.
+func Attach(pid int) (*Target, error) {
+	start, err := ProcStartTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := gobin.OpenProcess(pid)
+	if err != nil {
+		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	t, err := attachBinary(pid, start, bin)
+	if err != nil {
+		bin.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func attachBinary(pid int, start uint64, bin *gobin.Binary) (*Target, error) {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	t := &Target{PID: pid, StartTime: start, Exe: exe, Bin: bin}
+	ver := bin.GoVersion()
+	layout, err := layoutFor(bin)
+	if err != nil {
+		return nil, fmt.Errorf("pid %d (%s, %s): %w", pid, exe, ver, err)
+	}
+	t.Layout = layout
+	t.waitReasons, err = golayout.WaitReasons(ver)
+	if err != nil {
+		return nil, fmt.Errorf("pid %d (%s, %s): %w", pid, exe, ver, err)
+	}
+	vars, err := bin.RuntimeVars()
+	if err != nil {
+		return nil, fmt.Errorf("pid %d (%s, %s): %w", pid, exe, ver, err)
+	}
+	t.Vars = vars
+	if t.Bias, err = bin.LoadBias(pid); err != nil {
+		return nil, fmt.Errorf("pid %d (%s): %w", pid, exe, err)
+	}
+	if t.mem, err = NewProcMem(pid); err != nil {
+		return nil, err
+	}
+	g := layout.G
+	if g.Size <= 0 || g.Size > maxGSize {
+		return nil, fmt.Errorf("pid %d (%s, %s): runtime.g is %d bytes, outside 1..%d: the layout is wrong", pid, exe, ver, g.Size, maxGSize)
+	}
+	t.Req = Request{
+		Allgs:   vars.Allgs + t.Bias,
+		Allglen: vars.Allglen + t.Bias,
+		GSize:   uint32(g.Size),
+		Off: Offsets{
+			StackLo: int32(g.StackLo), StackHi: int32(g.StackHi), AtomicStatus: int32(g.AtomicStatus),
+			SchedSP: int32(g.SchedSP), SchedPC: int32(g.SchedPC), SchedBP: int32(g.SchedBP),
+			SyscallSP: int32(g.SyscallSP), SyscallPC: int32(g.SyscallPC), SyscallBP: int32(g.SyscallBP),
+		},
+		MaxFrames:     DefaultMaxFrames,
+		MaxGoroutines: DefaultMaxGoroutines,
+	}
+	if g.SchedPC != g.SchedSP+8 || g.SyscallPC != g.SyscallSP+8 {
+		return nil, fmt.Errorf("pid %d (%s, %s): saved sp and pc are not adjacent in runtime.g (sched.sp %d, sched.pc %d, syscallsp %d, syscallpc %d): unsupported layout", pid, exe, ver, g.SchedSP, g.SchedPC, g.SyscallSP, g.SyscallPC)
+	}
+	return t, nil
+}
+
+// layoutFor prefers the binary's own DWARF and falls back to the built-in
+// table for its Go version.
+func layoutFor(bin *gobin.Binary) (*golayout.Layout, error) {
+	ver := bin.GoVersion()
+	var dwarfErr error
+	if f := bin.ELF(); f != nil && !bin.Stripped() {
+		if d, err := f.DWARF(); err == nil {
+			l, err := golayout.FromDWARF(d, ver)
+			if err == nil {
+				return l, nil
+			}
+			dwarfErr = err
+		}
+	}
+	l, err := golayout.ForVersion(ver)
+	if err != nil {
+		if dwarfErr != nil {
+			return nil, fmt.Errorf("%w (and DWARF: %v)", err, dwarfErr)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// Close releases the target's executable.
+func (t *Target) Close() error { return t.Bin.Close() }
+
+// Alive reports whether the process is still the one attached: same pid and
+// same start time (a recycled pid has another).
+func (t *Target) Alive() error {
+	st, err := ProcStartTime(t.PID)
+	if err != nil {
+		return err
+	}
+	if st != t.StartTime {
+		return fmt.Errorf("pid %d was reused by another process (start time %d, attached %d): %w", t.PID, st, t.StartTime, ErrProcessGone)
+	}
+	return nil
+}
+
+// ErrProcessGone reports that the attached process exited (or its pid now
+// names another process).
+var ErrProcessGone = errors.New("process gone")
+
+// ProcStartTime returns the start time of process pid in clock ticks after
+// boot, from /proc/PID/stat.
+func ProcStartTime(pid int) (uint64, error) {
+	if pid <= 0 {
+		return 0, fmt.Errorf("pid %d: not a process id", pid)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("pid %d: no such process: %w", pid, ErrProcessGone)
+		}
+		return 0, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	// The command name (field 2) may hold spaces and parentheses: fields
+	// start after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("pid %d: malformed /proc/%d/stat", pid, pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state); starttime is field 22.
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("pid %d: malformed /proc/%d/stat", pid, pid)
+	}
+	v, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("pid %d: start time in /proc/%d/stat: %w", pid, pid, err)
+	}
+	return v, nil
+}
+
+// GoroutineCount counts the live goroutines of the target, reading only
+// each g's status.
+func (t *Target) GoroutineCount() (int, error) {
+	gs, _, err := readAllgs(t.mem, t.Req)
+	if err != nil {
+		return 0, fmt.Errorf("count goroutines of pid %d: %w", t.PID, err)
+	}
+	statuses := make([]uint32, len(gs))
+	reads := make([]Read, 0, len(gs))
+	for i, ga := range gs {
+		if ga == 0 {
+			continue
+		}
+		b := bytesOf32(statuses[i : i+1])
+		reads = append(reads, Read{Addr: ga + uint64(t.Req.Off.AtomicStatus), Buf: b})
+	}
+	if err := t.mem.ReadBatch(reads); err != nil {
+		return 0, fmt.Errorf("count goroutines of pid %d: %w", t.PID, err)
+	}
+	n := 0
+	for _, r := range reads {
+		if r.Err != nil {
+			continue
+		}
+		if _, ok := state(le32(r.Buf, 0) &^ gScan); ok {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,79 @@
+package snapshot
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteText writes s in the form of runtime.Stack(all) and
+// /debug/pprof/goroutine?debug=2, which prints every frame: one block per
+// goroutine, a header with state, wait reason and minutes waited, the frames
+// leaf first with file:line (and +0xoffset for physical frames), and the
+// creator. Argument values cannot be read from outside and print as "...".
+func WriteText(w io.Writer, s *Snapshot) error {
+	bw := bufio.NewWriter(w)
+	for i := range s.Goroutines {
+		if i > 0 {
+			bw.WriteByte('\n')
+		}
+		writeGoroutine(bw, &s.Goroutines[i])
+	}
+	return bw.Flush()
+}
+
+func writeGoroutine(w *bufio.Writer, g *Goroutine) {
+	status := string(g.State)
+	if g.WaitReason != "" {
+		status = g.WaitReason
+	}
+	fmt.Fprintf(w, "goroutine %d [%s", g.ID, status)
+	if min := int(g.WaitingSeconds / 60); min >= 1 {
+		fmt.Fprintf(w, ", %d minutes", min)
+	}
+	if g.LockedToThread {
+		w.WriteString(", locked to thread")
+	}
+	w.WriteString("]:\n")
+	if len(g.Labels) > 0 {
+		fmt.Fprintf(w, "# labels: %s\n", FormatLabels(g.Labels))
+	}
+	for _, f := range g.Frames {
+		fmt.Fprintf(w, "%s(...)\n\t%s:%d", f.Function, f.File, f.Line)
+		if !f.Inlined && f.Offset > 0 {
+			fmt.Fprintf(w, " +%#x", f.Offset)
+		}
+		w.WriteByte('\n')
+	}
+	if g.Truncated {
+		w.WriteString("...additional frames elided...\n")
+	}
+	if c := g.CreatedBy; c != nil {
+		fmt.Fprintf(w, "created by %s", c.Function)
+		if g.ParentID != 0 {
+			fmt.Fprintf(w, " in goroutine %d", g.ParentID)
+		}
+		fmt.Fprintf(w, "\n\t%s:%d", c.File, c.Line)
+		if c.Offset > 0 {
+			fmt.Fprintf(w, " +%#x", c.Offset)
+		}
+		w.WriteByte('\n')
+	}
+}
+
+// FormatLabels renders labels as {"k":"v", ...} in key order, as pprof's
+// debug=1 output does.
+func FormatLabels(m map[string]string) string {
+	keys := sortedKeys(m)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q:%q", k, m[k])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
