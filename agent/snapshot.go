@@ -19,6 +19,7 @@ func cmdSnapshot(ctx context.Context, args []string, stdout io.Writer, log *slog
 	pid := fs.Int("pid", 0, "process to snapshot (required)")
 	format := fs.String("format", "json", "output format: json, text, folded or pprof")
 	out := fs.String("out", "", "write to this file instead of standard output")
+	all := fs.Bool("all", false, "text format: include system goroutines and runtime frames the runtime's own dumps hide")
 	walker := fs.String("walker", "auto", "goroutine walker: auto (eBPF, else procmem), ebpf or procmem")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("snapshot: %v\nflags:\n%s", err, flagHelp(fs))}
@@ -26,7 +27,7 @@ func cmdSnapshot(ctx context.Context, args []string, stdout io.Writer, log *slog
 	if *pid <= 0 {
 		return usageError{"snapshot: --pid is required: the id of a running Go process (see goroscope ps)"}
 	}
-	write, err := snapshotWriter(*format)
+	write, err := snapshotWriter(*format, *all)
 	if err != nil {
 		return err
 	}
@@ -62,12 +63,14 @@ func cmdSnapshot(ctx context.Context, args []string, stdout io.Writer, log *slog
 	return nil
 }
 
-func snapshotWriter(format string) (func(io.Writer, *snapshot.Snapshot) error, error) {
+func snapshotWriter(format string, all bool) (func(io.Writer, *snapshot.Snapshot) error, error) {
 	switch format {
 	case "json":
 		return snapshot.WriteJSON, nil
 	case "text":
-		return snapshot.WriteText, nil
+		return func(w io.Writer, s *snapshot.Snapshot) error {
+			return snapshot.WriteText(w, s, snapshot.TextOptions{All: all})
+		}, nil
 	case "folded":
 		return snapshot.WriteFolded, nil
 	case "pprof":

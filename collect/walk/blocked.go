@@ -2,7 +2,6 @@ package walk
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/goroscope/goroscope/pkg/golayout"
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -25,17 +24,9 @@ type blockedReader struct {
 }
 
 // chanWait reports whether a wait reason parks on channels through g.waiting.
+// Waits on nil channels and empty selects park with no sudog.
 func chanWait(reason string) bool {
-	switch reason {
-	case "chan receive", "chan send", "select":
-		return true
-	}
-	return false
-}
-
-// syncWait reports whether a wait reason is a sync package or semaphore wait.
-func syncWait(reason string) bool {
-	return strings.HasPrefix(reason, "sync.") || strings.HasPrefix(reason, "semacquire")
+	return golayout.IsChanReason(reason) && !golayout.IsForeverReason(reason)
 }
 
 // forGoroutine describes what the goroutine whose g.waiting is waiting

@@ -8,6 +8,9 @@ import (
 	"github.com/goroscope/goroscope/bpf"
 )
 
+// ebpfMaxFrames is the deepest stack the BPF program walks.
+const ebpfMaxFrames = 128
+
 // EBPFWalker walks goroutines with goroscope's sleepable BPF task iterator,
 // which copies each g and walks its frame pointers inside the kernel.
 type EBPFWalker struct {
@@ -43,7 +46,9 @@ func (e *EBPFWalker) Walk(ctx context.Context, pid int, req Request, fn func(*Re
 			SchedSP: req.Off.SchedSP, SchedPC: req.Off.SchedPC, SchedBP: req.Off.SchedBP,
 			SyscallSP: req.Off.SyscallSP, SyscallPC: req.Off.SyscallPC, SyscallBP: req.Off.SyscallBP,
 		},
-		MaxFrames:     req.MaxFrames,
+		// Deeper stacks come back FlagTruncated; the decoder finishes them
+		// from userspace.
+		MaxFrames:     min(req.MaxFrames, ebpfMaxFrames),
 		MaxGoroutines: req.MaxGoroutines,
 	}
 	var rec Record

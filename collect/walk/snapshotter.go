@@ -51,9 +51,9 @@ func NewSnapshotter(t *Target, w Walker) *Snapshotter {
 	lr := &labelReader{mem: t.mem, cache: map[uint64]map[string]string{}}
 	if l.Labels.Kind == golayout.MapLabels {
 		lr.kind = labelsMap
-		m := l.Labels.Map
-		lr.hmapCount, lr.hmapB, lr.hmapBuckets, lr.hmapOldbuckets = m.Count, m.B, m.Buckets, m.Oldbuckets
-		lr.bucketSize, lr.bucketKeys, lr.bucketElems, lr.bucketOverflow = m.BucketSize, m.Keys, m.Elems, m.Overflow
+		h, b := l.Labels.Hmap, l.Labels.Bucket
+		lr.hmapCount, lr.hmapB, lr.hmapBuckets, lr.hmapOldbuckets = h.Count, h.B, h.Buckets, h.Oldbuckets
+		lr.bucketSize, lr.bucketKeys, lr.bucketElems, lr.bucketOverflow = b.Size, b.Keys, b.Values, b.Overflow
 	}
 	return &Snapshotter{
 		t: t, walker: w,
@@ -238,6 +238,14 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64, blocked *block
 		g.Frames, g.Truncated = prev.frames, prev.truncated
 	default:
 		pcs := r.PCs
+		if r.Flags&FlagTruncated != 0 && len(pcs) < int(t.Req.MaxFrames) {
+			// The walker's bound was lower than ours (the eBPF walker's
+			// is): read the whole stack again from userspace.
+			if full, err := walkOne(context.Background(), t.mem, t.Req, r.GAddr); err == nil && full != nil && full.Flags&FlagTorn == 0 &&
+				readFields(t.Layout, full.G).pc == f.pc && readFields(t.Layout, full.G).sp == f.sp {
+				pcs, g.Truncated = full.PCs, full.Flags&FlagTruncated != 0
+			}
+		}
 		if r.Flags&FlagNeedsFP != 0 {
 			pcs = s.unwindSyscall(pcs, &f)
 		} else if len(pcs) == 1 && f.pc == f.startpc {

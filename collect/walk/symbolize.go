@@ -15,6 +15,7 @@ import (
 // the target: a process has few distinct PCs and many goroutines.
 type symbolizer struct {
 	bin   *gobin.Binary
+	ids   gobin.FuncIDs
 	bias  uint64
 	cache map[symKey]symEntry
 	tmp   []gobin.Frame
@@ -33,7 +34,7 @@ type symEntry struct {
 }
 
 func newSymbolizer(bin *gobin.Binary, bias uint64) *symbolizer {
-	return &symbolizer{bin: bin, bias: bias, cache: make(map[symKey]symEntry)}
+	return &symbolizer{bin: bin, ids: bin.FuncIDs(), bias: bias, cache: make(map[symKey]symEntry)}
 }
 
 // injectsCall reports the functions after which the next pc is not a return address.
@@ -78,7 +79,8 @@ func (s *symbolizer) lookup(pc uint64, injected bool) symEntry {
 	for _, fr := range s.tmp {
 		e.frames = append(e.frames, snapshot.Frame{
 			Function: fr.Function, File: fr.File, Line: fr.Line, Inlined: fr.Inlined,
-			PC: pc, Offset: lpc - f.Entry,
+			Wrapper: fr.FuncID == s.ids.Wrapper,
+			PC:      pc, Offset: lpc - f.Entry,
 		})
 	}
 	if len(e.frames) == 0 {

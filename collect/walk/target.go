@@ -14,8 +14,8 @@ import (
 // Walk limits.
 const (
 	// DefaultMaxFrames bounds each stack; the runtime's own tracebacks print
-	// at most 100 frames.
-	DefaultMaxFrames = 128
+	// at most 100 frames; deeper stacks are kept whole for flame graphs.
+	DefaultMaxFrames = 1024
 	// DefaultMaxGoroutines bounds the allgs entries visited per walk.
 	DefaultMaxGoroutines = 1 << 21
 	// maxGSize bounds the bytes copied per g.

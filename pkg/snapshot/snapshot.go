@@ -135,6 +135,9 @@ type Frame struct {
 	Line     int    `json:"line"`
 	// Inlined is set for frames the compiler inlined into their caller.
 	Inlined bool `json:"inlined,omitempty"`
+	// Wrapper marks compiler-generated wrappers (method value and interface
+	// wrappers), which tracebacks hide.
+	Wrapper bool `json:"wrapper,omitempty"`
 	// PC is the program counter (run-time address) the frame was symbolised from.
 	PC uint64 `json:"-"`
 	// Offset is PC minus the entry of the physical function, as "+0x.." in tracebacks.

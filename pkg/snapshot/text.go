@@ -7,23 +7,36 @@ import (
 	"strings"
 )
 
+// TextOptions tune WriteText.
+type TextOptions struct {
+	// All prints system goroutines and every frame, as GOTRACEBACK=system does.
+	All bool
+}
+
 // WriteText writes s in the form of runtime.Stack(all) and
-// /debug/pprof/goroutine?debug=2, which prints every frame: one block per
-// goroutine, a header with state, wait reason and minutes waited, the frames
-// leaf first with file:line (and +0xoffset for physical frames), and the
-// creator. Argument values cannot be read from outside and print as "...".
-func WriteText(w io.Writer, s *Snapshot) error {
+// /debug/pprof/goroutine?debug=2: one block per goroutine, a header with
+// state, wait reason and minutes waited, the frames leaf first with
+// file:line (and +0xoffset for physical frames), and the creator. Like the
+// runtime, it hides system goroutines and runtime-internal frames unless
+// o.All is set. Argument values cannot be read from outside: they print as "...".
+func WriteText(w io.Writer, s *Snapshot, o TextOptions) error {
 	bw := bufio.NewWriter(w)
+	n := 0
 	for i := range s.Goroutines {
-		if i > 0 {
+		g := &s.Goroutines[i]
+		if g.System && !o.All {
+			continue
+		}
+		if n > 0 {
 			bw.WriteByte('\n')
 		}
-		writeGoroutine(bw, &s.Goroutines[i])
+		n++
+		writeGoroutine(bw, g, o)
 	}
 	return bw.Flush()
 }
 
-func writeGoroutine(w *bufio.Writer, g *Goroutine) {
+func writeGoroutine(w *bufio.Writer, g *Goroutine, o TextOptions) {
 	status := string(g.State)
 	if g.WaitReason != "" {
 		status = g.WaitReason
@@ -39,7 +52,11 @@ func writeGoroutine(w *bufio.Writer, g *Goroutine) {
 	if len(g.Labels) > 0 {
 		fmt.Fprintf(w, "# labels: %s\n", FormatLabels(g.Labels))
 	}
-	for _, f := range g.Frames {
+	frames := g.Frames
+	if !o.All {
+		frames = VisibleFrames(frames)
+	}
+	for _, f := range frames {
 		fmt.Fprintf(w, "%s(...)\n\t%s:%d", f.Function, f.File, f.Line)
 		if !f.Inlined && f.Offset > 0 {
 			fmt.Fprintf(w, " +%#x", f.Offset)
