@@ -1,0 +1,15 @@
+// Package golayout describes the Go runtime's data layouts and enumerations,
+// per Go version, as needed by an outside reader of a live Go process's
+// memory: the byte offsets of runtime.g, runtime.sudog, runtime.hchan,
+// runtime.waitq and runtime.m, the representation of goroutine profiler
+// labels, the goroutine status names and the wait-reason strings.
+//
+// Layouts come either from a binary's own DWARF (FromDWARF, exact for that
+// build) or from built-in tables generated from the real toolchains
+// (ForVersion, for stripped binaries). Only linux/amd64 is described.
+//
+// The tables in tables_gen.go are produced by internal/gen; regenerate them
+// with `go generate ./pkg/golayout` after adding a toolchain.
+package golayout
+
+//go:generate go run ./internal/gen -out tables_gen.go

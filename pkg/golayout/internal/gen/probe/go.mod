@@ -1,0 +1,3 @@
+module goroscope.probe/golayout
+
+go 1.21

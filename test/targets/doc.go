@@ -1,0 +1,8 @@
+// Package targets holds small Go programs that the goroscope tests profile.
+//
+// It is its own module with no dependencies so that every toolchain from
+// go1.21 to the newest one builds it. Each program lives in a subdirectory:
+//
+//   - population: a known goroutine population in every common state,
+//     with net/http/pprof and a /population description endpoint.
+package targets

@@ -1,0 +1,3 @@
+module goroscope.test/targets
+
+go 1.21
