@@ -69,8 +69,9 @@ func TestSnapshotMatchesRuntime(t *testing.T) {
 				tgt := targettest.Start(t, bin)
 				for _, w := range walkers {
 					t.Run(w.Name(), func(t *testing.T) {
-						matched, total := compareOnce(t, tgt, w)
+						matched, total, s := compareOnce(t, tgt, w)
 						stats.add("%-28s %-8s %4d/%-4d", name, w.Name(), matched, total)
+						checkPopulation(t, tgt, s)
 					})
 				}
 			})
@@ -110,7 +111,7 @@ func stableKey(g *snapshot.Goroutine) string {
 	return b.String()
 }
 
-func compareOnce(t *testing.T, tgt *targettest.Target, w walk.Walker) (matched, total int) {
+func compareOnce(t *testing.T, tgt *targettest.Target, w walk.Walker) (matched, total int, s2 *snapshot.Snapshot) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s1 := snap(t, tgt, w)
@@ -118,7 +119,7 @@ func compareOnce(t *testing.T, tgt *targettest.Target, w walk.Walker) (matched, 
 	if err != nil {
 		t.Fatalf("runtime dump: %v", err)
 	}
-	s2 := snap(t, tgt, w)
+	s2 = snap(t, tgt, w)
 	byID := map[uint64]*snapshot.Goroutine{}
 	for i := range s1.Goroutines {
 		byID[s1.Goroutines[i].ID] = &s1.Goroutines[i]
@@ -170,7 +171,7 @@ func compareOnce(t *testing.T, tgt *targettest.Target, w walk.Walker) (matched, 
 			t.Logf("runtime dump:\n%s\n\nsnapshot:\n%s", raw, b.String())
 		}
 	}
-	return matched, total
+	return matched, total, s2
 }
 
 // diff compares one goroutine of the runtime's dump with ours; "" if equal.
@@ -250,4 +251,114 @@ func dumpFrameList(fs []goroutinedump.Frame) string {
 		s = append(s, fmt.Sprintf("%s:%d", f.Function, f.Line))
 	}
 	return strings.Join(s, " < ")
+}
+
+// checkPopulation checks a snapshot against what the population target
+// says it created: every goroutine of every group, with the group's state,
+// pprof labels, thread lock and a frame of the group's function, and for
+// channel waits the channel it is blocked on.
+func checkPopulation(t *testing.T, tgt *targettest.Target, s *snapshot.Snapshot) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pop, err := tgt.Population(ctx)
+	if err != nil {
+		t.Fatalf("population: %v", err)
+	}
+	byID := map[uint64]*snapshot.Goroutine{}
+	for i := range s.Goroutines {
+		byID[s.Goroutines[i].ID] = &s.Goroutines[i]
+	}
+	var bad []string
+	for _, grp := range pop.Groups {
+		chans := map[string]bool{}
+		for _, id := range grp.IDs {
+			g, ok := byID[id]
+			if !ok {
+				bad = append(bad, fmt.Sprintf("%s: goroutine %d missing", grp.Name, id))
+				continue
+			}
+			got := string(g.State)
+			if g.WaitReason != "" {
+				got = g.WaitReason
+			}
+			statuses := grp.Statuses
+			if len(statuses) == 0 {
+				statuses = []string{grp.Status}
+			}
+			if !slicesContains(statuses, got) && !(got == "runnable" && slicesContains(statuses, "preempted")) {
+				bad = append(bad, fmt.Sprintf("%s: goroutine %d is %q, want one of %q", grp.Name, id, got, statuses))
+			}
+			if !mapsEqual(g.Labels, grp.Labels) {
+				bad = append(bad, fmt.Sprintf("%s: goroutine %d has labels %v, want %v", grp.Name, id, g.Labels, grp.Labels))
+			}
+			if g.LockedToThread != grp.LockedToThread {
+				bad = append(bad, fmt.Sprintf("%s: goroutine %d locked to thread %v", grp.Name, id, g.LockedToThread))
+			}
+			if g.State != snapshot.StateRunning && !hasFunc(g.Frames, grp.Frame) {
+				bad = append(bad, fmt.Sprintf("%s: goroutine %d has no frame %s: %s", grp.Name, id, grp.Frame, frameList(g.Frames)))
+			}
+			switch got {
+			case "chan receive", "chan send", "select":
+				b := g.BlockedOn
+				if b == nil || b.Kind != snapshot.BlockedOnChan {
+					bad = append(bad, fmt.Sprintf("%s: goroutine %d blocked on %+v, want a channel", grp.Name, id, b))
+					continue
+				}
+				chans[b.Address] = true
+				if got == "chan receive" && b.Receivers < 1 || got == "chan send" && b.Senders < 1 {
+					bad = append(bad, fmt.Sprintf("%s: goroutine %d waits on channel %s with %d receivers and %d senders", grp.Name, id, b.Address, b.Receivers, b.Senders))
+				}
+				if grp.Name == "chan-send-full" && (b.Capacity == 0 || b.Length != b.Capacity) {
+					bad = append(bad, fmt.Sprintf("%s: goroutine %d waits on channel with length %d of %d, want full", grp.Name, id, b.Length, b.Capacity))
+				}
+			case "chan receive (nil chan)", "select (no cases)":
+				if g.BlockedOn != nil {
+					bad = append(bad, fmt.Sprintf("%s: goroutine %d blocked on %+v, want nothing", grp.Name, id, g.BlockedOn))
+				}
+			}
+		}
+		// The groups that share one channel queue all their goroutines on it.
+		if grp.Name == "chan-receive" && len(chans) == 1 {
+			for _, id := range grp.IDs {
+				if g := byID[id]; g != nil && g.BlockedOn != nil && g.BlockedOn.Receivers != len(grp.IDs) {
+					bad = append(bad, fmt.Sprintf("%s: channel %s has %d receivers, want %d", grp.Name, g.BlockedOn.Address, g.BlockedOn.Receivers, len(grp.IDs)))
+					break
+				}
+			}
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("snapshot disagrees with the target's population:\n%s", strings.Join(bad, "\n"))
+	}
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
+
+func hasFunc(frames []snapshot.Frame, fn string) bool {
+	for _, f := range frames {
+		if f.Function == fn {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+//
+// Goroutine snapshot iterator for goroscope.
+//
+// A sleepable task iterator that, for the thread-group leader of one target
+// process, copies the runtime.allgs slice, each g, and the frame-pointer chain
+// of each goroutine's saved stack out of the target's memory with
+// bpf_copy_from_user_task, and emits one ring buffer record per live
+// goroutine. It deliberately interprets nothing beyond the walk rules that
+// the userspace process_vm_readv walker implements identically (see
+// walk.go). Per-walk parameters come from the walk_cfg map; the
+// outcome of a pass goes to walk_res so userspace can resume a pass that
+// stopped because the ring buffer was full or its time budget ran out.
+
+#include "vmlinux.h"
+#include "helpers.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define MAX_GSIZE 1024
+#define MAX_FRAMES 128
+#define HDR_SIZE 24
+#define REC_MAX (HDR_SIZE + MAX_GSIZE + MAX_FRAMES * 8)
+#define REC_BUF (HDR_SIZE + 2 * MAX_GSIZE + MAX_FRAMES * 8) // room for masked offsets
+#define PTR_BATCH 64
+#define SPAN_MAX 256
+#define WIN 1024 // stack window size, a power of two
+#define WAKE_EVERY 256
+
+// Record flags; mirrored by the Flag* constants in record.go.
+#define FLAG_TRUNCATED 1
+#define FLAG_FAULT 2
+#define FLAG_NEEDS_FP 4
+#define FLAG_TORN 8
+
+// Go runtime g statuses.
+#define G_IDLE 0
+#define G_RUNNING 2
+#define G_SYSCALL 3
+#define G_DEAD 6
+#define G_COPYSTACK 8
+#define G_SCAN 0x1000
+
+// walk_result.state values; mirrored in walk.go.
+enum walk_state {
+	STATE_NONE = 0,
+	STATE_DONE = 1,
+	STATE_RING_FULL = 2,
+	STATE_BUDGET = 3,
+	STATE_HEADER_FAULT = 4,
+	STATE_BAD_CONFIG = 5,
+};
+
+// Per-walk parameters, written by userspace before each pass.
+struct walk_config {
+	u64 allgs;      // address of runtime.allgs (slice header)
+	u64 allglen;    // address of runtime.allglen
+	u64 budget_ns;  // time budget of one pass
+	u32 pid;        // target tgid (init pid namespace)
+	u32 walk_id;    // copied into every record to tell walks apart
+	u32 start;      // allgs index to start (resume) at
+	u32 max_goroutines;
+	u32 gsize;      // bytes of each g to copy
+	u32 max_frames; // 1..MAX_FRAMES
+	s32 off_stack_lo;
+	s32 off_stack_hi;
+	s32 off_status;
+	s32 off_sched_sp;
+	s32 off_sched_pc;
+	s32 off_sched_bp;
+	s32 off_syscall_sp;
+	s32 off_syscall_pc;
+	s32 off_syscall_bp; // -1: runtime has no g.syscallbp
+	// Byte spans of g re-read for the torn check: they cover
+	// status+sched.sp+sched.pc and status+syscallsp+syscallpc.
+	u32 span_sched_off;
+	u32 span_sched_len;
+	u32 span_sys_off;
+	u32 span_sys_len;
+};
+
+// Outcome of one pass, read back by userspace.
+struct walk_result {
+	u32 found;   // the leader task of pid was iterated
+	u32 state;   // enum walk_state
+	u32 next;    // first allgs index not processed
+	u32 allglen; // min(len(allgs), allglen), saturated
+	u32 visited;
+	u32 emitted;
+	u32 dead;
+	u32 faults;
+	s64 err; // helper error behind STATE_HEADER_FAULT / STATE_RING_FULL
+};
+
+// Ring buffer record header; followed by gsize bytes of g and nframes u64 PCs.
+struct rec_hdr {
+	u32 walk_id;
+	u32 index;
+	u64 gaddr;
+	u32 flags;
+	u16 gsize;
+	u16 nframes;
+};
+
+struct scratch {
+	u8 rec[REC_BUF];
+	u64 ptrs[2 * PTR_BATCH]; // 2 *: room for the masked batch size
+	u8 span[SPAN_MAX + 8]; // + 8: masked offsets may reach SPAN_MAX - 1
+	u8 win[2 * WIN];       // stack window; 2 *: room for masked sizes
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct walk_config);
+} walk_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct walk_result);
+} walk_res SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct scratch);
+} walk_buf SEC(".maps");
+
+// Userspace may resize this before load (power of two, multiple of the page size).
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct walk_ctx {
+	struct task_struct *task;
+	struct walk_config *cfg;
+	struct walk_result *res;
+	struct scratch *s;
+	u64 ptrs_addr; // allgs backing array
+	u64 deadline;
+	u32 start;
+	u32 n;
+	u32 batch_base; // allgs index of s->ptrs[0]
+	u32 batch_len;  // valid entries in s->ptrs
+};
+
+// load_u64 reads the u64 at byte offset off of the copied g.
+static __always_inline u64 load_u64(struct scratch *s, s32 off)
+{
+	u32 o = off;
+
+	if (o > MAX_GSIZE - 8)
+		return 0;
+	// Re-bound after an optimization barrier: clang may otherwise check one
+	// copy of o and index with another, which the verifier rejects.
+	barrier_var(o);
+	o &= MAX_GSIZE - 1;
+	return *(u64 *)(s->rec + HDR_SIZE + o);
+}
+
+// load_u32 reads the u32 at byte offset off of the copied g.
+static __always_inline u32 load_u32(struct scratch *s, s32 off)
+{
+	u32 o = off;
+
+	if (o > MAX_GSIZE - 4)
+		return 0;
+	barrier_var(o);
+	o &= MAX_GSIZE - 1;
+	return *(u32 *)(s->rec + HDR_SIZE + o);
+}
+
+// span_u64 reads the u64 at g offset off from the torn-check re-read of span_off.
+static __always_inline u64 span_u64(struct scratch *s, s32 off, u32 span_off)
+{
+	u32 o = (u32)off - span_off;
+
+	if (o > SPAN_MAX - 8)
+		return 0;
+	barrier_var(o);
+	o &= SPAN_MAX - 1;
+	return *(u64 *)(s->span + o);
+}
+
+static __always_inline u32 span_u32(struct scratch *s, s32 off, u32 span_off)
+{
+	u32 o = (u32)off - span_off;
+
+	if (o > SPAN_MAX - 4)
+		return 0;
+	barrier_var(o);
+	o &= SPAN_MAX - 1;
+	return *(u32 *)(s->span + o);
+}
+
+// put_pc stores PC number nf of the record whose g part is gsize bytes.
+static __always_inline void put_pc(struct scratch *s, u32 gsize, u32 nf, u64 pc)
+{
+	if (gsize > MAX_GSIZE || nf >= MAX_FRAMES)
+		return;
+	// Masks after the barrier give the verifier bounds on the registers
+	// actually used (see load_u64); rec has room for the masked maxima.
+	barrier_var(gsize);
+	barrier_var(nf);
+	gsize &= 2 * MAX_GSIZE - 1;
+	nf &= MAX_FRAMES - 1;
+	*(u64 *)(s->rec + HDR_SIZE + gsize + nf * 8) = pc;
+}
+
+// load_gaddr returns allgs[idx], refilling the pointer batch as needed.
+// It returns -1 when the entry cannot be read.
+static __always_inline int load_gaddr(struct walk_ctx *c, u32 idx, u64 *gaddr)
+{
+	struct scratch *s = c->s;
+	u32 rel = idx - c->batch_base;
+
+	if (c->batch_len == 0 || rel >= c->batch_len) {
+		u32 cnt = c->n - idx;
+
+		if (cnt > PTR_BATCH)
+			cnt = PTR_BATCH;
+		if (cnt == 0)
+			return -1;
+		barrier_var(cnt);
+		cnt &= 2 * PTR_BATCH - 1; // a no-op that bounds the register for the verifier
+		c->batch_len = 0;
+		if (bpf_copy_from_user_task(s->ptrs, cnt * 8, (void *)(c->ptrs_addr + (u64)idx * 8),
+					    c->task, 0) != 0) {
+			// The batch may cross into an unreadable page; try the one entry.
+			cnt = 1;
+			if (bpf_copy_from_user_task(s->ptrs, 8, (void *)(c->ptrs_addr + (u64)idx * 8),
+						    c->task, 0) != 0)
+				return -1;
+		}
+		c->batch_base = idx;
+		c->batch_len = cnt;
+		rel = 0;
+	}
+	*gaddr = s->ptrs[rel & (PTR_BATCH - 1)];
+	return 0;
+}
+
+// frame_ctx is the state of one frame-pointer walk.
+struct frame_ctx {
+	struct task_struct *task;
+	struct scratch *s;
+	u64 lo, hi; // g.stack bounds
+	u64 fp, prev;
+	u64 wlo, whi; // stack window [wlo, whi) held in scratch.win
+	u32 gsize;
+	u32 nf; // PCs stored so far
+	u32 max_frames;
+	u32 flags;
+	u32 faults;
+};
+
+// read_frame reads the 16 bytes at fp (saved fp, return address). It serves
+// them from a copy of up to WIN bytes of stack starting at an earlier fp, and
+// refills that window when fp leaves it: one copy instead of one per frame.
+static __always_inline int read_frame(struct frame_ctx *fc, u64 fp, u64 *frame)
+{
+	struct scratch *s = fc->s;
+	u64 end;
+	u32 len, o;
+
+	if (fp < fc->wlo || fp + 16 > fc->whi) {
+		end = fc->hi;
+		if (end > fp + WIN)
+			end = fp + WIN;
+		len = end - fp;
+		fc->wlo = fc->whi = 0;
+		if (len < 16) { // only with a misaligned stack.hi: read the frame as is
+			len = 16;
+			end = fp + 16;
+		}
+		if (len > WIN)
+			return -1;
+		barrier_var(len);
+		len &= 2 * WIN - 1;
+		if (bpf_copy_from_user_task(s->win, len, (void *)fp, fc->task, 0) != 0)
+			// Maybe only the window's tail is unreadable: try the one frame.
+			return bpf_copy_from_user_task(frame, 16, (void *)fp, fc->task, 0) != 0 ? -1 : 0;
+		fc->wlo = fp;
+		fc->whi = end;
+	}
+	o = fp - fc->wlo;
+	if (o > WIN - 16)
+		return -1;
+	barrier_var(o);
+	o &= WIN - 1;
+	frame[0] = *(u64 *)(s->win + o);
+	frame[1] = *(u64 *)(s->win + o + 8);
+	return 0;
+}
+
+// walk_frame appends the return address of the frame at fc->fp; it returns 1 to stop.
+static long walk_frame(u64 j, struct frame_ctx *fc)
+{
+	u64 fp = fc->fp;
+	u64 frame[2];
+
+	if (fp == 0 || (fp & 7) != 0 || fp < fc->lo || fc->hi < 8 || fp >= fc->hi - 8 || fp <= fc->prev)
+		return 1;
+	if (fc->nf >= fc->max_frames) {
+		fc->flags |= FLAG_TRUNCATED;
+		return 1;
+	}
+	if (read_frame(fc, fp, frame) != 0) {
+		fc->flags |= FLAG_FAULT;
+		fc->faults++;
+		return 1;
+	}
+	if (frame[1] == 0)
+		return 1;
+	put_pc(fc->s, fc->gsize, fc->nf, frame[1]);
+	fc->nf++;
+	fc->prev = fp;
+	fc->fp = frame[0];
+	return 0;
+}
+
+static long walk_one(u64 i, struct walk_ctx *c)
+{
+	struct walk_config *cfg = c->cfg;
+	struct walk_result *res = c->res;
+	struct scratch *s = c->s;
+	struct rec_hdr *hdr;
+	u32 idx = c->start + (u32)i;
+	u32 gsize = cfg->gsize;
+	u32 max_frames = cfg->max_frames;
+	u32 flags = 0, nf = 0, faults = 0;
+	u32 status, st, span_off, span_len;
+	s32 off_sp, off_pc;
+	u64 gaddr = 0, pc = 0, fp = 0, size;
+	// Check the budget only after the first goroutine so every pass progresses.
+	if (i > 0 && bpf_ktime_get_ns() > c->deadline) {
+		res->next = idx;
+		res->state = STATE_BUDGET;
+		return 1;
+	}
+	if (gsize > MAX_GSIZE || max_frames > MAX_FRAMES) {
+		res->state = STATE_BAD_CONFIG; // checked in walk_goroutines; bounds for the verifier
+		return 1;
+	}
+
+	if (load_gaddr(c, idx, &gaddr) != 0) {
+		res->visited++;
+		res->faults++;
+		return 0;
+	}
+	if (gaddr == 0) {
+		res->visited++;
+		return 0;
+	}
+	if (bpf_copy_from_user_task(s->rec + HDR_SIZE, gsize, (void *)gaddr, c->task, 0) != 0) {
+		res->visited++;
+		res->faults++;
+		return 0;
+	}
+
+	status = load_u32(s, cfg->off_status);
+	st = status & ~G_SCAN;
+	if (st == G_IDLE || st == G_DEAD) {
+		res->visited++;
+		res->dead++;
+		return 0;
+	}
+
+	if (st == G_SYSCALL) {
+		off_sp = cfg->off_syscall_sp;
+		off_pc = cfg->off_syscall_pc;
+		span_off = cfg->span_sys_off;
+		span_len = cfg->span_sys_len;
+	} else {
+		off_sp = cfg->off_sched_sp;
+		off_pc = cfg->off_sched_pc;
+		span_off = cfg->span_sched_off;
+		span_len = cfg->span_sched_len;
+	}
+
+	if (st != G_RUNNING && st != G_COPYSTACK) {
+		int walk = 1;
+
+		pc = load_u64(s, off_pc);
+		if (st == G_SYSCALL) {
+			if (cfg->off_syscall_bp < 0) {
+				flags |= FLAG_NEEDS_FP;
+				walk = 0;
+			} else {
+				fp = load_u64(s, cfg->off_syscall_bp);
+			}
+		} else {
+			fp = load_u64(s, cfg->off_sched_bp);
+		}
+		if (pc != 0) {
+			put_pc(s, gsize, 0, pc);
+			nf = 1;
+		}
+		if (walk) {
+			struct frame_ctx fc = {
+				.task = c->task,
+				.s = s,
+				.lo = load_u64(s, cfg->off_stack_lo),
+				.hi = load_u64(s, cfg->off_stack_hi),
+				.fp = fp,
+				.gsize = gsize,
+				.nf = nf,
+				.max_frames = max_frames,
+			};
+
+			bpf_loop(MAX_FRAMES + 1, walk_frame, &fc, 0);
+			nf = fc.nf;
+			flags |= fc.flags;
+			faults += fc.faults;
+		}
+	}
+
+	// Torn check: did status or the saved sp/pc change while we walked?
+	if (span_len > SPAN_MAX)
+		span_len = SPAN_MAX;
+	if (bpf_copy_from_user_task(s->span, span_len, (void *)(gaddr + span_off), c->task, 0) != 0) {
+		flags |= FLAG_FAULT;
+		faults++;
+	} else if (span_u32(s, cfg->off_status, span_off) != status ||
+		   span_u64(s, off_sp, span_off) != load_u64(s, off_sp) ||
+		   span_u64(s, off_pc, span_off) != load_u64(s, off_pc)) {
+		flags |= FLAG_TORN;
+	}
+
+	hdr = (struct rec_hdr *)s->rec;
+	hdr->walk_id = cfg->walk_id;
+	hdr->index = idx;
+	hdr->gaddr = gaddr;
+	hdr->flags = flags;
+	hdr->gsize = gsize;
+	hdr->nframes = nf;
+
+	size = HDR_SIZE + gsize + nf * 8;
+	if (size > REC_MAX)
+		size = REC_MAX;
+	// Waking the reader costs an IPI per record; wake it every WAKE_EVERY
+	// records instead (it also polls, and drains the ring after each pass).
+	res->err = bpf_ringbuf_output(&events, s->rec, size,
+				      (res->emitted % WAKE_EVERY) == WAKE_EVERY - 1 ? BPF_RB_FORCE_WAKEUP
+										 : BPF_RB_NO_WAKEUP);
+	if (res->err != 0) {
+		res->next = idx;
+		res->state = STATE_RING_FULL;
+		return 1;
+	}
+	res->visited++;
+	res->emitted++;
+	res->faults += faults;
+	return 0;
+}
+
+SEC("iter.s/task")
+int walk_goroutines(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct walk_config *cfg;
+	struct walk_result *res;
+	struct scratch *s;
+	struct walk_ctx c = {};
+	u64 slice[2], allglen, n;
+	u32 zero = 0;
+
+	if (!task)
+		return 0;
+	cfg = bpf_map_lookup_elem(&walk_cfg, &zero);
+	res = bpf_map_lookup_elem(&walk_res, &zero);
+	s = bpf_map_lookup_elem(&walk_buf, &zero);
+	if (!cfg || !res || !s)
+		return 0;
+	if (task->pid != cfg->pid || task->tgid != cfg->pid)
+		return 0;
+	res->found = 1;
+
+	if (cfg->gsize > MAX_GSIZE || cfg->max_frames == 0 || cfg->max_frames > MAX_FRAMES ||
+	    cfg->span_sched_len > SPAN_MAX || cfg->span_sys_len > SPAN_MAX) {
+		res->state = STATE_BAD_CONFIG;
+		return 0;
+	}
+
+	res->err = bpf_copy_from_user_task(slice, sizeof(slice), (void *)cfg->allgs, task, 0);
+	if (res->err == 0)
+		res->err = bpf_copy_from_user_task(&allglen, sizeof(allglen), (void *)cfg->allglen, task, 0);
+	if (res->err != 0) {
+		res->state = STATE_HEADER_FAULT;
+		return 0;
+	}
+
+	n = slice[1];
+	if (allglen < n)
+		n = allglen;
+	res->allglen = n > 0xffffffffULL ? 0xffffffff : (u32)n;
+	if (n > cfg->max_goroutines)
+		n = cfg->max_goroutines;
+	if (cfg->start >= n) {
+		res->next = n;
+		res->state = STATE_DONE;
+		return 0;
+	}
+
+	c.task = task;
+	c.cfg = cfg;
+	c.res = res;
+	c.s = s;
+	c.ptrs_addr = slice[0];
+	c.start = cfg->start;
+	c.n = n;
+	c.deadline = bpf_ktime_get_ns() + cfg->budget_ns;
+	bpf_loop(n - c.start, walk_one, &c, 0);
+	if (res->state == STATE_NONE) {
+		res->next = n;
+		res->state = STATE_DONE;
+	}
+	return 0;
+}

@@ -1,0 +1,9 @@
+// Package bpf snapshots the goroutines of a running Go process from the
+// kernel: a sleepable BPF task iterator copies runtime.allgs, each g and the
+// frame-pointer chain of each parked goroutine out of the target's memory
+// (bpf_copy_from_user_task) and streams them to userspace over a ring buffer.
+//
+// It needs Linux >= 5.18 with BTF (CONFIG_DEBUG_INFO_BTF=y), and root or
+// CAP_BPF+CAP_PERFMON. On Linux >= 6.1 the iterator visits only the target
+// task; on older kernels it visits every task and filters in BPF.
+package bpf

@@ -1,0 +1,3 @@
+module goroscope.test/target
+
+go 1.21
