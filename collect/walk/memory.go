@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 	"unsafe"
 
@@ -42,8 +41,8 @@ func NewProcMem(pid int) (*ProcMem, error) {
 	switch {
 	case err == nil, errors.Is(err, ErrFault):
 		return m, nil
-	case errors.Is(err, syscall.ESRCH):
-		return nil, fmt.Errorf("read memory of pid %d: %w", pid, os.ErrNotExist)
+	case errors.Is(err, ErrProcessGone):
+		return nil, fmt.Errorf("read memory of pid %d: %w", pid, err)
 	case errors.Is(err, syscall.EPERM):
 		return nil, fmt.Errorf("read memory of pid %d: %w (run as root or grant CAP_SYS_PTRACE)", pid, err)
 	}
@@ -63,15 +62,23 @@ func (m *ProcMem) ReadAt(p []byte, addr uint64) error {
 	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(p)}}
 	n, err := unix.ProcessVMReadv(m.pid, local, remote, 0)
 	if err != nil {
-		if errors.Is(err, syscall.EFAULT) {
-			return fmt.Errorf("read %d bytes at %#x of pid %d: %w", len(p), addr, m.pid, ErrFault)
-		}
-		return fmt.Errorf("read %d bytes at %#x of pid %d: %w", len(p), addr, m.pid, err)
+		return fmt.Errorf("read %d bytes at %#x of pid %d: %w", len(p), addr, m.pid, classify(err))
 	}
 	if n != len(p) {
 		return fmt.Errorf("read %d bytes at %#x of pid %d: short read of %d: %w", len(p), addr, m.pid, n, ErrFault)
 	}
 	return nil
+}
+
+// classify maps process_vm_readv errors to the package's sentinels.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, syscall.EFAULT):
+		return ErrFault
+	case errors.Is(err, syscall.ESRCH):
+		return fmt.Errorf("no such process: %w", ErrProcessGone)
+	}
+	return err
 }
 
 // Read is one element of a batch: Len bytes at Addr into Buf[:Len].
@@ -110,7 +117,7 @@ func (m *ProcMem) ReadBatch(reads []Read) error {
 		}
 		n, err := unix.ProcessVMReadv(m.pid, local, remote, 0)
 		if err != nil && !errors.Is(err, syscall.EFAULT) {
-			return fmt.Errorf("read memory of pid %d: %w", m.pid, err)
+			return fmt.Errorf("read memory of pid %d: %w", m.pid, classify(err))
 		}
 		if n == want {
 			start = end

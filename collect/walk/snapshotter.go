@@ -161,6 +161,11 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 			snap.Dropped++
 		}
 	}
+	// A process that exited (or whose pid was reused) during the walk
+	// leaves a snapshot that may mix two moments or miss goroutines.
+	if err := t.Alive(); err != nil {
+		return nil, fmt.Errorf("walk pid %d: exited during the walk: %w", t.PID, err)
+	}
 	// A wrong layout reads garbage: refuse rather than report it.
 	total := len(snap.Goroutines) + bad
 	if total == 0 && st.AllgLen > 0 {

@@ -140,9 +140,12 @@ func (t *Target) Close() error { return t.Bin.Close() }
 // Alive reports whether the process is still the one attached: same pid and
 // same start time (a recycled pid has another).
 func (t *Target) Alive() error {
-	st, err := ProcStartTime(t.PID)
+	st, state, err := procStat(t.PID)
 	if err != nil {
 		return err
+	}
+	if state == 'Z' || state == 'X' {
+		return fmt.Errorf("pid %d exited: %w", t.PID, ErrProcessGone)
 	}
 	if st != t.StartTime {
 		return fmt.Errorf("pid %d was reused by another process (start time %d, attached %d): %w", t.PID, st, t.StartTime, ErrProcessGone)
@@ -157,33 +160,39 @@ var ErrProcessGone = errors.New("process gone")
 // ProcStartTime returns the start time of process pid in clock ticks after
 // boot, from /proc/PID/stat.
 func ProcStartTime(pid int) (uint64, error) {
+	st, _, err := procStat(pid)
+	return st, err
+}
+
+// procStat reads the start time and the state letter of process pid.
+func procStat(pid int) (uint64, byte, error) {
 	if pid <= 0 {
-		return 0, fmt.Errorf("pid %d: not a process id", pid)
+		return 0, 0, fmt.Errorf("pid %d: not a process id", pid)
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, fmt.Errorf("pid %d: no such process: %w", pid, ErrProcessGone)
+			return 0, 0, fmt.Errorf("pid %d: no such process: %w", pid, ErrProcessGone)
 		}
-		return 0, fmt.Errorf("pid %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	// The command name (field 2) may hold spaces and parentheses: fields
 	// start after the last ')'.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("pid %d: malformed /proc/%d/stat", pid, pid)
+		return 0, 0, fmt.Errorf("pid %d: malformed /proc/%d/stat", pid, pid)
 	}
 	fields := strings.Fields(s[i+1:])
 	// fields[0] is field 3 (state); starttime is field 22.
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("pid %d: malformed /proc/%d/stat", pid, pid)
+	if len(fields) < 20 || len(fields[0]) != 1 {
+		return 0, 0, fmt.Errorf("pid %d: malformed /proc/%d/stat", pid, pid)
 	}
 	v, err := strconv.ParseUint(fields[19], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("pid %d: start time in /proc/%d/stat: %w", pid, pid, err)
+		return 0, 0, fmt.Errorf("pid %d: start time in /proc/%d/stat: %w", pid, pid, err)
 	}
-	return v, nil
+	return v, fields[0][0], nil
 }
 
 // GoroutineCount counts the live goroutines of the target, reading only

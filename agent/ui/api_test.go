@@ -1,0 +1,198 @@
+package ui
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/goroscope/goroscope/pkg/snapshot"
+)
+
+// newTestServer serves the UI over a real store holding snapA and snapB.
+func newTestServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	st := openStore(t)
+	appendSnapshot(t, st, testProc, snapA())
+	appendSnapshot(t, st, testProc, snapB())
+	live := Process{Process: testProc, Live: true, Walker: "procmem", LastSnapshot: t1}
+	live.Counts = snapB().Counts
+	srv := httptest.NewServer(New(testSource{Store: st, live: []Process{live}}, nil))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, srv *httptest.Server, path string, wantStatus int) []byte {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("GET %s: status %d, want %d: %s", path, resp.StatusCode, wantStatus, body)
+	}
+	return body
+}
+
+func getJSON[T any](t *testing.T, srv *httptest.Server, path string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(get(t, srv, path, http.StatusOK), &v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return v
+}
+
+const procPath = "/api/processes/4242/777"
+
+func TestAPI(t *testing.T) {
+	srv := newTestServer(t)
+	at0, at1 := url.QueryEscape(t0.Format(time.RFC3339Nano)), url.QueryEscape(t1.Format(time.RFC3339Nano))
+
+	t.Run("processes", func(t *testing.T) {
+		rows := getJSON[[]ProcessRow](t, srv, "/api/processes")
+		if len(rows) != 1 || rows[0].PID != 4242 || !rows[0].Live || rows[0].Total != 8 || rows[0].ServiceName != "checkout" || rows[0].Counts.Waiting != 7 {
+			t.Errorf("processes %+v", rows)
+		}
+	})
+	t.Run("series", func(t *testing.T) {
+		s := getJSON[Series](t, srv, procPath+"/series")
+		if len(s.Moments) != 2 || !s.Moments[0].Equal(t0) || s.Total[0] != 6 || s.Total[1] != 8 ||
+			s.WaitReasons["chan receive"][1] != 5 || s.States["waiting"][0] != 5 {
+			t.Errorf("series %+v", s)
+		}
+		s = getJSON[Series](t, srv, procPath+"/series?from="+at1)
+		if len(s.Moments) != 1 || s.Total[0] != 8 {
+			t.Errorf("series from t1: %+v", s)
+		}
+	})
+	t.Run("flame", func(t *testing.T) {
+		tests := []struct {
+			query           string
+			entry           time.Time
+			total, unfilt   int64
+			unit, firstNode string
+		}{
+			{"", t1, 8, 8, "count", "main.poll"},
+			{"?at=" + at0, t0, 6, 6, "count", "main.start"},
+			{"?at=" + url.QueryEscape(t0.Add(5*time.Second).Format(time.RFC3339)), t0, 6, 6, "count", "main.start"},
+			{"?at=" + url.QueryEscape(t0.Add(-time.Hour).Format(time.RFC3339)), t0, 6, 6, "count", "main.start"},
+			{"?at=" + at0 + "&wait_reason=chan+receive", t0, 3, 6, "count", "main.start"},
+			{"?wait_reason=select", t1, 2, 8, "count", "main.poll"},
+			{"?label=handler%3Dapi&wait_duration=1s-10s", t1, 5, 8, "count", "main.start"},
+			{"?kind=goroutine_wall&at=" + at0 + "&state=waiting", t0, 3 + 2*10e9, 3 + 2*10e9, "nanoseconds", "main.start"},
+		}
+		for _, tt := range tests {
+			f := getJSON[FlameAnswer](t, srv, procPath+"/flame"+tt.query)
+			first := ""
+			if len(f.Root.Children) > 0 {
+				first = f.Root.Children[0].Name
+			}
+			if !f.Entry.Time.Equal(tt.entry) || f.Total != tt.total || f.UnfilteredTotal != tt.unfilt || f.Unit != tt.unit || first != tt.firstNode {
+				t.Errorf("flame%s: entry %v total %d/%d unit %s first %q; want %v %d/%d %s %q", tt.query,
+					f.Entry.Time, f.Total, f.UnfilteredTotal, f.Unit, first, tt.entry, tt.total, tt.unfilt, tt.unit, tt.firstNode)
+			}
+		}
+	})
+	t.Run("diff", func(t *testing.T) {
+		d := getJSON[DiffAnswer](t, srv, procPath+"/diff?from="+at0+"&to="+at1)
+		if d.FromTotal != 6 || d.ToTotal != 8 || len(d.Appeared) != 2 || len(d.Vanished) != 1 || d.Vanished[0].Delta != -2 {
+			t.Errorf("diff %+v", d.Diff)
+		}
+		d = getJSON[DiffAnswer](t, srv, procPath+"/diff?from="+at0+"&wait_reason=select") // to: newest
+		if !d.To.Time.Equal(t1) || len(d.Appeared) != 1 || d.Appeared[0].Delta != 2 || len(d.Vanished) != 0 {
+			t.Errorf("diff select %+v", d.Diff)
+		}
+	})
+	t.Run("goroutines", func(t *testing.T) {
+		g := getJSON[GoroutinesAnswer](t, srv, procPath+"/goroutines?at="+at0+"&q=mutex")
+		if g.Total != 6 || g.Matched != 2 || len(g.Goroutines) != 2 || g.Goroutines[0].ID != 10 || len(g.Goroutines[0].Frames) != 4 {
+			t.Errorf("goroutines %+v", g.Page)
+		}
+		g = getJSON[GoroutinesAnswer](t, srv, procPath+"/goroutines?limit=3&offset=1")
+		if g.Total != 8 || g.Matched != 8 || len(g.Goroutines) != 3 || g.Goroutines[0].ID != 2 {
+			t.Errorf("goroutines page %+v", g.Page)
+		}
+	})
+	t.Run("download", func(t *testing.T) {
+		// pprof unfiltered: the stored payload, a valid profile.
+		p, err := profile.Parse(bytes.NewReader(get(t, srv, procPath+"/download?kind=goroutines&at="+at0, 200)))
+		if err != nil || len(p.Sample) != 3 {
+			t.Fatalf("pprof download: %v, %d samples", err, len(p.Sample))
+		}
+		p, err = profile.Parse(bytes.NewReader(get(t, srv, procPath+"/download?kind=goroutines&at="+at0+"&state=running", 200)))
+		if err != nil || len(p.Sample) != 1 || p.Sample[0].Value[0] != 1 {
+			t.Fatalf("filtered pprof download: %v, %d samples", err, len(p.Sample))
+		}
+		folded := string(get(t, srv, procPath+"/download?kind=goroutines&format=folded&wait_reason=select", 200))
+		if want := "waiting: select;main.poll;runtime.selectgo;runtime.gopark 2\n"; folded != want {
+			t.Errorf("folded %q, want %q", folded, want)
+		}
+		var snap snapshot.Snapshot
+		if err := json.Unmarshal(get(t, srv, procPath+"/download?kind=snapshot&format=json&at="+at0, 200), &snap); err != nil || len(snap.Goroutines) != 6 || snap.PID != 4242 {
+			t.Errorf("snapshot json: %v, %d goroutines", err, len(snap.Goroutines))
+		}
+		folded = string(get(t, srv, procPath+"/download?kind=snapshot&format=folded&state=running", 200))
+		if folded != "running 1\n" {
+			t.Errorf("snapshot folded %q", folded)
+		}
+		zp := get(t, srv, procPath+"/download?kind=snapshot&format=pprof&at="+at0, 200)
+		if _, err := gzip.NewReader(bytes.NewReader(zp)); err != nil {
+			t.Errorf("snapshot pprof not gzipped: %v", err)
+		}
+		var fl FlameAnswer
+		if err := json.Unmarshal(get(t, srv, procPath+"/download?kind=goroutine_wall&format=json", 200), &fl); err != nil || fl.Unit != "nanoseconds" {
+			t.Errorf("wall json: %v %+v", err, fl.Flame)
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		for _, tt := range []struct {
+			path   string
+			status int
+			msg    string
+		}{
+			{"/api/processes/x/1/flame", 400, "positive number"},
+			{"/api/processes/1/-1/flame", 400, "start time"},
+			{procPath + "/flame?kind=process_cpu", 400, "kind="},
+			{procPath + "/flame?state=napping", 400, "state="},
+			{procPath + "/flame?at=yesterday", 400, "RFC 3339"},
+			{procPath + "/diff", 400, "from="},
+			{procPath + "/download?format=svg", 400, "format="},
+			{procPath + "/goroutines?limit=-1", 400, "limit="},
+			{"/api/processes/1/2/flame", 404, "no goroutines entry"},
+			{"/api/nothing", 404, "no API endpoint"},
+		} {
+			body := get(t, srv, tt.path, tt.status)
+			var e struct{ Error string }
+			if err := json.Unmarshal(body, &e); err != nil || !strings.Contains(e.Error, tt.msg) {
+				t.Errorf("%s: error %q (%v), want it to mention %q", tt.path, e.Error, err, tt.msg)
+			}
+		}
+	})
+	t.Run("page", func(t *testing.T) {
+		for path, want := range map[string]string{
+			"/":                           "static/app.js",
+			"/static/app.js":              "function processView",
+			"/static/vendor/d3/d3.min.js": "d3js.org",
+			"/static/vendor/d3-flame-graph/d3-flamegraph.umd.min.js": "flamegraph",
+			"/static/vendor/uplot/uPlot.iife.min.js":                 "uPlot",
+		} {
+			if body := string(get(t, srv, path, 200)); !strings.Contains(body, want) {
+				t.Errorf("%s does not contain %q", path, want)
+			}
+		}
+	})
+}

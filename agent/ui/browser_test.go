@@ -1,0 +1,205 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/pkg/fold"
+	"github.com/goroscope/goroscope/pkg/snapshot"
+	"github.com/goroscope/goroscope/pkg/store"
+	"github.com/goroscope/goroscope/test/targettest"
+)
+
+// browserPrereqs returns the chromium and node to run the browser test
+// with and the test/ui directory, skipping (failing in CI) when missing.
+func browserPrereqs(t *testing.T) (chromium, node, dir string) {
+	t.Helper()
+	missing := func(what string) {
+		msg := what + "; install with: apt-get install -y chromium nodejs npm && (cd test/ui && npm ci)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal("browser test must run in CI: " + msg)
+		}
+		t.Skip(msg)
+	}
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		missing("no chromium at " + chromium)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("no node on PATH")
+	}
+	dir, err = filepath.Abs(filepath.Join("..", "..", "test", "ui"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
+		missing("no playwright-core in " + filepath.Join(dir, "node_modules"))
+	}
+	return chromium, node, dir
+}
+
+// specResult is what test/ui/ui.spec.mjs measured in the page.
+type specResult struct {
+	Processes     int    `json:"processes"`
+	ListPID       int    `json:"list_pid"`
+	Unfiltered    int64  `json:"unfiltered"`
+	ChanReceive   int64  `json:"chan_receive"`
+	RectsAll      int    `json:"rects_all"`
+	RectsChan     int    `json:"rects_chan"`
+	Moments       int    `json:"moments"`
+	DiffTop       string `json:"diff_top"`
+	DiffTopDelta  int64  `json:"diff_top_delta"`
+	SearchMatched int    `json:"search_matched"`
+	SearchBefore  int    `json:"search_before"`
+	Downloads     int    `json:"downloads"`
+}
+
+// TestUIInBrowser fills a real store with snapshots of a growing population
+// target, serves the UI and drives it in chromium (test/ui/ui.spec.mjs):
+// the flame graph renders, filtering by "chan receive" changes it to that
+// many goroutines, the diff shows the grown goroutines and the goroutine
+// search finds them. Screenshots land in test/ui/artifacts/.
+func TestUIInBrowser(t *testing.T) {
+	chromium, node, dir := browserPrereqs(t)
+	const grow = 25
+	bin := targettest.Build(t, "population", targettest.BuildOpts{})
+	tgt := targettest.Start(t, bin, "-n", "4", "-grow", "25")
+	wt, err := walk.Attach(tgt.PID)
+	if err != nil {
+		t.Fatalf("attach to the population target: %v", err)
+	}
+	defer wt.Close()
+	snapper := walk.NewSnapshotter(wt, walk.ProcMemWalker{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	st := openStore(t)
+	proc := store.Process{PID: tgt.PID, StartTime: wt.StartTime, ServiceName: "population", Exe: wt.Exe, GoVersion: tgt.GoVersion}
+	var snaps []*snapshot.Snapshot
+	const moments = 4
+	for i := range moments {
+		if i > 0 {
+			time.Sleep(1100 * time.Millisecond) // the target grows every second
+		}
+		s, err := snapper.Snapshot(ctx)
+		if err != nil {
+			t.Fatalf("snapshot %d: %v", i, err)
+		}
+		appendSnapshot(t, st, proc, s)
+		snaps = append(snaps, s)
+	}
+	first, last := snaps[0], snaps[len(snaps)-1]
+	if grown := len(last.Goroutines) - len(first.Goroutines); grown < grow*(moments-2) {
+		t.Fatalf("population grew by %d goroutines over %d snapshots, want at least %d", grown, moments, grow*(moments-2))
+	}
+	liveProc := Process{Process: proc, Live: true, Counts: last.Counts, LastSnapshot: last.Time, Walker: last.Walker}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: New(testSource{Store: st, live: []Process{liveProc}}, nil), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	artifacts := filepath.Join(dir, "artifacts")
+	if err := os.RemoveAll(artifacts); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "ui.spec.mjs"), "http://"+ln.Addr().String()+"/", artifacts)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err = cmd.Run()
+	t.Logf("ui.spec.mjs ran %v; stdout:\n%s\nstderr:\n%s", time.Since(start).Round(time.Millisecond), stdout.String(), stderr.String())
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("browser test failed (exit %d); screenshots so far in %s", ee.ExitCode(), artifacts)
+		}
+		t.Fatalf("run node: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var got specResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("parse the spec's result line: %v", err)
+	}
+
+	// What the page showed must be what the store holds.
+	chanRecv, searchHits := 0, 0
+	for i := range last.Goroutines {
+		g := &last.Goroutines[i]
+		if g.WaitReason != "chan receive" {
+			continue
+		}
+		chanRecv++
+		for _, f := range g.Frames {
+			if strings.Contains(strings.ToLower(f.Function+" "+f.File), "parkchanrecv") {
+				searchHits++
+				break
+			}
+		}
+	}
+	fromP, toP := fold.Goroutines(first), fold.Goroutines(last)
+	d := BuildDiff(reparse(t, fromP), reparse(t, toP), Filter{WaitReason: "chan receive"})
+	if len(d.Appeared) == 0 {
+		t.Fatal("no appeared goroutines between the first and last snapshot")
+	}
+	checks := []struct {
+		name      string
+		got, want int64
+	}{
+		{"processes listed", int64(got.Processes), 1},
+		{"pid listed", int64(got.ListPID), int64(tgt.PID)},
+		{"moments offered", int64(got.Moments), moments},
+		{"flame total", got.Unfiltered, int64(len(last.Goroutines))},
+		{"flame total filtered by chan receive", got.ChanReceive, int64(chanRecv)},
+		{"largest appeared group", got.DiffTopDelta, d.Appeared[0].Delta},
+		{"goroutines found searching parkChanRecv", int64(got.SearchMatched), int64(searchHits)},
+		{"goroutines listed before the search (chan receive)", int64(got.SearchBefore), int64(chanRecv)},
+		{"download links", int64(got.Downloads), 9},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: page shows %d, store holds %d", c.name, c.got, c.want)
+		}
+	}
+	if d.Appeared[0].Delta < grow*(moments-2) {
+		t.Errorf("largest appeared group +%d, want at least the grown %d", d.Appeared[0].Delta, grow*(moments-2))
+	}
+	t.Logf("flame: %d goroutines in %d frames, %d chan receive in %d frames; diff top: %s; search: %d",
+		got.Unfiltered, got.RectsAll, got.ChanReceive, got.RectsChan, got.DiffTop, got.SearchMatched)
+}
+
+// reparse round-trips a profile through its encoding, as the store does.
+func reparse(t *testing.T, p *profile.Profile) *profile.Profile {
+	t.Helper()
+	var b bytes.Buffer
+	if err := p.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	q, err := profile.Parse(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}

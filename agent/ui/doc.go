@@ -1,0 +1,48 @@
+// Package ui is goroscope's own web UI, served by the agent (127.0.0.1:7070
+// by default) and the embedded default when no backend is configured. It
+// reads the agent's live view of processes and the local store (pkg/store).
+// All filtering, tree building and diffing is Go code in this package; the
+// browser only renders (plain HTML and JS, libraries vendored under
+// static/vendor and embedded, so building needs no network).
+//
+// Pages (one HTML page, routed by the URL fragment):
+//
+//	#/                       process list: service, pid, Go version, goroutines by state
+//	#/p/PID/START            one process: counts over time, flame graph with
+//	                         filters, diff of two moments, goroutine table, downloads
+//
+// JSON API. PID and START identify a process (START is its start time in
+// clock ticks after boot, store.ProcessKey). AT, FROM and TO are RFC 3339
+// times; each picks the newest stored entry at or before it (the oldest one
+// when none is before it; the newest when empty). Filters, accepted by flame,
+// diff, goroutines and download: state=, wait_reason=, wait_duration= (one of
+// fold.WaitBuckets) and label=k=v (repeatable; all must match). Errors are
+// {"error": "..."} with a 4xx or 5xx status.
+//
+//	GET /api/processes
+//	    [{pid, start_time, service_name, exe, go_version, live, counts,
+//	      total, last_snapshot, walker, error}] live and stored processes.
+//	GET /api/processes/{pid}/{start}/series?from=&to=
+//	    {moments: [RFC 3339 times of stored snapshots], total: [n per moment],
+//	     states: {state: [n per moment]}, wait_reasons: {reason: [n per moment]}}
+//	    from the entries' summaries, without reading payloads.
+//	GET /api/processes/{pid}/{start}/flame?kind=goroutines|goroutine_wall&at=&filters
+//	    {entry, unit, total, unfiltered_total, root: {name, value, children},
+//	     facets: {states, wait_reasons, wait_durations, labels}} where root is
+//	    the filtered profile as a call tree (value includes children) and
+//	    facets count the unfiltered profile's values per filterable label.
+//	GET /api/processes/{pid}/{start}/diff?from=&to=&filters
+//	    {from, to, from_total, to_total, appeared: [item], vanished: [item],
+//	     omitted} where an item is {stack: [frames, leaf first], labels, from,
+//	    to, delta}: goroutines grouped by stack and labels (wait_duration
+//	    excluded, since it changes as goroutines keep waiting); appeared has
+//	    delta > 0, vanished delta < 0, largest change first.
+//	GET /api/processes/{pid}/{start}/goroutines?at=&q=&offset=&limit=&filters
+//	    {entry, total, matched, offset, goroutines: [snapshot.Goroutine]} from
+//	    the snapshot entry; q is words that must all appear (case-insensitive)
+//	    in the id, state, wait reason, labels or any frame's function or file.
+//	GET /api/processes/{pid}/{start}/download?kind=&at=&format=pprof|folded|json&filters
+//	    an attachment: pprof is gzipped pprof (the stored payload itself when
+//	    unfiltered), folded is "root;...;leaf value" lines, json is the
+//	    snapshot (kind=snapshot) or the flame tree (profile kinds).
+package ui

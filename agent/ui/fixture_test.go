@@ -1,0 +1,161 @@
+package ui
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/goroscope/goroscope/pkg/fold"
+	"github.com/goroscope/goroscope/pkg/snapshot"
+	"github.com/goroscope/goroscope/pkg/store"
+)
+
+// Stacks of the hand-made snapshots, leaf first. main.worker is inlined
+// into main.loop (one PC, two frames).
+var (
+	stackRecv = []snapshot.Frame{
+		{Function: "runtime.gopark", File: "/go/src/runtime/proc.go", Line: 100, PC: 0x100},
+		{Function: "runtime.chanrecv1", File: "/go/src/runtime/chan.go", Line: 200, PC: 0x200},
+		{Function: "main.worker", File: "/app/w.go", Line: 10, PC: 0x300, Inlined: true},
+		{Function: "main.loop", File: "/app/w.go", Line: 20, PC: 0x300},
+		{Function: "main.start", File: "/app/w.go", Line: 30, PC: 0x400},
+	}
+	stackMutex = []snapshot.Frame{
+		{Function: "runtime.gopark", File: "/go/src/runtime/proc.go", Line: 100, PC: 0x100},
+		{Function: "sync.(*Mutex).Lock", File: "/go/src/sync/mutex.go", Line: 50, PC: 0x500},
+		{Function: "main.handle", File: "/app/h.go", Line: 5, PC: 0x600},
+		{Function: "main.start", File: "/app/w.go", Line: 30, PC: 0x400},
+	}
+	stackSelect = []snapshot.Frame{
+		{Function: "runtime.gopark", File: "/go/src/runtime/proc.go", Line: 100, PC: 0x100},
+		{Function: "runtime.selectgo", File: "/go/src/runtime/select.go", Line: 300, PC: 0x700},
+		{Function: "main.poll", File: "/app/p.go", Line: 7, PC: 0x800},
+	}
+)
+
+var (
+	testProc = store.Process{PID: 4242, StartTime: 777, ServiceName: "checkout", Exe: "/usr/bin/checkout", GoVersion: "go1.26.8"}
+	t0       = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	t1       = t0.Add(30 * time.Second)
+)
+
+// goroutines makes n goroutines parked on stack.
+func goroutines(firstID uint64, n int, reason string, wait float64, labels map[string]string, stack []snapshot.Frame) []snapshot.Goroutine {
+	out := make([]snapshot.Goroutine, n)
+	for i := range out {
+		out[i] = snapshot.Goroutine{ID: firstID + uint64(i), State: snapshot.StateWaiting, WaitReason: reason,
+			WaitingSeconds: wait, Labels: labels, Frames: stack}
+	}
+	return out
+}
+
+func makeSnapshot(at time.Time, gs ...[]snapshot.Goroutine) *snapshot.Snapshot {
+	s := &snapshot.Snapshot{PID: testProc.PID, Exe: testProc.Exe, GoVersion: testProc.GoVersion, Time: at, Walker: "procmem"}
+	for _, g := range gs {
+		s.Goroutines = append(s.Goroutines, g...)
+	}
+	for i := range s.Goroutines {
+		s.Counts.Add(s.Goroutines[i].State)
+	}
+	return s
+}
+
+// snapA: 3 chan receive (<1s, handler=api), 2 sync.Mutex.Lock (10s-1m), 1 running.
+func snapA() *snapshot.Snapshot {
+	return makeSnapshot(t0,
+		goroutines(1, 3, "chan receive", 0.5, map[string]string{"handler": "api"}, stackRecv),
+		goroutines(10, 2, "sync.Mutex.Lock", 20, nil, stackMutex),
+		[]snapshot.Goroutine{{ID: 20, State: snapshot.StateRunning}})
+}
+
+// snapB: 5 chan receive (now 1s-10s), the mutex waiters gone, 2 new select, 1 running.
+func snapB() *snapshot.Snapshot {
+	return makeSnapshot(t1,
+		goroutines(1, 5, "chan receive", 1.5, map[string]string{"handler": "api"}, stackRecv),
+		goroutines(30, 2, "select", 3, nil, stackSelect),
+		[]snapshot.Goroutine{{ID: 20, State: snapshot.StateRunning}})
+}
+
+// summaryOf is what the agent puts in an entry's Summary.
+func summaryOf(s *snapshot.Snapshot) map[string]float64 {
+	sum := map[string]float64{"goroutines": float64(len(s.Goroutines))}
+	for _, st := range snapshot.States {
+		if n := s.Counts.Get(st); n > 0 {
+			sum["state/"+string(st)] = float64(n)
+		}
+	}
+	for i := range s.Goroutines {
+		if r := s.Goroutines[i].WaitReason; r != "" {
+			sum["wait_reason/"+r]++
+		}
+	}
+	return sum
+}
+
+// wallProfile approximates a goroutine_wall profile for test data: each
+// goroutines sample valued by its count times the lower bound of its
+// wait-duration bucket (pkg/fold has no wall folder yet).
+func wallProfile(s *snapshot.Snapshot) *profile.Profile {
+	p := fold.Goroutines(s)
+	p.SampleType = []*profile.ValueType{{Type: "goroutine_wall", Unit: "nanoseconds"}}
+	p.PeriodType = p.SampleType[0]
+	p.DefaultSampleType = "goroutine_wall"
+	lower := map[string]int64{"<1s": 1, "1s-10s": 1e9, "10s-1m": 10e9, "1m-10m": 60e9, ">10m": 600e9}
+	for _, smp := range p.Sample {
+		b := ""
+		if v := smp.Label[fold.LabelWaitBucket]; len(v) > 0 {
+			b = v[0]
+		}
+		smp.Value[0] *= lower[b]
+	}
+	return p
+}
+
+// appendSnapshot stores s as the agent does: goroutines and goroutine_wall
+// profiles (gzipped pprof) and the gzipped JSON snapshot, with summaries.
+func appendSnapshot(tb testing.TB, st *store.Store, proc store.Process, s *snapshot.Snapshot) {
+	tb.Helper()
+	var gp, wp bytes.Buffer
+	if err := fold.Goroutines(s).Write(&gp); err != nil {
+		tb.Fatal(err)
+	}
+	if err := wallProfile(s).Write(&wp); err != nil {
+		tb.Fatal(err)
+	}
+	var js bytes.Buffer
+	zw := gzip.NewWriter(&js)
+	if err := json.NewEncoder(zw).Encode(s); err != nil {
+		tb.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	for kind, data := range map[string][]byte{store.KindGoroutines: gp.Bytes(), store.KindGoroutineWall: wp.Bytes(), store.KindSnapshot: js.Bytes()} {
+		if _, err := st.Append(store.Entry{Process: proc, Kind: kind, Time: s.Time, Summary: summaryOf(s), Data: data}); err != nil {
+			tb.Fatalf("append %s: %v", kind, err)
+		}
+	}
+}
+
+// testSource is the UI's Source over a real store and a fixed live list.
+type testSource struct {
+	*store.Store
+	live []Process
+}
+
+func (s testSource) Processes() []Process { return s.live }
+
+// openStore opens a store in a temporary directory.
+func openStore(tb testing.TB) *store.Store {
+	tb.Helper()
+	st, err := store.Open(tb.TempDir(), store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
+}

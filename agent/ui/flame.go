@@ -1,0 +1,237 @@
+package ui
+
+import (
+	"bufio"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/goroscope/goroscope/pkg/fold"
+)
+
+// maxFlameNodes bounds the nodes of one flame tree; frames past it are
+// folded into their parent (the parent keeps their value).
+const maxFlameNodes = 200_000
+
+// Node is one frame of a flame graph: Value includes the children's.
+type Node struct {
+	Name     string  `json:"name"`
+	Value    int64   `json:"value"`
+	Children []*Node `json:"children,omitempty"`
+
+	index map[string]*Node
+}
+
+// child returns n's child named name, creating it while the tree is under
+// its node budget (nil past it).
+func (n *Node) child(name string, budget *int) *Node {
+	if c, ok := n.index[name]; ok {
+		return c
+	}
+	if *budget <= 0 {
+		return nil
+	}
+	*budget--
+	c := &Node{Name: name}
+	if n.index == nil {
+		n.index = map[string]*Node{}
+	}
+	n.index[name] = c
+	n.Children = append(n.Children, c)
+	return c
+}
+
+// sortTree orders children by name, as flame graphs show them, recursively.
+func sortTree(n *Node) {
+	stack := []*Node{n}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		slices.SortFunc(x.Children, func(a, b *Node) int { return strings.Compare(a.Name, b.Name) })
+		stack = append(stack, x.Children...)
+	}
+}
+
+// sampleFrames returns a sample's function names root first, inlined calls
+// expanded (a location's lines are innermost first).
+func sampleFrames(s *profile.Sample) []string {
+	var out []string
+	for i := len(s.Location) - 1; i >= 0; i-- {
+		loc := s.Location[i]
+		for j := len(loc.Line) - 1; j >= 0; j-- {
+			name := "?"
+			if fn := loc.Line[j].Function; fn != nil && fn.Name != "" {
+				name = fn.Name
+			}
+			out = append(out, name)
+		}
+		if len(loc.Line) == 0 {
+			out = append(out, "0x"+strconv.FormatUint(loc.Address, 16))
+		}
+	}
+	return out
+}
+
+// sampleFramesLines returns a sample's frames leaf first as "func file:line".
+func sampleFramesLines(s *profile.Sample) []string {
+	var out []string
+	for _, loc := range s.Location {
+		for _, ln := range loc.Line {
+			name, file := "?", ""
+			if fn := ln.Function; fn != nil {
+				name, file = fn.Name, fn.Filename
+			}
+			out = append(out, name+" "+file+":"+strconv.FormatInt(ln.Line, 10))
+		}
+		if len(loc.Line) == 0 {
+			out = append(out, "0x"+strconv.FormatUint(loc.Address, 16))
+		}
+	}
+	return out
+}
+
+// Flame is a profile folded into a call tree, with what it can be filtered by.
+type Flame struct {
+	// Unit is the unit of the values ("count", "nanoseconds").
+	Unit string `json:"unit"`
+	// Total is the value of the samples that passed the filter.
+	Total int64 `json:"total"`
+	// UnfilteredTotal is the value of every sample.
+	UnfilteredTotal int64 `json:"unfiltered_total"`
+	Root            *Node `json:"root"`
+	// Truncated is set when the tree hit maxFlameNodes.
+	Truncated bool   `json:"truncated,omitempty"`
+	Facets    Facets `json:"facets"`
+}
+
+// Facets counts the value of the unfiltered profile per filterable label
+// value, so the UI can offer only values that exist.
+type Facets struct {
+	States        map[string]int64            `json:"states"`
+	WaitReasons   map[string]int64            `json:"wait_reasons"`
+	WaitDurations map[string]int64            `json:"wait_durations"`
+	Labels        map[string]map[string]int64 `json:"labels"`
+}
+
+// BuildFlame folds the samples of p that pass f into a tree rooted at a
+// node named root; value index 0 is used.
+func BuildFlame(p *profile.Profile, f Filter, root string) *Flame {
+	fl := &Flame{
+		Root: &Node{Name: root},
+		Facets: Facets{
+			States: map[string]int64{}, WaitReasons: map[string]int64{},
+			WaitDurations: map[string]int64{}, Labels: map[string]map[string]int64{},
+		},
+	}
+	if len(p.SampleType) > 0 {
+		fl.Unit = p.SampleType[0].Unit
+	}
+	budget := maxFlameNodes
+	for _, s := range p.Sample {
+		if len(s.Value) == 0 {
+			continue
+		}
+		v := s.Value[0]
+		fl.UnfilteredTotal += v
+		fl.Facets.add(s.Label, v)
+		if !f.MatchLabels(s.Label) {
+			continue
+		}
+		fl.Total += v
+		n := fl.Root
+		n.Value += v
+		for _, name := range sampleFrames(s) {
+			c := n.child(name, &budget)
+			if c == nil {
+				fl.Truncated = true
+				break
+			}
+			c.Value += v
+			n = c
+		}
+	}
+	sortTree(fl.Root)
+	return fl
+}
+
+func (fc *Facets) add(labels map[string][]string, v int64) {
+	for k, vs := range labels {
+		if len(vs) == 0 {
+			continue
+		}
+		switch k {
+		case fold.LabelState:
+			fc.States[vs[0]] += v
+		case fold.LabelWaitReason:
+			fc.WaitReasons[vs[0]] += v
+		case fold.LabelWaitBucket:
+			fc.WaitDurations[vs[0]] += v
+		default:
+			m := fc.Labels[k]
+			if m == nil {
+				if len(fc.Labels) >= maxFacetKeys {
+					continue
+				}
+				m = map[string]int64{}
+				fc.Labels[k] = m
+			}
+			if _, ok := m[vs[0]]; ok || len(m) < maxFacetValues {
+				m[vs[0]] += v
+			}
+		}
+	}
+}
+
+// Facet bounds: label keys and values per key reported.
+const (
+	maxFacetKeys   = 64
+	maxFacetValues = 256
+)
+
+// FilterProfile returns a copy of p keeping the samples that pass f.
+func FilterProfile(p *profile.Profile, f Filter) *profile.Profile {
+	q := p.Copy()
+	q.Sample = slices.DeleteFunc(q.Sample, func(s *profile.Sample) bool { return !f.MatchLabels(s.Label) })
+	return q
+}
+
+// WriteFolded writes the samples of p that pass f as folded stacks, rooted
+// at a frame naming state and wait reason like snapshot.WriteFolded:
+// "waiting: chan receive;main.main;main.worker 12", one line per distinct
+// stack, sorted.
+func WriteFolded(w io.Writer, p *profile.Profile, f Filter) error {
+	counts := map[string]int64{}
+	var b strings.Builder
+	for _, s := range p.Sample {
+		if len(s.Value) == 0 || !f.MatchLabels(s.Label) {
+			continue
+		}
+		b.Reset()
+		if st := s.Label[fold.LabelState]; len(st) > 0 {
+			b.WriteString(st[0])
+			if wr := s.Label[fold.LabelWaitReason]; len(wr) > 0 {
+				b.WriteString(": ")
+				b.WriteString(wr[0])
+			}
+		} else {
+			b.WriteString("all")
+		}
+		for _, name := range sampleFrames(s) {
+			b.WriteByte(';')
+			b.WriteString(strings.ReplaceAll(name, ";", ":"))
+		}
+		counts[b.String()] += s.Value[0]
+	}
+	bw := bufio.NewWriter(w)
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		bw.WriteString(k)
+		bw.WriteByte(' ')
+		bw.WriteString(strconv.FormatInt(counts[k], 10))
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}

@@ -1,0 +1,171 @@
+package ui
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/goroscope/goroscope/pkg/snapshot"
+	"github.com/goroscope/goroscope/pkg/store"
+)
+
+// Source is what the UI reads: the agent's live view plus the local store.
+type Source interface {
+	// Processes returns the processes known now (live and recently seen).
+	Processes() []Process
+	// List returns stored entries (pkg/store).
+	List(q store.Query) ([]store.Meta, error)
+	// Read returns an entry's payload.
+	Read(id uint64) ([]byte, error)
+}
+
+// Process is one process as the agent knows it now.
+type Process struct {
+	store.Process
+	// Live is set while the process runs and is watched.
+	Live bool `json:"live"`
+	// Counts are the goroutines per state in the last snapshot.
+	Counts snapshot.Counts `json:"counts"`
+	// LastSnapshot is when the last snapshot was taken.
+	LastSnapshot time.Time `json:"last_snapshot"`
+	// Walker names the walker used ("ebpf", "procmem").
+	Walker string `json:"walker,omitempty"`
+	// Error is the last collection error, if any.
+	Error string `json:"error,omitempty"`
+}
+
+//go:embed static
+var staticFiles embed.FS
+
+// server answers the UI's requests.
+type server struct {
+	src Source
+	log *slog.Logger
+}
+
+// New returns the UI handler: the page at /, its assets under /static/ and
+// the JSON API under /api/ (see the package documentation).
+func New(src Source, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{src: src, log: log}
+	static, err := fs.Sub(staticFiles, "static")
+	if err != nil { // cannot happen: the directory is embedded
+		panic(fmt.Sprintf("ui: embedded static files: %v", err))
+	}
+	mux := http.NewServeMux()
+	files := http.FileServerFS(static)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", files))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, static, "index.html")
+	})
+	mux.HandleFunc("GET /api/processes", s.api(s.processes))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/series", s.api(s.series))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/flame", s.api(s.flame))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/diff", s.api(s.diff))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/goroutines", s.api(s.goroutines))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/download", s.download)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &httpError{http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s; see the list in package ui's documentation", r.Method, r.URL.Path)})
+	})
+	return securityHeaders(mux)
+}
+
+// securityHeaders keeps the UI's pages from being framed or sniffed.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// httpError is an error with the status to answer it with.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
+}
+
+// api adapts a handler returning a value to JSON.
+func (s *server) api(fn func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r)
+		if err != nil {
+			s.logError(r, err)
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		if err := enc.Encode(v); err != nil {
+			s.log.Debug("ui: write response", "path", r.URL.Path, "err", err)
+		}
+	}
+}
+
+func (s *server) logError(r *http.Request, err error) {
+	var he *httpError
+	if errors.As(err, &he) && he.status < 500 {
+		s.log.Debug("ui: bad request", "path", r.URL.Path, "err", err)
+		return
+	}
+	s.log.Warn("ui: request failed", "path", r.URL.Path, "query", r.URL.RawQuery, "err", err)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	var he *httpError
+	if errors.As(err, &he) {
+		status = he.status
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// processKey reads {pid}/{start} from the path.
+func processKey(r *http.Request) (store.ProcessKey, error) {
+	pid, err := strconv.Atoi(r.PathValue("pid"))
+	if err != nil || pid <= 0 {
+		return store.ProcessKey{}, badRequest("process id %q: want a positive number", r.PathValue("pid"))
+	}
+	start, err := strconv.ParseUint(r.PathValue("start"), 10, 64)
+	if err != nil {
+		return store.ProcessKey{}, badRequest("process start time %q: want clock ticks after boot, a number", r.PathValue("start"))
+	}
+	return store.ProcessKey{PID: pid, StartTime: start}, nil
+}
+
+// parseTime reads an optional RFC 3339 time parameter.
+func parseTime(r *http.Request, name string) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, badRequest("%s=%q: want an RFC 3339 time like 2026-01-02T15:04:05Z", name, v)
+	}
+	return t, nil
+}
