@@ -1,0 +1,113 @@
+package fold
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/goroscope/goroscope/pkg/snapshot"
+)
+
+func testSnapshot() *snapshot.Snapshot {
+	park := []snapshot.Frame{
+		{Function: "runtime.gopark", File: "proc.go", Line: 435, PC: 0x10},
+		{Function: "main.inner", File: "main.go", Line: 7, PC: 0x20, Inlined: true},
+		{Function: "main.worker", File: "main.go", Line: 12, PC: 0x20},
+		{Function: "runtime.goexit", File: "asm.s", Line: 1, PC: 0x30},
+	}
+	return &snapshot.Snapshot{
+		Time: time.Unix(1000, 0),
+		Goroutines: []snapshot.Goroutine{
+			{ID: 1, State: snapshot.StateWaiting, WaitReason: "chan receive", WaitingSeconds: 30, Frames: park},
+			{ID: 2, State: snapshot.StateWaiting, WaitReason: "chan receive", WaitingSeconds: 45, Frames: park},
+			{ID: 3, State: snapshot.StateWaiting, WaitReason: "chan receive", WaitingSeconds: 0.5, Frames: park},
+			{ID: 4, State: snapshot.StateWaiting, WaitReason: "chan receive", WaitingSeconds: 30, Frames: park, Labels: map[string]string{"tenant": "acme"}},
+			{ID: 5, State: snapshot.StateRunning, Frames: []snapshot.Frame{}},
+		},
+	}
+}
+
+// sampleKey renders a sample's labels and stack for comparisons.
+func sampleKey(s *profile.Sample) string {
+	var b bytes.Buffer
+	for _, k := range []string{LabelState, LabelWaitReason, LabelWaitBucket, "tenant"} {
+		if v := s.Label[k]; len(v) > 0 {
+			b.WriteString(k + "=" + v[0] + " ")
+		}
+	}
+	for _, l := range s.Location {
+		for _, ln := range l.Line {
+			b.WriteString(ln.Function.Name + ";")
+		}
+	}
+	return b.String()
+}
+
+func TestFold(t *testing.T) {
+	s := testSnapshot()
+	for _, tc := range []struct {
+		name string
+		p    *profile.Profile
+		typ  string
+		want map[string]int64
+	}{
+		{"goroutines", Goroutines(s), "goroutines", map[string]int64{
+			"state=waiting wait_reason=chan receive wait_duration=10s-1m runtime.gopark;main.inner;main.worker;runtime.goexit;":             2,
+			"state=waiting wait_reason=chan receive wait_duration=<1s runtime.gopark;main.inner;main.worker;runtime.goexit;":                1,
+			"state=waiting wait_reason=chan receive wait_duration=10s-1m tenant=acme runtime.gopark;main.inner;main.worker;runtime.goexit;": 1,
+			"state=running ": 1,
+		}},
+		{"goroutine_wall", GoroutineWall(s, 10*time.Second), "wall", map[string]int64{
+			"state=waiting wait_reason=chan receive wait_duration=10s-1m runtime.gopark;main.inner;main.worker;runtime.goexit;":             2e10,
+			"state=waiting wait_reason=chan receive wait_duration=<1s runtime.gopark;main.inner;main.worker;runtime.goexit;":                1e10,
+			"state=waiting wait_reason=chan receive wait_duration=10s-1m tenant=acme runtime.gopark;main.inner;main.worker;runtime.goexit;": 1e10,
+			"state=running ": 1e10,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Round-trip through the encoding to check the profile is valid.
+			var buf bytes.Buffer
+			if err := tc.p.Write(&buf); err != nil {
+				t.Fatal(err)
+			}
+			p, err := profile.Parse(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.SampleType[0].Type != tc.typ {
+				t.Errorf("sample type %s, want %s", p.SampleType[0].Type, tc.typ)
+			}
+			got := map[string]int64{}
+			for _, s := range p.Sample {
+				got[sampleKey(s)] += s.Value[0]
+			}
+			if len(got) != len(tc.want) {
+				t.Errorf("%d distinct samples, want %d: %v", len(got), len(tc.want), got)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("sample %q = %d, want %d", k, got[k], v)
+				}
+			}
+			// The inlined frame shares its caller's location.
+			for _, l := range p.Location {
+				if len(l.Line) == 2 && (l.Line[0].Function.Name != "main.inner" || l.Line[1].Function.Name != "main.worker") {
+					t.Errorf("inlined location lines %v", l.Line)
+				}
+			}
+		})
+	}
+}
+
+func TestWaitBucket(t *testing.T) {
+	for _, tc := range []struct {
+		s    float64
+		want string
+	}{{0, ""}, {0.2, "<1s"}, {1, "1s-10s"}, {9.99, "1s-10s"}, {10, "10s-1m"}, {60, "1m-10m"}, {599, "1m-10m"}, {600, ">10m"}, {1e6, ">10m"}} {
+		if got := WaitBucket(tc.s); got != tc.want {
+			t.Errorf("WaitBucket(%v) = %q, want %q", tc.s, got, tc.want)
+		}
+	}
+}

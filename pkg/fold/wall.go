@@ -1,0 +1,26 @@
+package fold
+
+import (
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/goroscope/goroscope/pkg/snapshot"
+)
+
+// GoroutineWall folds a snapshot into a "goroutine_wall" profile (sample
+// type wall/nanoseconds): each goroutine contributes the interval it was
+// observed in its state and stack, so summing profiles over time shows
+// where wall-clock time goes, on-CPU and off-CPU together — the fgprof idea,
+// measured from outside. interval is the time since the previous snapshot of
+// the process (the snapshot interval for the first). Running goroutines
+// have no stack in a snapshot; they count under their state alone.
+func GoroutineWall(s *snapshot.Snapshot, interval time.Duration) *profile.Profile {
+	b := newBuilder(s.Time, []*profile.ValueType{{Type: "wall", Unit: "nanoseconds"}})
+	b.p.Period = int64(interval)
+	b.p.DurationNanos = int64(interval)
+	for i := range s.Goroutines {
+		b.add(&s.Goroutines[i], int64(interval))
+	}
+	return b.finish()
+}
