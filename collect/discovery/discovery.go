@@ -27,6 +27,11 @@ type Process struct {
 	GoVersion string
 	// MainModule is the module path of the program, when built in module mode.
 	MainModule string
+	// ServiceName names the process in profiles and series; ServiceSource
+	// says where the name came from (rule, systemd, kubernetes, exe).
+	ServiceName, ServiceSource string
+	// Cgroup is the process's cgroup path.
+	Cgroup string
 }
 
 // exeKey identifies an executable file regardless of its path.
@@ -45,7 +50,9 @@ type exeInfo struct {
 // rescan costs one stat per process.
 type Scanner struct {
 	// Proc is the proc file system root; "/proc" if empty.
-	Proc  string
+	Proc string
+	// Rules choose and name processes; nil watches every Go process.
+	Rules *Rules
 	cache map[exeKey]exeInfo
 }
 
@@ -72,7 +79,7 @@ func (s *Scanner) Scan() ([]Process, error) {
 			continue
 		}
 		p, ok := s.inspect(proc, pid)
-		if ok {
+		if ok && s.Rules.Watched(&p) {
 			out = append(out, p)
 		}
 	}
@@ -136,6 +143,7 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 		p.Cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 	}
+	p.ServiceName, p.ServiceSource = s.serviceName(proc, &p)
 	return p, true
 }
 
