@@ -4,6 +4,7 @@
 //
 // Usage:
 //
+//	goroscope agent [--config FILE] [--listen ADDR] [--data-dir DIR] [--snapshot-interval 10s]
 //	goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE] [--walker auto|ebpf|procmem]
 //	goroscope ps [--walker auto|ebpf|procmem]
 //	goroscope version
@@ -46,6 +47,7 @@ func (u usageError) Error() string { return u.msg }
 const usage = `usage: goroscope <command> [flags]
 
 commands:
+  agent      the daemon: watch every Go process, store profiles, serve the web UI and /metrics
   snapshot   every goroutine of one Go process: goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE]
   ps         the Go processes on this host
   version    print the version
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	switch args[0] {
+	case "agent":
+		return cmdAgent(ctx, args[1:], stderr)
 	case "snapshot":
 		return cmdSnapshot(ctx, args[1:], stdout, log)
 	case "ps":

@@ -93,7 +93,7 @@ func TestAPI(t *testing.T) {
 			{"?at=" + at0 + "&wait_reason=chan+receive", t0, 3, 6, "count", "main.start"},
 			{"?wait_reason=select", t1, 2, 8, "count", "main.poll"},
 			{"?label=handler%3Dapi&wait_duration=1s-10s", t1, 5, 8, "count", "main.start"},
-			{"?kind=goroutine_wall&at=" + at0 + "&state=waiting", t0, 3 + 2*10e9, 3 + 2*10e9, "nanoseconds", "main.start"},
+			{"?kind=goroutine_wall&at=" + at0 + "&state=waiting", t0, 5 * int64(wallInterval), 6 * int64(wallInterval), "nanoseconds", "main.start"},
 		}
 		for _, tt := range tests {
 			f := getJSON[FlameAnswer](t, srv, procPath+"/flame"+tt.query)
@@ -179,6 +179,21 @@ func TestAPI(t *testing.T) {
 			var e struct{ Error string }
 			if err := json.Unmarshal(body, &e); err != nil || !strings.Contains(e.Error, tt.msg) {
 				t.Errorf("%s: error %q (%v), want it to mention %q", tt.path, e.Error, err, tt.msg)
+			}
+		}
+	})
+	t.Run("headers", func(t *testing.T) {
+		resp, err := http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("Content-Security-Policy %q", csp)
+		}
+		for _, lib := range []string{"d3", "d3-flame-graph", "uplot"} {
+			if b, err := staticFiles.ReadFile("static/vendor/" + lib + "/LICENSE"); err != nil || len(b) < 100 {
+				t.Errorf("vendored %s has no LICENSE embedded: %v", lib, err)
 			}
 		}
 	})

@@ -28,7 +28,7 @@ import (
 func browserPrereqs(t *testing.T) (chromium, node, dir string) {
 	t.Helper()
 	missing := func(what string) {
-		msg := what + "; install with: apt-get install -y chromium nodejs npm && (cd test/ui && npm ci)"
+		msg := what + "; install with: apt-get install -y chromium && (cd test/ui && npm ci)"
 		if os.Getenv("CI") == "true" {
 			t.Fatal("browser test must run in CI: " + msg)
 		}

@@ -42,7 +42,9 @@
 //	    the snapshot entry; q is words that must all appear (case-insensitive)
 //	    in the id, state, wait reason, labels or any frame's function or file.
 //	GET /api/processes/{pid}/{start}/download?kind=&at=&format=pprof|folded|json&filters
-//	    an attachment: pprof is gzipped pprof (the stored payload itself when
-//	    unfiltered), folded is "root;...;leaf value" lines, json is the
-//	    snapshot (kind=snapshot) or the flame tree (profile kinds).
+//	    an attachment (kind defaults to goroutines, format to pprof): pprof
+//	    is gzipped pprof (the stored payload itself when unfiltered; for
+//	    kind=snapshot the goroutines profile folded from it), folded is
+//	    "state: wait reason;root;...;leaf value" lines, json is the snapshot
+//	    (kind=snapshot) or the flame answer (profile kinds).
 package ui

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/pprof/profile"
-
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -80,40 +78,9 @@ func snapB() *snapshot.Snapshot {
 		[]snapshot.Goroutine{{ID: 20, State: snapshot.StateRunning}})
 }
 
-// summaryOf is what the agent puts in an entry's Summary.
-func summaryOf(s *snapshot.Snapshot) map[string]float64 {
-	sum := map[string]float64{"goroutines": float64(len(s.Goroutines))}
-	for _, st := range snapshot.States {
-		if n := s.Counts.Get(st); n > 0 {
-			sum["state/"+string(st)] = float64(n)
-		}
-	}
-	for i := range s.Goroutines {
-		if r := s.Goroutines[i].WaitReason; r != "" {
-			sum["wait_reason/"+r]++
-		}
-	}
-	return sum
-}
-
-// wallProfile approximates a goroutine_wall profile for test data: each
-// goroutines sample valued by its count times the lower bound of its
-// wait-duration bucket (pkg/fold has no wall folder yet).
-func wallProfile(s *snapshot.Snapshot) *profile.Profile {
-	p := fold.Goroutines(s)
-	p.SampleType = []*profile.ValueType{{Type: "goroutine_wall", Unit: "nanoseconds"}}
-	p.PeriodType = p.SampleType[0]
-	p.DefaultSampleType = "goroutine_wall"
-	lower := map[string]int64{"<1s": 1, "1s-10s": 1e9, "10s-1m": 10e9, "1m-10m": 60e9, ">10m": 600e9}
-	for _, smp := range p.Sample {
-		b := ""
-		if v := smp.Label[fold.LabelWaitBucket]; len(v) > 0 {
-			b = v[0]
-		}
-		smp.Value[0] *= lower[b]
-	}
-	return p
-}
+// wallInterval is the snapshot interval the test data's goroutine_wall
+// profiles cover.
+const wallInterval = 10 * time.Second
 
 // appendSnapshot stores s as the agent does: goroutines and goroutine_wall
 // profiles (gzipped pprof) and the gzipped JSON snapshot, with summaries.
@@ -123,7 +90,7 @@ func appendSnapshot(tb testing.TB, st *store.Store, proc store.Process, s *snaps
 	if err := fold.Goroutines(s).Write(&gp); err != nil {
 		tb.Fatal(err)
 	}
-	if err := wallProfile(s).Write(&wp); err != nil {
+	if err := fold.GoroutineWall(s, wallInterval).Write(&wp); err != nil {
 		tb.Fatal(err)
 	}
 	var js bytes.Buffer
@@ -135,7 +102,7 @@ func appendSnapshot(tb testing.TB, st *store.Store, proc store.Process, s *snaps
 		tb.Fatal(err)
 	}
 	for kind, data := range map[string][]byte{store.KindGoroutines: gp.Bytes(), store.KindGoroutineWall: wp.Bytes(), store.KindSnapshot: js.Bytes()} {
-		if _, err := st.Append(store.Entry{Process: proc, Kind: kind, Time: s.Time, Summary: summaryOf(s), Data: data}); err != nil {
+		if _, err := st.Append(store.Entry{Process: proc, Kind: kind, Time: s.Time, Summary: fold.Summary(s), Data: data}); err != nil {
 			tb.Fatalf("append %s: %v", kind, err)
 		}
 	}

@@ -81,7 +81,7 @@ func TestBuildFlame(t *testing.T) {
 func TestBuildFlameNodeBudget(t *testing.T) {
 	// Distinct deep stacks past the node budget are cut, values kept.
 	s := &snapshot.Snapshot{}
-	const n, depth = 100, 3000
+	const n, depth = 100, maxFlameNodes/100 + 10
 	for i := range n {
 		frames := make([]snapshot.Frame, depth)
 		for j := range frames {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -59,11 +60,20 @@ func TestSnapshotMatchesRuntime(t *testing.T) {
 		t.Logf("match rate per build (stable goroutines identical to the runtime's own dump):\n%s", strings.Join(stats.rows, "\n"))
 	})
 	for _, ver := range targettest.Toolchains() {
-		for _, opts := range []targettest.BuildOpts{
+		builds := []targettest.BuildOpts{
 			{GoVersion: ver},
 			{GoVersion: ver, Stripped: true},
-		} {
+		}
+		if ver == "" || ver == runtime.Version() || strings.HasPrefix(ver, "go1.21") {
+			// cgo programs have extra Ms and, since Go 1.26, dead
+			// goroutines parked on them; and a PIE layout.
+			builds = append(builds, targettest.BuildOpts{GoVersion: ver, Cgo: true, PIE: true})
+		}
+		for _, opts := range builds {
 			name := fmt.Sprintf("%s/stripped=%v", displayVersion(ver), opts.Stripped)
+			if opts.Cgo {
+				name = fmt.Sprintf("%s/cgo+pie", displayVersion(ver))
+			}
 			t.Run(name, func(t *testing.T) {
 				bin := targettest.Build(t, "population", opts)
 				tgt := targettest.Start(t, bin)

@@ -111,6 +111,13 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 		decodeE error
 	)
 	decode := func(r *Record) error {
+		// Walkers may pass on goroutines the runtime keeps but that do not
+		// exist for anyone else: dead ones, and Go 1.26's dead goroutines
+		// parked on cgo's extra Ms.
+		switch le32(r.G, int64(t.Req.Off.AtomicStatus)) &^ gScan {
+		case gIdle, gDead, gDeadextra:
+			return nil
+		}
 		if r.Flags&FlagTorn != 0 {
 			torn = append(torn, r.GAddr)
 			return nil

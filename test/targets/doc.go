@@ -5,4 +5,6 @@
 //
 //   - population: a known goroutine population in every common state,
 //     with net/http/pprof and a /population description endpoint.
+//   - latency: parks many goroutines and measures its own scheduling
+//     latency, for the benchmark of what being observed costs a program.
 package targets

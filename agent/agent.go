@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/goroscope/goroscope/agent/ui"
+	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/pkg/fold"
+	"github.com/goroscope/goroscope/pkg/snapshot"
+	"github.com/goroscope/goroscope/pkg/store"
+)
+
+// Agent watches the Go processes of the host: discovery finds them, the
+// scheduler snapshots each on the cadence, fold turns snapshots into
+// profiles and series, and sinks (the local store; later push endpoints)
+// take the results.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	walkers *walkers
+	scanner *discovery.Scanner
+	store   *store.Store
+	metrics *selfMetrics
+
+	mu    sync.Mutex
+	procs map[store.ProcessKey]*watched
+	// ready is closed after the first discovery scan.
+	ready chan struct{}
+}
+
+// NewAgent opens the agent's resources: the walkers and the store. Errors
+// name the setting to change.
+func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
+	ws, err := openWalkers(cfg.Walker, log)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(cfg.DataDir, store.Options{MaxAge: time.Duration(cfg.Store.MaxAge), MaxBytes: int64(cfg.Store.MaxBytes)})
+	if err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("local store: %w", err)
+	}
+	rules := cfg.Discovery
+	a := &Agent{
+		cfg: cfg, log: log, walkers: ws, store: st,
+		scanner: &discovery.Scanner{Proc: "/proc", Rules: &rules},
+		procs:   map[store.ProcessKey]*watched{},
+		ready:   make(chan struct{}),
+	}
+	a.metrics = newSelfMetrics(a)
+	return a, nil
+}
+
+// Run serves HTTP and runs discovery and snapshots until ctx is done, then
+// flushes and closes everything.
+func (a *Agent) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		a.close()
+		return fmt.Errorf("listen on %s: %w (set another address with --listen)", a.cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.log.Info("goroscope agent started", "ui", "http://"+ln.Addr().String()+"/", "data_dir", a.cfg.DataDir,
+		"snapshot_interval", a.cfg.SnapshotInterval.String(), "walker", a.walkers.pick().Name())
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve %s: %w", a.cfg.Listen, err)
+		}
+	}()
+	go func() { defer wg.Done(); a.discoverLoop(ctx) }()
+	go func() { defer wg.Done(); a.snapshotLoop(ctx) }()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	a.log.Info("goroscope agent stopping")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	srv.Shutdown(shutCtx)
+	cancel()
+	if runErr != nil {
+		// The loops stop with ctx; a serve failure must stop them too.
+		return errors.Join(runErr, a.close())
+	}
+	wg.Wait()
+	return a.close()
+}
+
+// Addr-independent handler: UI, metrics, health and the agent's own pprof.
+func (a *Agent) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-a.ready:
+			fmt.Fprintln(w, "ok")
+		default:
+			http.Error(w, "starting: first discovery scan not done", http.StatusServiceUnavailable)
+		}
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", ui.New(agentSource{a}, a.log))
+	return mux
+}
+
+func (a *Agent) close() error {
+	a.mu.Lock()
+	for k, w := range a.procs {
+		w.target.Close()
+		delete(a.procs, k)
+	}
+	a.mu.Unlock()
+	a.walkers.Close()
+	return a.store.Close()
+}
+
+// discoverLoop rescans /proc on the discovery interval.
+func (a *Agent) discoverLoop(ctx context.Context) {
+	t := time.NewTicker(time.Duration(a.cfg.DiscoveryInterval))
+	defer t.Stop()
+	for {
+		a.discover()
+		select {
+		case <-a.ready:
+		default:
+			close(a.ready)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// discover adds new Go processes, drops exited ones (and ones whose pid
+// was reused: a new start time is a new process).
+func (a *Agent) discover() {
+	procs, err := a.scanner.Scan()
+	if err != nil {
+		a.log.Warn("discovery failed", "err", err)
+		a.metrics.errors.WithLabelValues("discovery").Inc()
+		return
+	}
+	seen := map[store.ProcessKey]bool{}
+	interval := time.Duration(a.cfg.SnapshotInterval)
+	now := time.Now()
+	for _, p := range procs {
+		k := store.ProcessKey{PID: p.PID, StartTime: p.StartTime}
+		seen[k] = true
+		a.mu.Lock()
+		_, known := a.procs[k]
+		a.mu.Unlock()
+		if known {
+			continue
+		}
+		t, err := walk.Attach(p.PID)
+		if err != nil {
+			// Exited between scan and attach, unsupported, or not permitted:
+			// say so once per process, keep going.
+			if !errors.Is(err, walk.ErrProcessGone) {
+				a.log.Warn("cannot watch Go process", "pid", p.PID, "exe", p.Exe, "err", err)
+				a.metrics.errors.WithLabelValues("attach").Inc()
+			}
+			seen[k] = false
+			continue
+		}
+		if min := a.cfg.Discovery.MinGoroutines; min > 0 {
+			if n, err := t.GoroutineCount(); err != nil || n < min {
+				t.Close()
+				continue
+			}
+		}
+		w := &watched{proc: p, target: t, snap: walk.NewSnapshotter(t, a.walkers.pick()), every: 1}
+		w.offset = jitter(p, interval)
+		w.due = now.Truncate(interval).Add(w.offset)
+		if w.due.Before(now) {
+			w.due = w.due.Add(interval)
+		}
+		a.mu.Lock()
+		a.procs[k] = w
+		a.mu.Unlock()
+		a.log.Info("watching Go process", "pid", p.PID, "service_name", p.ServiceName, "service_source", p.ServiceSource, "go", p.GoVersion, "exe", p.Exe, "walker", w.snap.Walker())
+	}
+	a.mu.Lock()
+	for k, w := range a.procs {
+		if !seen[k] {
+			a.log.Info("Go process gone", "pid", k.PID, "service_name", w.proc.ServiceName)
+			w.target.Close()
+			delete(a.procs, k)
+		}
+	}
+	a.mu.Unlock()
+}
+
+// snapshotLoop walks each watched process when it is due. Walks run one at
+// a time; the time spent walking in each interval is bounded by the cycle
+// budget: a process that does not fit waits for a later cycle (counted),
+// and one that alone exceeds the budget is walked every few intervals.
+func (a *Agent) snapshotLoop(ctx context.Context) {
+	interval := time.Duration(a.cfg.SnapshotInterval)
+	budget := time.Duration(a.cfg.CycleBudget)
+	if budget <= 0 {
+		budget = interval / 4
+	}
+	var cycleStart time.Time
+	var spent time.Duration
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := a.nextDue()
+		wait := time.Until(next)
+		if next.IsZero() || wait > interval {
+			wait = min(interval, time.Second)
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		if now.Sub(cycleStart) >= interval {
+			cycleStart, spent = now.Truncate(interval), 0
+		}
+		for _, w := range a.dueNow(now) {
+			if ctx.Err() != nil {
+				return
+			}
+			if spent > 0 && spent+w.lastTook > budget {
+				// No room left in this cycle: next one.
+				a.metrics.skipped.WithLabelValues("budget").Inc()
+				w.due = w.due.Add(interval)
+				continue
+			}
+			took := a.snapshotOne(ctx, w, now)
+			spent += took
+			// A process whose walk alone exceeds the budget is sampled
+			// every n-th interval.
+			w.every = max(1, int((took+budget-1)/budget))
+			if w.every > 1 {
+				a.metrics.skipped.WithLabelValues("too_large").Add(float64(w.every - 1))
+			}
+			w.due = w.due.Add(time.Duration(w.every) * interval)
+			if w.due.Before(now) {
+				w.due = now.Truncate(interval).Add(w.offset).Add(interval)
+			}
+		}
+	}
+}
+
+func (a *Agent) nextDue() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var next time.Time
+	for _, w := range a.procs {
+		if next.IsZero() || w.due.Before(next) {
+			next = w.due
+		}
+	}
+	return next
+}
+
+func (a *Agent) dueNow(now time.Time) []*watched {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*watched
+	for _, w := range a.procs {
+		if !w.due.After(now) {
+			out = append(out, w)
+		}
+	}
+	slices.SortFunc(out, func(x, y *watched) int { return x.due.Compare(y.due) })
+	return out
+}
+
+// snapshotOne walks one process, folds the snapshot and hands it to the sinks.
+func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time.Duration {
+	start := time.Now()
+	s, err := w.snap.Snapshot(ctx)
+	took := time.Since(start)
+	w.lastTook = took
+	walker := w.snap.Walker()
+	a.metrics.duration.WithLabelValues(walker).Observe(took.Seconds())
+	if err != nil {
+		if ctx.Err() != nil {
+			return took
+		}
+		reason := "walk"
+		switch {
+		case errors.Is(err, walk.ErrProcessGone):
+			reason = "process_gone"
+		case errors.Is(err, walk.ErrLayoutMismatch):
+			reason = "layout_mismatch"
+		}
+		a.metrics.errors.WithLabelValues(reason).Inc()
+		a.mu.Lock()
+		w.lastErr = err.Error()
+		w.failures++
+		a.mu.Unlock()
+		if reason != "process_gone" && w.failures <= 3 {
+			a.log.Warn("snapshot failed", "pid", w.proc.PID, "service_name", w.proc.ServiceName, "err", err)
+		}
+		return took
+	}
+	interval := time.Duration(a.cfg.SnapshotInterval) * time.Duration(w.every)
+	if !w.lastAt.IsZero() {
+		interval = s.Time.Sub(w.lastAt)
+	}
+	series := fold.ProcessSeries(s, w.labels())
+	a.mu.Lock()
+	w.lastAt, w.series, w.counts, w.lastErr, w.failures = s.Time, series, s.Counts, "", 0
+	a.mu.Unlock()
+	a.metrics.snapshots.WithLabelValues(walker).Inc()
+	if err := a.storeSnapshot(w, s, interval); err != nil {
+		a.metrics.errors.WithLabelValues("store").Inc()
+		a.log.Warn("store snapshot", "pid", w.proc.PID, "err", err)
+	}
+	return took
+}
+
+// storeSnapshot writes the goroutines and goroutine_wall profiles and the
+// snapshot itself to the local store.
+func (a *Agent) storeSnapshot(w *watched, s *snapshot.Snapshot, interval time.Duration) error {
+	summary := fold.Summary(s)
+	var errs []error
+	for _, e := range []struct {
+		kind  string
+		write func(*bytes.Buffer) error
+		dur   time.Duration
+	}{
+		{store.KindGoroutines, func(b *bytes.Buffer) error { return fold.Goroutines(s).Write(b) }, 0},
+		{store.KindGoroutineWall, func(b *bytes.Buffer) error { return fold.GoroutineWall(s, interval).Write(b) }, interval},
+		{store.KindSnapshot, func(b *bytes.Buffer) error {
+			zw := gzip.NewWriter(b)
+			if err := snapshot.WriteJSON(zw, s); err != nil {
+				return err
+			}
+			return zw.Close()
+		}, 0},
+	} {
+		var buf bytes.Buffer
+		if err := e.write(&buf); err != nil {
+			errs = append(errs, fmt.Errorf("encode %s: %w", e.kind, err))
+			continue
+		}
+		_, err := a.store.Append(store.Entry{Process: w.storeProcess(), Kind: e.kind, Time: s.Time, Duration: e.dur, Summary: summary, Data: buf.Bytes()})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// agentSource serves the UI from the agent's live view and its store.
+type agentSource struct{ a *Agent }
+
+func (s agentSource) Processes() []ui.Process {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	out := make([]ui.Process, 0, len(s.a.procs))
+	for _, w := range s.a.procs {
+		out = append(out, ui.Process{Process: w.storeProcess(), Live: true, Counts: w.counts, LastSnapshot: w.lastAt, Walker: w.snap.Walker(), Error: w.lastErr})
+	}
+	return out
+}
+
+func (s agentSource) List(q store.Query) ([]store.Meta, error) { return s.a.store.List(q) }
+func (s agentSource) Read(id uint64) ([]byte, error)           { return s.a.store.Read(id) }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// cmdAgent runs the daemon: flags for the common settings over the YAML
+// file for everything.
+func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgPath := fs.String("config", "", "YAML config file (see configs/goroscope.yaml)")
+	def := DefaultConfig()
+	listen := fs.String("listen", "", "address of the web UI, /metrics, /healthz and /debug/pprof (default "+def.Listen+")")
+	dataDir := fs.String("data-dir", "", "directory of the local store (default "+def.DataDir+")")
+	var interval, discoveryInterval Duration
+	fs.Var(&interval, "snapshot-interval", "time between snapshots of each process (default "+def.SnapshotInterval.String()+")")
+	fs.Var(&discoveryInterval, "discovery-interval", "time between scans for Go processes (default "+def.DiscoveryInterval.String()+")")
+	walker := fs.String("walker", "", "goroutine walker: auto, ebpf or procmem (default auto)")
+	logFormat := fs.String("log-format", "", "log format: text or json (default text)")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (default info)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("agent: %v\nflags:\n%s", err, flagHelp(fs))}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("agent: unexpected arguments %q", fs.Args())}
+	}
+	cfg := def
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = LoadConfig(*cfgPath, def); err != nil {
+			return err
+		}
+	}
+	// Flags given on the command line win over the file.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, apply := range map[string]func(){
+		"listen":             func() { cfg.Listen = *listen },
+		"data-dir":           func() { cfg.DataDir = *dataDir },
+		"snapshot-interval":  func() { cfg.SnapshotInterval = interval },
+		"discovery-interval": func() { cfg.DiscoveryInterval = discoveryInterval },
+		"walker":             func() { cfg.Walker = *walker },
+		"log-format":         func() { cfg.Log.Format = *logFormat },
+		"log-level":          func() { cfg.Log.Level = *logLevel },
+	} {
+		if set[name] {
+			apply()
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return usageError{"agent: " + err.Error()}
+	}
+	log := newLogger(cfg.Log, stderr)
+	a, err := NewAgent(cfg, log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = a.Run(ctx)
+	log.Info("goroscope agent stopped", "uptime", time.Since(start).Round(time.Millisecond).String())
+	return err
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

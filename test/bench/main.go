@@ -1,0 +1,114 @@
+// Command bench measures goroscope's goroutine snapshots on this machine and
+// writes the results as Markdown:
+//
+//	go run ./test/bench -out docs/benchmarks.md
+//
+// It builds test/targets/latency, starts it with 1k, 10k and 100k parked
+// goroutines and measures, for the eBPF and the procmem walker: the cold and
+// steady-state snapshot time and the agent's CPU time (user+sys of this
+// process, getrusage RUSAGE_SELF); the cost of a snapshot when every
+// goroutine stayed parked against one where every goroutine woke and parked
+// again; and the target's own work-item latency while it is observed by
+// nothing, by goroscope, by runtime.GoroutineProfile and by
+// /debug/pprof/goroutine?debug=2 at the same cadence. Every target it starts
+// is killed by PID on exit; the whole run is bounded by -budget.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config holds the harness flags.
+type config struct {
+	out        string
+	sizes      []int
+	latSizes   []int
+	window     time.Duration
+	cadence    time.Duration
+	budget     time.Duration
+	steadyMax  int
+	churnMax   int
+	profileDir string
+	debug2     bool
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var cfg config
+	var sizes, latSizes string
+	flag.StringVar(&cfg.out, "out", "", "write the Markdown report to this file (stdout always gets it)")
+	flag.StringVar(&sizes, "sizes", "1000,10000,100000", "goroutine counts for the snapshot-cost measurements")
+	flag.StringVar(&latSizes, "latency-sizes", "10000,100000", "goroutine counts for the target-latency comparison")
+	flag.DurationVar(&cfg.window, "window", 6*time.Second, "time each observer gets in the latency comparison")
+	flag.DurationVar(&cfg.cadence, "cadence", 100*time.Millisecond, "observation cadence in the latency comparison")
+	flag.DurationVar(&cfg.budget, "budget", 4*time.Minute, "hard bound on the whole run")
+	flag.IntVar(&cfg.steadyMax, "steady", 15, "steady-state snapshots per target and walker (also bounded to 3 s)")
+	flag.IntVar(&cfg.churnMax, "churn", 8, "changed-goroutine snapshots per target and walker (also bounded to 4 s)")
+	flag.StringVar(&cfg.profileDir, "profile", "", "write CPU profiles of the steady-state snapshots of the largest target to this directory")
+	flag.BoolVar(&cfg.debug2, "debug2", true, "include /debug/pprof/goroutine?debug=2 in the latency comparison")
+	flag.Parse()
+	var err error
+	if cfg.sizes, err = parseSizes(sizes); err != nil {
+		return fmt.Errorf("-sizes: %w", err)
+	}
+	if cfg.latSizes, err = parseSizes(latSizes); err != nil {
+		return fmt.Errorf("-latency-sizes: %w", err)
+	}
+	if cfg.window <= 0 || cfg.cadence <= 0 || cfg.budget <= 0 || cfg.steadyMax < 1 || cfg.churnMax < 1 {
+		return fmt.Errorf("bad flags: -window, -cadence, -budget, -steady and -churn must be positive")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.budget)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	procs := &processes{}
+	defer procs.killAll()
+
+	rep, err := measure(ctx, cfg, procs)
+	if rep == nil {
+		return err
+	}
+	md := rep.markdown()
+	fmt.Print(md)
+	if cfg.out != "" {
+		if werr := os.WriteFile(cfg.out, []byte(md), 0o644); werr != nil {
+			return fmt.Errorf("write report %s: %w", cfg.out, werr)
+		}
+		fmt.Fprintf(os.Stderr, "bench: wrote %s\n", cfg.out)
+	}
+	return err
+}
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscanf(f, "%d", &n); err != nil || n < 1 || n > 1<<20 {
+			return nil, fmt.Errorf("%q is not a goroutine count in 1..%d", f, 1<<20)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no sizes")
+	}
+	return out, nil
+}
