@@ -29,7 +29,9 @@ const DefaultWalkTimeout = 30 * time.Second
 
 // passBudget is how long one iterator pass may run in the kernel before it
 // yields back to userspace (which then checks ctx and starts the next pass).
-const passBudget = 200 * time.Millisecond
+// Kernels built without kernel preemption hold a CPU for the whole pass, so
+// it is kept short: a long pass delays the target's own threads.
+const passBudget = 20 * time.Millisecond
 
 // pollInterval is how often the ring drain looks at ctx and the running pass.
 const pollInterval = 20 * time.Millisecond

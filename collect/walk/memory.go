@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -81,6 +82,16 @@ func classify(err error) error {
 	return err
 }
 
+// iovecs are the system call's vectors, pooled: walks make many batches.
+type iovecs struct {
+	local  []unix.Iovec
+	remote []unix.RemoteIovec
+}
+
+var iovPool = sync.Pool{New: func() any {
+	return &iovecs{local: make([]unix.Iovec, 0, maxIOV), remote: make([]unix.RemoteIovec, 0, maxIOV)}
+}}
+
 // Read is one element of a batch: Len bytes at Addr into Buf[:Len].
 type Read struct {
 	Addr uint64
@@ -93,8 +104,9 @@ type Read struct {
 // read's outcome is in its Err; the returned error is for the batch as a
 // whole (process gone, no permission).
 func (m *ProcMem) ReadBatch(reads []Read) error {
-	local := make([]unix.Iovec, 0, min(len(reads), maxIOV))
-	remote := make([]unix.RemoteIovec, 0, min(len(reads), maxIOV))
+	iov := iovPool.Get().(*iovecs)
+	defer iovPool.Put(iov)
+	local, remote := iov.local[:0], iov.remote[:0]
 	for start := 0; start < len(reads); {
 		end := min(start+maxIOV, len(reads))
 		local, remote = local[:0], remote[:0]

@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// inlineFrames is how many PCs per goroutine the walk's arena holds.
+const inlineFrames = 64
+
 // batchGs is how many goroutines the userspace walker handles per round of
 // system calls; one process_vm_readv takes up to maxIOV ranges.
 const batchGs = maxIOV
@@ -72,13 +75,14 @@ func walkMem(ctx context.Context, mem *ProcMem, req Request, fn func(*Record) er
 	return st, err
 }
 
-// walkOne walks the single goroutine at gaddr; nil if it is dead. The
-// record is the caller's to keep.
-func walkOne(ctx context.Context, mem *ProcMem, req Request, gaddr uint64) (*Record, error) {
+// walkOne walks the single goroutine at gaddr, allgs[index]; nil if it is
+// dead. The record is the caller's to keep.
+func walkOne(ctx context.Context, mem *ProcMem, req Request, index uint32, gaddr uint64) (*Record, error) {
 	req.Unchanged = nil
 	var out *Record
 	_, err := walkGs(ctx, mem, req, []uint64{gaddr}, func(r *Record) error {
 		c := *r
+		c.Index = index
 		c.G = bytes.Clone(r.G)
 		c.PCs = slices.Clone(r.PCs)
 		out = &c
@@ -105,7 +109,10 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 		checkStatus bool
 	}
 	states := make([]walkState, batchGs)
-	pcbuf := make([]uint64, batchGs*int(req.MaxFrames))
+	// Each goroutine's PCs start in a shared arena of inlineFrames slots;
+	// deeper stacks grow out of it on their own.
+	pcbuf := make([]uint64, batchGs*inlineFrames)
+	idx := make([]int, 0, batchGs)
 	for base := 0; base < len(gs); base += batchGs {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -138,14 +145,14 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 				st.Dead++
 				continue
 			}
-			s.rec = Record{Index: uint32(base + i), GAddr: ga, G: g, PCs: pcbuf[i*int(req.MaxFrames) : i*int(req.MaxFrames)]}
+			s.rec = Record{Index: uint32(base + i), GAddr: ga, G: g, PCs: pcbuf[i*inlineFrames : i*inlineFrames : (i+1)*inlineFrames]}
 			s.lo, s.hi = le64(g, int64(req.Off.StackLo)), le64(g, int64(req.Off.StackHi))
 			s.checkStatus = true
 			live++
 			if status == gRunning || status == gCopystack {
 				continue
 			}
-			if req.Unchanged != nil && req.Unchanged(ga, g) {
+			if req.Unchanged != nil && req.Unchanged(uint32(base+i), ga, g) {
 				s.rec.Flags |= FlagUnchanged
 				continue
 			}
@@ -167,8 +174,7 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 		}
 		// Walk all stacks of the batch one frame at a time.
 		for depth := 1; depth < int(req.MaxFrames)+1; depth++ {
-			reads = reads[:0]
-			idx := make([]int, 0, live)
+			reads, idx = reads[:0], idx[:0]
 			for i := range batch {
 				s := &states[i]
 				if !s.active {
@@ -210,11 +216,12 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 			}
 		}
 		// Re-read status and the saved sp/pc: a change means a torn walk.
-		reads = reads[:0]
-		idx := make([]int, 0, live)
+		reads, idx = reads[:0], idx[:0]
 		for i, ga := range batch {
 			s := &states[i]
-			if !s.checkStatus {
+			// Only stacks read after the g can be torn; an unchanged or
+			// running goroutine's record is the g itself, read at once.
+			if !s.checkStatus || s.rec.Flags&FlagUnchanged != 0 || len(s.rec.PCs) <= 1 {
 				continue
 			}
 			reads = append(reads, Read{Addr: ga + uint64(req.Off.AtomicStatus), Buf: s.status[:]})

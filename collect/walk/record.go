@@ -63,7 +63,7 @@ type Request struct {
 	// Unchanged, when set, is asked before a stack is read; returning true
 	// skips the read and marks the record FlagUnchanged. Only walkers that
 	// read stacks from userspace can honour it.
-	Unchanged func(gaddr uint64, g []byte) bool
+	Unchanged func(index uint32, gaddr uint64, g []byte) bool
 }
 
 // Stats describes one walk.

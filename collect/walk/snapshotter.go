@@ -29,11 +29,18 @@ type Snapshotter struct {
 	walker Walker
 	sym    *symbolizer
 	labels *labelReader
-	prev   map[uint64]*seenG // by g address
+	// prev is by allgs index: allgs only grows, so a g keeps its index.
+	prev []*seenG
+	// Kept between snapshots to spare the allocations.
+	blocked *blockedResolver
+	pending []pendingWait
+	// seen is how many goroutines the last walk kept.
+	seen int
 }
 
 // seenG is what a previous snapshot learnt of one goroutine.
 type seenG struct {
+	gaddr      uint64
 	goid       uint64
 	status     uint32
 	waitReason uint8
@@ -42,7 +49,26 @@ type seenG struct {
 	since      int64 // CLOCK_MONOTONIC ns when first seen in this wait
 	frames     []snapshot.Frame
 	truncated  bool
+	system     bool
+	createdBy  *snapshot.Frame
 	walk       uint64 // walk number that last saw it
+}
+
+// prevOf returns what the last walk saw at allgs[index], if it was the same g.
+func (s *Snapshotter) prevOf(index uint32, gaddr uint64) *seenG {
+	if int(index) < len(s.prev) {
+		if p := s.prev[index]; p != nil && p.gaddr == gaddr {
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *Snapshotter) setPrev(index uint32, p *seenG) {
+	if int(index) >= len(s.prev) {
+		s.prev = append(s.prev, make([]*seenG, int(index)+1-len(s.prev))...)
+	}
+	s.prev[index] = p
 }
 
 // NewSnapshotter prepares snapshots of t with walker w.
@@ -57,9 +83,9 @@ func NewSnapshotter(t *Target, w Walker) *Snapshotter {
 	}
 	return &Snapshotter{
 		t: t, walker: w,
-		sym:    newSymbolizer(t.Bin, t.Bias),
-		labels: lr,
-		prev:   make(map[uint64]*seenG),
+		sym:     newSymbolizer(t.Bin, t.Bias),
+		labels:  lr,
+		blocked: newBlockedResolver(t.mem, t.Layout),
 	}
 }
 
@@ -97,17 +123,18 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 		Time: startWall, Walker: s.walker.Name(),
 	}
 	walkNo := uint64(startWall.UnixNano())
-	blocked := &blockedReader{mem: t.mem, l: t.Layout, chans: map[uint64]*snapshot.BlockedOn{}}
+	snap.Goroutines = make([]snapshot.Goroutine, 0, s.seen+16)
+	pending := s.pending[:0]
 	clear(s.labels.cache)
 	req := t.Req
-	req.Unchanged = func(gaddr uint64, g []byte) bool {
+	req.Unchanged = func(index uint32, gaddr uint64, g []byte) bool {
 		f := readFields(t.Layout, g)
-		return s.unchanged(s.prev[gaddr], &f)
+		return s.unchanged(s.prevOf(index, gaddr), &f)
 	}
 	var (
 		bad     int
 		badWhy  string
-		torn    []uint64
+		torn    []*Record
 		decodeE error
 	)
 	decode := func(r *Record) error {
@@ -119,10 +146,10 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 			return nil
 		}
 		if r.Flags&FlagTorn != 0 {
-			torn = append(torn, r.GAddr)
+			torn = append(torn, &Record{Index: r.Index, GAddr: r.GAddr})
 			return nil
 		}
-		g, why, err := s.decode(r, now, walkNo, blocked)
+		g, waiting, why, err := s.decode(r, now, walkNo)
 		if err != nil {
 			decodeE = err
 			return err
@@ -133,6 +160,9 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 				badWhy = fmt.Sprintf("g at %#x: %s", r.GAddr, why)
 			}
 			return nil
+		}
+		if waiting != 0 {
+			pending = append(pending, pendingWait{index: len(snap.Goroutines), waiting: waiting})
 		}
 		snap.Goroutines = append(snap.Goroutines, g)
 		return nil
@@ -149,10 +179,10 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	}
 	// Goroutines that changed under the walk: read each again on its own
 	// from userspace, a few times, then give up on it and count it.
-	for _, ga := range torn {
+	for _, tr := range torn {
 		ok := false
 		for try := 0; try < maxTornRetries && !ok; try++ {
-			rec, err := walkOne(ctx, t.mem, req, ga)
+			rec, err := walkOne(ctx, t.mem, req, tr.Index, tr.GAddr)
 			if err != nil || rec == nil {
 				break // dead now, or unreadable
 			}
@@ -168,6 +198,8 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 			snap.Dropped++
 		}
 	}
+	s.blocked.resolve(snap.Goroutines, pending)
+	s.pending = pending[:0]
 	// A process that exited (or whose pid was reused) during the walk
 	// leaves a snapshot that may mix two moments or miss goroutines.
 	if err := t.Alive(); err != nil {
@@ -190,9 +222,12 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 		snap.Counts.Add(g.State)
 	}
 	// Forget goroutines not seen in this walk.
-	for ga, p := range s.prev {
-		if p.walk != walkNo {
-			delete(s.prev, ga)
+	s.seen = 0
+	for i, p := range s.prev {
+		if p != nil && p.walk != walkNo {
+			s.prev[i] = nil
+		} else if p != nil {
+			s.seen++
 		}
 	}
 	snap.Duration = time.Since(startWall)
@@ -213,16 +248,17 @@ func duplicateGoid(gs []snapshot.Goroutine) uint64 {
 	return 0
 }
 
-// decode turns one record into a goroutine. A non-empty why says the g is
-// implausible (and is left out); an error stops the walk.
-func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64, blocked *blockedReader) (snapshot.Goroutine, string, error) {
+// decode turns one record into a goroutine, and returns its g.waiting when
+// the channels it waits on are to be resolved. A non-empty why says the g
+// is implausible (and is left out); an error stops the walk.
+func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Goroutine, waiting uint64, why string, err error) {
 	t := s.t
 	f := readFields(t.Layout, r.G)
 	if why := f.implausible(); why != "" {
-		return snapshot.Goroutine{}, why, nil
+		return g, 0, why, nil
 	}
 	st, _ := state(f.status)
-	g := snapshot.Goroutine{
+	g = snapshot.Goroutine{
 		ID: f.goid, State: st, Addr: r.GAddr,
 		ParentID:       f.parentGoid,
 		LockedToThread: f.lockedm != 0,
@@ -231,29 +267,38 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64, blocked *block
 	if f.status == gWaiting || f.status == gLeaked {
 		g.WaitReason = t.waitReasonString(f.waitReason)
 	}
-	startFn := s.sym.funcName(f.startpc)
-	g.System = isSystem(startFn)
-	if f.goid != 1 {
-		g.CreatedBy = s.sym.createdBy(f.gopc)
-	}
-
-	prev := s.prev[r.GAddr]
+	prev := s.prevOf(r.Index, r.GAddr)
 	same := s.unchanged(prev, &f)
+	if same {
+		g.System, g.CreatedBy = prev.system, prev.createdBy
+	} else {
+		g.System = isSystem(s.sym.funcName(f.startpc))
+		if f.goid != 1 {
+			g.CreatedBy = s.sym.createdBy(f.gopc)
+		}
+	}
 	switch {
 	case st == snapshot.StateRunning:
 		g.Frames = []snapshot.Frame{}
-	case r.Flags&FlagUnchanged != 0:
-		if !same {
-			// Unchanged was answered from the same facts; cannot happen.
-			return g, "", fmt.Errorf("internal: g at %#x marked unchanged without a previous sighting", r.GAddr)
-		}
+	case same && prev.frames != nil:
+		// Parked exactly where it was: the stack has not changed either,
+		// whether or not the walker read it again.
 		g.Frames, g.Truncated = prev.frames, prev.truncated
 	default:
 		pcs := r.PCs
+		if r.Flags&FlagUnchanged != 0 {
+			// The walker skipped a stack we have no copy of (a walker's
+			// own cache outlived ours): read it from userspace.
+			pcs = nil
+			if full, err := walkOne(context.Background(), t.mem, t.Req, r.Index, r.GAddr); err == nil && full != nil && full.Flags&FlagTorn == 0 &&
+				readFields(t.Layout, full.G).pc == f.pc && readFields(t.Layout, full.G).sp == f.sp {
+				pcs, g.Truncated = full.PCs, full.Flags&FlagTruncated != 0
+			}
+		}
 		if r.Flags&FlagTruncated != 0 && len(pcs) < int(t.Req.MaxFrames) {
 			// The walker's bound was lower than ours (the eBPF walker's
 			// is): read the whole stack again from userspace.
-			if full, err := walkOne(context.Background(), t.mem, t.Req, r.GAddr); err == nil && full != nil && full.Flags&FlagTorn == 0 &&
+			if full, err := walkOne(context.Background(), t.mem, t.Req, r.Index, r.GAddr); err == nil && full != nil && full.Flags&FlagTorn == 0 &&
 				readFields(t.Layout, full.G).pc == f.pc && readFields(t.Layout, full.G).sp == f.sp {
 				pcs, g.Truncated = full.PCs, full.Flags&FlagTruncated != 0
 			}
@@ -290,20 +335,19 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64, blocked *block
 	if err == nil {
 		g.Labels = labels
 	}
-	if st == snapshot.StateWaiting {
-		if b, err := blocked.forGoroutine(g.WaitReason, f.waiting); err == nil {
-			g.BlockedOn = b
-		}
+	if st == snapshot.StateWaiting && chanWait(g.WaitReason) {
+		waiting = f.waiting
 	}
 	if prev == nil || !same {
 		prev = &seenG{}
-		s.prev[r.GAddr] = prev
+		s.setPrev(r.Index, prev)
 	}
 	*prev = seenG{
-		goid: f.goid, status: f.status, waitReason: f.waitReason, sp: f.sp, pc: f.pc,
+		gaddr: r.GAddr, goid: f.goid, status: f.status, waitReason: f.waitReason, sp: f.sp, pc: f.pc,
 		trackSeq: f.trackSeq, since: since, frames: g.Frames, truncated: g.Truncated, walk: walkNo,
+		system: g.System, createdBy: g.CreatedBy,
 	}
-	return g, "", nil
+	return g, waiting, "", nil
 }
 
 // unwindSyscall completes the stack of a goroutine in a system call for Go

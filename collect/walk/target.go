@@ -92,10 +92,16 @@ func attachBinary(pid int, start uint64, bin *gobin.Binary) (*Target, error) {
 	if g.Size <= 0 || g.Size > maxGSize {
 		return nil, fmt.Errorf("pid %d (%s, %s): runtime.g is %d bytes, outside 1..%d: the layout is wrong", pid, exe, ver, g.Size, maxGSize)
 	}
+	// Copy only the prefix of each g that holds the fields read.
+	need := int64(0)
+	for _, off := range []int64{g.StackLo, g.StackHi, g.SchedSP, g.SchedPC, g.SchedBP, g.SyscallSP, g.SyscallPC, g.SyscallBP,
+		g.AtomicStatus, g.Goid, g.WaitSince, g.WaitReason, g.TrackingSeq, g.LockedM, g.ParentGoid, g.Gopc, g.Startpc, g.Waiting, g.Labels} {
+		need = max(need, off+8)
+	}
 	t.Req = Request{
 		Allgs:   vars.Allgs + t.Bias,
 		Allglen: vars.Allglen + t.Bias,
-		GSize:   uint32(g.Size),
+		GSize:   uint32(min(need, g.Size)),
 		Off: Offsets{
 			StackLo: int32(g.StackLo), StackHi: int32(g.StackHi), AtomicStatus: int32(g.AtomicStatus),
 			SchedSP: int32(g.SchedSP), SchedPC: int32(g.SchedPC), SchedBP: int32(g.SchedBP),
