@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 DATA_DIR  ?= ./data
 LISTEN    ?= 127.0.0.1:7070
 
-.PHONY: build test run generate bench lint clean
+.PHONY: build test run demo generate bench lint clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./agent
@@ -20,6 +20,11 @@ test:
 # The agent on its embedded default: local store and web UI, no backend.
 run: build
 	$(BIN) agent --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+# A demo program with a known, slowly growing goroutine population, to see
+# something in the UI at once (run it in a second terminal).
+demo:
+	cd test/targets && $(GO) run ./population -grow 5
 
 # Regenerate the BPF objects (needs clang, llvm, bpftool) and the runtime
 # layout tables (needs the Go toolchains 1.21–1.26 from the module proxy).
