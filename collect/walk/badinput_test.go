@@ -169,15 +169,9 @@ func TestSnapshotPIDReuse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a target")
 	}
-	bin := targettest.Build(t, "population", targettest.BuildOpts{})
-	tgt := targettest.Start(t, bin)
-	at, err := walk.Attach(tgt.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer at.Close()
+	at := attachPopulation(t)
 	at.StartTime++ // as if the pid now named a process started later
-	_, err = walk.NewSnapshotter(at, walk.ProcMemWalker{}).Snapshot(context.Background())
+	_, err := walk.NewSnapshotter(at, walk.ProcMemWalker{}).Snapshot(context.Background())
 	if !errors.Is(err, walk.ErrProcessGone) || !strings.Contains(err.Error(), "reused") {
 		t.Fatalf("Snapshot after pid reuse = %v; want ErrProcessGone saying the pid was reused", err)
 	}
@@ -190,14 +184,7 @@ func TestSnapshotWaitTime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a target")
 	}
-	bin := targettest.Build(t, "population", targettest.BuildOpts{})
-	tgt := targettest.Start(t, bin)
-	at, err := walk.Attach(tgt.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer at.Close()
-	sn := walk.NewSnapshotter(at, walk.ProcMemWalker{})
+	sn := walk.NewSnapshotter(attachPopulation(t), walk.ProcMemWalker{})
 	s1, err := sn.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -239,4 +226,16 @@ func TestSnapshotWaitTime(t *testing.T) {
 	if observed == 0 {
 		t.Errorf("no goroutine had an observed wait time")
 	}
+}
+
+// attachPopulation starts the population target and attaches to it.
+func attachPopulation(t *testing.T) *walk.Target {
+	t.Helper()
+	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}))
+	at, err := walk.Attach(tgt.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { at.Close() })
+	return at
 }
