@@ -322,11 +322,22 @@ func checkPopulation(t *testing.T, tgt *targettest.Target, s *snapshot.Snapshot)
 				if grp.Name == "chan-send-full" && (b.Capacity == 0 || b.Length != b.Capacity) {
 					bad = append(bad, fmt.Sprintf("%s: goroutine %d waits on channel with length %d of %d, want full", grp.Name, id, b.Length, b.Capacity))
 				}
+			case "sync.Mutex.Lock", "sync.RWMutex.RLock", "sync.RWMutex.Lock", "sync.WaitGroup.Wait", "semacquire":
+				b := g.BlockedOn
+				if b == nil || b.Kind != snapshot.BlockedOnSync || b.Address == "" {
+					bad = append(bad, fmt.Sprintf("%s: goroutine %d blocked on %+v, want a semaphore address", grp.Name, id, b))
+					continue
+				}
+				chans[b.Address] = true
 			case "chan receive (nil chan)", "select (no cases)":
 				if g.BlockedOn != nil {
 					bad = append(bad, fmt.Sprintf("%s: goroutine %d blocked on %+v, want nothing", grp.Name, id, g.BlockedOn))
 				}
 			}
+		}
+		// A mutex group waits on one lock: one semaphore address.
+		if grp.Name == "mutex-lock" && len(chans) != 1 {
+			bad = append(bad, fmt.Sprintf("%s: goroutines wait on %d semaphores, want 1: %v", grp.Name, len(chans), chans))
 		}
 		// The groups that share one channel queue all their goroutines on it.
 		if grp.Name == "chan-receive" && len(chans) == 1 {

@@ -199,6 +199,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 		}
 	}
 	s.blocked.resolve(snap.Goroutines, pending)
+	s.resolveSync(snap.Goroutines)
 	s.pending = pending[:0]
 	// A process that exited (or whose pid was reused) during the walk
 	// leaves a snapshot that may mix two moments or miss goroutines.
