@@ -38,6 +38,9 @@ type Agent struct {
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
+	// retired are processes discovery dropped; the snapshot loop closes
+	// them, since it may be walking one at that moment.
+	retired []*watched
 	// ready is closed after the first discovery scan.
 	ready chan struct{}
 }
@@ -131,6 +134,10 @@ func (a *Agent) close() error {
 		w.target.Close()
 		delete(a.procs, k)
 	}
+	for _, w := range a.retired {
+		w.target.Close()
+	}
+	a.retired = nil
 	a.mu.Unlock()
 	a.walkers.Close()
 	return a.store.Close()
@@ -208,7 +215,7 @@ func (a *Agent) discover() {
 	for k, w := range a.procs {
 		if !seen[k] {
 			a.log.Info("Go process gone", "pid", k.PID, "service_name", w.proc.ServiceName)
-			w.target.Close()
+			a.retired = append(a.retired, w)
 			delete(a.procs, k)
 		}
 	}
@@ -241,6 +248,7 @@ func (a *Agent) snapshotLoop(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
+		a.closeRetired()
 		now := time.Now()
 		if now.Sub(cycleStart) >= interval {
 			cycleStart, spent = now.Truncate(interval), 0
@@ -268,6 +276,18 @@ func (a *Agent) snapshotLoop(ctx context.Context) {
 				w.due = now.Truncate(interval).Add(w.offset).Add(interval)
 			}
 		}
+	}
+}
+
+// closeRetired releases the processes discovery dropped. Only the snapshot
+// loop calls it, between walks.
+func (a *Agent) closeRetired() {
+	a.mu.Lock()
+	retired := a.retired
+	a.retired = nil
+	a.mu.Unlock()
+	for _, w := range retired {
+		w.target.Close()
 	}
 }
 

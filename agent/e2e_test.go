@@ -162,9 +162,24 @@ func TestAgentEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	// A process that exits is dropped; the agent keeps going.
+	steady.Cmd.Process.Kill()
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(get(t, base+"/metrics"), "goroscope_processes_watched 2") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the exited target is still watched after 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	before := len(storeEntries(t, a, growing.PID, store.KindGoroutines))
+	time.Sleep(1500 * time.Millisecond)
+	if after := len(storeEntries(t, a, growing.PID, store.KindGoroutines)); after <= before {
+		t.Errorf("snapshots stopped after a target exited: %d then %d", before, after)
+	}
+
 	// Self-metrics are served.
 	body := get(t, base+"/metrics")
-	for _, m := range []string{"goroscope_snapshot_duration_seconds_bucket", "goroscope_snapshots_total", "goroscope_process_info", "goroscope_goroutine_blocked_seconds_bucket", "goroscope_store_bytes", "goroscope_processes_watched 3"} {
+	for _, m := range []string{"goroscope_snapshot_duration_seconds_bucket", "goroscope_snapshots_total", "goroscope_process_info", "goroscope_goroutine_blocked_seconds_bucket", "goroscope_store_bytes"} {
 		if !strings.Contains(body, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
