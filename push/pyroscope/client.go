@@ -1,0 +1,263 @@
+package pyroscope
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+
+	"github.com/goroscope/goroscope/push/httpconf"
+)
+
+// DefaultMaxRequestBytes bounds one push request when Options leave it zero;
+// it stays under the server's default 4 MiB message limit.
+const DefaultMaxRequestBytes = 3 << 20
+
+// Options configure a Client.
+type Options struct {
+	// Name identifies the endpoint in logs and metrics; empty means
+	// "pyroscope:<host>".
+	Name string
+	// HTTP is the endpoint: the server's base URL (e.g.
+	// http://pyroscope:4040; the push path is added), auth, TLS, timeout.
+	HTTP httpconf.Options
+	// MaxRequestBytes bounds the encoded size of one request (key
+	// "max_request_bytes"); a batch is split to fit. Zero means
+	// DefaultMaxRequestBytes.
+	MaxRequestBytes int
+	// Legacy sends each profile to the old /ingest endpoint (format=pprof)
+	// instead of the push API, for servers before Pyroscope 1.0 (key
+	// "legacy_ingest").
+	Legacy bool
+}
+
+// Client sends batches of items (marshalled pushv1.RawProfileSeries). It is
+// safe for concurrent use.
+type Client struct {
+	name    string
+	base    string
+	maxReq  int
+	legacy  bool
+	http    *http.Client
+	pusher  pushv1connect.PusherServiceClient
+	nowFunc func() time.Time
+}
+
+// sender is the interface the push queue drives; kept here until push/queue
+// defines it.
+type sender interface {
+	Name() string
+	Send(ctx context.Context, items [][]byte) error
+}
+
+var _ sender = (*Client)(nil)
+
+// New validates o and returns a Client.
+func New(o Options) (*Client, error) {
+	hc, err := httpconf.NewClient(o.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("pyroscope: %w", err)
+	}
+	if o.MaxRequestBytes < 0 {
+		return nil, fmt.Errorf("pyroscope: max_request_bytes: %d is negative; use a positive size or 0 for %d", o.MaxRequestBytes, DefaultMaxRequestBytes)
+	}
+	maxReq := o.MaxRequestBytes
+	if maxReq == 0 {
+		maxReq = DefaultMaxRequestBytes
+	}
+	hc.Transport = &statusTransport{base: hc.Transport}
+	base := strings.TrimRight(o.HTTP.URL, "/")
+	name := o.Name
+	if name == "" {
+		u, _ := url.Parse(base) // validated by NewClient
+		name = "pyroscope:" + u.Host
+	}
+	return &Client{
+		name:    name,
+		base:    base,
+		maxReq:  maxReq,
+		legacy:  o.Legacy,
+		http:    hc,
+		pusher:  pushv1connect.NewPusherServiceClient(hc, base),
+		nowFunc: time.Now,
+	}, nil
+}
+
+// Name identifies the endpoint.
+func (c *Client) Name() string { return c.name }
+
+// Send decodes the items and pushes them in as few requests as fit under
+// the size limit, in order, stopping at the first failure (so a retried
+// batch may resend requests that had already been accepted; each profile
+// keeps the ID it got in EncodeSeries across retries). Items that do not decode or
+// validate, and single profiles larger than the limit, are dropped and the
+// rest sent; if any were dropped and the rest accepted, Send returns a
+// non-retryable *httpconf.SendError with Status 0 wrapping ErrInvalid.
+func (c *Client) Send(ctx context.Context, items [][]byte) error {
+	series, dropErr := c.decode(items)
+	reqs, tooBig := split(series, c.maxReq)
+	if tooBig > 0 {
+		err := fmt.Errorf("%w: %d profiles larger than max_request_bytes %d; raise the limit or profile less", ErrInvalid, tooBig, c.maxReq)
+		dropErr = errors.Join(dropErr, err)
+	}
+	for _, req := range reqs {
+		var err error
+		if c.legacy {
+			err = c.ingest(ctx, req)
+		} else {
+			err = c.push(ctx, req)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if dropErr != nil {
+		return &httpconf.SendError{Err: fmt.Errorf("%s: %w", c.name, dropErr)}
+	}
+	return nil
+}
+
+// decode unmarshals and validates items, dropping bad ones.
+func (c *Client) decode(items [][]byte) ([]*pushv1.RawProfileSeries, error) {
+	out := make([]*pushv1.RawProfileSeries, 0, len(items))
+	dropped := 0
+	var first error
+	for i, item := range items {
+		s := &pushv1.RawProfileSeries{}
+		err := s.UnmarshalVT(item)
+		if err != nil {
+			err = fmt.Errorf("%w: not a marshalled pushv1.RawProfileSeries: %v", ErrInvalid, err)
+		} else if err = ValidateLabels(s.Labels); err == nil && len(s.Samples) == 0 {
+			err = fmt.Errorf("%w: series without profiles", ErrInvalid)
+		}
+		if err != nil {
+			dropped++
+			if first == nil {
+				first = fmt.Errorf("item %d: %w", i, err)
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	if dropped > 0 {
+		return out, fmt.Errorf("dropped %d of %d items: %w", dropped, len(items), first)
+	}
+	return out, nil
+}
+
+// split packs series into requests whose encoded size stays at most max,
+// splitting a series' samples over several requests when needed. It
+// returns the requests and the number of samples that alone exceed max.
+func split(series []*pushv1.RawProfileSeries, max int) ([]*pushv1.PushRequest, int) {
+	var reqs []*pushv1.PushRequest
+	cur := &pushv1.PushRequest{}
+	size, tooBig := 0, 0
+	flush := func() {
+		if len(cur.Series) > 0 {
+			reqs = append(reqs, cur)
+			cur, size = &pushv1.PushRequest{}, 0
+		}
+	}
+	add := func(s *pushv1.RawProfileSeries) bool {
+		n := fieldSize(s.SizeVT())
+		if size+n > max {
+			flush()
+		}
+		if n > max {
+			return false
+		}
+		cur.Series = append(cur.Series, s)
+		size += n
+		return true
+	}
+	for _, s := range series {
+		if add(s) {
+			continue
+		}
+		// Too big as a whole: one series per sample.
+		for _, smp := range s.Samples {
+			if !add(&pushv1.RawProfileSeries{Labels: s.Labels, Samples: []*pushv1.RawSample{smp}}) {
+				tooBig++
+			}
+		}
+	}
+	flush()
+	return reqs, tooBig
+}
+
+// fieldSize is the encoded size of a length-delimited field of n bytes with
+// a one-byte tag.
+func fieldSize(n int) int {
+	v := 1
+	for x := uint64(n); x >= 0x80; x >>= 7 {
+		v++
+	}
+	return 1 + v + n
+}
+
+// push sends one request through the connect client and classifies the
+// outcome by the HTTP status the server answered with.
+func (c *Client) push(ctx context.Context, req *pushv1.PushRequest) error {
+	rec := &responseInfo{}
+	_, err := c.pusher.Push(withResponseInfo(ctx, rec), connect.NewRequest(req))
+	if err == nil {
+		return nil
+	}
+	var se *httpconf.SendError
+	var ce *connect.Error
+	switch {
+	case rec.status != 0 && rec.status != http.StatusOK:
+		msg := err.Error()
+		if errors.As(err, &ce) {
+			msg = ce.Message()
+		}
+		se = httpconf.StatusError(rec.status, rec.header, msg, c.nowFunc())
+	case rec.status == 0:
+		// No response: network failure, timeout or cancellation.
+		se = &httpconf.SendError{Retryable: true, Err: err}
+	default:
+		// 200 with an error: an unreadable answer; the push may have landed.
+		se = &httpconf.SendError{Status: rec.status, Err: err}
+	}
+	se.Err = fmt.Errorf("%s: push %d series: %w", c.name, len(req.Series), se.Err)
+	return se
+}
+
+// responseInfo records the status and headers of the response to a request
+// whose context carries it.
+type responseInfo struct {
+	status int
+	header http.Header
+}
+
+type responseInfoKey struct{}
+
+func withResponseInfo(ctx context.Context, r *responseInfo) context.Context {
+	return context.WithValue(ctx, responseInfoKey{}, r)
+}
+
+// statusTransport fills the request context's responseInfo, so Send can
+// classify connect errors by HTTP status and Retry-After.
+type statusTransport struct{ base http.RoundTripper }
+
+func (t *statusTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if rec, ok := r.Context().Value(responseInfoKey{}).(*responseInfo); ok && resp != nil {
+		rec.status, rec.header = resp.StatusCode, resp.Header.Clone()
+	}
+	return resp, err
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the base.
+func (t *statusTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
