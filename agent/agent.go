@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -35,6 +36,7 @@ type Agent struct {
 	scanner *discovery.Scanner
 	store   *store.Store
 	metrics *selfMetrics
+	push    *pushers
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
@@ -65,6 +67,10 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 		ready:   make(chan struct{}),
 	}
 	a.metrics = newSelfMetrics(a)
+	if a.push, err = newPushers(cfg, a.metrics.reg, log); err != nil {
+		a.close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -81,7 +87,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		"snapshot_interval", a.cfg.SnapshotInterval.String(), "walker", a.walkers.pick().Name())
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); a.push.run(ctx) }()
 	go func() {
 		defer wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -140,6 +147,9 @@ func (a *Agent) close() error {
 	a.retired = nil
 	a.mu.Unlock()
 	a.walkers.Close()
+	if a.push != nil {
+		a.push.close()
+	}
 	return a.store.Close()
 }
 
@@ -357,6 +367,11 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	if err := a.storeSnapshot(w, s, interval); err != nil {
 		a.metrics.errors.WithLabelValues("store").Inc()
 		a.log.Warn("store snapshot", "pid", w.proc.PID, "err", err)
+	}
+	profiles := map[string]*profile.Profile{"goroutines": fold.Goroutines(s), "goroutine_wall": fold.GoroutineWall(s, interval)}
+	if err := a.push.push(series, s.Time, profiles, w.labels()); err != nil {
+		a.metrics.errors.WithLabelValues("push").Inc()
+		a.log.Warn("push snapshot", "pid", w.proc.PID, "err", err)
 	}
 	return took
 }

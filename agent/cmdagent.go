@@ -24,6 +24,9 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	walker := fs.String("walker", "", "goroutine walker: auto, ebpf or procmem (default auto)")
 	logFormat := fs.String("log-format", "", "log format: text or json (default text)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (default info)")
+	var rwURLs, pyURLs urlList
+	fs.Var(&rwURLs, "remote-write-url", "Prometheus remote-write endpoint for the series (repeatable; more options in the config file)")
+	fs.Var(&pyURLs, "pyroscope-url", "Pyroscope server for the profiles (repeatable; more options in the config file)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("agent: %v\nflags:\n%s", err, flagHelp(fs))}
 	}
@@ -53,6 +56,12 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 			apply()
 		}
 	}
+	for _, u := range rwURLs {
+		cfg.RemoteWrite = append(cfg.RemoteWrite, EndpointConfig{URL: u})
+	}
+	for _, u := range pyURLs {
+		cfg.Pyroscope = append(cfg.Pyroscope, EndpointConfig{URL: u})
+	}
 	if err := cfg.validate(); err != nil {
 		return usageError{"agent: " + err.Error()}
 	}
@@ -76,3 +85,9 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
+
+// urlList is a repeatable URL flag.
+type urlList []string
+
+func (u *urlList) String() string     { return fmt.Sprint(*u) }
+func (u *urlList) Set(s string) error { *u = append(*u, s); return nil }

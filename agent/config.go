@@ -33,6 +33,10 @@ type Config struct {
 	Log       LogConfig       `yaml:"log"`
 	Store     StoreConfig     `yaml:"store"`
 	Discovery discovery.Rules `yaml:"discovery"`
+	// RemoteWrite endpoints receive the series (Prometheus, Mimir, Thanos,
+	// VictoriaMetrics); Pyroscope endpoints the profiles.
+	RemoteWrite []EndpointConfig `yaml:"remote_write"`
+	Pyroscope   []EndpointConfig `yaml:"pyroscope"`
 }
 
 // LogConfig sets the agent's logging.
@@ -246,6 +250,13 @@ func (c *Config) validate() error {
 	}
 	if err := c.Discovery.Compile(); err != nil {
 		errs = append(errs, "discovery."+err.Error())
+	}
+	used := map[string]bool{}
+	if err := endpointNames("remote_write", c.RemoteWrite, used); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := endpointNames("pyroscope", c.Pyroscope, used); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
