@@ -67,8 +67,7 @@ func TestSnapshotProcessExits(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer at.Close()
-			tgt.Cmd.Process.Kill()
-			tgt.Cmd.Wait()
+			tgt.Stop() // the target exits and is reaped
 			s, err := walk.NewSnapshotter(at, w).Snapshot(context.Background())
 			if err == nil || !errors.Is(err, walk.ErrProcessGone) || s != nil {
 				t.Fatalf("Snapshot of an exited process = %v, %v; want ErrProcessGone", s, err)
@@ -83,7 +82,7 @@ func TestSnapshotProcessExits(t *testing.T) {
 			defer at.Close()
 			killer := &killingWalker{Walker: w, pid: tgt.PID, after: 10}
 			s, err := walk.NewSnapshotter(at, killer).Snapshot(context.Background())
-			tgt.Cmd.Wait()
+			tgt.Stop()
 			if err == nil || s != nil {
 				t.Fatalf("Snapshot of a process killed mid-walk = %d goroutines, %v; want an error", len(s.Goroutines), err)
 			}
