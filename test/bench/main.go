@@ -10,8 +10,14 @@
 // goroutine stayed parked against one where every goroutine woke and parked
 // again; and the target's own work-item latency while it is observed by
 // nothing, by goroscope, by runtime.GoroutineProfile and by
-// /debug/pprof/goroutine?debug=2 at the same cadence. Every target it starts
-// is killed by PID on exit; the whole run is bounded by -budget.
+// /debug/pprof/goroutine?debug=2 at the same cadence. Then it builds the
+// goroscope binary and runs `goroscope agent` at its default cadence (10 s
+// snapshots and discovery) over 20 targets of 1k goroutines and over one of
+// 100k, measuring the agent process's CPU (/proc/PID/stat) and resident
+// memory (/proc/PID/status), its snapshot duration and the growth of its
+// local store. -only runs some of the scenarios (-only agent: the agent
+// alone). Every process it starts is stopped by PID on exit; the whole run
+// is bounded by -budget.
 package main
 
 import (
@@ -20,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -37,7 +44,13 @@ type config struct {
 	churnMax   int
 	profileDir string
 	debug2     bool
+	// only is the set of scenarios to run: snapshot, latency, agent.
+	only        map[string]bool
+	agentWindow time.Duration
 }
+
+// scenarios are the parts of the run -only can select.
+var scenarios = []string{"snapshot", "latency", "agent"}
 
 func main() {
 	if err := run(); err != nil {
@@ -48,13 +61,15 @@ func main() {
 
 func run() error {
 	var cfg config
-	var sizes, latSizes string
+	var sizes, latSizes, only string
 	flag.StringVar(&cfg.out, "out", "", "write the Markdown report to this file (stdout always gets it)")
 	flag.StringVar(&sizes, "sizes", "1000,10000,100000", "goroutine counts for the snapshot-cost measurements")
 	flag.StringVar(&latSizes, "latency-sizes", "10000,100000", "goroutine counts for the target-latency comparison")
 	flag.DurationVar(&cfg.window, "window", 6*time.Second, "time each observer gets in the latency comparison")
 	flag.DurationVar(&cfg.cadence, "cadence", 100*time.Millisecond, "observation cadence in the latency comparison")
-	flag.DurationVar(&cfg.budget, "budget", 4*time.Minute, "hard bound on the whole run")
+	flag.DurationVar(&cfg.budget, "budget", 7*time.Minute, "hard bound on the whole run")
+	flag.StringVar(&only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios, ", ")+" (default all)")
+	flag.DurationVar(&cfg.agentWindow, "agent-window", 60*time.Second, "measured time of each agent run (at least 20s; snapshots come every 10s)")
 	flag.IntVar(&cfg.steadyMax, "steady", 15, "steady-state snapshots per target and walker (also bounded to 3 s)")
 	flag.IntVar(&cfg.churnMax, "churn", 8, "changed-goroutine snapshots per target and walker (also bounded to 4 s)")
 	flag.StringVar(&cfg.profileDir, "profile", "", "write CPU profiles of the steady-state snapshots of the largest target to this directory")
@@ -66,6 +81,12 @@ func run() error {
 	}
 	if cfg.latSizes, err = parseSizes(latSizes); err != nil {
 		return fmt.Errorf("-latency-sizes: %w", err)
+	}
+	if cfg.only, err = parseOnly(only); err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
+	if cfg.agentWindow < 20*time.Second {
+		return fmt.Errorf("bad flags: -agent-window %v is under 20s", cfg.agentWindow)
 	}
 	if cfg.window <= 0 || cfg.cadence <= 0 || cfg.budget <= 0 || cfg.steadyMax < 1 || cfg.churnMax < 1 {
 		return fmt.Errorf("bad flags: -window, -cadence, -budget, -steady and -churn must be positive")
@@ -92,6 +113,27 @@ func run() error {
 		fmt.Fprintf(os.Stderr, "bench: wrote %s\n", cfg.out)
 	}
 	return err
+}
+
+// parseOnly reads -only; empty selects every scenario.
+func parseOnly(s string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(scenarios, f) {
+			return nil, fmt.Errorf("%q is not a scenario (%s)", f, strings.Join(scenarios, ", "))
+		}
+		out[f] = true
+	}
+	if len(out) == 0 {
+		for _, sc := range scenarios {
+			out[sc] = true
+		}
+	}
+	return out, nil
 }
 
 func parseSizes(s string) ([]int, error) {

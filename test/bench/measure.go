@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,6 +94,7 @@ type report struct {
 	ebpfErr   string
 	snaps     []snapRow
 	lats      []latRow
+	agents    []agentRow
 	profiles  []string
 	goVersion string
 	// loadBefore and loadAfter are /proc/loadavg at the start and end.
@@ -111,7 +113,8 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// measure runs every measurement; it returns what it has even on error.
+// measure runs every selected measurement; it returns what it has even on
+// error.
 func measure(ctx context.Context, cfg config, procs *processes) (*report, error) {
 	rep := &report{cfg: cfg, machine: readMachine(), started: time.Now(), loadBefore: loadAvg()}
 	defer func() { rep.took, rep.loadAfter = time.Since(rep.started), loadAvg() }()
@@ -125,6 +128,35 @@ func measure(ctx context.Context, cfg config, procs *processes) (*report, error)
 	if err != nil {
 		return nil, err
 	}
+	if !cfg.only["snapshot"] {
+		cfg.sizes = nil
+	}
+	if !cfg.only["latency"] {
+		cfg.latSizes = nil
+	}
+	var errs []error
+	if len(cfg.sizes)+len(cfg.latSizes) > 0 {
+		if err := measureSnapshots(ctx, cfg, procs, rep, bin); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.only["agent"] && ctx.Err() == nil {
+		var gv string
+		var err error
+		rep.agents, gv, err = agentScenario(ctx, cfg, procs, dir, bin)
+		if gv != "" {
+			rep.goVersion = gv
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// measureSnapshots runs the snapshot-cost and latency measurements on one
+// target per size.
+func measureSnapshots(ctx context.Context, cfg config, procs *processes, rep *report, bin string) error {
 	walkers := []walk.Walker{walk.ProcMemWalker{}}
 	if e, err := walk.NewEBPFWalker(); err != nil {
 		rep.ebpfErr = err.Error()
@@ -136,15 +168,18 @@ func measure(ctx context.Context, cfg config, procs *processes) (*report, error)
 	sizes := append(slices.Clone(cfg.sizes), cfg.latSizes...)
 	slices.Sort(sizes)
 	sizes = slices.Compact(sizes)
-	largest := slices.Max(cfg.sizes)
+	largest := 0
+	if len(cfg.sizes) > 0 {
+		largest = slices.Max(cfg.sizes)
+	}
 	for _, n := range sizes {
 		if err := ctx.Err(); err != nil {
-			return rep, fmt.Errorf("stopped before the %d-goroutine target: %w", n, err)
+			return fmt.Errorf("stopped before the %d-goroutine target: %w", n, err)
 		}
 		fmt.Fprintf(os.Stderr, "bench: starting target with %d goroutines\n", n)
 		t, err := startTarget(ctx, procs, bin, n)
 		if err != nil {
-			return rep, err
+			return err
 		}
 		rep.goVersion = t.goVersion
 		if slices.Contains(cfg.sizes, n) {
@@ -165,7 +200,7 @@ func measure(ctx context.Context, cfg config, procs *processes) (*report, error)
 		}
 		t.stop()
 	}
-	return rep, ctx.Err()
+	return ctx.Err()
 }
 
 // snapshotCost measures one walker on one target: attach, the cold first

@@ -20,19 +20,22 @@ import (
 // startTimeout bounds how long a target may take to park its goroutines.
 const startTimeout = 60 * time.Second
 
-// processes remembers every target started, to kill each by PID on exit.
+// stopper is a process the harness started and must stop by its PID.
+type stopper interface{ stop() }
+
+// processes remembers every process started, to stop each by PID on exit.
 type processes struct {
 	mu   sync.Mutex
-	list []*target
+	list []stopper
 }
 
-func (p *processes) add(t *target) {
+func (p *processes) add(t stopper) {
 	p.mu.Lock()
 	p.list = append(p.list, t)
 	p.mu.Unlock()
 }
 
-// killAll stops every target still running.
+// killAll stops every process still running.
 func (p *processes) killAll() {
 	p.mu.Lock()
 	list := p.list
@@ -77,10 +80,10 @@ func buildTarget(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// startTarget runs the latency target with n parked goroutines and waits
-// for its ready line.
-func startTarget(ctx context.Context, procs *processes, bin string, n int) (*target, error) {
-	cmd := exec.Command(bin, "-goroutines", fmt.Sprint(n))
+// startTarget runs the latency target with n parked goroutines (and the
+// extra flags) and waits for its ready line.
+func startTarget(ctx context.Context, procs *processes, bin string, n int, extra ...string) (*target, error) {
+	cmd := exec.Command(bin, append([]string{"-goroutines", fmt.Sprint(n)}, extra...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start target: %w", err)
