@@ -364,11 +364,11 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	w.lastAt, w.series, w.counts, w.lastErr, w.failures = s.Time, series, s.Counts, "", 0
 	a.mu.Unlock()
 	a.metrics.snapshots.WithLabelValues(walker).Inc()
-	if err := a.storeSnapshot(w, s, interval); err != nil {
+	profiles := map[string]*profile.Profile{"goroutines": fold.Goroutines(s), "goroutine_wall": fold.GoroutineWall(s, interval)}
+	if err := a.storeSnapshot(w, s, profiles, interval); err != nil {
 		a.metrics.errors.WithLabelValues("store").Inc()
 		a.log.Warn("store snapshot", "pid", w.proc.PID, "err", err)
 	}
-	profiles := map[string]*profile.Profile{"goroutines": fold.Goroutines(s), "goroutine_wall": fold.GoroutineWall(s, interval)}
 	if err := a.push.push(series, s.Time, profiles, w.labels()); err != nil {
 		a.metrics.errors.WithLabelValues("push").Inc()
 		a.log.Warn("push snapshot", "pid", w.proc.PID, "err", err)
@@ -378,7 +378,7 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 
 // storeSnapshot writes the goroutines and goroutine_wall profiles and the
 // snapshot itself to the local store.
-func (a *Agent) storeSnapshot(w *watched, s *snapshot.Snapshot, interval time.Duration) error {
+func (a *Agent) storeSnapshot(w *watched, s *snapshot.Snapshot, profiles map[string]*profile.Profile, interval time.Duration) error {
 	summary := fold.Summary(s)
 	var errs []error
 	for _, e := range []struct {
@@ -386,8 +386,8 @@ func (a *Agent) storeSnapshot(w *watched, s *snapshot.Snapshot, interval time.Du
 		write func(*bytes.Buffer) error
 		dur   time.Duration
 	}{
-		{store.KindGoroutines, func(b *bytes.Buffer) error { return fold.Goroutines(s).Write(b) }, 0},
-		{store.KindGoroutineWall, func(b *bytes.Buffer) error { return fold.GoroutineWall(s, interval).Write(b) }, interval},
+		{store.KindGoroutines, func(b *bytes.Buffer) error { return profiles["goroutines"].Write(b) }, 0},
+		{store.KindGoroutineWall, func(b *bytes.Buffer) error { return profiles["goroutine_wall"].Write(b) }, interval},
 		{store.KindSnapshot, func(b *bytes.Buffer) error {
 			zw := gzip.NewWriter(b)
 			if err := snapshot.WriteJSON(zw, s); err != nil {
