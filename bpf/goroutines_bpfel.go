@@ -21,31 +21,53 @@ type goroutinesScratch struct {
 	Win  [2048]uint8
 }
 
+type goroutinesSeenKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Start uint32
+	Gaddr uint64
+}
+
+type goroutinesSeenVal struct {
+	_           structs.HostLayout
+	Goid        uint64
+	Sp          uint64
+	Pc          uint64
+	Status      uint32
+	Waitreason  uint8
+	Trackingseq uint8
+	Pad         uint16
+}
+
 type goroutinesWalkConfig struct {
-	_             structs.HostLayout
-	Allgs         uint64
-	Allglen       uint64
-	BudgetNs      uint64
-	Pid           uint32
-	WalkId        uint32
-	Start         uint32
-	MaxGoroutines uint32
-	Gsize         uint32
-	MaxFrames     uint32
-	OffStackLo    int32
-	OffStackHi    int32
-	OffStatus     int32
-	OffSchedSp    int32
-	OffSchedPc    int32
-	OffSchedBp    int32
-	OffSyscallSp  int32
-	OffSyscallPc  int32
-	OffSyscallBp  int32
-	SpanSchedOff  uint32
-	SpanSchedLen  uint32
-	SpanSysOff    uint32
-	SpanSysLen    uint32
-	_             [4]byte
+	_              structs.HostLayout
+	Allgs          uint64
+	Allglen        uint64
+	BudgetNs       uint64
+	Pid            uint32
+	WalkId         uint32
+	Start          uint32
+	MaxGoroutines  uint32
+	Gsize          uint32
+	MaxFrames      uint32
+	OffStackLo     int32
+	OffStackHi     int32
+	OffStatus      int32
+	OffSchedSp     int32
+	OffSchedPc     int32
+	OffSchedBp     int32
+	OffSyscallSp   int32
+	OffSyscallPc   int32
+	OffSyscallBp   int32
+	SpanSchedOff   uint32
+	SpanSchedLen   uint32
+	SpanSysOff     uint32
+	SpanSysLen     uint32
+	OffGoid        int32
+	OffWaitreason  int32
+	OffTrackingseq int32
+	SkipUnchanged  uint32
+	_              [4]byte
 }
 
 type goroutinesWalkResult struct {
@@ -66,6 +88,7 @@ type goroutinesWalkResult struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	goroutinesMapEvents          = "events"
+	goroutinesMapSeen            = "seen"
 	goroutinesMapWalkBuf         = "walk_buf"
 	goroutinesMapWalkCfg         = "walk_cfg"
 	goroutinesMapWalkRes         = "walk_res"
@@ -122,6 +145,7 @@ type goroutinesProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type goroutinesMapSpecs struct {
 	Events  *ebpf.MapSpec `ebpf:"events"`
+	Seen    *ebpf.MapSpec `ebpf:"seen"`
 	WalkBuf *ebpf.MapSpec `ebpf:"walk_buf"`
 	WalkCfg *ebpf.MapSpec `ebpf:"walk_cfg"`
 	WalkRes *ebpf.MapSpec `ebpf:"walk_res"`
@@ -154,6 +178,7 @@ func (o *goroutinesObjects) Close() error {
 // It can be passed to loadGoroutinesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type goroutinesMaps struct {
 	Events  *ebpf.Map `ebpf:"events"`
+	Seen    *ebpf.Map `ebpf:"seen"`
 	WalkBuf *ebpf.Map `ebpf:"walk_buf"`
 	WalkCfg *ebpf.Map `ebpf:"walk_cfg"`
 	WalkRes *ebpf.Map `ebpf:"walk_res"`
@@ -162,6 +187,7 @@ type goroutinesMaps struct {
 func (m *goroutinesMaps) Close() error {
 	return _GoroutinesClose(
 		m.Events,
+		m.Seen,
 		m.WalkBuf,
 		m.WalkCfg,
 		m.WalkRes,

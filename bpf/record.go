@@ -17,6 +17,9 @@ const (
 	FlagNeedsFP uint32 = 1 << 2
 	// FlagTorn: the g's status or saved sp/pc changed while its stack was walked.
 	FlagTorn uint32 = 1 << 3
+	// FlagUnchanged: WalkRequest.SkipUnchanged found the goroutine as the
+	// previous walk left it; its stack was not walked and PCs is empty.
+	FlagUnchanged uint32 = 1 << 4
 )
 
 // recHdrSize is sizeof(struct rec_hdr) in goroutines.bpf.c.

@@ -150,6 +150,9 @@ func inspectTarget(tb testing.TB, bin string) targetInfo {
 		ti.req.Off.SyscallBP = fieldOff(tb, g, "syscallbp")
 	}
 	ti.goidOff = int64(fieldOff(tb, g, "goid"))
+	ti.req.Off.Goid = int32(ti.goidOff)
+	ti.req.Off.WaitReason = fieldOff(tb, g, "waitreason")
+	ti.req.Off.TrackingSeq = fieldOff(tb, g, "trackingSeq")
 	ti.req.MaxFrames = 64
 	ti.req.MaxGoroutines = 1 << 20
 
@@ -244,7 +247,36 @@ func fieldOff(tb testing.TB, st *dwarf.StructType, path ...string) int32 {
 // startTarget runs bin -n n, waits for "ready" and returns its pid.
 func startTarget(tb testing.TB, bin string, n int) uint32 {
 	tb.Helper()
-	cmd := exec.Command(bin, "-n", fmt.Sprint(n))
+	return runTarget(tb, bin, "-n", fmt.Sprint(n)).pid
+}
+
+// runningTarget is a started target that takes commands on stdin.
+type runningTarget struct {
+	pid   uint32
+	stdin io.Writer
+	lines chan string // stdout lines after "ready"
+}
+
+// command sends one command line and waits for the target's "ok".
+func (rt *runningTarget) command(tb testing.TB, line string) {
+	tb.Helper()
+	if _, err := fmt.Fprintln(rt.stdin, line); err != nil {
+		tb.Fatalf("target command %q: %v", line, err)
+	}
+	select {
+	case got, ok := <-rt.lines:
+		if !ok || got != "ok\n" {
+			tb.Fatalf("target command %q: answer %q (open %v), want \"ok\"", line, got, ok)
+		}
+	case <-time.After(30 * time.Second):
+		tb.Fatalf("target command %q: no answer after 30s", line)
+	}
+}
+
+// runTarget runs bin with args and waits for "ready".
+func runTarget(tb testing.TB, bin string, args ...string) *runningTarget {
+	tb.Helper()
+	cmd := exec.Command(bin, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -268,19 +300,25 @@ func startTarget(tb testing.TB, bin string, n int) uint32 {
 			<-done
 		}
 	})
-	ready := make(chan error, 1)
-	go func() {
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err == nil && line != "ready\n" {
-			err = fmt.Errorf("unexpected output %q", line)
+	lines := make(chan string, 16)
+	go func() { // ends when the target exits and closes stdout
+		defer close(lines)
+		r := bufio.NewReader(stdout)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			select {
+			case lines <- line:
+			default: // nobody asked: drop
+			}
 		}
-		ready <- err
-		io.Copy(io.Discard, stdout)
 	}()
 	select {
-	case err := <-ready:
-		if err != nil {
-			tb.Fatalf("target %s did not get ready: %v", bin, err)
+	case line, ok := <-lines:
+		if !ok || line != "ready\n" {
+			tb.Fatalf("target %s did not get ready: output %q (open %v)", bin, line, ok)
 		}
 		// Let the main goroutine get from its write of "ready" into its
 		// read of stdin, so tests see a settled syscall stack.
@@ -288,7 +326,7 @@ func startTarget(tb testing.TB, bin string, n int) uint32 {
 	case <-time.After(60 * time.Second):
 		tb.Fatalf("target %s: no ready line after 60s", bin)
 	}
-	return uint32(cmd.Process.Pid)
+	return &runningTarget{pid: uint32(cmd.Process.Pid), stdin: stdin, lines: lines}
 }
 
 // readMem reads len(buf) bytes at addr of pid with process_vm_readv.

@@ -53,6 +53,10 @@ type GOffsets struct {
 	SchedSP, SchedPC, SchedBP int32 // g.sched.sp, .pc, .bp
 	SyscallSP, SyscallPC      int32 // g.syscallsp, g.syscallpc
 	SyscallBP                 int32 // g.syscallbp (Go >= 1.23), else -1
+	// Read only with WalkRequest.SkipUnchanged:
+	Goid        int32 // g.goid (u64)
+	WaitReason  int32 // g.waitreason (u8)
+	TrackingSeq int32 // g.trackingSeq (u8)
 }
 
 // WalkRequest describes one target process and its runtime layout.
@@ -63,6 +67,12 @@ type WalkRequest struct {
 	Off            GOffsets // field offsets inside g
 	MaxFrames      uint32   // PCs per goroutine, 1..MaxFramesLimit
 	MaxGoroutines  uint32   // bound on allgs entries visited, 1..MaxGoroutinesCap
+	// SkipUnchanged skips the stack of a goroutine (not running or in
+	// copystack) whose status, goid, saved sp/pc, waitreason and trackingSeq
+	// equal those of the last SkipUnchanged walk of that g in this process:
+	// its record has FlagUnchanged and no PCs. It needs Off.Goid,
+	// Off.WaitReason and Off.TrackingSeq.
+	SkipUnchanged bool
 }
 
 // WalkStats summarizes a Walk.
@@ -89,6 +99,13 @@ type WalkStats struct {
 // ret; fp = next. Afterwards status and the saved sp/pc used are re-read and
 // FlagTorn is set if they changed. An allgs slot or g that cannot be read is
 // skipped (no record) and counted in Faults, as is each FlagFault.
+//
+// With req.SkipUnchanged the walker remembers, per process and g, what the
+// last such walk of the g saw (a kernel LRU map of about a million entries
+// shared by all processes; entries of exited processes age out), and
+// goroutines that match are emitted with FlagUnchanged and no PCs, without
+// stack walk or torn check. A walked goroutine updates its entry; a torn one
+// drops it.
 //
 // fn is called on the calling goroutine; its GRecord is reused. An error from
 // fn stops the walk and is returned. Walk honours ctx (checked at least every
@@ -270,12 +287,13 @@ func (r WalkRequest) config() (goroutinesWalkConfig, error) {
 	case r.MaxGoroutines == 0 || r.MaxGoroutines > MaxGoroutinesCap:
 		return c, bad("MaxGoroutines %d is not in 1..%d", r.MaxGoroutines, MaxGoroutinesCap)
 	}
-	fields := []struct {
+	type field struct {
 		name     string
 		off      int32
 		size     int32
 		optional bool
-	}{
+	}
+	fields := []field{
 		{"StackLo", r.Off.StackLo, 8, false},
 		{"StackHi", r.Off.StackHi, 8, false},
 		{"AtomicStatus", r.Off.AtomicStatus, 4, false},
@@ -285,6 +303,13 @@ func (r WalkRequest) config() (goroutinesWalkConfig, error) {
 		{"SyscallSP", r.Off.SyscallSP, 8, false},
 		{"SyscallPC", r.Off.SyscallPC, 8, false},
 		{"SyscallBP", r.Off.SyscallBP, 8, true},
+	}
+	if r.SkipUnchanged {
+		fields = append(fields, []field{
+			{"Goid", r.Off.Goid, 8, false},
+			{"WaitReason", r.Off.WaitReason, 1, false},
+			{"TrackingSeq", r.Off.TrackingSeq, 1, false},
+		}...)
 	}
 	for _, f := range fields {
 		if f.optional && f.off == -1 {
@@ -300,26 +325,33 @@ func (r WalkRequest) config() (goroutinesWalkConfig, error) {
 		return c, bad("g.atomicstatus and the saved sp/pc are more than %d bytes apart", maxSpan)
 	}
 	c = goroutinesWalkConfig{
-		Allgs:         r.Allgs,
-		Allglen:       r.Allglen,
-		BudgetNs:      uint64(passBudget),
-		Pid:           r.PID,
-		MaxGoroutines: r.MaxGoroutines,
-		Gsize:         r.GSize,
-		MaxFrames:     r.MaxFrames,
-		OffStackLo:    r.Off.StackLo,
-		OffStackHi:    r.Off.StackHi,
-		OffStatus:     r.Off.AtomicStatus,
-		OffSchedSp:    r.Off.SchedSP,
-		OffSchedPc:    r.Off.SchedPC,
-		OffSchedBp:    r.Off.SchedBP,
-		OffSyscallSp:  r.Off.SyscallSP,
-		OffSyscallPc:  r.Off.SyscallPC,
-		OffSyscallBp:  r.Off.SyscallBP,
-		SpanSchedOff:  schedOff,
-		SpanSchedLen:  schedLen,
-		SpanSysOff:    sysOff,
-		SpanSysLen:    sysLen,
+		Allgs:          r.Allgs,
+		Allglen:        r.Allglen,
+		BudgetNs:       uint64(passBudget),
+		Pid:            r.PID,
+		MaxGoroutines:  r.MaxGoroutines,
+		Gsize:          r.GSize,
+		MaxFrames:      r.MaxFrames,
+		OffStackLo:     r.Off.StackLo,
+		OffStackHi:     r.Off.StackHi,
+		OffStatus:      r.Off.AtomicStatus,
+		OffSchedSp:     r.Off.SchedSP,
+		OffSchedPc:     r.Off.SchedPC,
+		OffSchedBp:     r.Off.SchedBP,
+		OffSyscallSp:   r.Off.SyscallSP,
+		OffSyscallPc:   r.Off.SyscallPC,
+		OffSyscallBp:   r.Off.SyscallBP,
+		SpanSchedOff:   schedOff,
+		SpanSchedLen:   schedLen,
+		SpanSysOff:     sysOff,
+		SpanSysLen:     sysLen,
+		OffGoid:        -1,
+		OffWaitreason:  -1,
+		OffTrackingseq: -1,
+	}
+	if r.SkipUnchanged {
+		c.OffGoid, c.OffWaitreason, c.OffTrackingseq = r.Off.Goid, r.Off.WaitReason, r.Off.TrackingSeq
+		c.SkipUnchanged = 1
 	}
 	return c, nil
 }

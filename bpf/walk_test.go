@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -252,6 +253,12 @@ func TestWalkErrors(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	stopErr := errors.New("stop")
+	noGoid := live
+	noGoid.SkipUnchanged = true
+	noGoid.Off.Goid = -1
+	badSeq := live
+	badSeq.SkipUnchanged = true
+	badSeq.Off.TrackingSeq = int32(live.GSize)
 
 	tests := []struct {
 		name    string
@@ -266,6 +273,8 @@ func TestWalkErrors(t *testing.T) {
 		{"cancelled", cancelled, live, nil, context.Canceled, ""},
 		{"callback error", context.Background(), live, func(*GRecord) error { return stopErr }, stopErr, ""},
 		{"bad request", context.Background(), WalkRequest{PID: 1}, nil, nil, "invalid request"},
+		{"skip without goid", context.Background(), noGoid, nil, nil, "offset Goid=-1"},
+		{"skip with trackingSeq outside g", context.Background(), badSeq, nil, nil, "offset TrackingSeq"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,6 +299,128 @@ func TestWalkErrors(t *testing.T) {
 	checkRecords(t, ti, live, recs, stats, 10)
 }
 
+// TestWalkSkipUnchanged walks a target again and again with SkipUnchanged:
+// goroutines parked as the previous walk saw them come back FlagUnchanged
+// without PCs; goroutines woken and parked again at the same place, and
+// new ones, are walked in full.
+func TestWalkSkipUnchanged(t *testing.T) {
+	w := loadWalker(t)
+	const parked, poked, spawned = 300, 50, 40
+	bin := targetBinary(t, "local")
+	ti := inspectTarget(t, bin)
+	rt := runTarget(t, bin, "-n", fmt.Sprint(parked), "-poke", fmt.Sprint(poked))
+	req := ti.req
+	req.PID = rt.pid
+	req.SkipUnchanged = true
+
+	// The first walk has nothing to skip: full records, as without SkipUnchanged.
+	first, stats := collect(t, w, ti, req)
+	checkRecords(t, ti, req, first, stats, parked)
+	compareWithUserspace(t, rt.pid, ti, req, first, len(first))
+	role := make(map[uint64]string) // goid -> its worker function, or "other"
+	before := make(map[uint64]keptRecord)
+	for _, r := range first {
+		if r.Flags&FlagUnchanged != 0 {
+			t.Errorf("first walk: goroutine %d is FlagUnchanged", r.goid)
+		}
+		before[r.goid] = r
+		role[r.goid] = "other"
+		for _, fn := range funcs(ti, r.PCs) {
+			if fn == "main.parkedWorker" || fn == "main.pokedWorker" {
+				role[r.goid] = fn
+			}
+		}
+	}
+
+	// check walks again and counts, per role, the records flagged unchanged.
+	// Unchanged records have no PCs; the others are compared with a
+	// userspace walk of the same rules.
+	check := func(step string, wantUnchanged map[string]bool) (recs []keptRecord, unchanged, walked map[string]int) {
+		t.Helper()
+		recs, _ = collect(t, w, ti, req)
+		unchanged, walked = make(map[string]int), make(map[string]int)
+		for _, r := range recs {
+			fn, ok := role[r.goid]
+			if !ok {
+				fn = "new"
+				if slices.Contains(funcs(ti, r.PCs), "main.parkedWorker") {
+					fn = "new main.parkedWorker"
+				}
+			}
+			if r.Flags&FlagUnchanged == 0 {
+				walked[fn]++
+				continue
+			}
+			unchanged[fn]++
+			if r.Flags != FlagUnchanged || len(r.PCs) != 0 {
+				t.Errorf("%s: unchanged goroutine %d has flags %#x and %d PCs, want only FlagUnchanged and none", step, r.goid, r.Flags, len(r.PCs))
+			}
+			if r.status == 2 || r.status == 8 {
+				t.Errorf("%s: goroutine %d in status %d is FlagUnchanged", step, r.goid, r.status)
+			}
+		}
+		for fn, want := range wantUnchanged {
+			if want && walked[fn] != 0 {
+				t.Errorf("%s: %d goroutines in %s walked again, want all %d unchanged", step, walked[fn], fn, unchanged[fn]+walked[fn])
+			}
+			if !want && unchanged[fn] != 0 {
+				t.Errorf("%s: %d goroutines in %s flagged unchanged, want all %d walked", step, unchanged[fn], fn, unchanged[fn]+walked[fn])
+			}
+		}
+		var changed []keptRecord
+		for _, r := range recs {
+			if r.Flags&FlagUnchanged == 0 {
+				changed = append(changed, r)
+			}
+		}
+		if len(changed) > 0 {
+			compareWithUserspace(t, rt.pid, ti, req, changed, len(changed))
+		}
+		t.Logf("%s: unchanged %v, walked %v", step, unchanged, walked)
+		return recs, unchanged, walked
+	}
+
+	_, unchanged, _ := check("second walk", map[string]bool{"main.parkedWorker": true, "main.pokedWorker": true})
+	if unchanged["main.parkedWorker"] != parked || unchanged["main.pokedWorker"] != poked {
+		t.Errorf("second walk: unchanged %v, want %d main.parkedWorker and %d main.pokedWorker", unchanged, parked, poked)
+	}
+
+	// A walk without SkipUnchanged neither consults nor disturbs the map.
+	plain := req
+	plain.SkipUnchanged = false
+	recs, stats := collect(t, w, ti, plain)
+	checkRecords(t, ti, plain, recs, stats, parked)
+
+	// Poked goroutines left their park and came back to the same place
+	// (same sp and pc): only trackingSeq tells them apart.
+	rt.command(t, "poke")
+	third, _, walked := check("after poke", map[string]bool{"main.parkedWorker": true, "main.pokedWorker": false})
+	if walked["main.pokedWorker"] != poked {
+		t.Errorf("after poke: %d main.pokedWorker goroutines walked, want %d", walked["main.pokedWorker"], poked)
+	}
+	samePlace := 0
+	for _, r := range third {
+		if role[r.goid] == "main.pokedWorker" && slices.Equal(r.PCs, before[r.goid].PCs) {
+			samePlace++
+		}
+	}
+	t.Logf("after poke: %d of %d poked goroutines parked again with the stack of the first walk", samePlace, poked)
+
+	// New goroutines are walked; the poked ones are unchanged again.
+	rt.command(t, fmt.Sprintf("spawn %d", spawned))
+	_, unchanged, walked = check("after spawn", map[string]bool{
+		"main.parkedWorker": true, "main.pokedWorker": true, "new main.parkedWorker": false,
+	})
+	if walked["new main.parkedWorker"] != spawned {
+		t.Errorf("after spawn: %d new main.parkedWorker goroutines walked, want %d", walked["new main.parkedWorker"], spawned)
+	}
+	if unchanged["main.pokedWorker"] != poked {
+		t.Errorf("after spawn: %d main.pokedWorker goroutines unchanged, want %d", unchanged["main.pokedWorker"], poked)
+	}
+}
+
+// BenchmarkWalk100k walks 100k parked goroutines, in full and, after a
+// first walk, with SkipUnchanged (all of them unchanged).
 func BenchmarkWalk100k(b *testing.B) {
 	w := loadWalker(b)
 	const n = 100000
@@ -297,18 +428,37 @@ func BenchmarkWalk100k(b *testing.B) {
 	ti := inspectTarget(b, bin)
 	req := ti.req
 	req.PID = startTarget(b, bin, n)
-	var passes int
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		var got int
-		stats, err := w.Walk(context.Background(), req, func(*GRecord) error { got++; return nil })
-		if err != nil {
-			b.Fatal(err)
-		}
-		if got < n {
-			b.Fatalf("walk saw %d goroutines, want >= %d", got, n)
-		}
-		passes += stats.Passes
+	for _, skip := range []bool{false, true} {
+		b.Run(fmt.Sprintf("skip=%v", skip), func(b *testing.B) {
+			req := req
+			req.SkipUnchanged = skip
+			walk := func() (got, unchanged int, stats WalkStats) {
+				stats, err := w.Walk(context.Background(), req, func(r *GRecord) error {
+					got++
+					if r.Flags&FlagUnchanged != 0 {
+						unchanged++
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got < n {
+					b.Fatalf("walk saw %d goroutines, want >= %d", got, n)
+				}
+				return got, unchanged, stats
+			}
+			walk() // fills the seen map
+			var passes int
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_, unchanged, stats := walk()
+				if skip && unchanged < n || !skip && unchanged != 0 {
+					b.Fatalf("%d goroutines unchanged with SkipUnchanged %v", unchanged, skip)
+				}
+				passes += stats.Passes
+			}
+			b.ReportMetric(float64(passes)/float64(b.N), "passes/op")
+		})
 	}
-	b.ReportMetric(float64(passes)/float64(b.N), "passes/op")
 }

@@ -11,6 +11,11 @@
 // walk.go). Per-walk parameters come from the walk_cfg map; the
 // outcome of a pass goes to walk_res so userspace can resume a pass that
 // stopped because the ring buffer was full or its time budget ran out.
+//
+// With skip_unchanged set, the seen map remembers, per {process, g}, what
+// the last walk of that g saw (status, goid, saved sp/pc, waitreason,
+// trackingSeq). A parked goroutine that still matches is emitted with
+// FLAG_UNCHANGED and no PCs: its stack is not walked again.
 
 #include "vmlinux.h"
 #include "helpers.h"
@@ -32,6 +37,13 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define FLAG_FAULT 2
 #define FLAG_NEEDS_FP 4
 #define FLAG_TORN 8
+#define FLAG_UNCHANGED 16
+
+// Entries of the seen map: ~256k goroutines over all walked processes (about
+// 29 MB of kernel memory); beyond that the LRU evicts and those goroutines are
+// simply walked in full. Entries of exited processes (and of gs no longer
+// walked) age out the same way.
+#define SEEN_MAX (1 << 18)
 
 // Go runtime g statuses.
 #define G_IDLE 0
@@ -77,6 +89,11 @@ struct walk_config {
 	u32 span_sched_len;
 	u32 span_sys_off;
 	u32 span_sys_len;
+	// Fields compared by skip_unchanged.
+	s32 off_goid;        // g.goid (u64)
+	s32 off_waitreason;  // g.waitreason (u8)
+	s32 off_trackingseq; // g.trackingSeq (u8)
+	u32 skip_unchanged;  // 1: consult and maintain the seen map
 };
 
 // Outcome of one pass, read back by userspace.
@@ -100,6 +117,25 @@ struct rec_hdr {
 	u32 flags;
 	u16 gsize;
 	u16 nframes;
+};
+
+// Key of the seen map: one g of one process. start is the low 32 bits of the
+// process's start time, so a reused pid does not inherit its predecessor's gs.
+struct seen_key {
+	u32 tgid;
+	u32 start;
+	u64 gaddr;
+};
+
+// What the last walk of a g saw.
+struct seen_val {
+	u64 goid;
+	u64 sp; // sched.sp, or syscallsp in a system call
+	u64 pc; // sched.pc, or syscallpc
+	u32 status; // without the scan bit
+	u8 waitreason;
+	u8 trackingseq;
+	u16 pad;
 };
 
 struct scratch {
@@ -130,6 +166,13 @@ struct {
 	__type(value, struct scratch);
 } walk_buf SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SEEN_MAX);
+	__type(key, struct seen_key);
+	__type(value, struct seen_val);
+} seen SEC(".maps");
+
 // Userspace may resize this before load (power of two, multiple of the page size).
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -147,6 +190,7 @@ struct walk_ctx {
 	u32 n;
 	u32 batch_base; // allgs index of s->ptrs[0]
 	u32 batch_len;  // valid entries in s->ptrs
+	u32 start_time; // low bits of the process start time, for seen_key
 };
 
 // load_u64 reads the u64 at byte offset off of the copied g.
@@ -173,6 +217,18 @@ static __always_inline u32 load_u32(struct scratch *s, s32 off)
 	barrier_var(o);
 	o &= MAX_GSIZE - 1;
 	return *(u32 *)(s->rec + HDR_SIZE + o);
+}
+
+// load_u8 reads the byte at offset off of the copied g.
+static __always_inline u8 load_u8(struct scratch *s, s32 off)
+{
+	u32 o = off;
+
+	if (o > MAX_GSIZE - 1)
+		return 0;
+	barrier_var(o);
+	o &= MAX_GSIZE - 1;
+	return *(u8 *)(s->rec + HDR_SIZE + o);
 }
 
 // span_u64 reads the u64 at g offset off from the torn-check re-read of span_off.
@@ -337,6 +393,9 @@ static long walk_one(u64 i, struct walk_ctx *c)
 	u32 status, st, span_off, span_len;
 	s32 off_sp, off_pc;
 	u64 gaddr = 0, pc = 0, fp = 0, size;
+	struct seen_key key;
+	struct seen_val cur = {}, *prev = 0;
+	int track = 0;
 	// Check the budget only after the first goroutine so every pass progresses.
 	if (i > 0 && bpf_ktime_get_ns() > c->deadline) {
 		res->next = idx;
@@ -381,6 +440,28 @@ static long walk_one(u64 i, struct walk_ctx *c)
 		off_pc = cfg->off_sched_pc;
 		span_off = cfg->span_sched_off;
 		span_len = cfg->span_sched_len;
+	}
+
+	if (cfg->skip_unchanged && st != G_RUNNING && st != G_COPYSTACK) {
+		track = 1;
+		key.tgid = cfg->pid;
+		key.start = c->start_time;
+		key.gaddr = gaddr;
+		cur.goid = load_u64(s, cfg->off_goid);
+		cur.sp = load_u64(s, off_sp);
+		cur.pc = load_u64(s, off_pc);
+		cur.status = st;
+		cur.waitreason = load_u8(s, cfg->off_waitreason);
+		cur.trackingseq = load_u8(s, cfg->off_trackingseq);
+		prev = bpf_map_lookup_elem(&seen, &key);
+		if (prev && prev->goid == cur.goid && prev->sp == cur.sp && prev->pc == cur.pc &&
+		    prev->status == cur.status && prev->waitreason == cur.waitreason &&
+		    prev->trackingseq == cur.trackingseq) {
+			// Parked where the last walk left it: the g was copied in
+			// one read, so there is nothing to tear either.
+			flags = FLAG_UNCHANGED;
+			goto emit;
+		}
 	}
 
 	if (st != G_RUNNING && st != G_COPYSTACK) {
@@ -432,6 +513,19 @@ static long walk_one(u64 i, struct walk_ctx *c)
 		flags |= FLAG_TORN;
 	}
 
+	if (track) {
+		if (flags & FLAG_TORN) {
+			// The stack walked may not be the one of cur: forget the g.
+			if (prev)
+				bpf_map_delete_elem(&seen, &key);
+		} else if (prev) {
+			*prev = cur;
+		} else {
+			bpf_map_update_elem(&seen, &key, &cur, BPF_ANY);
+		}
+	}
+
+emit:
 	hdr = (struct rec_hdr *)s->rec;
 	hdr->walk_id = cfg->walk_id;
 	hdr->index = idx;
@@ -482,7 +576,8 @@ int walk_goroutines(struct bpf_iter__task *ctx)
 	res->found = 1;
 
 	if (cfg->gsize > MAX_GSIZE || cfg->max_frames == 0 || cfg->max_frames > MAX_FRAMES ||
-	    cfg->span_sched_len > SPAN_MAX || cfg->span_sys_len > SPAN_MAX) {
+	    cfg->span_sched_len > SPAN_MAX || cfg->span_sys_len > SPAN_MAX ||
+	    (cfg->skip_unchanged && (cfg->off_goid < 0 || cfg->off_waitreason < 0 || cfg->off_trackingseq < 0))) {
 		res->state = STATE_BAD_CONFIG;
 		return 0;
 	}
@@ -512,6 +607,7 @@ int walk_goroutines(struct bpf_iter__task *ctx)
 	c.res = res;
 	c.s = s;
 	c.ptrs_addr = slice[0];
+	c.start_time = (u32)task->start_time;
 	c.start = cfg->start;
 	c.n = n;
 	c.deadline = bpf_ktime_get_ns() + cfg->budget_ns;

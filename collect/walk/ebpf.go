@@ -33,8 +33,10 @@ func (e *EBPFWalker) Close() error { return e.w.Close() }
 // Name implements Walker.
 func (e *EBPFWalker) Name() string { return "ebpf" }
 
-// Walk implements Walker. Request.Unchanged is not honoured: the kernel
-// reads every stack.
+// Walk implements Walker. A set Request.Unchanged is not called; it turns
+// on the kernel's own test instead (bpf.WalkRequest.SkipUnchanged): a
+// goroutine parked as the program's previous walk of the process saw it
+// comes back FlagUnchanged without PCs.
 func (e *EBPFWalker) Walk(ctx context.Context, pid int, req Request, fn func(*Record) error) (Stats, error) {
 	start := time.Now()
 	breq := bpf.WalkRequest{
@@ -45,11 +47,13 @@ func (e *EBPFWalker) Walk(ctx context.Context, pid int, req Request, fn func(*Re
 			StackLo: req.Off.StackLo, StackHi: req.Off.StackHi, AtomicStatus: req.Off.AtomicStatus,
 			SchedSP: req.Off.SchedSP, SchedPC: req.Off.SchedPC, SchedBP: req.Off.SchedBP,
 			SyscallSP: req.Off.SyscallSP, SyscallPC: req.Off.SyscallPC, SyscallBP: req.Off.SyscallBP,
+			Goid: req.Off.Goid, WaitReason: req.Off.WaitReason, TrackingSeq: req.Off.TrackingSeq,
 		},
 		// Deeper stacks come back FlagTruncated; the decoder finishes them
 		// from userspace.
 		MaxFrames:     min(req.MaxFrames, ebpfMaxFrames),
 		MaxGoroutines: req.MaxGoroutines,
+		SkipUnchanged: req.Unchanged != nil && canSkip(req),
 	}
 	var rec Record
 	bst, err := e.w.Walk(ctx, breq, func(g *bpf.GRecord) error {
@@ -70,10 +74,24 @@ func convertFlags(f uint32) uint32 {
 		{bpf.FlagFault, FlagFault},
 		{bpf.FlagNeedsFP, FlagNeedsFP},
 		{bpf.FlagTorn, FlagTorn},
+		{bpf.FlagUnchanged, FlagUnchanged},
 	} {
 		if f&m.from != 0 {
 			out |= m.to
 		}
 	}
 	return out
+}
+
+// canSkip reports whether the g fields the kernel compares to skip unchanged
+// goroutines lie inside the copied bytes (a layout may lack one: -1).
+func canSkip(req Request) bool {
+	for _, f := range [...]struct{ off, size int32 }{
+		{req.Off.Goid, 8}, {req.Off.WaitReason, 1}, {req.Off.TrackingSeq, 1},
+	} {
+		if f.off < 0 || int64(f.off)+int64(f.size) > int64(req.GSize) {
+			return false
+		}
+	}
+	return true
 }

@@ -48,6 +48,9 @@ type Offsets struct {
 	StackLo, StackHi, AtomicStatus  int32
 	SchedSP, SchedPC, SchedBP       int32
 	SyscallSP, SyscallPC, SyscallBP int32
+	// Goid (u64), WaitReason (u8) and TrackingSeq (u8) are what the eBPF
+	// walker compares, in the kernel, to honour Request.Unchanged.
+	Goid, WaitReason, TrackingSeq int32
 }
 
 // Request says what to walk in one process.
@@ -61,8 +64,11 @@ type Request struct {
 	// MaxFrames bounds each stack; MaxGoroutines bounds the allgs entries visited.
 	MaxFrames, MaxGoroutines uint32
 	// Unchanged, when set, is asked before a stack is read; returning true
-	// skips the read and marks the record FlagUnchanged. Only walkers that
-	// read stacks from userspace can honour it.
+	// skips the read and marks the record FlagUnchanged. The eBPF walker
+	// does not call it: when it is set, the kernel skips the stacks of
+	// goroutines (not running) whose goid, status, waitreason, saved sp/pc
+	// and trackingSeq match its own previous walk, the test the
+	// snapshotter's callback makes.
 	Unchanged func(index uint32, gaddr uint64, g []byte) bool
 }
 

@@ -286,25 +286,19 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 		// whether or not the walker read it again.
 		g.Frames, g.Truncated = prev.frames, prev.truncated
 	default:
-		pcs := r.PCs
-		if r.Flags&FlagUnchanged != 0 {
-			// The walker skipped a stack we have no copy of (a walker's
-			// own cache outlived ours): read it from userspace.
-			pcs = nil
-			if full, err := walkOne(context.Background(), t.mem, t.Req, r.Index, r.GAddr); err == nil && full != nil && full.Flags&FlagTorn == 0 &&
-				readFields(t.Layout, full.G).pc == f.pc && readFields(t.Layout, full.G).sp == f.sp {
-				pcs, g.Truncated = full.PCs, full.Flags&FlagTruncated != 0
+		pcs, flags := r.PCs, r.Flags
+		if flags&FlagUnchanged != 0 || (flags&FlagTruncated != 0 && len(pcs) < int(t.Req.MaxFrames)) {
+			// The walker skipped a stack we have no copy of (its own cache
+			// outlived ours), or its bound was lower than ours (the eBPF
+			// walker's is): read the stack again from userspace.
+			if full := s.rewalk(r, &f); full != nil {
+				pcs, flags = full.PCs, full.Flags
+			} else if flags&FlagUnchanged != 0 {
+				pcs, flags = nil, 0
 			}
+			g.Truncated = flags&FlagTruncated != 0
 		}
-		if r.Flags&FlagTruncated != 0 && len(pcs) < int(t.Req.MaxFrames) {
-			// The walker's bound was lower than ours (the eBPF walker's
-			// is): read the whole stack again from userspace.
-			if full, err := walkOne(context.Background(), t.mem, t.Req, r.Index, r.GAddr); err == nil && full != nil && full.Flags&FlagTorn == 0 &&
-				readFields(t.Layout, full.G).pc == f.pc && readFields(t.Layout, full.G).sp == f.sp {
-				pcs, g.Truncated = full.PCs, full.Flags&FlagTruncated != 0
-			}
-		}
-		if r.Flags&FlagNeedsFP != 0 {
+		if flags&FlagNeedsFP != 0 {
 			pcs = s.unwindSyscall(pcs, &f)
 		} else if len(pcs) == 1 && f.pc == f.startpc {
 			// A goroutine that never ran: its entry function "returns" to
@@ -349,6 +343,19 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 		system: g.System, createdBy: g.CreatedBy,
 	}
 	return g, waiting, "", nil
+}
+
+// rewalk reads one goroutine's stack again from userspace; nil unless the
+// goroutine is still parked where the record found it.
+func (s *Snapshotter) rewalk(r *Record, f *gFields) *Record {
+	full, err := walkOne(context.Background(), s.t.mem, s.t.Req, r.Index, r.GAddr)
+	if err != nil || full == nil || full.Flags&FlagTorn != 0 {
+		return nil
+	}
+	if now := readFields(s.t.Layout, full.G); now.pc != f.pc || now.sp != f.sp {
+		return nil
+	}
+	return full
 }
 
 // unwindSyscall completes the stack of a goroutine in a system call for Go

@@ -106,6 +106,7 @@ func attachBinary(pid int, start uint64, bin *gobin.Binary) (*Target, error) {
 			StackLo: int32(g.StackLo), StackHi: int32(g.StackHi), AtomicStatus: int32(g.AtomicStatus),
 			SchedSP: int32(g.SchedSP), SchedPC: int32(g.SchedPC), SchedBP: int32(g.SchedBP),
 			SyscallSP: int32(g.SyscallSP), SyscallPC: int32(g.SyscallPC), SyscallBP: int32(g.SyscallBP),
+			Goid: int32(g.Goid), WaitReason: int32(g.WaitReason), TrackingSeq: int32(g.TrackingSeq),
 		},
 		MaxFrames:     DefaultMaxFrames,
 		MaxGoroutines: DefaultMaxGoroutines,

@@ -33,6 +33,7 @@ typedef int pid_t;
 
 enum bpf_map_type {
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 
@@ -43,6 +44,7 @@ struct seq_file;
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
+	u64 start_time;
 };
 
 struct bpf_iter_meta {
