@@ -40,6 +40,7 @@ type Agent struct {
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
+	exes  executables
 	// retired are processes discovery dropped; the snapshot loop closes
 	// them, since it may be walking one at that moment.
 	retired []*watched
@@ -64,6 +65,7 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 		cfg: cfg, log: log, walkers: ws, store: st,
 		scanner: &discovery.Scanner{Proc: "/proc", Rules: &rules},
 		procs:   map[store.ProcessKey]*watched{},
+		exes:    executables{},
 		ready:   make(chan struct{}),
 	}
 	a.metrics = newSelfMetrics(a)
@@ -138,11 +140,11 @@ func (a *Agent) handler() http.Handler {
 func (a *Agent) close() error {
 	a.mu.Lock()
 	for k, w := range a.procs {
-		w.target.Close()
+		a.exes.release(w.exe)
 		delete(a.procs, k)
 	}
 	for _, w := range a.retired {
-		w.target.Close()
+		a.exes.release(w.exe)
 	}
 	a.retired = nil
 	a.mu.Unlock()
@@ -193,7 +195,17 @@ func (a *Agent) discover() {
 		if known {
 			continue
 		}
-		t, err := walk.Attach(p.PID)
+		a.mu.Lock()
+		x, xk, err := a.exes.acquire(p.PID)
+		a.mu.Unlock()
+		var t *walk.Target
+		if err == nil {
+			if t, err = walk.AttachExecutable(p.PID, x); err != nil {
+				a.mu.Lock()
+				a.exes.release(xk)
+				a.mu.Unlock()
+			}
+		}
 		if err != nil {
 			// Exited between scan and attach, unsupported, or not permitted:
 			// say so once per process, keep going.
@@ -206,11 +218,13 @@ func (a *Agent) discover() {
 		}
 		if min := a.cfg.Discovery.MinGoroutines; min > 0 {
 			if n, err := t.GoroutineCount(); err != nil || n < min {
-				t.Close()
+				a.mu.Lock()
+				a.exes.release(xk)
+				a.mu.Unlock()
 				continue
 			}
 		}
-		w := &watched{proc: p, target: t, snap: walk.NewSnapshotter(t, a.walkers.pick()), every: 1}
+		w := &watched{proc: p, target: t, exe: xk, snap: walk.NewSnapshotter(t, a.walkers.pick()), every: 1}
 		w.offset = jitter(p, interval)
 		w.due = now.Truncate(interval).Add(w.offset)
 		if w.due.Before(now) {
@@ -293,12 +307,11 @@ func (a *Agent) snapshotLoop(ctx context.Context) {
 // loop calls it, between walks.
 func (a *Agent) closeRetired() {
 	a.mu.Lock()
-	retired := a.retired
+	for _, w := range a.retired {
+		a.exes.release(w.exe)
+	}
 	a.retired = nil
 	a.mu.Unlock()
-	for _, w := range retired {
-		w.target.Close()
-	}
 }
 
 func (a *Agent) nextDue() time.Time {

@@ -16,6 +16,7 @@ import (
 type watched struct {
 	proc   discovery.Process
 	target *walk.Target
+	exe    exeKey // the shared executable, released when the process goes
 	snap   *walk.Snapshotter
 	// offset spreads processes over the interval (stable jitter).
 	offset time.Duration

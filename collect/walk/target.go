@@ -41,57 +41,97 @@ type Target struct {
 
 	mem         *ProcMem
 	waitReasons []string
+	ownsExe     bool
 }
 
-// Attach prepares process pid for walking. It reads the executable through
-// /proc (so replaced or deleted files and other mount namespaces work),
-// finds the runtime's layout and variables, and checks that it can read the
-// process's memory. Errors name the pid and what is missing.
-func Attach(pid int) (*Target, error) {
-	start, err := ProcStartTime(pid)
-	if err != nil {
-		return nil, err
-	}
+// Executable is what goroscope learns once per Go executable: the binary,
+// the layout of its runtime structures, its runtime variables and wait
+// reasons. Processes running the same file share one.
+type Executable struct {
+	Bin         *gobin.Binary
+	Layout      *golayout.Layout
+	Vars        gobin.RuntimeVars
+	waitReasons []string
+}
+
+// OpenExecutable reads the executable of process pid through /proc (so
+// replaced or deleted files and other mount namespaces work) and finds its
+// layout and runtime variables. Errors name the pid and what is missing.
+func OpenExecutable(pid int) (*Executable, error) {
 	bin, err := gobin.OpenProcess(pid)
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	t, err := attachBinary(pid, start, bin)
+	x, err := newExecutable(bin)
 	if err != nil {
 		bin.Close()
-		return nil, err
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		return nil, fmt.Errorf("pid %d (%s, %s): %w", pid, exe, bin.GoVersion(), err)
 	}
-	return t, nil
+	return x, nil
 }
 
-func attachBinary(pid int, start uint64, bin *gobin.Binary) (*Target, error) {
-	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	t := &Target{PID: pid, StartTime: start, Exe: exe, Bin: bin}
+func newExecutable(bin *gobin.Binary) (*Executable, error) {
 	ver := bin.GoVersion()
 	layout, err := layoutFor(bin)
 	if err != nil {
-		return nil, fmt.Errorf("pid %d (%s, %s): %w", pid, exe, ver, err)
+		return nil, err
 	}
-	t.Layout = layout
-	t.waitReasons, err = golayout.WaitReasons(ver)
+	if g := layout.G; g.Size <= 0 || g.Size > maxGSize {
+		return nil, fmt.Errorf("runtime.g is %d bytes, outside 1..%d: the layout is wrong", g.Size, maxGSize)
+	}
+	if g := layout.G; g.SchedPC != g.SchedSP+8 || g.SyscallPC != g.SyscallSP+8 {
+		return nil, fmt.Errorf("saved sp and pc are not adjacent in runtime.g (sched.sp %d, sched.pc %d, syscallsp %d, syscallpc %d): unsupported layout", g.SchedSP, g.SchedPC, g.SyscallSP, g.SyscallPC)
+	}
+	reasons, err := golayout.WaitReasons(ver)
 	if err != nil {
-		return nil, fmt.Errorf("pid %d (%s, %s): %w", pid, exe, ver, err)
+		return nil, err
 	}
 	vars, err := bin.RuntimeVars()
 	if err != nil {
-		return nil, fmt.Errorf("pid %d (%s, %s): %w", pid, exe, ver, err)
+		return nil, err
 	}
-	t.Vars = vars
-	if t.Bias, err = bin.LoadBias(pid); err != nil {
+	return &Executable{Bin: bin, Layout: layout, Vars: vars, waitReasons: reasons}, nil
+}
+
+// Close releases the executable.
+func (x *Executable) Close() error { return x.Bin.Close() }
+
+// Attach prepares process pid for walking, with an executable of its own
+// that Target.Close releases.
+func Attach(pid int) (*Target, error) {
+	x, err := OpenExecutable(pid)
+	if err != nil {
+		if _, serr := ProcStartTime(pid); serr != nil {
+			return nil, serr
+		}
+		return nil, err
+	}
+	t, err := AttachExecutable(pid, x)
+	if err != nil {
+		x.Close()
+		return nil, err
+	}
+	t.ownsExe = true
+	return t, nil
+}
+
+// AttachExecutable prepares process pid, which runs x, for walking. x stays
+// the caller's: Target.Close does not close it.
+func AttachExecutable(pid int, x *Executable) (*Target, error) {
+	start, err := ProcStartTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	t := &Target{PID: pid, StartTime: start, Exe: exe, Bin: x.Bin, Layout: x.Layout, Vars: x.Vars, waitReasons: x.waitReasons}
+	if t.Bias, err = x.Bin.LoadBias(pid); err != nil {
 		return nil, fmt.Errorf("pid %d (%s): %w", pid, exe, err)
 	}
 	if t.mem, err = NewProcMem(pid); err != nil {
 		return nil, err
 	}
-	g := layout.G
-	if g.Size <= 0 || g.Size > maxGSize {
-		return nil, fmt.Errorf("pid %d (%s, %s): runtime.g is %d bytes, outside 1..%d: the layout is wrong", pid, exe, ver, g.Size, maxGSize)
-	}
+	g := x.Layout.G
 	// Copy only the prefix of each g that holds the fields read.
 	need := int64(0)
 	for _, off := range []int64{g.StackLo, g.StackHi, g.SchedSP, g.SchedPC, g.SchedBP, g.SyscallSP, g.SyscallPC, g.SyscallBP,
@@ -99,8 +139,8 @@ func attachBinary(pid int, start uint64, bin *gobin.Binary) (*Target, error) {
 		need = max(need, off+8)
 	}
 	t.Req = Request{
-		Allgs:   vars.Allgs + t.Bias,
-		Allglen: vars.Allglen + t.Bias,
+		Allgs:   x.Vars.Allgs + t.Bias,
+		Allglen: x.Vars.Allglen + t.Bias,
 		GSize:   uint32(min(need, g.Size)),
 		Off: Offsets{
 			StackLo: int32(g.StackLo), StackHi: int32(g.StackHi), AtomicStatus: int32(g.AtomicStatus),
@@ -110,9 +150,6 @@ func attachBinary(pid int, start uint64, bin *gobin.Binary) (*Target, error) {
 		},
 		MaxFrames:     DefaultMaxFrames,
 		MaxGoroutines: DefaultMaxGoroutines,
-	}
-	if g.SchedPC != g.SchedSP+8 || g.SyscallPC != g.SyscallSP+8 {
-		return nil, fmt.Errorf("pid %d (%s, %s): saved sp and pc are not adjacent in runtime.g (sched.sp %d, sched.pc %d, syscallsp %d, syscallpc %d): unsupported layout", pid, exe, ver, g.SchedSP, g.SchedPC, g.SyscallSP, g.SyscallPC)
 	}
 	return t, nil
 }
@@ -141,8 +178,13 @@ func layoutFor(bin *gobin.Binary) (*golayout.Layout, error) {
 	return l, nil
 }
 
-// Close releases the target's executable.
-func (t *Target) Close() error { return t.Bin.Close() }
+// Close releases the target's executable if the target owns it.
+func (t *Target) Close() error {
+	if t.ownsExe {
+		return t.Bin.Close()
+	}
+	return nil
+}
 
 // Alive reports whether the process is still the one attached: same pid and
 // same start time (a recycled pid has another).
