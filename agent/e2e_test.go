@@ -39,35 +39,9 @@ func TestAgentEndToEnd(t *testing.T) {
 	growing := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0", "-grow", "20")
 	targets := []*targettest.Target{steady, stripped, growing}
 
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = freeAddr(t)
-	cfg.SnapshotInterval = Duration(500 * time.Millisecond)
-	cfg.DiscoveryInterval = Duration(300 * time.Millisecond)
-	cfg.Walker = "auto"
-	// Watch only our targets: the host runs other Go programs.
-	cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}}}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	a, err := NewAgent(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent Run: %v", err)
-		}
-	}()
-	base := "http://" + cfg.Listen
+	a, base := runAgent(t, func(cfg *Config) {
+		cfg.SnapshotInterval = Duration(500 * time.Millisecond)
+	})
 
 	// Wait until every target has been snapshotted at least twice.
 	deadline := time.Now().Add(60 * time.Second)
@@ -184,6 +158,41 @@ func TestAgentEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", m)
 		}
 	}
+}
+
+// runAgent runs an agent for a test: defaults, a temporary data dir, a
+// free port, quick discovery, and only the population targets watched;
+// edit adjusts the rest. It stops (and must stop cleanly) at cleanup.
+func runAgent(t *testing.T, edit func(*Config)) (*Agent, string) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = freeAddr(t)
+	cfg.DiscoveryInterval = Duration(300 * time.Millisecond)
+	// Watch only our targets: the host runs other Go programs.
+	cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}}}
+	edit(&cfg)
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	a, err := NewAgent(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent Run: %v", err)
+		}
+	})
+	return a, "http://" + cfg.Listen
 }
 
 // consistentMetrics reads /metrics between two looks at the store that

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/test/receivers"
 	"github.com/goroscope/goroscope/test/targettest"
 )
@@ -28,34 +24,15 @@ func TestAgentPushes(t *testing.T) {
 	pyro.FailNext(receivers.Failure{Status: 503, RetryAfter: "1"}, receivers.Failure{Status: 500})
 	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0")
 
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = freeAddr(t)
-	cfg.SnapshotInterval = Duration(time.Second)
-	cfg.DiscoveryInterval = Duration(300 * time.Millisecond)
-	cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}}}
 	fast := QueueConfig{MaxDelay: Duration(100 * time.Millisecond), MinBackoff: Duration(50 * time.Millisecond), MaxBackoff: Duration(2 * time.Second)}
-	cfg.RemoteWrite = []EndpointConfig{
-		{Name: "prom", URL: prom.WriteURL, ExternalLabels: map[string]string{"cluster": "test"}, Queue: fast},
-		{Name: "vm", URL: vm.WriteURL, Queue: fast},
-	}
-	cfg.Pyroscope = []EndpointConfig{{Name: "pyro", URL: pyro.URL, Tenant: "team-a", Queue: fast}}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := NewAgent(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent Run: %v", err)
+	_, base := runAgent(t, func(cfg *Config) {
+		cfg.SnapshotInterval = Duration(time.Second)
+		cfg.RemoteWrite = []EndpointConfig{
+			{Name: "prom", URL: prom.WriteURL, ExternalLabels: map[string]string{"cluster": "test"}, Queue: fast},
+			{Name: "vm", URL: vm.WriteURL, Queue: fast},
 		}
-	}()
+		cfg.Pyroscope = []EndpointConfig{{Name: "pyro", URL: pyro.URL, Tenant: "team-a", Queue: fast}}
+	})
 
 	// Pyroscope: after the injected failures, goroutines and goroutine_wall
 	// profiles of the target arrive, labelled for Grafana.
@@ -96,7 +73,7 @@ func TestAgentPushes(t *testing.T) {
 	// Remote-write: the series in Prometheus and VictoriaMetrics equal the
 	// agent's own newest values for the target.
 	q := `goroscope_goroutines{pid="` + pid + `",state="waiting",wait_reason="chan receive"}`
-	want := metricCounts(t, "http://"+cfg.Listen, tgt.PID)["waiting/chan receive"]
+	want := metricCounts(t, base, tgt.PID)["waiting/chan receive"]
 	if want == 0 {
 		t.Fatalf("/metrics has no chan receive goroutines for pid %s", pid)
 	}

@@ -1,6 +1,7 @@
 package fold
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strconv"
@@ -95,9 +96,9 @@ func ProcessSeries(s *snapshot.Snapshot, target map[string]string) []Series {
 	}
 	keys := slices.SortedFunc(maps.Keys(counts), func(a, b stateKey) int {
 		if a.state != b.state {
-			return cmpStr(a.state, b.state)
+			return cmp.Compare(a.state, b.state)
 		}
-		return cmpStr(a.reason, b.reason)
+		return cmp.Compare(a.reason, b.reason)
 	})
 	for _, k := range keys {
 		out = append(out, Series{Name: MetricGoroutines, Labels: with("state", k.state, "wait_reason", k.reason), Value: float64(counts[k])})
@@ -114,16 +115,6 @@ func ProcessSeries(s *snapshot.Snapshot, target map[string]string) []Series {
 		)
 	}
 	return out
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Summary condenses a snapshot into the numbers charts need:

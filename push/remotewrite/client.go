@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -201,7 +202,7 @@ func (c *Client) buildRequest(items [][]byte) (*prompb.WriteRequest, int, error)
 	// a conflicting duplicate keeps the earlier item's value.
 	for j := range merged {
 		ss := req.Timeseries[j].Samples
-		slices.SortStableFunc(ss, func(a, b prompb.Sample) int { return cmpInt64(a.Timestamp, b.Timestamp) })
+		slices.SortStableFunc(ss, func(a, b prompb.Sample) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 		ss = dedupSamples(ss)
 		ss = slices.CompactFunc(ss, func(a, b prompb.Sample) bool { return a.Timestamp == b.Timestamp })
 		req.Timeseries[j].Samples = ss
@@ -226,14 +227,4 @@ func (c *Client) addExternal(ls []prompb.Label) []prompb.Label {
 		slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return ls
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
