@@ -301,6 +301,36 @@ func readVarint(p []byte) (n int, v uint32) {
 	return 0, 0
 }
 
+// pcStep decodes the next step of a pcvalue table, as runtime.step does:
+// a zig-zag value delta and a pc delta, both varints. A zero value delta
+// ends the table except at its start. ok is false at the end or on
+// malformed data.
+func pcStep(p []byte, atStart bool) (dv int32, dpc uint32, rest []byte, ok bool) {
+	if len(p) == 0 {
+		return 0, 0, nil, false
+	}
+	uv, n := uint32(p[0]), 1
+	if uv == 0 && !atStart {
+		return 0, 0, nil, false
+	}
+	if uv&0x80 != 0 {
+		if n, uv = readVarint(p); n == 0 {
+			return 0, 0, nil, false
+		}
+	}
+	p = p[n:]
+	if len(p) == 0 {
+		return 0, 0, nil, false
+	}
+	dpc, n = uint32(p[0]), 1
+	if dpc&0x80 != 0 {
+		if n, dpc = readVarint(p); n == 0 {
+			return 0, 0, nil, false
+		}
+	}
+	return int32(-(uv & 1) ^ (uv >> 1)), dpc, p[n:], true
+}
+
 // pcvalue mirrors runtime.pcvalue (non-strict): it returns the value of the pctab table at off
 // for text offset target in function f, and the value's end offset. ok is false when not found.
 func (t *pclntab) pcvalue(f *funcRec, off uint32, target uint64) (val int32, ok bool) {
@@ -310,38 +340,18 @@ func (t *pclntab) pcvalue(f *funcRec, off uint32, target uint64) (val int32, ok 
 	p := t.pctab[off:]
 	pc := uint64(f.entryOff)
 	val = -1
-	for len(p) > 0 { // every step consumes at least two bytes
-		uv := uint32(p[0])
-		if uv == 0 && pc != uint64(f.entryOff) {
-			break
+	for { // every step consumes at least two bytes
+		dv, dpc, rest, ok := pcStep(p, pc == uint64(f.entryOff))
+		if !ok {
+			return -1, false
 		}
-		n := 1
-		if uv&0x80 != 0 {
-			n, uv = readVarint(p)
-			if n == 0 {
-				break
-			}
-		}
-		val += int32(-(uv & 1) ^ (uv >> 1))
-		p = p[n:]
-		if len(p) == 0 {
-			break
-		}
-		pcd := uint32(p[0])
-		n = 1
-		if pcd&0x80 != 0 {
-			n, pcd = readVarint(p)
-			if n == 0 {
-				break
-			}
-		}
-		p = p[n:]
-		pc += uint64(pcd) // PCQuantum is 1 on amd64
+		val += dv
+		pc += uint64(dpc) // PCQuantum is 1 on amd64
 		if target < pc {
 			return val, true
 		}
+		p = rest
 	}
-	return -1, false
 }
 
 // maxPCValue returns the largest value of the table at off over the function, -1 if none.
@@ -352,38 +362,18 @@ func (t *pclntab) maxPCValue(f *funcRec, off uint32) int32 {
 	p := t.pctab[off:]
 	val, max := int32(-1), int32(-1)
 	atEntry := true
-	for len(p) > 0 {
-		uv := uint32(p[0])
-		if uv == 0 && !atEntry {
-			break
+	for {
+		dv, dpc, rest, ok := pcStep(p, atEntry)
+		if !ok {
+			return max
 		}
-		n := 1
-		if uv&0x80 != 0 {
-			n, uv = readVarint(p)
-			if n == 0 {
-				break
-			}
-		}
-		val += int32(-(uv & 1) ^ (uv >> 1))
-		p = p[n:]
-		if len(p) == 0 {
-			break
-		}
-		n = 1
-		pcd := uint32(p[0])
-		if pcd&0x80 != 0 {
-			n, pcd = readVarint(p)
-			if n == 0 {
-				break
-			}
-		}
-		p = p[n:]
-		atEntry = atEntry && pcd == 0
+		val += dv
+		atEntry = atEntry && dpc == 0
 		if val > max {
 			max = val
 		}
+		p = rest
 	}
-	return max
 }
 
 // fileLine mirrors runtime.funcline1 for text offset target.
