@@ -25,11 +25,7 @@ func (s *server) series(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	from, err := parseTime(r, "from")
-	if err != nil {
-		return nil, err
-	}
-	to, err := parseTime(r, "to")
+	from, to, err := parseRange(r)
 	if err != nil {
 		return nil, err
 	}
@@ -114,11 +110,7 @@ func (s *server) diff(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	from, err := parseTime(r, "from")
-	if err != nil {
-		return nil, err
-	}
-	to, err := parseTime(r, "to")
+	from, to, err := parseRange(r)
 	if err != nil {
 		return nil, err
 	}

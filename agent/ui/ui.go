@@ -162,6 +162,15 @@ func processKey(r *http.Request) (store.ProcessKey, error) {
 	return store.ProcessKey{PID: pid, StartTime: start}, nil
 }
 
+// parseRange reads the from and to query parameters.
+func parseRange(r *http.Request) (from, to time.Time, err error) {
+	if from, err = parseTime(r, "from"); err != nil {
+		return from, to, err
+	}
+	to, err = parseTime(r, "to")
+	return from, to, err
+}
+
 // parseTime reads an optional RFC 3339 time parameter.
 func parseTime(r *http.Request, name string) (time.Time, error) {
 	v := r.URL.Query().Get(name)
