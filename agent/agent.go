@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
-	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/goroscope/goroscope/agent/ui"
@@ -37,6 +36,9 @@ type Agent struct {
 	store   *store.Store
 	metrics *selfMetrics
 	push    *pushers
+	// enc and snapBuf are the snapshot loop's reused encoding buffers.
+	enc     encoder
+	snapBuf []byte
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
@@ -377,8 +379,21 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	w.lastAt, w.series, w.counts, w.lastErr, w.failures = s.Time, series, s.Counts, "", 0
 	a.mu.Unlock()
 	a.metrics.snapshots.WithLabelValues(walker).Inc()
-	profiles := map[string]*profile.Profile{"goroutines": fold.Goroutines(s), "goroutine_wall": fold.GoroutineWall(s, interval)}
+	goroutines, wall := fold.Profiles(s, interval)
+	var errs []error
+	profiles := map[string][]byte{}
+	for name, p := range map[string]*profile.Profile{"goroutines": goroutines, "goroutine_wall": wall} {
+		gz, err := a.enc.gzip(name+" profile", p.WriteUncompressed)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		profiles[name] = gz
+	}
 	if err := a.storeSnapshot(w, s, profiles, interval); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		a.metrics.errors.WithLabelValues("store").Inc()
 		a.log.Warn("store snapshot", "pid", w.proc.PID, "err", err)
 	}
@@ -389,32 +404,32 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	return took
 }
 
-// storeSnapshot writes the goroutines and goroutine_wall profiles and the
-// snapshot itself to the local store.
-func (a *Agent) storeSnapshot(w *watched, s *snapshot.Snapshot, profiles map[string]*profile.Profile, interval time.Duration) error {
+// storeSnapshot writes the gzipped goroutines and goroutine_wall profiles
+// and the snapshot itself (in its compact binary form) to the local store.
+func (a *Agent) storeSnapshot(w *watched, s *snapshot.Snapshot, profiles map[string][]byte, interval time.Duration) error {
 	summary := fold.Summary(s)
+	snap, err := a.enc.gzip("snapshot", func(w io.Writer) error {
+		a.snapBuf = snapshot.AppendBinary(a.snapBuf[:0], s)
+		_, err := w.Write(a.snapBuf)
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, e := range []struct {
-		kind  string
-		write func(*bytes.Buffer) error
-		dur   time.Duration
+		kind string
+		data []byte
+		dur  time.Duration
 	}{
-		{store.KindGoroutines, func(b *bytes.Buffer) error { return profiles["goroutines"].Write(b) }, 0},
-		{store.KindGoroutineWall, func(b *bytes.Buffer) error { return profiles["goroutine_wall"].Write(b) }, interval},
-		{store.KindSnapshot, func(b *bytes.Buffer) error {
-			zw := gzip.NewWriter(b)
-			if err := snapshot.WriteJSON(zw, s); err != nil {
-				return err
-			}
-			return zw.Close()
-		}, 0},
+		{store.KindGoroutines, profiles["goroutines"], 0},
+		{store.KindGoroutineWall, profiles["goroutine_wall"], interval},
+		{store.KindSnapshot, snap, 0},
 	} {
-		var buf bytes.Buffer
-		if err := e.write(&buf); err != nil {
-			errs = append(errs, fmt.Errorf("encode %s: %w", e.kind, err))
+		if e.data == nil {
 			continue
 		}
-		_, err := a.store.Append(store.Entry{Process: w.storeProcess(), Kind: e.kind, Time: s.Time, Duration: e.dur, Summary: summary, Data: buf.Bytes()})
+		_, err := a.store.Append(store.Entry{Process: w.storeProcess(), Kind: e.kind, Time: s.Time, Duration: e.dur, Summary: summary, Data: e.data})
 		if err != nil {
 			errs = append(errs, err)
 		}

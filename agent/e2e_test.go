@@ -219,11 +219,15 @@ func storedSnapshot(t *testing.T, a *Agent, id uint64) *snapshot.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s snapshot.Snapshot
-	if err := json.NewDecoder(zr).Decode(&s); err != nil {
+	raw, err := io.ReadAll(zr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &s
+	s, err := snapshot.DecodeBinary(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func freeAddr(t *testing.T) string {

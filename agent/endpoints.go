@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/pprof/profile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -193,7 +192,8 @@ func (ps *pushers) close() {
 }
 
 // push enqueues one snapshot's series and profiles.
-func (ps *pushers) push(series []fold.Series, at time.Time, profiles map[string]*profile.Profile, labels map[string]string) error {
+// profiles are gzipped pprof by profile name.
+func (ps *pushers) push(series []fold.Series, at time.Time, profiles map[string][]byte, labels map[string]string) error {
 	if len(ps.list) == 0 {
 		return nil
 	}
@@ -234,12 +234,7 @@ func (ps *pushers) push(series []fold.Series, at time.Time, profiles map[string]
 			}
 		case "pyroscope":
 			if pyItems == nil {
-				for name, prof := range profiles {
-					gz, err := pyroscope.EncodeProfile(prof)
-					if err != nil {
-						errs = append(errs, err)
-						continue
-					}
+				for name, gz := range profiles {
 					l := map[string]string{"__name__": name}
 					for k, v := range labels {
 						l[k] = v

@@ -3,7 +3,6 @@ package ui
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -83,7 +82,7 @@ func snapB() *snapshot.Snapshot {
 const wallInterval = 10 * time.Second
 
 // appendSnapshot stores s as the agent does: goroutines and goroutine_wall
-// profiles (gzipped pprof) and the gzipped JSON snapshot, with summaries.
+// profiles (gzipped pprof) and the gzipped binary snapshot, with summaries.
 func appendSnapshot(tb testing.TB, st *store.Store, proc store.Process, s *snapshot.Snapshot) {
 	tb.Helper()
 	var gp, wp bytes.Buffer
@@ -95,7 +94,7 @@ func appendSnapshot(tb testing.TB, st *store.Store, proc store.Process, s *snaps
 	}
 	var js bytes.Buffer
 	zw := gzip.NewWriter(&js)
-	if err := json.NewEncoder(zw).Encode(s); err != nil {
+	if _, err := zw.Write(snapshotBinary(s)); err != nil {
 		tb.Fatal(err)
 	}
 	if err := zw.Close(); err != nil {
@@ -126,3 +125,6 @@ func openStore(tb testing.TB) *store.Store {
 	tb.Cleanup(func() { st.Close() })
 	return st
 }
+
+// snapshotBinary is s in the binary form the agent stores.
+func snapshotBinary(s *snapshot.Snapshot) []byte { return snapshot.AppendBinary(nil, s) }

@@ -114,6 +114,14 @@ func loadSnapshot(src Source, m store.Meta) (*snapshot.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	if snapshot.IsBinary(raw) {
+		s, err := snapshot.DecodeBinary(raw)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s entry %d: %w", m.Kind, m.ID, err)
+		}
+		return s, nil
+	}
+	// Stores written before the binary form hold JSON snapshots.
 	var s snapshot.Snapshot
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("parse %s entry %d as a JSON snapshot: %w", m.Kind, m.ID, err)

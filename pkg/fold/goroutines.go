@@ -1,8 +1,9 @@
 package fold
 
 import (
+	"encoding/binary"
+	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -23,21 +24,108 @@ const (
 // wait-duration bucket and set of target pprof labels, valued by how many
 // goroutines share them.
 func Goroutines(s *snapshot.Snapshot) *profile.Profile {
-	b := newBuilder(s.Time, []*profile.ValueType{{Type: "goroutines", Unit: "count"}})
-	for i := range s.Goroutines {
-		g := &s.Goroutines[i]
-		b.add(g, 1)
-	}
-	return b.finish()
+	return group(s).goroutines(s.Time)
 }
 
-// builder accumulates samples with shared locations and functions.
+// Profiles folds a snapshot into its "goroutines" and "goroutine_wall"
+// profiles at once, grouping the goroutines a single time; the result
+// equals Goroutines(s) and GoroutineWall(s, interval).
+func Profiles(s *snapshot.Snapshot, interval time.Duration) (goroutines, wall *profile.Profile) {
+	gs := group(s)
+	return gs.goroutines(s.Time), gs.wall(s.Time, interval)
+}
+
+// groups are a snapshot's goroutines grouped by sample identity: stack,
+// state, wait reason, wait-duration bucket and pprof labels.
+type groups struct {
+	// first is a representative goroutine of each group, count its size.
+	first []*snapshot.Goroutine
+	count []int64
+}
+
+// group groups s's goroutines. The identity key is built in one reused
+// buffer from the frames' PCs and lines (a PC fixes its inlined frames and
+// names); frames without a PC, as parsed from text dumps, add their names.
+func group(s *snapshot.Snapshot) *groups {
+	gs := &groups{}
+	index := make(map[string]int, 64)
+	var key []byte
+	var names []string
+	for i := range s.Goroutines {
+		g := &s.Goroutines[i]
+		key = key[:0]
+		key = append(key, g.State...)
+		key = append(key, 0)
+		key = append(key, g.WaitReason...)
+		key = append(key, 0)
+		key = append(key, WaitBucket(g.WaitingSeconds)...)
+		key = append(key, 0)
+		if len(g.Labels) > 0 {
+			names = names[:0]
+			for k := range g.Labels {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			for _, k := range names {
+				key = append(key, k...)
+				key = append(key, 0)
+				key = append(key, g.Labels[k]...)
+				key = append(key, 0)
+			}
+		}
+		key = append(key, 1)
+		for j := range g.Frames {
+			f := &g.Frames[j]
+			key = binary.LittleEndian.AppendUint64(key, f.PC)
+			key = binary.LittleEndian.AppendUint32(key, uint32(f.Line))
+			if f.PC == 0 {
+				key = append(key, f.Function...)
+				key = append(key, 0)
+				key = append(key, f.File...)
+				key = append(key, 0)
+			}
+		}
+		if n, ok := index[string(key)]; ok {
+			gs.count[n]++
+			continue
+		}
+		index[string(key)] = len(gs.first)
+		gs.first = append(gs.first, g)
+		gs.count = append(gs.count, 1)
+	}
+	return gs
+}
+
+// goroutines is the "goroutines" profile of the groups.
+func (gs *groups) goroutines(t time.Time) *profile.Profile {
+	b := newBuilder(t, []*profile.ValueType{{Type: "goroutines", Unit: "count"}})
+	for i, g := range gs.first {
+		b.add(g, gs.count[i])
+	}
+	return b.p
+}
+
+// wall is the "goroutine_wall" profile of the groups: each goroutine
+// counts for interval.
+func (gs *groups) wall(t time.Time, interval time.Duration) *profile.Profile {
+	b := newBuilder(t, []*profile.ValueType{{Type: "wall", Unit: "nanoseconds"}})
+	b.p.Period = int64(interval)
+	b.p.DurationNanos = int64(interval)
+	for i, g := range gs.first {
+		v := gs.count[i] * int64(interval)
+		if interval > 0 && gs.count[i] > math.MaxInt64/int64(interval) {
+			v = math.MaxInt64
+		}
+		b.add(g, v)
+	}
+	return b.p
+}
+
+// builder makes one profile, sharing locations and functions between samples.
 type builder struct {
-	p       *profile.Profile
-	funcs   map[funcKey]*profile.Function
-	locs    map[locKey]*profile.Location
-	samples map[string]*profile.Sample
-	key     strings.Builder
+	p     *profile.Profile
+	funcs map[funcKey]*profile.Function
+	locs  map[locKey]*profile.Location
 }
 
 type funcKey struct{ name, file string }
@@ -57,9 +145,8 @@ func newBuilder(t time.Time, types []*profile.ValueType) *builder {
 			Period:            1,
 			DefaultSampleType: types[0].Type,
 		},
-		funcs:   map[funcKey]*profile.Function{},
-		locs:    map[locKey]*profile.Location{},
-		samples: map[string]*profile.Sample{},
+		funcs: map[funcKey]*profile.Function{},
+		locs:  map[locKey]*profile.Location{},
 	}
 }
 
@@ -101,8 +188,10 @@ func (b *builder) locations(frames []snapshot.Frame) []*profile.Location {
 	return out
 }
 
-func (b *builder) add(g *snapshot.Goroutine, values ...int64) {
-	labels := map[string][]string{LabelState: {string(g.State)}}
+// add appends the sample of goroutine g's group, valued v.
+func (b *builder) add(g *snapshot.Goroutine, v int64) {
+	labels := make(map[string][]string, 3+len(g.Labels))
+	labels[LabelState] = []string{string(g.State)}
 	if g.WaitReason != "" {
 		labels[LabelWaitReason] = []string{g.WaitReason}
 	}
@@ -114,53 +203,5 @@ func (b *builder) add(g *snapshot.Goroutine, values ...int64) {
 			labels[k] = []string{v}
 		}
 	}
-	// The sample key: labels in order, then the stack.
-	b.key.Reset()
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		b.key.WriteString(k)
-		b.key.WriteByte('=')
-		b.key.WriteString(labels[k][0])
-		b.key.WriteByte(0)
-	}
-	for _, f := range g.Frames {
-		b.key.WriteString(f.Function)
-		b.key.WriteByte(':')
-		b.key.WriteString(f.File)
-		b.key.WriteByte(':')
-		writeUint(&b.key, uint64(f.Line))
-		b.key.WriteByte(':')
-		writeUint(&b.key, f.PC)
-		b.key.WriteByte(1)
-	}
-	k := b.key.String()
-	if s, ok := b.samples[k]; ok {
-		for i, v := range values {
-			s.Value[i] += v
-		}
-		return
-	}
-	s := &profile.Sample{Location: b.locations(g.Frames), Value: slices.Clone(values), Label: labels}
-	b.p.Sample = append(b.p.Sample, s)
-	b.samples[k] = s
+	b.p.Sample = append(b.p.Sample, &profile.Sample{Location: b.locations(g.Frames), Value: []int64{v}, Label: labels})
 }
-
-func writeUint(b *strings.Builder, v uint64) {
-	var buf [20]byte
-	i := len(buf)
-	for {
-		i--
-		buf[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	b.Write(buf[i:])
-}
-
-func (b *builder) finish() *profile.Profile { return b.p }

@@ -2,6 +2,7 @@ package fold
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -109,5 +110,58 @@ func TestWaitBucket(t *testing.T) {
 		if got := WaitBucket(tc.s); got != tc.want {
 			t.Errorf("WaitBucket(%v) = %q, want %q", tc.s, got, tc.want)
 		}
+	}
+}
+
+// TestProfilesMatchSeparateFolds checks that folding both profiles at once
+// gives the same samples as folding each alone.
+func TestProfilesMatchSeparateFolds(t *testing.T) {
+	s := testSnapshot()
+	g, w := Profiles(s, 10*time.Second)
+	for _, tc := range []struct {
+		name      string
+		got, want *profile.Profile
+	}{{"goroutines", g, Goroutines(s)}, {"goroutine_wall", w, GoroutineWall(s, 10*time.Second)}} {
+		got, want := map[string]int64{}, map[string]int64{}
+		for _, x := range tc.got.Sample {
+			got[sampleKey(x)] += x.Value[0]
+		}
+		for _, x := range tc.want.Sample {
+			want[sampleKey(x)] += x.Value[0]
+		}
+		if len(got) != len(want) || len(got) != 4 {
+			t.Errorf("%s: %d samples, separate fold %d, want 4", tc.name, len(got), len(want))
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: sample %q = %d, want %d", tc.name, k, got[k], v)
+			}
+		}
+	}
+}
+
+// TestGroupWithoutPCs checks that frames parsed from text dumps (no PCs)
+// are told apart by their names and lines.
+func TestGroupWithoutPCs(t *testing.T) {
+	frame := func(fn string, line int) []snapshot.Frame {
+		return []snapshot.Frame{{Function: "runtime.gopark", File: "proc.go", Line: 435}, {Function: fn, File: "main.go", Line: line}}
+	}
+	s := &snapshot.Snapshot{Goroutines: []snapshot.Goroutine{
+		{ID: 1, State: snapshot.StateWaiting, WaitReason: "select", Frames: frame("main.a", 7)},
+		{ID: 2, State: snapshot.StateWaiting, WaitReason: "select", Frames: frame("main.a", 7)},
+		{ID: 3, State: snapshot.StateWaiting, WaitReason: "select", Frames: frame("main.b", 7)},
+		{ID: 4, State: snapshot.StateWaiting, WaitReason: "select", Frames: frame("main.a", 8)},
+	}}
+	got := map[string]int64{}
+	for _, x := range Goroutines(s).Sample {
+		got[sampleKey(x)+x.Location[1].Line[0].Function.Name+":"+fmt.Sprint(x.Location[1].Line[0].Line)] += x.Value[0]
+	}
+	want := map[string]int64{
+		"state=waiting wait_reason=select runtime.gopark;main.a;main.a:7": 2,
+		"state=waiting wait_reason=select runtime.gopark;main.b;main.b:7": 1,
+		"state=waiting wait_reason=select runtime.gopark;main.a;main.a:8": 1,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("groups %v, want %v", got, want)
 	}
 }

@@ -16,11 +16,5 @@ import (
 // the process (the snapshot interval for the first). Running goroutines
 // have no stack in a snapshot; they count under their state alone.
 func GoroutineWall(s *snapshot.Snapshot, interval time.Duration) *profile.Profile {
-	b := newBuilder(s.Time, []*profile.ValueType{{Type: "wall", Unit: "nanoseconds"}})
-	b.p.Period = int64(interval)
-	b.p.DurationNanos = int64(interval)
-	for i := range s.Goroutines {
-		b.add(&s.Goroutines[i], int64(interval))
-	}
-	return b.finish()
+	return group(s).wall(s.Time, interval)
 }

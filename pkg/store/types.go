@@ -13,7 +13,8 @@ const (
 	KindGoroutines = "goroutines"
 	// KindGoroutineWall is a gzipped pprof "goroutine_wall" profile (wall/nanoseconds).
 	KindGoroutineWall = "goroutine_wall"
-	// KindSnapshot is a gzipped goroscope JSON snapshot (pkg/snapshot).
+	// KindSnapshot is a gzipped goroscope snapshot in its binary form
+	// (snapshot.AppendBinary; JSON in stores written before it).
 	KindSnapshot = "snapshot"
 	// KindCPU is a gzipped pprof process_cpu profile.
 	KindCPU = "process_cpu"

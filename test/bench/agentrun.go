@@ -252,6 +252,12 @@ func agentRun(ctx context.Context, cfg config, procs *processes, agentBin, targe
 		fmt.Fprintln(os.Stderr, "bench: agent profile: not done 15 s after the window")
 		row.profile = ""
 	}
+	if cfg.profileDir != "" {
+		heap := filepath.Join(cfg.profileDir, fmt.Sprintf("agent-%dx%d.heap.pprof", spec.targets, spec.goroutines))
+		if err := fetchProfile(ctx, "http://"+a.addr+"/debug/pprof/heap", heap); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: agent heap profile: %v\n", err)
+		}
+	}
 	if row.rss, row.hwm, err = procMem(a.pid); err != nil {
 		return fail(err)
 	}
