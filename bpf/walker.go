@@ -19,8 +19,12 @@ import (
 // minKernel is the oldest kernel with sleepable iterators, bpf_copy_from_user_task and bpf_loop.
 const minKernel = "5.18"
 
-// ringSize is the size of the record ring buffer (a power of two multiple of the page size).
-const ringSize = 16 << 20
+// ringSize is the size of the record ring buffer (a power of two multiple
+// of the page size). Userspace drains it while the iterator fills it, and a
+// full ring ends the pass to resume where it stopped, so it need not hold a
+// whole walk: 4 MiB keeps the agent's resident memory low (the ring is
+// mapped twice) at the cost of more passes for the largest processes.
+const ringSize = 4 << 20
 
 // GoroutineWalker holds the loaded iterator program and its maps; load once, walk many processes.
 // Walks are serialized: concurrent Walk calls wait for each other.
@@ -50,6 +54,7 @@ func LoadGoroutineWalker() (*GoroutineWalker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load goroutine walker: parse embedded BPF object: %w", err)
 	}
+	spec.Maps["events"].MaxEntries = ringSize
 	w := &GoroutineWalker{}
 	if err := spec.LoadAndAssign(&w.objs, nil); err != nil {
 		return nil, explainLoadError(err)

@@ -222,7 +222,8 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	for _, g := range snap.Goroutines {
 		snap.Counts.Add(g.State)
 	}
-	// Forget goroutines not seen in this walk.
+	// Forget goroutines and stacks not seen in this walk.
+	s.sym.endWalk()
 	s.seen = 0
 	for i, p := range s.prev {
 		if p != nil && p.walk != walkNo {
@@ -307,7 +308,7 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 				pcs = append(pcs[:1:1], ret)
 			}
 		}
-		g.Frames = s.sym.frames(make([]snapshot.Frame, 0, len(pcs)+4), pcs)
+		g.Frames = s.sym.stack(pcs)
 	}
 
 	// How long it has waited: our own observation, or the runtime's

@@ -1,6 +1,7 @@
 package walk
 
 import (
+	"encoding/binary"
 	"strings"
 
 	"github.com/goroscope/goroscope/pkg/gobin"
@@ -19,6 +20,11 @@ type symbolizer struct {
 	bias  uint64
 	cache map[symKey]symEntry
 	tmp   []gobin.Frame
+	// stacks and oldStacks intern whole stacks by their PCs for this walk
+	// and the one before, so goroutines parked at the same place share one
+	// frame slice; key is the reused lookup buffer.
+	stacks, oldStacks map[string][]snapshot.Frame
+	key               []byte
 }
 
 type symKey struct {
@@ -34,7 +40,35 @@ type symEntry struct {
 }
 
 func newSymbolizer(bin *gobin.Binary, bias uint64) *symbolizer {
-	return &symbolizer{bin: bin, ids: bin.FuncIDs(), bias: bias, cache: make(map[symKey]symEntry)}
+	return &symbolizer{bin: bin, ids: bin.FuncIDs(), bias: bias, cache: make(map[symKey]symEntry),
+		stacks: make(map[string][]snapshot.Frame), oldStacks: make(map[string][]snapshot.Frame)}
+}
+
+// stack returns the frames of a stack of PCs (leaf first), shared with
+// every goroutine of this walk and the last one with the same PCs: callers
+// must not modify them.
+func (s *symbolizer) stack(pcs []uint64) []snapshot.Frame {
+	s.key = s.key[:0]
+	for _, pc := range pcs {
+		s.key = binary.LittleEndian.AppendUint64(s.key, pc)
+	}
+	if fr, ok := s.stacks[string(s.key)]; ok {
+		return fr
+	}
+	fr, ok := s.oldStacks[string(s.key)]
+	if !ok {
+		fr = s.frames(make([]snapshot.Frame, 0, len(pcs)+4), pcs)
+	}
+	s.stacks[string(s.key)] = fr
+	return fr
+}
+
+// endWalk ages the stack table: a stack no goroutine had for a whole walk
+// is forgotten.
+func (s *symbolizer) endWalk() {
+	old := s.oldStacks
+	clear(old)
+	s.oldStacks, s.stacks = s.stacks, old
 }
 
 // injectsCall reports the functions after which the next pc is not a return address.

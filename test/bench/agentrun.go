@@ -257,6 +257,10 @@ func agentRun(ctx context.Context, cfg config, procs *processes, agentBin, targe
 		if err := fetchProfile(ctx, "http://"+a.addr+"/debug/pprof/heap", heap); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: agent heap profile: %v\n", err)
 		}
+		// Where the resident memory is, mapping by mapping.
+		if smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", a.pid)); err == nil {
+			_ = os.WriteFile(strings.TrimSuffix(heap, ".heap.pprof")+".smaps", smaps, 0o644)
+		}
 	}
 	if row.rss, row.hwm, err = procMem(a.pid); err != nil {
 		return fail(err)
