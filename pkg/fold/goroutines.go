@@ -44,13 +44,13 @@ type groups struct {
 }
 
 // group groups s's goroutines. The identity key is built in one reused
-// buffer from the frames' PCs and lines (a PC fixes its inlined frames and
-// names); frames without a PC, as parsed from text dumps, add their names.
+// buffer from the labels and the stack's number in a snapshot.StackIndex.
 func group(s *snapshot.Snapshot) *groups {
 	gs := &groups{}
 	index := make(map[string]int, 64)
 	var key []byte
 	var names []string
+	var stacks snapshot.StackIndex
 	for i := range s.Goroutines {
 		g := &s.Goroutines[i]
 		key = key[:0]
@@ -74,17 +74,8 @@ func group(s *snapshot.Snapshot) *groups {
 			}
 		}
 		key = append(key, 1)
-		for j := range g.Frames {
-			f := &g.Frames[j]
-			key = binary.LittleEndian.AppendUint64(key, f.PC)
-			key = binary.LittleEndian.AppendUint32(key, uint32(f.Line))
-			if f.PC == 0 {
-				key = append(key, f.Function...)
-				key = append(key, 0)
-				key = append(key, f.File...)
-				key = append(key, 0)
-			}
-		}
+		id, _ := stacks.ID(g.Frames)
+		key = binary.AppendUvarint(key, uint64(id))
 		if n, ok := index[string(key)]; ok {
 			gs.count[n]++
 			continue

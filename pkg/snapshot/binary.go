@@ -24,7 +24,7 @@ func IsBinary(data []byte) bool {
 // per goroutine. It is the agent's storage form; DecodeBinary reverses it
 // exactly. The JSON form (WriteJSON) stays the contract for other tools.
 func AppendBinary(dst []byte, s *Snapshot) []byte {
-	e := binEncoder{b: dst, strs: map[string]uint64{}, stacks: map[string]uint64{}, labels: map[string]uint64{}}
+	e := binEncoder{b: dst, strs: map[string]uint64{}, labels: map[string]uint64{}}
 	e.b = append(e.b, binaryMagic...)
 	var flags byte
 	if s.Time.IsZero() {
@@ -78,11 +78,14 @@ const (
 // binEncoder writes the binary form; strings, stacks and label sets get an
 // index the first time they are written (reference 0 means "new, follows").
 type binEncoder struct {
-	b                     []byte
-	strs, stacks, labels  map[string]uint64
-	key, names            []byte
-	labelKeys             []string
-	nstrs, nstack, nlabel uint64
+	b             []byte
+	strs, labels  map[string]uint64
+	stacks        StackIndex
+	names         []byte
+	labelKeys     []string
+	nstrs, nlabel uint64
+	// noLabels is the reference of the empty label set once written.
+	noLabels int64
 }
 
 func (e *binEncoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
@@ -116,30 +119,13 @@ func (e *binEncoder) frame(f *Frame) {
 	e.uint(f.Offset)
 }
 
-// stack writes frames, or a reference to the same frames written before.
-// Frames with a PC are identified by PC, line and flags (a PC fixes its
-// names); frames without one, as parsed from text, by all their fields.
+// stack writes frames, or a reference to the same stack written before.
 func (e *binEncoder) stack(frames []Frame) {
-	e.key = e.key[:0]
-	for i := range frames {
-		f := &frames[i]
-		e.key = binary.LittleEndian.AppendUint64(e.key, f.PC)
-		e.key = binary.LittleEndian.AppendUint64(e.key, uint64(f.Line))
-		e.key = binary.LittleEndian.AppendUint64(e.key, f.Offset)
-		e.key = append(e.key, boolByte(f.Inlined), boolByte(f.Wrapper))
-		if f.PC == 0 {
-			e.key = binary.AppendUvarint(e.key, uint64(len(f.Function)))
-			e.key = append(e.key, f.Function...)
-			e.key = binary.AppendUvarint(e.key, uint64(len(f.File)))
-			e.key = append(e.key, f.File...)
-		}
-	}
-	if i, ok := e.stacks[string(e.key)]; ok {
-		e.uint(i + 1)
+	id, first := e.stacks.ID(frames)
+	if !first {
+		e.uint(uint64(id) + 1)
 		return
 	}
-	e.stacks[string(e.key)] = e.nstack
-	e.nstack++
 	e.uint(0)
 	e.uint(uint64(len(frames)))
 	for i := range frames {
@@ -149,6 +135,10 @@ func (e *binEncoder) stack(frames []Frame) {
 
 // labelSet writes a label set sorted by key, or a reference to it.
 func (e *binEncoder) labelSet(m map[string]string) {
+	if len(m) == 0 && e.noLabels > 0 {
+		e.uint(uint64(e.noLabels)) // the empty set, written before
+		return
+	}
 	e.labelKeys = e.labelKeys[:0]
 	for k := range m {
 		e.labelKeys = append(e.labelKeys, k)
@@ -164,6 +154,9 @@ func (e *binEncoder) labelSet(m map[string]string) {
 	if i, ok := e.labels[string(e.names)]; ok {
 		e.uint(i + 1)
 		return
+	}
+	if len(m) == 0 {
+		e.noLabels = int64(e.nlabel) + 1
 	}
 	e.labels[string(e.names)] = e.nlabel
 	e.nlabel++
