@@ -3,6 +3,7 @@
 package discovery
 
 import (
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -147,16 +148,20 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 	return p, true
 }
 
-func (s *Scanner) recognise(exe string) exeInfo {
-	bin, err := gobin.Open(exe)
+// recognise reads an executable's Go build info: the .go.buildinfo
+// section alone, not the symbol tables, so that recognising the many
+// short-lived processes of a busy host (compilers, test binaries) stays
+// cheap. Anything without build info is not Go, or not watchable.
+func (s *Scanner) recognise(exe string) (info exeInfo) {
+	defer func() {
+		// debug/buildinfo can panic on some corrupt inputs.
+		if recover() != nil {
+			info = exeInfo{}
+		}
+	}()
+	bi, err := buildinfo.ReadFile(exe)
 	if err != nil {
-		// Not Go (gobin.ErrNotGo), or unreadable: not watchable either way.
 		return exeInfo{}
 	}
-	defer bin.Close()
-	info := exeInfo{isGo: true, goVersion: bin.GoVersion()}
-	if bi := bin.BuildInfo(); bi != nil {
-		info.module = bi.Main.Path
-	}
-	return info
+	return exeInfo{isGo: true, goVersion: bi.GoVersion, module: bi.Main.Path}
 }

@@ -52,6 +52,10 @@ type seenG struct {
 	system     bool
 	createdBy  *snapshot.Frame
 	walk       uint64 // walk number that last saw it
+	// chans are the channels it waits on (the first one first) and blocked
+	// what they were found to be, while it stays parked unchanged.
+	chans   []uint64
+	blocked *snapshot.BlockedOn
 }
 
 // prevOf returns what the last walk saw at allgs[index], if it was the same g.
@@ -64,9 +68,14 @@ func (s *Snapshotter) prevOf(index uint32, gaddr uint64) *seenG {
 	return nil
 }
 
+// setPrev remembers p at allgs[index]; the channels the goroutine there
+// waited on before are marked changed.
 func (s *Snapshotter) setPrev(index uint32, p *seenG) {
 	if int(index) >= len(s.prev) {
 		s.prev = append(s.prev, make([]*seenG, int(index)+1-len(s.prev))...)
+	}
+	if old := s.prev[index]; old != nil {
+		s.blocked.markDirty(old.chans)
 	}
 	s.prev[index] = p
 }
@@ -149,7 +158,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 			torn = append(torn, &Record{Index: r.Index, GAddr: r.GAddr})
 			return nil
 		}
-		g, waiting, why, err := s.decode(r, now, walkNo)
+		g, pw, why, err := s.decode(r, now, walkNo)
 		if err != nil {
 			decodeE = err
 			return err
@@ -161,8 +170,9 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 			}
 			return nil
 		}
-		if waiting != 0 {
-			pending = append(pending, pendingWait{index: len(snap.Goroutines), waiting: waiting})
+		if pw.waiting != 0 {
+			pw.index = len(snap.Goroutines)
+			pending = append(pending, pw)
 		}
 		snap.Goroutines = append(snap.Goroutines, g)
 		return nil
@@ -196,6 +206,12 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 		}
 		if !ok {
 			snap.Dropped++
+		}
+	}
+	// Goroutines that left since the last walk changed their channels too.
+	for _, p := range s.prev {
+		if p != nil && p.walk != walkNo {
+			s.blocked.markDirty(p.chans)
 		}
 	}
 	s.blocked.resolve(snap.Goroutines, pending)
@@ -251,13 +267,14 @@ func duplicateGoid(gs []snapshot.Goroutine) uint64 {
 }
 
 // decode turns one record into a goroutine, and returns its g.waiting when
-// the channels it waits on are to be resolved. A non-empty why says the g
-// is implausible (and is left out); an error stops the walk.
-func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Goroutine, waiting uint64, why string, err error) {
+// the channels it waits on are to be resolved (pw, without its index). A
+// non-empty why says the g is implausible (and is left out); an error
+// stops the walk.
+func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Goroutine, pw pendingWait, why string, err error) {
 	t := s.t
 	f := readFields(t.Layout, r.G)
 	if why := f.implausible(); why != "" {
-		return g, 0, why, nil
+		return g, pw, why, nil
 	}
 	st, _ := state(f.status)
 	g = snapshot.Goroutine{
@@ -331,8 +348,10 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 	if err == nil {
 		g.Labels = labels
 	}
-	if st == snapshot.StateWaiting && chanWait(g.WaitReason) {
-		waiting = f.waiting
+	var chans []uint64
+	var blocked *snapshot.BlockedOn
+	if same {
+		chans, blocked = prev.chans, prev.blocked
 	}
 	if prev == nil || !same {
 		prev = &seenG{}
@@ -341,9 +360,12 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 	*prev = seenG{
 		gaddr: r.GAddr, goid: f.goid, status: f.status, waitReason: f.waitReason, sp: f.sp, pc: f.pc,
 		trackSeq: f.trackSeq, since: since, frames: g.Frames, truncated: g.Truncated, walk: walkNo,
-		system: g.System, createdBy: g.CreatedBy,
+		system: g.System, createdBy: g.CreatedBy, chans: chans, blocked: blocked,
 	}
-	return g, waiting, "", nil
+	if st == snapshot.StateWaiting && chanWait(g.WaitReason) {
+		pw = pendingWait{waiting: f.waiting, seen: prev, same: same}
+	}
+	return g, pw, "", nil
 }
 
 // rewalk reads one goroutine's stack again from userspace; nil unless the
