@@ -163,12 +163,14 @@ func TestAttachUnsupportedGoVersion(t *testing.T) {
 	}
 }
 
-// TestSnapshotPIDReuse: a pid whose start time changed is another process.
+// TestSnapshotPIDReuse: without a pidfd pinning the process (kernels
+// before 5.3), a pid whose start time changed is another process.
 func TestSnapshotPIDReuse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a target")
 	}
 	at := attachPopulation(t)
+	at.DropPidfd()
 	at.StartTime++ // as if the pid now named a process started later
 	_, err := walk.NewSnapshotter(at, walk.ProcMemWalker{}).Snapshot(context.Background())
 	if !errors.Is(err, walk.ErrProcessGone) || !strings.Contains(err.Error(), "reused") {

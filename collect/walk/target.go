@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goroscope/goroscope/pkg/gobin"
 	"github.com/goroscope/goroscope/pkg/golayout"
 )
@@ -42,6 +44,10 @@ type Target struct {
 	mem         *ProcMem
 	waitReasons []string
 	ownsExe     bool
+	// pidfd pins the process (Linux >= 5.3): it turns readable when the
+	// process exits, which makes Alive a poll instead of a /proc read.
+	pidfd    int
+	hasPidfd bool
 }
 
 // Executable is what goroscope learns once per Go executable: the binary,
@@ -131,6 +137,7 @@ func AttachExecutable(pid int, x *Executable) (*Target, error) {
 	if t.mem, err = NewProcMem(pid); err != nil {
 		return nil, err
 	}
+	t.openPidfd()
 	g := x.Layout.G
 	// Copy only the prefix of each g that holds the fields read.
 	need := int64(0)
@@ -178,8 +185,29 @@ func layoutFor(bin *gobin.Binary) (*golayout.Layout, error) {
 	return l, nil
 }
 
-// Close releases the target's executable if the target owns it.
+// openPidfd opens a pidfd for the target and checks that it names the
+// process attached (the pid may have been reused in between); without
+// one, Alive reads /proc.
+func (t *Target) openPidfd() {
+	fd, err := unix.PidfdOpen(t.PID, 0)
+	if err != nil {
+		return
+	}
+	if st, _, err := procStat(t.PID); err != nil || st != t.StartTime {
+		unix.Close(fd)
+		return
+	}
+	t.pidfd, t.hasPidfd = fd, true
+}
+
+func closeFd(fd int) { _ = unix.Close(fd) }
+
+// Close releases the target's pidfd, and its executable if the target owns it.
 func (t *Target) Close() error {
+	if t.hasPidfd {
+		closeFd(t.pidfd)
+		t.hasPidfd = false
+	}
 	if t.ownsExe {
 		return t.Bin.Close()
 	}
@@ -189,6 +217,16 @@ func (t *Target) Close() error {
 // Alive reports whether the process is still the one attached: same pid and
 // same start time (a recycled pid has another).
 func (t *Target) Alive() error {
+	if t.hasPidfd {
+		fds := []unix.PollFd{{Fd: int32(t.pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		if err == nil {
+			if n > 0 {
+				return fmt.Errorf("pid %d exited: %w", t.PID, ErrProcessGone)
+			}
+			return nil
+		}
+	}
 	st, state, err := procStat(t.PID)
 	if err != nil {
 		return err
