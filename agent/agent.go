@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,14 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/pprof/profile"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/goroscope/goroscope/agent/ui"
 	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/collect/walk"
-	"github.com/goroscope/goroscope/pkg/fold"
-	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
 )
 
@@ -39,6 +36,9 @@ type Agent struct {
 	// enc and snapBuf are the snapshot loop's reused encoding buffers.
 	enc     encoder
 	snapBuf []byte
+	// scraper collects from pprof endpoints (nil with no targets).
+	scraper        *scrape.Scraper
+	scrapeInterval time.Duration
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
@@ -75,6 +75,17 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 		a.close()
 		return nil, err
 	}
+	if len(cfg.PprofScrape.Targets) > 0 {
+		if a.scraper, err = scrape.New(cfg.PprofScrape, scrape.Options{Logger: log, Version: version}); err != nil {
+			a.close()
+			return nil, fmt.Errorf("pprof_scrape: %w", err)
+		}
+		a.scrapeInterval = a.scraper.Interval()
+		if err := a.metrics.reg.Register(a.scraper); err != nil {
+			a.close()
+			return nil, fmt.Errorf("pprof_scrape: register metrics: %w", err)
+		}
+	}
 	return a, nil
 }
 
@@ -101,6 +112,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	go func() { defer wg.Done(); a.discoverLoop(ctx) }()
 	go func() { defer wg.Done(); a.snapshotLoop(ctx) }()
+	if a.scraper != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runScraper(ctx, a.scraper) }()
+	}
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -151,6 +166,9 @@ func (a *Agent) close() error {
 	a.retired = nil
 	a.mu.Unlock()
 	a.walkers.Close()
+	if a.scraper != nil {
+		a.scraper.Close()
+	}
 	if a.push != nil {
 		a.push.close()
 	}
@@ -374,67 +392,17 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	if !w.lastAt.IsZero() {
 		interval = s.Time.Sub(w.lastAt)
 	}
-	series := fold.ProcessSeries(s, w.labels())
+	o, err := snapshotOutput(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval)
+	if err != nil {
+		a.metrics.errors.WithLabelValues("encode").Inc()
+		a.log.Warn("encode snapshot", "pid", w.proc.PID, "err", err)
+	}
 	a.mu.Lock()
-	w.lastAt, w.series, w.counts, w.lastErr, w.failures = s.Time, series, s.Counts, "", 0
+	w.lastAt, w.series, w.counts, w.lastErr, w.failures = s.Time, o.series, s.Counts, "", 0
 	a.mu.Unlock()
 	a.metrics.snapshots.WithLabelValues(walker).Inc()
-	goroutines, wall := fold.Profiles(s, interval)
-	var errs []error
-	profiles := map[string][]byte{}
-	for name, p := range map[string]*profile.Profile{"goroutines": goroutines, "goroutine_wall": wall} {
-		gz, err := a.enc.gzip(name+" profile", p.WriteUncompressed)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		profiles[name] = gz
-	}
-	if err := a.storeSnapshot(w, s, profiles, interval); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		a.metrics.errors.WithLabelValues("store").Inc()
-		a.log.Warn("store snapshot", "pid", w.proc.PID, "err", err)
-	}
-	if err := a.push.push(series, s.Time, profiles, w.labels()); err != nil {
-		a.metrics.errors.WithLabelValues("push").Inc()
-		a.log.Warn("push snapshot", "pid", w.proc.PID, "err", err)
-	}
+	a.record(o)
 	return took
-}
-
-// storeSnapshot writes the gzipped goroutines and goroutine_wall profiles
-// and the snapshot itself (in its compact binary form) to the local store.
-func (a *Agent) storeSnapshot(w *watched, s *snapshot.Snapshot, profiles map[string][]byte, interval time.Duration) error {
-	summary := fold.Summary(s)
-	snap, err := a.enc.gzip("snapshot", func(w io.Writer) error {
-		a.snapBuf = snapshot.AppendBinary(a.snapBuf[:0], s)
-		_, err := w.Write(a.snapBuf)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, e := range []struct {
-		kind string
-		data []byte
-		dur  time.Duration
-	}{
-		{store.KindGoroutines, profiles["goroutines"], 0},
-		{store.KindGoroutineWall, profiles["goroutine_wall"], interval},
-		{store.KindSnapshot, snap, 0},
-	} {
-		if e.data == nil {
-			continue
-		}
-		_, err := a.store.Append(store.Entry{Process: w.storeProcess(), Kind: e.kind, Time: s.Time, Duration: e.dur, Summary: summary, Data: e.data})
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // agentSource serves the UI from the agent's live view and its store.

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/scrape"
 )
 
 // Config is everything the agent can be told. Flags set the common fields;
@@ -37,6 +38,9 @@ type Config struct {
 	// VictoriaMetrics); Pyroscope endpoints the profiles.
 	RemoteWrite []EndpointConfig `yaml:"remote_write"`
 	Pyroscope   []EndpointConfig `yaml:"pyroscope"`
+	// PprofScrape lists programs serving net/http/pprof to collect CPU,
+	// heap, mutex, block and goroutine profiles from (docs/scrape.md).
+	PprofScrape scrape.Config `yaml:"pprof_scrape"`
 }
 
 // LogConfig sets the agent's logging.
@@ -250,6 +254,11 @@ func (c *Config) validate() error {
 	}
 	if err := c.Discovery.Compile(); err != nil {
 		errs = append(errs, "discovery."+err.Error())
+	}
+	if len(c.PprofScrape.Targets) > 0 {
+		if err := c.PprofScrape.Validate(); err != nil {
+			errs = append(errs, "pprof_scrape: "+err.Error())
+		}
 	}
 	used := map[string]bool{}
 	if err := endpointNames("remote_write", c.RemoteWrite, used); err != nil {

@@ -191,9 +191,9 @@ func (ps *pushers) close() {
 	}
 }
 
-// push enqueues one snapshot's series and profiles.
-// profiles are gzipped pprof by profile name.
-func (ps *pushers) push(series []fold.Series, at time.Time, profiles map[string][]byte, labels map[string]string) error {
+// push enqueues one collection's series and profiles; labels go on every
+// profile, with each profile's own labels added.
+func (ps *pushers) push(series []fold.Series, at time.Time, profiles []encodedProfile, labels map[string]string) error {
 	if len(ps.list) == 0 {
 		return nil
 	}
@@ -234,12 +234,15 @@ func (ps *pushers) push(series []fold.Series, at time.Time, profiles map[string]
 			}
 		case "pyroscope":
 			if pyItems == nil {
-				for name, gz := range profiles {
-					l := map[string]string{"__name__": name}
+				for _, prof := range profiles {
+					l := map[string]string{"__name__": prof.name}
 					for k, v := range labels {
 						l[k] = v
 					}
-					item, err := pyroscope.EncodeSeries(l, gz)
+					for k, v := range prof.labels {
+						l[k] = v
+					}
+					item, err := pyroscope.EncodeSeries(l, prof.data)
 					if err != nil {
 						errs = append(errs, err)
 						continue

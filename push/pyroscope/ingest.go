@@ -73,7 +73,7 @@ func LegacyName(ls []*typesv1.LabelPair) string {
 		switch l.Name {
 		case LabelServiceName:
 			app = l.Value
-		case LabelProfileName:
+		case LabelProfileName, LabelDelta:
 		default:
 			tags = append(tags, l.Name+"="+legacyValue.Replace(l.Value))
 		}

@@ -19,8 +19,12 @@ import (
 const (
 	LabelServiceName = "service_name"
 	LabelProfileName = "__name__"
-	LabelState       = "state"
-	LabelWaitReason  = "wait_reason"
+	// LabelDelta "false" tells the server a profile's cumulative sample
+	// types (alloc_*, contentions, delay) already hold deltas, as the pprof
+	// scraper computes them; without it the server would take deltas again.
+	LabelDelta      = "__delta__"
+	LabelState      = "state"
+	LabelWaitReason = "wait_reason"
 )
 
 // Limits on one series, inside Pyroscope's default validation limits.
@@ -101,6 +105,10 @@ func ValidateLabels(ls []*typesv1.LabelPair) error {
 			name = true
 			if !validName(l.Value) {
 				return fmt.Errorf("%w: profile name (__name__) %q must match [a-zA-Z_][a-zA-Z0-9_]*, e.g. goroutines", ErrInvalid, l.Value)
+			}
+		case l.Name == LabelDelta:
+			if l.Value != "true" && l.Value != "false" {
+				return fmt.Errorf("%w: label %s=%q: want true (the server computes deltas of cumulative types) or false (already deltas)", ErrInvalid, LabelDelta, l.Value)
 			}
 		case strings.HasPrefix(l.Name, "__"):
 			return fmt.Errorf("%w: label %q: names starting with __ are reserved by the server; rename it", ErrInvalid, l.Name)

@@ -7,4 +7,6 @@
 //     with net/http/pprof and a /population description endpoint.
 //   - latency: parks many goroutines and measures its own scheduling
 //     latency, for the benchmark of what being observed costs a program.
+//   - pprofload: exact allocations, mutex contentions and blocking events on
+//     request, for the pprof scraper's delta tests.
 package targets
