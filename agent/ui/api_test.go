@@ -166,7 +166,7 @@ func TestAPI(t *testing.T) {
 		}{
 			{"/api/processes/x/1/flame", 400, "positive number"},
 			{"/api/processes/1/-1/flame", 400, "start time"},
-			{procPath + "/flame?kind=process_cpu", 400, "kind="},
+			{procPath + "/flame?kind=bogus", 400, "kind="},
 			{procPath + "/flame?state=napping", 400, "state="},
 			{procPath + "/flame?at=yesterday", 400, "RFC 3339"},
 			{procPath + "/diff", 400, "from="},

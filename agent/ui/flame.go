@@ -96,8 +96,10 @@ func sampleFramesLines(s *profile.Sample) []string {
 
 // Flame is a profile folded into a call tree, with what it can be filtered by.
 type Flame struct {
-	// Unit is the unit of the values ("count", "nanoseconds").
-	Unit string `json:"unit"`
+	// Unit is the unit of the values ("count", "nanoseconds"), of the
+	// profile's sample type SampleType.
+	Unit       string `json:"unit"`
+	SampleType string `json:"sample_type"`
 	// Total is the value of the samples that passed the filter.
 	Total int64 `json:"total"`
 	// UnfilteredTotal is the value of every sample.
@@ -117,8 +119,20 @@ type Facets struct {
 	Labels        map[string]map[string]int64 `json:"labels"`
 }
 
+// sampleIndex is the sample value a flame graph shows, as go tool pprof
+// picks it: the profile's default sample type, else the last one (CPU
+// time rather than sample counts).
+func sampleIndex(p *profile.Profile) int {
+	for i, st := range p.SampleType {
+		if st.Type == p.DefaultSampleType {
+			return i
+		}
+	}
+	return max(len(p.SampleType)-1, 0)
+}
+
 // BuildFlame folds the samples of p that pass f into a tree rooted at a
-// node named root; value index 0 is used.
+// node named root, valued by the sample type sampleIndex picks.
 func BuildFlame(p *profile.Profile, f Filter, root string) *Flame {
 	fl := &Flame{
 		Root: &Node{Name: root},
@@ -127,15 +141,17 @@ func BuildFlame(p *profile.Profile, f Filter, root string) *Flame {
 			WaitDurations: map[string]int64{}, Labels: map[string]map[string]int64{},
 		},
 	}
+	vi := sampleIndex(p)
 	if len(p.SampleType) > 0 {
-		fl.Unit = p.SampleType[0].Unit
+		fl.Unit = p.SampleType[vi].Unit
+		fl.SampleType = p.SampleType[vi].Type
 	}
 	budget := maxFlameNodes
 	for _, s := range p.Sample {
-		if len(s.Value) == 0 {
+		if len(s.Value) <= vi {
 			continue
 		}
-		v := s.Value[0]
+		v := s.Value[vi]
 		fl.UnfilteredTotal += v
 		fl.Facets.add(s.Label, v)
 		if !f.MatchLabels(s.Label) {
@@ -206,8 +222,9 @@ func FilterProfile(p *profile.Profile, f Filter) *profile.Profile {
 func WriteFolded(w io.Writer, p *profile.Profile, f Filter) error {
 	counts := map[string]int64{}
 	var b strings.Builder
+	vi := sampleIndex(p)
 	for _, s := range p.Sample {
-		if len(s.Value) == 0 || !f.MatchLabels(s.Label) {
+		if len(s.Value) <= vi || !f.MatchLabels(s.Label) {
 			continue
 		}
 		b.Reset()
@@ -224,7 +241,7 @@ func WriteFolded(w io.Writer, p *profile.Profile, f Filter) error {
 			b.WriteByte(';')
 			b.WriteString(strings.ReplaceAll(name, ";", ":"))
 		}
-		counts[b.String()] += s.Value[0]
+		counts[b.String()] += s.Value[vi]
 	}
 	bw := bufio.NewWriter(w)
 	for _, k := range slices.Sorted(maps.Keys(counts)) {

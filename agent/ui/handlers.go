@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/goroscope/goroscope/pkg/fold"
@@ -39,7 +40,18 @@ func (s *server) series(r *http.Request) (any, error) {
 			return nil, fmt.Errorf("list entries of pid %d: %w", k.PID, err)
 		}
 	}
-	return BuildSeries(ms), nil
+	out := BuildSeries(ms)
+	out.Kinds = []string{}
+	for _, kind := range store.ProfileKinds {
+		ms, err := s.src.List(store.Query{Process: k, Kind: kind, From: from, To: to, Limit: 1})
+		if err != nil {
+			return nil, fmt.Errorf("list %s entries of pid %d: %w", kind, k.PID, err)
+		}
+		if len(ms) > 0 {
+			out.Kinds = append(out.Kinds, kind)
+		}
+	}
+	return out, nil
 }
 
 // profileRequest is what the flame, diff and download endpoints share.
@@ -79,7 +91,7 @@ type FlameAnswer struct {
 }
 
 func (s *server) flame(r *http.Request) (any, error) {
-	pr, err := parseProfileRequest(r, store.KindGoroutines, store.KindGoroutines, store.KindGoroutineWall)
+	pr, err := parseProfileRequest(r, store.KindGoroutines, store.ProfileKinds...)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +213,7 @@ func (s *server) download(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) downloadBody(r *http.Request) (body []byte, name, ctype string, err error) {
-	pr, err := parseProfileRequest(r, store.KindGoroutines, store.KindGoroutines, store.KindGoroutineWall, store.KindSnapshot)
+	pr, err := parseProfileRequest(r, store.KindGoroutines, append(slices.Clone(store.ProfileKinds), store.KindSnapshot)...)
 	if err != nil {
 		return nil, "", "", err
 	}

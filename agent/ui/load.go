@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -131,5 +132,5 @@ func loadSnapshot(src Source, m store.Meta) (*snapshot.Snapshot, error) {
 
 // isProfileKind reports whether entries of kind are pprof profiles the UI folds.
 func isProfileKind(kind string) bool {
-	return kind == store.KindGoroutines || kind == store.KindGoroutineWall
+	return slices.Contains(store.ProfileKinds, kind)
 }

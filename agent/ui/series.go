@@ -25,6 +25,8 @@ type Series struct {
 	// States and WaitReasons are counts per moment by state and wait reason.
 	States      map[string][]float64 `json:"states"`
 	WaitReasons map[string][]float64 `json:"wait_reasons"`
+	// Kinds are the profile kinds stored for the process in the range.
+	Kinds []string `json:"kinds"`
 }
 
 // Summary keys (see store.Entry.Summary).

@@ -18,7 +18,17 @@ const (
 	KindSnapshot = "snapshot"
 	// KindCPU is a gzipped pprof process_cpu profile.
 	KindCPU = "process_cpu"
+	// KindMemory, KindMutex, KindBlock and KindGoroutineLeak are gzipped
+	// pprof profiles scraped from net/http/pprof (heap, mutex, block,
+	// goroutineleak), cumulative types as deltas over their interval.
+	KindMemory        = "memory"
+	KindMutex         = "mutex"
+	KindBlock         = "block"
+	KindGoroutineLeak = "goroutineleak"
 )
+
+// ProfileKinds are the kinds holding pprof profiles, in display order.
+var ProfileKinds = []string{KindGoroutines, KindGoroutineWall, KindCPU, KindMemory, KindMutex, KindBlock, KindGoroutineLeak}
 
 // Process identifies a watched process across PID reuse.
 type Process struct {

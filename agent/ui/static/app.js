@@ -5,6 +5,12 @@
 
 const STATES = ["running", "runnable", "syscall", "waiting", "leaked"];
 const STATE_COLORS = { running: "#16a34a", runnable: "#ca8a04", syscall: "#7c3aed", waiting: "#0284c7", leaked: "#dc2626" };
+// Profile kinds the flame graph offers; a process has those its collectors give.
+const PROFILE_KINDS = [
+  ["goroutines", "goroutines (count)"], ["goroutine_wall", "goroutine_wall (time waited)"],
+  ["process_cpu", "process_cpu (on-CPU time)"], ["memory", "memory (heap)"],
+  ["mutex", "mutex (contention)"], ["block", "block (time blocked)"], ["goroutineleak", "goroutineleak (Go 1.26)"],
+];
 const PALETTE = ["#0284c7", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d", "#2563eb", "#a16207"];
 const WAIT_BUCKETS = ["<1s", "1s-10s", "10s-1m", "1m-10m", ">10m"];
 
@@ -203,6 +209,7 @@ function processView(app, crumb, pid, start) {
     } catch (e) { showError(chartState, e); return; }
     if (st.destroyed) return;
     st.moments = s.moments;
+    st.kinds = s.kinds || [];
     const xs = s.moments.map((t) => new Date(t).getTime() / 1000);
     const states = STATES.filter((k) => s.states[k]);
     const stTarget = document.getElementById("chart-states");
@@ -225,7 +232,7 @@ function processView(app, crumb, pid, start) {
   // ---- flame graph ----
   async function renderFlame() {
     const kindSel = el("select", { id: "kind", onchange: () => { st.kind = kindSel.value; refresh(); } },
-      el("option", { value: "goroutines" }, "goroutines (count)"), el("option", { value: "goroutine_wall" }, "goroutine_wall (time waited)"));
+      ...PROFILE_KINDS.filter(([k]) => k === st.kind || (st.kinds || []).includes(k)).map(([k, text]) => el("option", { value: k }, text)));
     kindSel.value = st.kind;
     const box = el("div", { id: "flame" });
     const details = el("div", { id: "flame-details" });
@@ -368,13 +375,18 @@ function processView(app, crumb, pid, start) {
       if (st.at) p.set("at", st.at);
       return el("a", { href: `${base}/download?${p}`, download: "" }, text);
     };
-    const row = (kind, desc) => el("tr", {}, el("td", { class: "mono" }, kind), el("td", {}, desc),
-      el("td", {}, link(kind, "pprof", "pprof"), link(kind, "folded", "folded"), link(kind, "json", "JSON")));
+    const row = (kind, desc) => kind !== "snapshot" && !(st.kinds || []).includes(kind) ? null :
+      el("tr", {}, el("td", { class: "mono" }, kind), el("td", {}, desc),
+        el("td", {}, link(kind, "pprof", "pprof"), link(kind, "folded", "folded"), link(kind, "json", "JSON")));
     panel.replaceChildren(
       el("p", { class: "muted" }, `At ${fmtTime(st.at)}, ${filterText(false)}. pprof files open with "go tool pprof".`),
       el("table", { class: "downloads", id: "downloads" }, el("tbody", {},
         row("goroutines", "goroutines per stack, state, wait reason, wait duration and label (count)"),
         row("goroutine_wall", "time goroutines have waited, per stack (nanoseconds)"),
+        row("process_cpu", "on-CPU time per stack and goroutine labels (eBPF sampler or pprof endpoint)"),
+        row("memory", "heap: allocations over the interval and memory in use (pprof endpoint)"),
+        row("mutex", "lock contention over the interval (pprof endpoint)"),
+        row("block", "time blocked over the interval (pprof endpoint)"),
         row("snapshot", "every goroutine with its full stack, as goroscope saw it"))));
   }
 
