@@ -304,21 +304,26 @@ func (a *Agent) snapshotLoop(ctx context.Context) {
 			if spent > 0 && spent+w.lastTook > budget {
 				// No room left in this cycle: next one.
 				a.metrics.skipped.WithLabelValues("budget").Inc()
+				a.mu.Lock()
 				w.due = w.due.Add(interval)
+				a.mu.Unlock()
 				continue
 			}
 			took := a.snapshotOne(ctx, w, now)
 			spent += took
 			// A process whose walk alone exceeds the budget is sampled
 			// every n-th interval.
-			w.every = max(1, int((took+budget-1)/budget))
-			if w.every > 1 {
-				a.metrics.skipped.WithLabelValues("too_large").Add(float64(w.every - 1))
+			every := max(1, int((took+budget-1)/budget))
+			if every > 1 {
+				a.metrics.skipped.WithLabelValues("too_large").Add(float64(every - 1))
 			}
-			w.due = w.due.Add(time.Duration(w.every) * interval)
+			a.mu.Lock() // /metrics and the scheduler read every and due
+			w.every = every
+			w.due = w.due.Add(time.Duration(every) * interval)
 			if w.due.Before(now) {
 				w.due = now.Truncate(interval).Add(w.offset).Add(interval)
 			}
+			a.mu.Unlock()
 		}
 	}
 }

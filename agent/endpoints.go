@@ -60,6 +60,7 @@ type QueueConfig struct {
 	MaxDelay         Duration `yaml:"max_delay"`
 	Shards           int      `yaml:"shards"`
 	MemoryItems      int      `yaml:"memory_items"`
+	MemoryBytes      ByteSize `yaml:"memory_bytes"`
 	SpoolMaxBytes    ByteSize `yaml:"spool_max_bytes"`
 	MinBackoff       Duration `yaml:"min_backoff"`
 	MaxBackoff       Duration `yaml:"max_backoff"`
@@ -135,10 +136,10 @@ func newPushers(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*pushe
 	mk := func(kind string, e EndpointConfig, c queue.Client, ordered bool) error {
 		qc := queue.Config{
 			MaxItemsPerBatch: e.Queue.MaxItemsPerBatch, MaxDelay: time.Duration(e.Queue.MaxDelay), Shards: e.Queue.Shards,
-			MemoryItems: e.Queue.MemoryItems, SpoolDir: filepath.Join(cfg.DataDir, "spool", e.Name), SpoolMaxBytes: int64(e.Queue.SpoolMaxBytes),
+			MemoryItems: e.Queue.MemoryItems, MemoryBytes: int64(e.Queue.MemoryBytes), SpoolDir: filepath.Join(cfg.DataDir, "spool", e.Name), SpoolMaxBytes: int64(e.Queue.SpoolMaxBytes),
 			MinBackoff: time.Duration(e.Queue.MinBackoff), MaxBackoff: time.Duration(e.Queue.MaxBackoff), Ordered: ordered,
 		}
-		q, err := queue.New(qc, c, m, log.With("endpoint", e.Name))
+		q, err := queue.New(qc, c, m, log) // the queue names its endpoint
 		if err != nil {
 			return fmt.Errorf("%s endpoint %s: %w", kind, e.Name, err)
 		}

@@ -21,11 +21,11 @@ const maxDrainBytes = 64 << 10
 
 // Classify turns a request's outcome into nil (2xx) or a *SendError, and
 // always drains and closes resp.Body. Network errors, timeouts and
-// cancellations, 5xx and 429 are retryable (the data was not accepted;
+// cancellations, 5xx, 429 and 408 are retryable (the data was not accepted;
 // whether to try again is the caller's call, e.g. not after its own context
-// ended); 429 and 503 carry the Retry-After the server sent (seconds or an
-// HTTP date). Other statuses (4xx, unfollowed 3xx) are permanent and carry
-// the server's message, truncated to MaxMessageBytes.
+// ended); they carry the Retry-After the server sent (seconds or an HTTP
+// date). Other statuses (4xx, unfollowed 3xx) are permanent and carry the
+// server's message, truncated to MaxMessageBytes.
 func Classify(resp *http.Response, err error) error {
 	return classifyAt(resp, err, time.Now())
 }
@@ -64,7 +64,7 @@ func StatusError(status int, h http.Header, msg string, now time.Time) *SendErro
 		e.Err = fmt.Errorf("server said %s", text)
 	}
 	switch {
-	case status == http.StatusTooManyRequests || status >= 500:
+	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
 		e.Retryable = true
 		e.RetryAfter = ParseRetryAfter(h.Get("Retry-After"), now)
 	}

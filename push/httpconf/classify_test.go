@@ -41,6 +41,8 @@ func TestClassify(t *testing.T) {
 			wantStatus: 429, wantRetryable: true},
 		{name: "400 with message", handler: status(400, nil, "out of order sample\n"), wantStatus: 400, wantMsg: "Bad Request: out of order sample"},
 		{name: "400 long message truncated", handler: status(400, nil, longMsg), wantStatus: 400, wantMsg: strings.Repeat("é", 256) + "…(truncated)"},
+		{name: "408 is retryable", handler: status(408, map[string]string{"Retry-After": "3"}, "too slow"),
+			wantStatus: 408, wantRetryable: true, wantAfterMin: 3 * time.Second, wantAfterMax: 3 * time.Second, wantMsg: "too slow"},
 		{name: "401", handler: status(401, nil, "no"), wantStatus: 401, wantMsg: "Unauthorized: no"},
 		{name: "413", handler: status(413, nil, ""), wantStatus: 413, wantMsg: "Request Entity Too Large"},
 		{name: "connection reset", handler: func(w http.ResponseWriter, r *http.Request) {

@@ -94,39 +94,76 @@ func New(o Options) (*Client, error) {
 func (c *Client) Name() string { return c.name }
 
 // Send decodes the items and pushes them in as few requests as fit under
-// the size limit, in order, stopping at the first failure (so a retried
-// batch may resend requests that had already been accepted; each profile
-// keeps the ID it got in EncodeSeries across retries). Items that do not decode or
-// validate, and single profiles larger than the limit, are dropped and the
-// rest sent; if any were dropped and the rest accepted, Send returns a
-// non-retryable *httpconf.SendError with Status 0 wrapping ErrInvalid.
+// the size limit, in order, stopping at the first failure. Items that do not
+// decode or validate, and profiles larger than the limit by themselves, are
+// dropped and the rest sent. A failure says what of the batch is done
+// despite it (httpconf.SendError Done and Invalid): the items before the
+// failed request were delivered or dropped, so the queue retries only the
+// rest and nothing accepted is sent twice; Failed counts the items of the
+// failed request, the only ones a permanent rejection gives up on. (An item
+// of several profiles split over requests may have its first profiles sent
+// again; the agent's items hold one profile.) When everything sendable was
+// accepted but items were dropped, Send returns a non-retryable
+// *httpconf.SendError with Status 0 wrapping ErrInvalid, the whole batch
+// done and the dropped items in Invalid (an item counts as dropped when any
+// of its profiles was).
 func (c *Client) Send(ctx context.Context, items [][]byte) error {
-	series, dropErr := c.decode(items)
-	reqs, tooBig := split(series, c.maxReq)
+	series, invalid, dropErr := c.decode(items)
+	reqs, tooBig := split(series, c.maxReq, invalid)
+	if c.legacy {
+		reqs = oneProfileEach(reqs)
+	}
 	if tooBig > 0 {
 		err := fmt.Errorf("%w: %d profiles larger than max_request_bytes %d; raise the limit or profile less", ErrInvalid, tooBig, c.maxReq)
 		dropErr = errors.Join(dropErr, err)
 	}
-	for _, req := range reqs {
+	for i, r := range reqs {
 		var err error
 		if c.legacy {
-			err = c.ingest(ctx, req)
+			err = c.ingest(ctx, r.msg)
 		} else {
-			err = c.push(ctx, req)
+			err = c.push(ctx, r.msg)
 		}
 		if err != nil {
+			var se *httpconf.SendError
+			if errors.As(err, &se) {
+				first, next := r.items[0], len(items)
+				if i+1 < len(reqs) {
+					next = reqs[i+1].items[0]
+				}
+				se.Done, se.Invalid, se.Failed = first, countTrue(invalid[:first]), next-first
+			}
 			return err
 		}
 	}
 	if dropErr != nil {
-		return &httpconf.SendError{Err: fmt.Errorf("%s: %w", c.name, dropErr)}
+		return &httpconf.SendError{Done: len(items), Invalid: countTrue(invalid),
+			Err: fmt.Errorf("%s: %w", c.name, dropErr)}
 	}
 	return nil
 }
 
-// decode unmarshals and validates items, dropping bad ones.
-func (c *Client) decode(items [][]byte) ([]*pushv1.RawProfileSeries, error) {
-	out := make([]*pushv1.RawProfileSeries, 0, len(items))
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// itemSeries is one decoded item, with its index in the batch.
+type itemSeries struct {
+	item int
+	s    *pushv1.RawProfileSeries
+}
+
+// decode unmarshals and validates items, dropping bad ones; invalid[i]
+// says item i was dropped.
+func (c *Client) decode(items [][]byte) ([]itemSeries, []bool, error) {
+	out := make([]itemSeries, 0, len(items))
+	invalid := make([]bool, len(items))
 	dropped := 0
 	var first error
 	for i, item := range items {
@@ -139,52 +176,81 @@ func (c *Client) decode(items [][]byte) ([]*pushv1.RawProfileSeries, error) {
 		}
 		if err != nil {
 			dropped++
+			invalid[i] = true
 			if first == nil {
 				first = fmt.Errorf("item %d: %w", i, err)
 			}
 			continue
 		}
-		out = append(out, s)
+		out = append(out, itemSeries{item: i, s: s})
 	}
 	if dropped > 0 {
-		return out, fmt.Errorf("dropped %d of %d items: %w", dropped, len(items), first)
+		return out, invalid, fmt.Errorf("dropped %d of %d items: %w", dropped, len(items), first)
 	}
-	return out, nil
+	return out, invalid, nil
+}
+
+// request is one request of a batch; items[i] is the index in the batch of
+// the item msg.Series[i] comes from. Once the requests before it succeeded,
+// every item before items[0] is delivered or dropped.
+type request struct {
+	msg   *pushv1.PushRequest
+	items []int
+}
+
+// oneProfileEach splits requests into one request per profile, the legacy
+// endpoint's unit, so a failure leaves no profile of its request delivered.
+func oneProfileEach(reqs []request) []request {
+	var out []request
+	for _, r := range reqs {
+		for i, s := range r.msg.Series {
+			for _, smp := range s.Samples {
+				out = append(out, request{
+					msg:   &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{Labels: s.Labels, Samples: []*pushv1.RawSample{smp}}}},
+					items: []int{r.items[i]},
+				})
+			}
+		}
+	}
+	return out
 }
 
 // split packs series into requests whose encoded size stays at most max,
-// splitting a series' samples over several requests when needed. It
-// returns the requests and the number of samples that alone exceed max.
-func split(series []*pushv1.RawProfileSeries, max int) ([]*pushv1.PushRequest, int) {
-	var reqs []*pushv1.PushRequest
-	cur := &pushv1.PushRequest{}
+// splitting a series' samples over several requests when needed. It marks
+// in invalid the items with a profile that alone exceeds max, and returns
+// the requests and the number of such profiles.
+func split(series []itemSeries, max int, invalid []bool) ([]request, int) {
+	var reqs []request
+	cur := request{msg: &pushv1.PushRequest{}}
 	size, tooBig := 0, 0
 	flush := func() {
-		if len(cur.Series) > 0 {
+		if len(cur.msg.Series) > 0 {
 			reqs = append(reqs, cur)
-			cur, size = &pushv1.PushRequest{}, 0
+			cur, size = request{msg: &pushv1.PushRequest{}}, 0
 		}
 	}
-	add := func(s *pushv1.RawProfileSeries) bool {
+	add := func(item int, s *pushv1.RawProfileSeries) bool {
 		n := fieldSize(s.SizeVT())
-		if size+n > max {
-			flush()
-		}
 		if n > max {
 			return false
 		}
-		cur.Series = append(cur.Series, s)
+		if size+n > max {
+			flush()
+		}
+		cur.msg.Series = append(cur.msg.Series, s)
+		cur.items = append(cur.items, item)
 		size += n
 		return true
 	}
-	for _, s := range series {
-		if add(s) {
+	for _, is := range series {
+		if add(is.item, is.s) {
 			continue
 		}
 		// Too big as a whole: one series per sample.
-		for _, smp := range s.Samples {
-			if !add(&pushv1.RawProfileSeries{Labels: s.Labels, Samples: []*pushv1.RawSample{smp}}) {
+		for _, smp := range is.s.Samples {
+			if !add(is.item, &pushv1.RawProfileSeries{Labels: is.s.Labels, Samples: []*pushv1.RawSample{smp}}) {
 				tooBig++
+				invalid[is.item] = true
 			}
 		}
 	}

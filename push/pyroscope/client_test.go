@@ -1,6 +1,7 @@
 package pyroscope_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/goroscope/goroscope/push/httpconf"
 	"github.com/goroscope/goroscope/push/pyroscope"
+	"github.com/goroscope/goroscope/test/faults"
 	"github.com/goroscope/goroscope/test/receivers"
 )
 
@@ -336,9 +338,15 @@ func TestEncodeSeriesValidation(t *testing.T) {
 }
 
 // BenchmarkEncodeProfile measures EncodeProfile (pprof + gzip) for a
-// goroutine profile of 2,000 distinct stacks, 32 frames deep.
+// goroutine profile of 2,000 distinct stacks, 32 frames deep; MB/s are of
+// uncompressed pprof.
 func BenchmarkEncodeProfile(b *testing.B) {
 	p := goroutineProfile(2000, 32, "running", "runnable", "waiting")
+	var raw bytes.Buffer
+	if err := p.WriteUncompressed(&raw); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(raw.Len())) // MB/s of uncompressed pprof
 	var size int
 	b.ReportAllocs()
 	for b.Loop() {
@@ -349,4 +357,65 @@ func BenchmarkEncodeProfile(b *testing.B) {
 		size = len(raw)
 	}
 	b.ReportMetric(float64(size), "gz-bytes")
+}
+
+// TestSendReportsDonePart: a batch split over several requests that fails
+// in the middle says which items are done and which the failed request
+// carried, so retrying the rest delivers every profile exactly once.
+func TestSendReportsDonePart(t *testing.T) {
+	srv := faults.Start(t)
+	c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: srv.URL}, MaxRequestBytes: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items [][]byte
+	for i := range 12 {
+		p := goroutineProfile(40, 8)
+		p.TimeNanos += int64(i)
+		items = append(items, encode(t, seriesLabels("i", fmt.Sprint(i)), p))
+	}
+	bad := encodeRaw(t, []byte{0x1f, 0x8b, 0, 0}) // decodes on our side, not on the server's
+	items = slices.Insert(items, 0, []byte{0xff}) // does not decode: dropped by the client
+
+	// 503 on the second request: the first request's items are done.
+	srv.Script(faults.OK, faults.Status503)
+	err = c.Send(context.Background(), items)
+	var se *httpconf.SendError
+	if !errors.As(err, &se) || !se.Retryable || se.Status != 503 {
+		t.Fatalf("Send = %v, want a retryable 503", err)
+	}
+	got := srv.Counts()
+	if se.Done < 2 || se.Done >= len(items) || se.Invalid != 1 || se.Failed < 1 || got.Profiles != se.Done-se.Invalid {
+		t.Fatalf("Done %d Invalid %d Failed %d with %d profiles received; want the first request's items done (and the bad one)",
+			se.Done, se.Invalid, se.Failed, got.Profiles)
+	}
+	if err := c.Send(context.Background(), items[se.Done:]); err != nil {
+		t.Fatalf("retrying the rest: %v", err)
+	}
+	if got = srv.Counts(); got.Profiles != 12 || got.ProfileDups != 0 || got.IDDups != 0 {
+		t.Fatalf("after the retry: %d profiles, %d duplicates; want 12, 0", got.Profiles, got.ProfileDups+got.IDDups)
+	}
+
+	// 400 on the second request: only that request's items fail.
+	items = append(items[1:], bad)
+	for i := range items[:12] {
+		p := goroutineProfile(40, 8)
+		p.TimeNanos += int64(100 + i)
+		items[i] = encode(t, seriesLabels("i", fmt.Sprint(i)), p)
+	}
+	srv.Script(faults.OK, faults.BadRequest)
+	err = c.Send(context.Background(), items)
+	if !errors.As(err, &se) || se.Retryable || se.Status != 400 || se.Done < 1 || se.Failed < 1 || se.Done+se.Failed >= len(items) {
+		t.Fatalf("Send = %v (Done %d Failed %d), want a permanent 400 for the second request only", err, se.Done, se.Failed)
+	}
+	if got := srv.Counts(); got.RejectedProfiles != se.Failed || got.Profiles != 12+se.Done {
+		t.Fatalf("server rejected %d and holds %d; want %d rejected, %d held", got.RejectedProfiles, got.Profiles, se.Failed, 12+se.Done)
+	}
+	// The rest: the server cannot decode the last profile and rejects the
+	// request that carries it.
+	rest := items[se.Done+se.Failed:]
+	err = c.Send(context.Background(), rest)
+	if !errors.As(err, &se) || se.Status != 400 || se.Done+se.Failed != len(rest) {
+		t.Fatalf("Send(rest) = %v (Done %d Failed %d of %d), want the last request rejected", err, se.Done, se.Failed, len(rest))
+	}
 }

@@ -20,7 +20,9 @@ type entry struct {
 // entries (held until ack), rewind gives held entries back for re-reading.
 type backlog interface {
 	push(item []byte, key uint64) error
-	read(maxItems int) ([]entry, error)
+	// read hands out at most maxItems entries and, past the first, at most
+	// maxBytes of items.
+	read(maxItems int, maxBytes int64) ([]entry, error)
 	ack(pos []int64) error
 	rewind()
 	// position returns done (every entry before it is delivered or dropped)
@@ -106,16 +108,21 @@ func (b *memBacklog) compact() {
 	}
 }
 
-func (b *memBacklog) read(maxItems int) ([]entry, error) {
+func (b *memBacklog) read(maxItems int, maxBytes int64) ([]entry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []entry
+	var size int64
 	for ; b.next < len(b.ents) && len(out) < maxItems; b.next++ {
 		e := &b.ents[b.next]
 		if e.state != memUnread {
 			continue
 		}
+		if len(out) > 0 && size+int64(len(e.item)) > maxBytes {
+			break
+		}
 		e.state = memHeld
+		size += int64(len(e.item))
 		out = append(out, e.entry)
 	}
 	return out, nil
@@ -224,8 +231,8 @@ func (b *spoolBacklog) push(item []byte, key uint64) error {
 	return b.sp.Append(rec)
 }
 
-func (b *spoolBacklog) read(maxItems int) ([]entry, error) {
-	recs, err := b.sp.Read(maxItems, 64<<20)
+func (b *spoolBacklog) read(maxItems int, maxBytes int64) ([]entry, error) {
+	recs, err := b.sp.Read(maxItems, int(min(maxBytes, 1<<40)))
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/goroscope/goroscope/push/httpconf"
 )
 
 // step is one scripted response of scriptClient.
@@ -12,6 +14,11 @@ type step struct {
 	status     int           // 0: success
 	retryAfter time.Duration // with 429
 	hang       bool          // block until the request deadline
+	// done > 0 with a failing status: the first done items are finished
+	// despite the failure, the first invalid of them dropped as invalid
+	// (recorded in rejected) and the others delivered. failed > 0: the
+	// failure concerns only the failed items after them.
+	done, invalid, failed int
 }
 
 // scriptClient is a programmable Client: it answers requests from script in
@@ -50,7 +57,26 @@ func (c *scriptClient) Send(ctx context.Context, items [][]byte) error {
 		<-ctx.Done()
 		return ctx.Err()
 	case s.status != 0:
-		e := StatusError(s.status, "", []byte("scripted failure"), now)
+		e := httpconf.StatusError(s.status, nil, "scripted failure", now)
+		if s.done > 0 {
+			s.done, s.invalid = min(s.done, len(items)), min(s.invalid, s.done, len(items))
+			s.failed = min(s.failed, len(items)-s.done)
+			e.Done, e.Invalid, e.Failed = s.done, s.invalid, s.failed
+			c.mu.Lock()
+			for i, it := range items[:s.done] {
+				if i < s.invalid {
+					c.rejected = append(c.rejected, string(it))
+					continue
+				}
+				c.delivered[string(it)]++
+				c.order = append(c.order, string(it))
+			}
+			c.mu.Unlock()
+			items = items[s.done:]
+		}
+		if s.failed > 0 {
+			items = items[:s.failed]
+		}
 		if !e.Retryable {
 			c.mu.Lock()
 			for _, it := range items {

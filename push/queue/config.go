@@ -12,6 +12,7 @@ type Config struct {
 	MaxDelay         time.Duration // longest an item waits for its batch to fill (default 5s)
 	Shards           int           // concurrent senders (default 1)
 	MemoryItems      int           // items held in memory: the ring without spool, the read-ahead with one (default 10000)
+	MemoryBytes      int64         // item bytes read ahead for the senders (default (Shards+1) × MaxBytesPerBatch); a larger single item is read alone
 
 	SpoolDir      string // on-disk spool for this endpoint; "" = memory only (drop oldest when full)
 	SpoolMaxBytes int64  // spool budget; the oldest data is dropped beyond it (default 256 MiB)
@@ -47,6 +48,9 @@ func (c Config) withDefaults() (Config, error) {
 	defDur(&c.MaxBackoff, 30*time.Second)
 	defDur(&c.MaxRetryAfter, 5*time.Minute)
 	defDur(&c.RequestTimeout, 30*time.Second)
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = int64(c.Shards+1) * int64(c.MaxBytesPerBatch)
+	}
 	if c.SpoolMaxBytes == 0 {
 		c.SpoolMaxBytes = 256 << 20
 	}
@@ -58,6 +62,7 @@ func (c Config) withDefaults() (Config, error) {
 		{"MaxBytesPerBatch", c.MaxBytesPerBatch < 0},
 		{"Shards", c.Shards < 0 || c.Shards > 1024},
 		{"MemoryItems", c.MemoryItems < 0},
+		{"MemoryBytes", c.MemoryBytes < 0},
 		{"MaxDelay", c.MaxDelay < 0},
 		{"MinBackoff", c.MinBackoff < 0},
 		{"MaxBackoff", c.MaxBackoff < c.MinBackoff},

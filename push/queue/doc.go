@@ -10,6 +10,7 @@
 //
 //	Enqueue ─► backlog (memory ring, or the spool when SpoolDir is set)
 //	             │  FIFO; the dispatcher reads ahead at most MemoryItems
+//	             │  items and MemoryBytes bytes
 //	             ▼
 //	          dispatcher ─► shard[key % Shards] (Ordered) or any shard
 //	                           │ batch: MaxItemsPerBatch / MaxBytesPerBatch / MaxDelay
@@ -17,6 +18,27 @@
 //	                        Client.Send ─► ok: acknowledge (spool cursor)
 //	                                   ─► retryable: back off, retry the same batch
 //	                                   ─► not retryable: drop, count, acknowledge
+//
+// Retries. 429, 408, 5xx and network errors and timeouts are retried with
+// exponential backoff (MinBackoff doubling up to MaxBackoff, equal jitter),
+// waiting at least the server's Retry-After (capped at MaxRetryAfter).
+// Other 4xx are not retried: the batch is dropped (reason
+// "non_retryable_4xx") and logged with the server's message.
+//
+// Partial sends. A client that sends one batch in several requests, or
+// drops invalid items and sends the rest, says in its *SendError which
+// leading part of the batch is done (Done, of which Invalid were dropped
+// as invalid) and, for a permanent failure, how many items the failed
+// request carried (Failed). The queue acknowledges the done part, counts it
+// once, and retries (or drops) only the rest, so a retry never sends an
+// accepted item again.
+//
+// Accounting. Every item offered to Enqueue is counted
+// (goroscope_push_enqueued_items_total) and ends up sent
+// (sent_items_total), dropped with a reason (dropped_items_total) or
+// still queued (queue_items, which after a restart includes what the
+// previous run spooled). Drops are logged at most once a minute per reason,
+// with the count of items dropped since the last line.
 //
 // With a spool every item is written to it on Enqueue (write-through), so the
 // spool is the queue and memory holds only the read-ahead. This keeps one

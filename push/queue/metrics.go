@@ -10,6 +10,7 @@ import (
 // process with NewMetrics and pass it to every New; each Queue curries it
 // with its Client's Name.
 type Metrics struct {
+	EnqueuedItems   *prometheus.CounterVec   // goroscope_push_enqueued_items_total
 	SentItems       *prometheus.CounterVec   // goroscope_push_sent_items_total
 	SentBatches     *prometheus.CounterVec   // goroscope_push_sent_batches_total
 	SentBytes       *prometheus.CounterVec   // goroscope_push_sent_bytes_total (item bytes)
@@ -33,12 +34,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, ep)
 	}
 	m := &Metrics{
+		EnqueuedItems:  counter("enqueued_items_total", "Items offered to the queue; each is then sent, dropped (dropped_items_total) or still queued (queue_items, which includes what a previous run spooled)."),
 		SentItems:      counter("sent_items_total", "Items delivered to the endpoint."),
 		SentBatches:    counter("sent_batches_total", "Requests that succeeded."),
 		SentBytes:      counter("sent_bytes_total", "Item bytes delivered (before the wire client's encoding)."),
 		FailedRequests: counter("failed_requests_total", "Requests that failed, by class (429, 5xx, 4xx, timeout, error).", "class"),
 		Retries:        counter("retries_total", "Requests retried after a retryable failure."),
-		DroppedItems:   counter("dropped_items_total", "Items given up on, by reason (non_retryable_4xx, non_retryable, spool_full, corrupt_spool, queue_full, too_large, spool_error, shutdown).", "reason"),
+		DroppedItems:   counter("dropped_items_total", "Items given up on, by reason (non_retryable_4xx, non_retryable, invalid, spool_full, corrupt_spool, queue_full, too_large, spool_error, shutdown); corrupt_spool counts corrupt regions, each of which may have held several items.", "reason"),
 		QueueItems:     gauge("queue_items", "Items enqueued and not yet delivered or dropped."),
 		SpoolBytes:     gauge("spool_bytes", "Live bytes in the on-disk spool."),
 		LastSuccess:    gauge("last_success_timestamp_seconds", "Unix time of the last successful request."),
@@ -49,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, ep),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.SentItems, m.SentBatches, m.SentBytes, m.FailedRequests, m.Retries,
+		for _, c := range []prometheus.Collector{m.EnqueuedItems, m.SentItems, m.SentBatches, m.SentBytes, m.FailedRequests, m.Retries,
 			m.DroppedItems, m.QueueItems, m.SpoolBytes, m.LastSuccess, m.RequestDuration} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("queue: register metrics (call NewMetrics once per registry): %w", err)
@@ -61,15 +63,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // endpointMetrics are the Metrics curried with one endpoint name.
 type endpointMetrics struct {
-	sentItems, sentBatches, sentBytes, retries prometheus.Counter
-	failed, dropped                            *prometheus.CounterVec
-	queueItems, spoolBytes, lastSuccess        prometheus.Gauge
-	duration                                   prometheus.Observer
+	enqueued, sentItems, sentBatches, sentBytes, retries prometheus.Counter
+	failed, dropped                                      *prometheus.CounterVec
+	queueItems, spoolBytes, lastSuccess                  prometheus.Gauge
+	duration                                             prometheus.Observer
 }
 
 func (m *Metrics) forEndpoint(name string) endpointMetrics {
 	l := prometheus.Labels{"endpoint": name}
 	return endpointMetrics{
+		enqueued:    m.EnqueuedItems.With(l),
 		sentItems:   m.SentItems.With(l),
 		sentBatches: m.SentBatches.With(l),
 		sentBytes:   m.SentBytes.With(l),

@@ -35,6 +35,7 @@ type Queue struct {
 	wake     chan struct{} // Enqueue -> dispatcher
 	room     chan struct{} // shard finished a batch -> dispatcher
 	inflight atomic.Int64  // entries handed to shards and not finished
+	inBytes  atomic.Int64  // their item bytes
 	running  atomic.Bool
 	closed   atomic.Bool
 	flushing atomic.Int32
@@ -43,7 +44,8 @@ type Queue struct {
 	progress chan struct{} // closed and replaced when entries finish
 	kick     chan struct{} // closed and replaced to make shards send partial batches
 
-	dropLog, retryLog logLimiter
+	retryLog logLimiter
+	dropLogs dropLogs
 }
 
 // New creates the queue for client. m may be shared by all queues (nil:
@@ -75,7 +77,7 @@ func New(cfg Config, c Client, m *Metrics, log *slog.Logger) (*Queue, error) {
 		progress: make(chan struct{}),
 		kick:     make(chan struct{}),
 	}
-	drop := func(reason string, n int) { q.m.dropped.WithLabelValues(reason).Add(float64(n)) }
+	drop := func(reason string, n int) { q.drop(reason, n, nil) }
 	if cfg.SpoolDir == "" {
 		q.bl = newMemBacklog(cfg.MemoryItems, drop)
 	} else if q.bl, err = newSpoolBacklog(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.SpoolNoSync, drop); err != nil {
@@ -93,6 +95,7 @@ func (q *Queue) Enqueue(item []byte, key uint64) error {
 	if q.closed.Load() {
 		return ErrClosed
 	}
+	q.m.enqueued.Inc()
 	if len(item) > spool.HardMaxRecordBytes-keyLen {
 		q.m.dropped.WithLabelValues("too_large").Inc()
 		return fmt.Errorf("queue %s: item of %d bytes exceeds the %d-byte limit (split it in the wire client)", q.name, len(item), spool.HardMaxRecordBytes-keyLen)
@@ -143,6 +146,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	wg.Wait()
 	q.bl.rewind()
 	q.inflight.Store(0)
+	q.inBytes.Store(0)
 	if sb, ok := q.bl.(*spoolBacklog); ok {
 		if serr := sb.sp.Sync(); serr != nil {
 			err = errors.Join(err, fmt.Errorf("queue %s: persist spool on stop: %w", q.name, serr))
@@ -154,11 +158,13 @@ func (q *Queue) Run(ctx context.Context) error {
 }
 
 // dispatch moves entries from the backlog to the shards, reading ahead at
-// most MemoryItems entries.
+// most MemoryItems entries and MemoryBytes of items (plus one item larger
+// than that alone).
 func (q *Queue) dispatch(ctx context.Context, ins []chan entry) error {
 	for {
-		if room := int64(q.cfg.MemoryItems) - q.inflight.Load(); room > 0 {
-			ents, err := q.bl.read(int(min(room, int64(q.cfg.MaxItemsPerBatch))))
+		room, roomBytes := int64(q.cfg.MemoryItems)-q.inflight.Load(), q.cfg.MemoryBytes-q.inBytes.Load()
+		if room > 0 && roomBytes > 0 {
+			ents, err := q.bl.read(int(min(room, int64(q.cfg.MaxItemsPerBatch))), roomBytes)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -167,6 +173,7 @@ func (q *Queue) dispatch(ctx context.Context, ins []chan entry) error {
 			}
 			if len(ents) > 0 {
 				q.inflight.Add(int64(len(ents)))
+				q.inBytes.Add(entryBytes(ents))
 				for _, e := range ents {
 					in := ins[0]
 					if q.cfg.Ordered {
@@ -205,7 +212,7 @@ func (q *Queue) runShard(ctx context.Context, in <-chan entry) {
 	flush := func() bool {
 		timer.Stop()
 		if len(batch) > 0 {
-			q.send(ctx, batch, size)
+			q.send(ctx, batch)
 		}
 		batch, size = nil, 0
 		return ctx.Err() == nil
@@ -245,7 +252,12 @@ func (q *Queue) runShard(ctx context.Context, in <-chan entry) {
 
 // send delivers one batch, retrying per the policy. It returns without
 // finishing the batch only when ctx is done (the batch is then rewound).
-func (q *Queue) send(ctx context.Context, batch []entry, size int) {
+// When a failed send says part of the batch is done (delivered, or dropped
+// as invalid by the client), that part is acknowledged and only the rest is
+// retried, so nothing delivered is sent twice; when a permanent failure
+// concerns only part of the rest (SendError.Failed), only that part is
+// dropped and the remainder is sent at once.
+func (q *Queue) send(ctx context.Context, batch []entry) {
 	items := make([][]byte, len(batch))
 	for i, e := range batch {
 		items[i] = e.item
@@ -257,12 +269,19 @@ func (q *Queue) send(ctx context.Context, batch []entry, size int) {
 		cancel()
 		q.m.duration.Observe(time.Since(start).Seconds())
 		if err == nil {
-			q.m.sentItems.Add(float64(len(batch)))
 			q.m.sentBatches.Inc()
-			q.m.sentBytes.Add(float64(size))
-			q.m.lastSuccess.Set(float64(time.Now().UnixNano()) / 1e9)
-			q.finish(batch)
+			q.delivered(batch, 0, nil)
 			return
+		}
+		var se *SendError
+		isSE := errors.As(err, &se)
+		if isSE && se.Done > 0 {
+			done := min(se.Done, len(batch))
+			q.delivered(batch[:done], min(max(se.Invalid, 0), done), err)
+			batch, items = batch[done:], items[done:]
+			if len(batch) == 0 {
+				return
+			}
 		}
 		if ctx.Err() != nil {
 			return
@@ -270,16 +289,21 @@ func (q *Queue) send(ctx context.Context, batch []entry, size int) {
 		v := q.policy.decide(err, attempt)
 		q.m.failed.WithLabelValues(v.class).Inc()
 		if !v.retry {
-			q.m.dropped.WithLabelValues(v.drop).Add(float64(len(batch)))
-			if ok, suppressed := q.dropLog.allow(time.Now()); ok {
-				q.log.Error("endpoint rejected a batch; dropping it (fix the data or the endpoint configuration)",
-					"items", len(batch), "err", err, "similar_errors_suppressed", suppressed)
+			n := len(batch)
+			if isSE && se.Failed > 0 {
+				n = min(se.Failed, n)
 			}
-			q.finish(batch)
-			return
+			q.drop(v.drop, n, err)
+			q.finish(batch[:n])
+			batch, items = batch[n:], items[n:]
+			if len(batch) == 0 {
+				return
+			}
+			attempt = -1 // the rest was never sent: send it now
+			continue
 		}
 		q.m.retries.Inc()
-		if ok, suppressed := q.retryLog.allow(time.Now()); ok {
+		if ok, suppressed := q.retryLog.allow(time.Now(), 1); ok {
 			q.log.Warn("send failed; retrying", "items", len(batch), "attempt", attempt+1, "wait", v.wait,
 				"err", err, "similar_errors_suppressed", suppressed)
 		}
@@ -293,6 +317,22 @@ func (q *Queue) send(ctx context.Context, batch []entry, size int) {
 	}
 }
 
+// delivered counts and acknowledges finished entries: invalid of them were
+// dropped by the client as invalid (err says why), the others delivered.
+func (q *Queue) delivered(done []entry, invalid int, err error) {
+	if n := len(done) - invalid; n > 0 {
+		size := 0
+		for _, e := range done {
+			size += len(e.item)
+		}
+		q.m.sentItems.Add(float64(n))
+		q.m.sentBytes.Add(float64(size))
+		q.m.lastSuccess.Set(float64(time.Now().UnixNano()) / 1e9)
+	}
+	q.drop("invalid", invalid, err)
+	q.finish(done)
+}
+
 // finish acknowledges a delivered or dropped batch.
 func (q *Queue) finish(batch []entry) {
 	pos := make([]int64, len(batch))
@@ -303,12 +343,21 @@ func (q *Queue) finish(batch []entry) {
 		q.log.Warn("could not persist the spool cursor; delivered items may be sent again after a restart", "err", err)
 	}
 	q.inflight.Add(-int64(len(batch)))
+	q.inBytes.Add(-entryBytes(batch))
 	select {
 	case q.room <- struct{}{}:
 	default:
 	}
 	q.updateGauges()
 	q.notifyProgress()
+}
+
+func entryBytes(es []entry) int64 {
+	n := int64(0)
+	for _, e := range es {
+		n += int64(len(e.item))
+	}
+	return n
 }
 
 func (q *Queue) notifyProgress() {
@@ -382,21 +431,84 @@ func (q *Queue) Close() error {
 	return nil
 }
 
-// logLimiter allows one log line per logEvery and counts the rest.
+// dropMessage explains a drop reason in the log, with the fix.
+func dropMessage(reason string) string {
+	switch reason {
+	case "non_retryable_4xx":
+		return "endpoint rejected a batch; dropping it (fix the data or the endpoint configuration)"
+	case "non_retryable":
+		return "batch cannot be sent; dropping it"
+	case "invalid":
+		return "items are invalid and can never be sent; dropping them (a bug in the producer: report it)"
+	case "spool_full":
+		return "spool budget exceeded while the endpoint lags; dropped the oldest unsent items (raise queue.spool_max_bytes or fix the endpoint)"
+	case "queue_full":
+		return "memory queue full while the endpoint lags; dropped the oldest unsent items (give the endpoint a spool or raise queue.memory_items)"
+	case "corrupt_spool":
+		return "skipped a corrupt region of the spool; the items in it are lost (disk or file damage)"
+	case "shutdown":
+		return "stopped with items queued in memory only; they are lost (give the endpoint a spool to keep them)"
+	}
+	return "dropping items"
+}
+
+// drop counts n items given up on and logs it, at most once a minute per
+// reason, with err (the server's message) when there is one. It may run
+// with the spool locked, so it must not call the backlog.
+func (q *Queue) drop(reason string, n int, err error) {
+	if n <= 0 {
+		return
+	}
+	q.m.dropped.WithLabelValues(reason).Add(float64(n))
+	ok, unlogged := q.dropLogs.allow(reason, time.Now(), n)
+	if !ok {
+		return
+	}
+	attrs := []any{"reason", reason, "items", n, "items_dropped_since_last_log", unlogged}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	q.log.Error(dropMessage(reason), attrs...)
+}
+
+// dropLogs holds one logLimiter per drop reason.
+type dropLogs struct {
+	mu sync.Mutex
+	by map[string]*logLimiter
+}
+
+func (d *dropLogs) allow(reason string, now time.Time, n int) (bool, int) {
+	d.mu.Lock()
+	l := d.by[reason]
+	if l == nil {
+		if d.by == nil {
+			d.by = map[string]*logLimiter{}
+		}
+		l = &logLimiter{}
+		d.by[reason] = l
+	}
+	d.mu.Unlock()
+	return l.allow(now, n)
+}
+
+// logLimiter allows one log line per logEvery and adds up the weight of
+// the events it suppressed.
 type logLimiter struct {
 	mu         sync.Mutex
 	last       time.Time
 	suppressed int
 }
 
-func (l *logLimiter) allow(now time.Time) (bool, int) {
+// allow reports whether to log an event of weight n now, and the total
+// weight suppressed since the last logged event.
+func (l *logLimiter) allow(now time.Time, n int) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.last.IsZero() && now.Sub(l.last) < logEvery {
-		l.suppressed++
+		l.suppressed += n
 		return false, 0
 	}
-	n := l.suppressed
+	s := l.suppressed
 	l.last, l.suppressed = now, 0
-	return true, n
+	return true, s
 }

@@ -2,8 +2,11 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/goroscope/goroscope/push/httpconf"
 )
 
 // fastConfig keeps every wait in milliseconds.
@@ -168,6 +173,9 @@ func TestDeliveryThroughFailures(t *testing.T) {
 				}
 				if h.q.Len() != 0 || testutil.ToFloat64(h.m.QueueItems.WithLabelValues("fake")) != 0 {
 					t.Fatalf("queue not empty after flush: Len %d", h.q.Len())
+				}
+				if enq, _, _ := checkAccounted(t, h); enq != len(want) {
+					t.Fatalf("enqueued_items_total = %d, want %d", enq, len(want))
 				}
 				if f := testutil.CollectAndCount(h.m.DroppedItems); f != 0 {
 					t.Fatalf("%d drop series, want none", f)
@@ -331,6 +339,7 @@ func TestSpoolBudgetDropsOldest(t *testing.T) {
 				}
 			}
 			checkOrder(t, order)
+			checkAccounted(t, h)
 		})
 	}
 }
@@ -384,27 +393,75 @@ func TestMemoryRingDropsOldestAndCountsShutdown(t *testing.T) {
 	if n := h.dropped("shutdown"); n != 3 {
 		t.Fatalf("dropped shutdown = %d, want 3", n)
 	}
+	if enq, _, _ := checkAccounted(t, h); enq != 28 {
+		t.Fatalf("enqueued_items_total = %d, want 28", enq)
+	}
 }
 
-func TestStatusErrorAndRetryAfter(t *testing.T) {
+// TestRetryPolicy classifies real failures of the wire layer: statuses
+// through httpconf.StatusError, a client timeout against a hanging server
+// and a refused connection.
+func TestRetryPolicy(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	status := func(code int, retryAfter string) error {
+		h := http.Header{}
+		if retryAfter != "" {
+			h.Set("Retry-After", retryAfter)
+		}
+		return httpconf.StatusError(code, h, "body", now)
+	}
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer hang.Close()
+	hc, err := httpconf.NewClient(httpconf.Options{URL: hang.URL, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(url string) error {
+		resp, err := hc.Post(url, "text/plain", strings.NewReader("x"))
+		return httpconf.Classify(resp, err)
+	}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	p := retryPolicy{minBackoff: 10 * time.Millisecond, maxBackoff: 80 * time.Millisecond, maxRetryAfter: 10 * time.Second}
 	cases := []struct {
-		status    int
-		header    string
-		retryable bool
-		wait      time.Duration
+		name    string
+		err     error
+		retry   bool
+		class   string
+		drop    string
+		minWait time.Duration
 	}{
-		{400, "", false, 0}, {404, "", false, 0}, {408, "", true, 0}, {413, "", false, 0},
-		{429, "7", true, 7 * time.Second}, {429, "Wed, 01 Jan 2025 00:00:30 GMT", true, 30 * time.Second},
-		{429, "soon", true, 0}, {500, "", true, 0}, {503, "-1", true, 0},
+		{"400", status(400, ""), false, "4xx", "non_retryable_4xx", 0},
+		{"404", status(404, ""), false, "4xx", "non_retryable_4xx", 0},
+		{"413", status(413, ""), false, "4xx", "non_retryable_4xx", 0},
+		{"408", status(408, ""), true, "4xx", "", 5 * time.Millisecond},
+		{"429 Retry-After 7", status(429, "7"), true, "429", "", 7 * time.Second},
+		{"429 Retry-After date", status(429, "Wed, 01 Jan 2025 00:00:30 GMT"), true, "429", "", 10 * time.Second},
+		{"429 Retry-After garbage", status(429, "soon"), true, "429", "", 5 * time.Millisecond},
+		{"500", status(500, ""), true, "5xx", "", 5 * time.Millisecond},
+		{"503 Retry-After 2", status(503, "2"), true, "5xx", "", 2 * time.Second},
+		{"permanent without status", &SendError{Err: errors.New("bad item")}, false, "error", "non_retryable", 0},
+		{"client timeout", do(hang.URL), true, "timeout", "", 5 * time.Millisecond},
+		{"deadline", context.DeadlineExceeded, true, "timeout", "", 5 * time.Millisecond},
+		{"connection refused", do(closed.URL), true, "error", "", 5 * time.Millisecond},
+		{"plain error", errors.New("boom"), true, "error", "", 5 * time.Millisecond},
 	}
 	for _, tc := range cases {
-		e := StatusError(tc.status, tc.header, []byte(" body "), now)
-		if e.Retryable != tc.retryable || e.RetryAfter != tc.wait || e.Err.Error() != "body" {
-			t.Errorf("StatusError(%d,%q) = %+v, want retryable=%v wait=%v", tc.status, tc.header, e, tc.retryable, tc.wait)
+		v := p.decide(tc.err, 0)
+		if v.retry != tc.retry || v.class != tc.class || v.drop != tc.drop || v.wait < tc.minWait {
+			t.Errorf("%s: decide(%v) = %+v; want retry=%v class=%s drop=%q wait>=%v", tc.name, tc.err, v, tc.retry, tc.class, tc.drop, tc.minWait)
+		}
+		if tc.retry && tc.minWait < time.Second && v.wait > 10*time.Millisecond {
+			t.Errorf("%s: wait %v, want the first backoff (at most 10ms)", tc.name, v.wait)
 		}
 	}
-	p := retryPolicy{minBackoff: 10 * time.Millisecond, maxBackoff: 80 * time.Millisecond, maxRetryAfter: time.Second}
 	for attempt, max := range []time.Duration{10, 20, 40, 80, 80} {
 		for range 20 {
 			d := p.backoff(attempt)
@@ -413,11 +470,9 @@ func TestStatusErrorAndRetryAfter(t *testing.T) {
 			}
 		}
 	}
-	if v := p.decide(&SendError{Status: 429, Retryable: true, RetryAfter: time.Hour}, 0); v.wait != time.Second || v.class != "429" {
-		t.Fatalf("Retry-After cap: %+v", v)
-	}
-	if v := p.decide(context.DeadlineExceeded, 0); !v.retry || v.class != "timeout" {
-		t.Fatalf("timeout: %+v", v)
+	p.maxRetryAfter = time.Second
+	if v := p.decide(status(429, "3600"), 0); v.wait != time.Second || v.class != "429" {
+		t.Fatalf("Retry-After above MaxRetryAfter: %+v, want the 1s cap", v)
 	}
 }
 

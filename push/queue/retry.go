@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"time"
 )
@@ -38,33 +39,36 @@ func (p retryPolicy) backoff(attempt int) time.Duration {
 }
 
 // decide classifies err (non-nil) from attempt number attempt. A
-// Retry-After is honoured as a lower bound on the wait, capped at
-// maxRetryAfter.
+// *SendError says whether to retry; any other error (network, timeout) is
+// retried. A Retry-After is honoured as a lower bound on the wait, capped
+// at maxRetryAfter.
 func (p retryPolicy) decide(err error, attempt int) verdict {
 	v := verdict{retry: true, wait: p.backoff(attempt), class: "error"}
-	var se *SendError
-	switch {
-	case errors.As(err, &se):
-		switch {
-		case se.Status == http.StatusTooManyRequests:
-			v.class = "429"
-		case se.Status >= 500:
-			v.class = "5xx"
-		case se.Status >= 400:
-			v.class = "4xx"
-		}
-		if !se.Retryable {
-			v.retry, v.wait, v.drop = false, 0, "non_retryable"
-			if se.Status >= 400 && se.Status < 500 {
-				v.drop = "non_retryable_4xx"
-			}
-			return v
-		}
-		if ra := min(se.RetryAfter, p.maxRetryAfter); ra > v.wait {
-			v.wait = ra
-		}
-	case errors.Is(err, context.DeadlineExceeded):
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		v.class = "timeout"
+	}
+	var se *SendError
+	if !errors.As(err, &se) {
+		return v
+	}
+	switch {
+	case se.Status == http.StatusTooManyRequests:
+		v.class = "429"
+	case se.Status >= 500:
+		v.class = "5xx"
+	case se.Status >= 400:
+		v.class = "4xx"
+	}
+	if !se.Retryable {
+		v.retry, v.wait, v.drop = false, 0, "non_retryable"
+		if se.Status >= 400 && se.Status < 500 {
+			v.drop = "non_retryable_4xx"
+		}
+		return v
+	}
+	if ra := min(se.RetryAfter, p.maxRetryAfter); ra > v.wait {
+		v.wait = ra
 	}
 	return v
 }

@@ -27,7 +27,7 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(raw))
 	for b.Loop() {
-		body, err := c.encodeBatch(items)
+		body, err := c.Encode(items)
 		if err != nil {
 			b.Fatal(err)
 		}

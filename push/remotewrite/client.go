@@ -87,14 +87,16 @@ func (c *Client) Name() string { return c.name }
 // Send merges items into one WriteRequest and posts it. It returns nil when
 // the receiver accepted it, or a *httpconf.SendError. Items that do not
 // decode or validate are dropped and the rest are sent; if any were
-// dropped and the rest were accepted, Send returns a non-retryable
-// *httpconf.SendError with Status 0 wrapping ErrInvalid, so the batch is not
-// sent again.
+// dropped and the rest were accepted (or nothing was left to send), Send
+// returns a non-retryable *httpconf.SendError with Status 0 wrapping
+// ErrInvalid that marks the whole batch done (Done = len(items)) with the
+// dropped items counted in Invalid, so the queue counts each item once.
 func (c *Client) Send(ctx context.Context, items [][]byte) error {
 	req, dropped, firstErr := c.buildRequest(items)
 	var dropErr error
 	if dropped > 0 {
-		dropErr = &httpconf.SendError{Err: fmt.Errorf("%s: dropped %d of %d items: %w", c.name, dropped, len(items), firstErr)}
+		dropErr = &httpconf.SendError{Done: len(items), Invalid: dropped,
+			Err: fmt.Errorf("%s: dropped %d of %d items: %w", c.name, dropped, len(items), firstErr)}
 	}
 	if len(req.Timeseries) == 0 {
 		return dropErr
@@ -129,8 +131,10 @@ func (c *Client) post(ctx context.Context, body []byte) error {
 	return nil
 }
 
-// encodeBatch is Send before the network: the compressed body for items.
-func (c *Client) encodeBatch(items [][]byte) ([]byte, error) {
+// Encode is Send before the network: the request body (a snappy-compressed
+// WriteRequest) Send would post for items. Unlike Send it fails on the
+// first invalid item. It exists for measurements.
+func (c *Client) Encode(items [][]byte) ([]byte, error) {
 	req, _, firstErr := c.buildRequest(items)
 	if firstErr != nil {
 		return nil, firstErr

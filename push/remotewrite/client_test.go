@@ -125,6 +125,9 @@ func TestSendDropsInvalidItems(t *testing.T) {
 	if !errors.As(err, &se) || se.Retryable || se.Status != 0 || !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Send = %v, want a permanent SendError wrapping ErrInvalid", err)
 	}
+	if se.Done != 3 || se.Invalid != 2 {
+		t.Errorf("Done, Invalid = %d, %d; want 3, 2 (the batch is done, two items dropped)", se.Done, se.Invalid)
+	}
 	if !strings.Contains(err.Error(), "dropped 2 of 3 items") || !strings.Contains(err.Error(), "item 0") {
 		t.Errorf("error %q does not count the dropped items", err)
 	}
@@ -134,8 +137,8 @@ func TestSendDropsInvalidItems(t *testing.T) {
 	}
 
 	// A batch with nothing valid sends nothing.
-	if err := c.Send(context.Background(), [][]byte{badBytes}); !errors.Is(err, ErrInvalid) {
-		t.Errorf("all-invalid batch: %v", err)
+	if err := c.Send(context.Background(), [][]byte{badBytes}); !errors.As(err, &se) || !errors.Is(err, ErrInvalid) || se.Done != 1 || se.Invalid != 1 {
+		t.Errorf("all-invalid batch: %v, want Done 1 Invalid 1 wrapping ErrInvalid", err)
 	}
 	select {
 	case r := <-got:

@@ -16,12 +16,14 @@
 // 100k, measuring the agent process's CPU (/proc/PID/stat) and resident
 // memory (/proc/PID/status), its snapshot duration and the growth of its
 // local store. -only runs some of the scenarios (-only agent: the agent
-// alone). Every process it starts is stopped by PID on exit; the whole run
-// is bounded by -budget.
+// alone). The push scenario (push.go) measures encoding, bytes on the wire
+// and a 10-minute outage of the push endpoints. Every process it starts is
+// stopped by PID on exit; the whole run is bounded by -budget.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -50,7 +52,7 @@ type config struct {
 }
 
 // scenarios are the parts of the run -only can select.
-var scenarios = []string{"snapshot", "latency", "agent"}
+var scenarios = []string{"snapshot", "latency", "agent", "push"}
 
 func main() {
 	if err := run(); err != nil {
@@ -104,7 +106,16 @@ func run() error {
 	if rep == nil {
 		return err
 	}
+	var push *pushReport
+	if cfg.only["push"] && ctx.Err() == nil {
+		var perr error
+		push, perr = measurePush(ctx, cfg, procs)
+		err = errors.Join(err, perr)
+	}
 	md := rep.markdown()
+	if push != nil {
+		md = strings.Replace(md, "## How to reproduce", push.markdown()+"## How to reproduce", 1)
+	}
 	fmt.Print(md)
 	if cfg.out != "" {
 		if werr := os.WriteFile(cfg.out, []byte(md), 0o644); werr != nil {
