@@ -1,0 +1,180 @@
+package inproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/goroscope/goroscope/pkg/fold"
+	"github.com/goroscope/goroscope/push/pyroscope"
+	"github.com/goroscope/goroscope/push/queue"
+	"github.com/goroscope/goroscope/push/remotewrite"
+)
+
+// Profile names (__name__) of goroscope's goroutine profiles, as the agent
+// pushes them.
+const (
+	ProfileGoroutines    = "goroutines"
+	ProfileGoroutineWall = "goroutine_wall"
+)
+
+// labelPID is the label naming the process, as the agent sets it.
+const labelPID = "pid"
+
+// sinks are the push queues of every endpoint, by what they carry.
+type sinks struct {
+	profiles []*queue.Queue // goroscope's profiles (push.v1 or legacy /ingest)
+	ingest   []*queue.Queue // pyroscope-go's uploads, forwarded verbatim
+	series   []*queue.Queue // goroutine series (remote-write)
+	log      *slog.Logger
+
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+// newSinks builds a client and a memory-only queue per endpoint.
+func newSinks(cfg *Config) (*sinks, error) {
+	s := &sinks{log: cfg.Logger}
+	m, err := queue.NewMetrics(nil)
+	if err != nil {
+		return nil, err
+	}
+	add := func(list *[]*queue.Queue, c queue.Client, qc queue.Config) error {
+		qc.MemoryItems = cfg.MemoryItems
+		q, err := queue.New(qc, c, m, cfg.Logger)
+		if err != nil {
+			return fmt.Errorf("queue for %s: %w", c.Name(), err)
+		}
+		*list = append(*list, q)
+		return nil
+	}
+	for i, e := range cfg.Pyroscope {
+		c, err := pyroscope.New(pyroscope.Options{HTTP: e.HTTP, Legacy: e.Legacy})
+		if err == nil {
+			err = add(&s.profiles, c, queue.Config{})
+		}
+		if err == nil && len(cfg.ProfileTypes) > 0 {
+			var ic *ingestClient
+			if ic, err = newIngestClient(e); err == nil {
+				err = add(&s.ingest, ic, queue.Config{MaxItemsPerBatch: 1})
+			}
+		}
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("Pyroscope[%d]: %w", i, err)
+		}
+	}
+	for i, e := range cfg.RemoteWrite {
+		c, err := remotewrite.New(remotewrite.Options{HTTP: e.HTTP})
+		if err == nil {
+			err = add(&s.series, c, queue.Config{Ordered: true})
+		}
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("RemoteWrite[%d]: %w", i, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *sinks) all() []*queue.Queue {
+	out := append([]*queue.Queue(nil), s.profiles...)
+	out = append(out, s.ingest...)
+	return append(out, s.series...)
+}
+
+// run starts every queue's sender; stop ends them.
+func (s *sinks) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	for _, q := range s.all() {
+		s.wg.Go(func() {
+			if err := q.Run(ctx); err != nil {
+				s.log.Error("goroscope push queue stopped", "err", err)
+			}
+		})
+	}
+}
+
+// flush waits until everything queued so far was delivered or dropped.
+func (s *sinks) flush(ctx context.Context) error {
+	var errs []error
+	for _, q := range s.all() {
+		if err := q.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%w (%d items unsent)", err, q.Len()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stop ends the senders and releases the queues; what is still queued is
+// dropped.
+func (s *sinks) stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	s.close()
+}
+
+func (s *sinks) close() {
+	for _, q := range s.all() {
+		q.Close()
+	}
+}
+
+// push queues one collection's profiles (named by __name__) and series.
+func (s *sinks) push(labels map[string]string, at time.Time, profiles map[string]*profile.Profile, series []fold.Series) error {
+	var errs []error
+	if len(s.profiles) > 0 {
+		for name, p := range profiles {
+			gz, err := pyroscope.EncodeProfile(p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("encode %s profile: %w", name, err))
+				continue
+			}
+			l := maps.Clone(labels)
+			l[pyroscope.LabelProfileName] = name
+			item, err := pyroscope.EncodeSeries(l, gz)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("encode %s profile: %w", name, err))
+				continue
+			}
+			for _, q := range s.profiles {
+				if err := q.Enqueue(item, 0); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if len(s.series) > 0 {
+		for _, sr := range series {
+			l := maps.Clone(sr.Labels)
+			l[remotewrite.MetricNameLabel] = sr.Name
+			item, err := remotewrite.EncodeSeriesMap(l, []prompb.Sample{{Value: sr.Value, Timestamp: at.UnixMilli()}})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("encode series %s: %w", sr.Name, err))
+				continue
+			}
+			// Ordered queues keep one series' samples in order by key.
+			h := fnv.New64a()
+			for _, kv := range sr.SortedLabels() {
+				h.Write([]byte(kv[0] + "\x00" + kv[1] + "\x00"))
+			}
+			for _, q := range s.series {
+				if err := q.Enqueue(item, h.Sum64()); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
