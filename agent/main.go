@@ -7,6 +7,7 @@
 //	goroscope agent [--config FILE] [--listen ADDR] [--data-dir DIR] [--snapshot-interval 10s]
 //	goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE] [--walker auto|ebpf|procmem]
 //	goroscope ps [--walker auto|ebpf|procmem]
+//	goroscope profile --pid PID [--duration 10s] [--cpu-frequency 99] [--format folded|pprof|json] [--out FILE] [--kernel-frames]
 //	goroscope version
 package main
 
@@ -50,6 +51,7 @@ commands:
   agent      the daemon: watch every Go process, store profiles, serve the web UI and /metrics
   snapshot   every goroutine of one Go process: goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE]
   ps         the Go processes on this host
+  profile    one CPU profile of one Go process (eBPF): goroscope profile --pid PID [--duration 10s] [--cpu-frequency 99] [--format folded|pprof|json] [--out FILE] [--kernel-frames]
   version    print the version
 Run "goroscope <command> -h" for a command's flags.`
 
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdSnapshot(ctx, args[1:], stdout, log)
 	case "ps":
 		return cmdPs(ctx, args[1:], stdout, log)
+	case "profile":
+		return cmdProfile(ctx, args[1:], stdout, log)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "goroscope", version)
 		return nil

@@ -1,7 +1,16 @@
-// Package bpf snapshots the goroutines of a running Go process from the
-// kernel: a sleepable BPF task iterator copies runtime.allgs, each g and the
-// frame-pointer chain of each parked goroutine out of the target's memory
-// (bpf_copy_from_user_task) and streams them to userspace over a ring buffer.
+// Package bpf holds goroscope's BPF programs and their loaders.
+//
+// The goroutine walker snapshots the goroutines of a running Go process
+// from the kernel: a sleepable BPF task iterator copies runtime.allgs, each
+// g and the frame-pointer chain of each parked goroutine out of the
+// target's memory (bpf_copy_from_user_task) and streams them to userspace
+// over a ring buffer.
+//
+// The CPU sampler is a perf-event program (CPU clock, every CPU) that, for
+// the watched processes only, walks the user stack by frame pointers, finds
+// the goroutine on CPU (R14, checked against its m, else the g in thread
+// local storage, then m.curg) with its goid and pprof label set, and counts
+// the samples in double-buffered kernel maps drained once per interval.
 //
 // It needs Linux >= 5.18 with BTF (CONFIG_DEBUG_INFO_BTF=y), and root or
 // CAP_BPF+CAP_PERFMON. On Linux >= 6.1 the iterator visits only the target

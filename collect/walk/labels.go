@@ -3,6 +3,8 @@ package walk
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/goroscope/goroscope/pkg/golayout"
 )
 
 // Bounds on what a label set may hold; runtime/pprof sets are small.
@@ -31,6 +33,18 @@ const (
 	labelsSlice labelKind = iota
 	labelsMap
 )
+
+// newLabelReader reads label sets from mem, laid out as l describes.
+func newLabelReader(mem Memory, l *golayout.Layout) *labelReader {
+	lr := &labelReader{mem: mem, cache: map[uint64]map[string]string{}}
+	if l.Labels.Kind == golayout.MapLabels {
+		lr.kind = labelsMap
+		h, b := l.Labels.Hmap, l.Labels.Bucket
+		lr.hmapCount, lr.hmapB, lr.hmapBuckets, lr.hmapOldbuckets = h.Count, h.B, h.Buckets, h.Oldbuckets
+		lr.bucketSize, lr.bucketKeys, lr.bucketElems, lr.bucketOverflow = b.Size, b.Keys, b.Values, b.Overflow
+	}
+	return lr
+}
 
 // read returns the labels at g.labels == addr; label sets are immutable
 // once attached to a goroutine, so they are cached by address per walk.

@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/goroscope/goroscope/pkg/golayout"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
@@ -82,14 +81,7 @@ func (s *Snapshotter) setPrev(index uint32, p *seenG) {
 
 // NewSnapshotter prepares snapshots of t with walker w.
 func NewSnapshotter(t *Target, w Walker) *Snapshotter {
-	l := t.Layout
-	lr := &labelReader{mem: t.mem, cache: map[uint64]map[string]string{}}
-	if l.Labels.Kind == golayout.MapLabels {
-		lr.kind = labelsMap
-		h, b := l.Labels.Hmap, l.Labels.Bucket
-		lr.hmapCount, lr.hmapB, lr.hmapBuckets, lr.hmapOldbuckets = h.Count, h.B, h.Buckets, h.Oldbuckets
-		lr.bucketSize, lr.bucketKeys, lr.bucketElems, lr.bucketOverflow = b.Size, b.Keys, b.Values, b.Overflow
-	}
+	lr := newLabelReader(t.mem, t.Layout)
 	return &Snapshotter{
 		t: t, walker: w,
 		sym:     newSymbolizer(t.Bin, t.Bias),

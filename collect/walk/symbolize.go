@@ -37,6 +37,8 @@ type symEntry struct {
 	// injector is set when the physical function injects a call for the
 	// frame below it.
 	injector bool
+	// goCode is set when pc is in a Go function of the executable.
+	goCode bool
 }
 
 func newSymbolizer(bin *gobin.Binary, bias uint64) *symbolizer {
@@ -104,6 +106,7 @@ func (s *symbolizer) lookup(pc uint64, injected bool) symEntry {
 		s.cache[k] = e
 		return e
 	}
+	e.goCode = true
 	sym := lpc
 	if !injected && lpc > f.Entry {
 		sym = lpc - 1

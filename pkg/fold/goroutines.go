@@ -114,69 +114,19 @@ func (gs *groups) wall(t time.Time, interval time.Duration) *profile.Profile {
 
 // builder makes one profile, sharing locations and functions between samples.
 type builder struct {
-	p     *profile.Profile
-	funcs map[funcKey]*profile.Function
-	locs  map[locKey]*profile.Location
-}
-
-type funcKey struct{ name, file string }
-
-type locKey struct {
-	name, file string
-	line       int
-	pc         uint64
+	p    *profile.Profile
+	locs *Locations
 }
 
 func newBuilder(t time.Time, types []*profile.ValueType) *builder {
-	return &builder{
-		p: &profile.Profile{
-			SampleType:        types,
-			TimeNanos:         t.UnixNano(),
-			PeriodType:        types[0],
-			Period:            1,
-			DefaultSampleType: types[0].Type,
-		},
-		funcs: map[funcKey]*profile.Function{},
-		locs:  map[locKey]*profile.Location{},
+	p := &profile.Profile{
+		SampleType:        types,
+		TimeNanos:         t.UnixNano(),
+		PeriodType:        types[0],
+		Period:            1,
+		DefaultSampleType: types[0].Type,
 	}
-}
-
-func (b *builder) function(f *snapshot.Frame) *profile.Function {
-	k := funcKey{f.Function, f.File}
-	if fn, ok := b.funcs[k]; ok {
-		return fn
-	}
-	fn := &profile.Function{ID: uint64(len(b.p.Function) + 1), Name: f.Function, SystemName: f.Function, Filename: f.File}
-	b.p.Function = append(b.p.Function, fn)
-	b.funcs[k] = fn
-	return fn
-}
-
-// locations maps frames to pprof locations: the frames sharing one PC (a
-// physical call and the calls inlined into it) become one location with
-// several lines, innermost first, as pprof expects.
-func (b *builder) locations(frames []snapshot.Frame) []*profile.Location {
-	out := make([]*profile.Location, 0, len(frames))
-	for i := 0; i < len(frames); {
-		j := i + 1
-		for j < len(frames) && frames[j].PC == frames[i].PC && frames[j-1].Inlined {
-			j++
-		}
-		group := frames[i:j]
-		k := locKey{group[0].Function, group[0].File, group[0].Line, group[0].PC}
-		loc, ok := b.locs[k]
-		if !ok {
-			loc = &profile.Location{ID: uint64(len(b.p.Location) + 1), Address: group[0].PC}
-			for _, f := range group {
-				loc.Line = append(loc.Line, profile.Line{Function: b.function(&f), Line: int64(f.Line)})
-			}
-			b.p.Location = append(b.p.Location, loc)
-			b.locs[k] = loc
-		}
-		out = append(out, loc)
-		i = j
-	}
-	return out
+	return &builder{p: p, locs: NewLocations(p, nil)}
 }
 
 // add appends the sample of goroutine g's group, valued v.
@@ -194,5 +144,5 @@ func (b *builder) add(g *snapshot.Goroutine, v int64) {
 			labels[k] = []string{v}
 		}
 	}
-	b.p.Sample = append(b.p.Sample, &profile.Sample{Location: b.locations(g.Frames), Value: []int64{v}, Label: labels})
+	b.p.Sample = append(b.p.Sample, &profile.Sample{Location: b.locs.Of(g.Frames), Value: []int64{v}, Label: labels})
 }

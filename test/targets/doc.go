@@ -7,6 +7,9 @@
 //     with net/http/pprof and a /population description endpoint.
 //   - latency: parks many goroutines and measures its own scheduling
 //     latency, for the benchmark of what being observed costs a program.
+//   - cpuburn: burns CPU in a known function in goroutines, some under
+//     pprof labels, optionally in assembly, cgo or system calls, for the
+//     CPU sampler's tests.
 //   - pprofload: exact allocations, mutex contentions and blocking events on
 //     request, for the pprof scraper's delta tests.
 package targets
