@@ -18,6 +18,7 @@ import (
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
 )
 
@@ -36,6 +37,9 @@ type Agent struct {
 	// enc and snapBuf are the snapshot loop's reused encoding buffers.
 	enc     encoder
 	snapBuf []byte
+	// cpu samples the watched processes on CPU (nil when disabled or
+	// without eBPF).
+	cpu *cpuSampler
 	// scraper collects from pprof endpoints (nil with no targets).
 	scraper        *scrape.Scraper
 	scrapeInterval time.Duration
@@ -71,6 +75,7 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 		ready:   make(chan struct{}),
 	}
 	a.metrics = newSelfMetrics(a)
+	a.openCPUSampler()
 	if a.push, err = newPushers(cfg, a.metrics.reg, log); err != nil {
 		a.close()
 		return nil, err
@@ -112,6 +117,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	go func() { defer wg.Done(); a.discoverLoop(ctx) }()
 	go func() { defer wg.Done(); a.snapshotLoop(ctx) }()
+	if a.cpu != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.cpuLoop(ctx) }()
+	}
 	if a.scraper != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.runScraper(ctx, a.scraper) }()
@@ -157,14 +166,17 @@ func (a *Agent) handler() http.Handler {
 func (a *Agent) close() error {
 	a.mu.Lock()
 	for k, w := range a.procs {
-		a.exes.release(w.exe)
+		a.release(w)
 		delete(a.procs, k)
 	}
 	for _, w := range a.retired {
-		a.exes.release(w.exe)
+		a.release(w)
 	}
 	a.retired = nil
 	a.mu.Unlock()
+	if a.cpu != nil {
+		a.cpu.s.Close()
+	}
 	a.walkers.Close()
 	if a.scraper != nil {
 		a.scraper.Close()
@@ -238,6 +250,7 @@ func (a *Agent) discover() {
 		}
 		if min := a.cfg.Discovery.MinGoroutines; min > 0 {
 			if n, err := t.GoroutineCount(); err != nil || n < min {
+				t.Close()
 				a.mu.Lock()
 				a.exes.release(xk)
 				a.mu.Unlock()
@@ -250,6 +263,7 @@ func (a *Agent) discover() {
 		if w.due.Before(now) {
 			w.due = w.due.Add(interval)
 		}
+		a.watchCPU(w)
 		a.mu.Lock()
 		a.procs[k] = w
 		a.mu.Unlock()
@@ -259,6 +273,9 @@ func (a *Agent) discover() {
 	for k, w := range a.procs {
 		if !seen[k] {
 			a.log.Info("Go process gone", "pid", k.PID, "service_name", w.proc.ServiceName)
+			if w.cpuWatched {
+				a.cpu.s.Remove(k.PID)
+			}
 			a.retired = append(a.retired, w)
 			delete(a.procs, k)
 		}
@@ -332,11 +349,23 @@ func (a *Agent) snapshotLoop(ctx context.Context) {
 // loop calls it, between walks.
 func (a *Agent) closeRetired() {
 	a.mu.Lock()
+	keep := a.retired[:0]
 	for _, w := range a.retired {
-		a.exes.release(w.exe)
+		if w.cpuWatched && !w.cpuDrained {
+			keep = append(keep, w) // the next CPU drain still needs its target
+			continue
+		}
+		a.release(w)
 	}
-	a.retired = nil
+	clear(a.retired[len(keep):])
+	a.retired = keep
 	a.mu.Unlock()
+}
+
+// release closes a process's target and releases its executable; a.mu held.
+func (a *Agent) release(w *watched) {
+	w.target.Close()
+	a.exes.release(w.exe)
 }
 
 func (a *Agent) nextDue() time.Time {
@@ -397,7 +426,17 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	if !w.lastAt.IsZero() {
 		interval = s.Time.Sub(w.lastAt)
 	}
-	o, err := snapshotOutput(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval)
+	var onCPU []fold.OnCPU
+	var cpuProf encodedProfile
+	var haveCPU bool
+	if cw, watched := a.takeCPU(w); watched {
+		onCPU = a.onCPU(cw)
+		cpuProf, haveCPU = a.cpuProfile(&a.enc, cw)
+	}
+	o, err := snapshotOutput(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval, onCPU)
+	if haveCPU {
+		o.profiles = append(o.profiles, cpuProf)
+	}
 	if err != nil {
 		a.metrics.errors.WithLabelValues("encode").Inc()
 		a.log.Warn("encode snapshot", "pid", w.proc.PID, "err", err)

@@ -22,6 +22,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Var(&interval, "snapshot-interval", "time between snapshots of each process (default "+def.SnapshotInterval.String()+")")
 	fs.Var(&discoveryInterval, "discovery-interval", "time between scans for Go processes (default "+def.DiscoveryInterval.String()+")")
 	walker := fs.String("walker", "", "goroutine walker: auto, ebpf or procmem (default auto)")
+	cpuFreq := fs.Int("cpu-frequency", 0, fmt.Sprintf("eBPF CPU sampling rate in Hz, 19 to 999; 0 turns it off (default %d)", def.CPUFrequency))
 	logFormat := fs.String("log-format", "", "log format: text or json (default text)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (default info)")
 	var rwURLs, pyURLs urlList
@@ -49,6 +50,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		"snapshot-interval":  func() { cfg.SnapshotInterval = interval },
 		"discovery-interval": func() { cfg.DiscoveryInterval = discoveryInterval },
 		"walker":             func() { cfg.Walker = *walker },
+		"cpu-frequency":      func() { cfg.CPUFrequency = *cpuFreq },
 		"log-format":         func() { cfg.Log.Format = *logFormat },
 		"log-level":          func() { cfg.Log.Level = *logLevel },
 	} {

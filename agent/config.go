@@ -30,10 +30,14 @@ type Config struct {
 	// processes that do not fit are walked in a later cycle, and counted.
 	CycleBudget Duration `yaml:"cycle_budget"`
 	// Walker is auto, ebpf or procmem.
-	Walker    string          `yaml:"walker"`
-	Log       LogConfig       `yaml:"log"`
-	Store     StoreConfig     `yaml:"store"`
-	Discovery discovery.Rules `yaml:"discovery"`
+	Walker string `yaml:"walker"`
+	// CPUFrequency is the eBPF CPU sampler's rate in Hz (19-999); 0 turns
+	// CPU sampling off. CPUKernelFrames adds kernel frames to CPU stacks.
+	CPUFrequency    int             `yaml:"cpu_frequency"`
+	CPUKernelFrames bool            `yaml:"cpu_kernel_frames"`
+	Log             LogConfig       `yaml:"log"`
+	Store           StoreConfig     `yaml:"store"`
+	Discovery       discovery.Rules `yaml:"discovery"`
 	// RemoteWrite endpoints receive the series (Prometheus, Mimir, Thanos,
 	// VictoriaMetrics); Pyroscope endpoints the profiles.
 	RemoteWrite []EndpointConfig `yaml:"remote_write"`
@@ -63,6 +67,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:  Duration(10 * time.Second),
 		DiscoveryInterval: Duration(10 * time.Second),
 		Walker:            "auto",
+		CPUFrequency:      99,
 		Log:               LogConfig{Format: "text", Level: "info"},
 		Store:             StoreConfig{MaxAge: Duration(24 * time.Hour), MaxBytes: 1 << 30},
 	}
@@ -232,6 +237,9 @@ func (c *Config) validate() error {
 	case "auto", "ebpf", "procmem":
 	default:
 		errs = append(errs, fmt.Sprintf("walker %q: want auto, ebpf or procmem", c.Walker))
+	}
+	if c.CPUFrequency != 0 && (c.CPUFrequency < 19 || c.CPUFrequency > 999) {
+		errs = append(errs, fmt.Sprintf("cpu_frequency %d: want 19 to 999 Hz, or 0 to turn CPU sampling off", c.CPUFrequency))
 	}
 	switch c.Log.Format {
 	case "text", "json":

@@ -64,7 +64,7 @@ func (s *scrapeSink) emit(r scrape.Result) {
 		interval = r.Snapshot.Time.Sub(prev)
 	}
 	s.last[r.Target] = r.Snapshot.Time
-	o, err := snapshotOutput(&s.enc, &s.buf, proc, r.Labels, r.Snapshot, interval)
+	o, err := snapshotOutput(&s.enc, &s.buf, proc, r.Labels, r.Snapshot, interval, nil)
 	if err != nil {
 		a.metrics.errors.WithLabelValues("encode").Inc()
 		a.log.Warn("encode scraped goroutines", "target", r.Target, "err", err)

@@ -63,9 +63,15 @@ type namedProfile struct {
 }
 
 // snapshotOutput folds a snapshot into its goroutines and goroutine_wall
-// profiles and encodes them and the snapshot with enc.
-func snapshotOutput(enc *encoder, buf *[]byte, proc store.Process, labels map[string]string, s *snapshot.Snapshot, interval time.Duration) (output, error) {
-	goroutines, wall := fold.Profiles(s, interval)
+// profiles and encodes them and the snapshot with enc. onCPU, when not
+// nil, is the process's sampled on-CPU time over the interval.
+func snapshotOutput(enc *encoder, buf *[]byte, proc store.Process, labels map[string]string, s *snapshot.Snapshot, interval time.Duration, onCPU []fold.OnCPU) (output, error) {
+	var goroutines, wall *profile.Profile
+	if onCPU != nil {
+		goroutines, wall = fold.ProfilesOnCPU(s, interval, onCPU)
+	} else {
+		goroutines, wall = fold.Profiles(s, interval)
+	}
 	profs, err := encodeProfiles(enc, []namedProfile{
 		{name: store.KindGoroutines, p: goroutines},
 		{name: store.KindGoroutineWall, p: wall, dur: interval},

@@ -33,6 +33,13 @@ type watched struct {
 	counts   snapshot.Counts
 	lastErr  string
 	failures int
+	// cpuWatched says the CPU sampler watches the process; cpuWin holds
+	// its samples since its last snapshot; cpuDrained is set once a drain
+	// followed its retirement (the sampler symbolises with its target
+	// until then).
+	cpuWatched bool
+	cpuWin     cpuWindow
+	cpuDrained bool
 }
 
 func (w *watched) key() store.ProcessKey {

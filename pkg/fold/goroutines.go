@@ -24,35 +24,65 @@ const (
 // wait-duration bucket and set of target pprof labels, valued by how many
 // goroutines share them.
 func Goroutines(s *snapshot.Snapshot) *profile.Profile {
-	return group(s).goroutines(s.Time)
+	return group(s.Goroutines, nil).goroutines(s.Time)
 }
 
 // Profiles folds a snapshot into its "goroutines" and "goroutine_wall"
 // profiles at once, grouping the goroutines a single time; the result
 // equals Goroutines(s) and GoroutineWall(s, interval).
 func Profiles(s *snapshot.Snapshot, interval time.Duration) (goroutines, wall *profile.Profile) {
-	gs := group(s)
-	return gs.goroutines(s.Time), gs.wall(s.Time, interval)
+	gs := group(s.Goroutines, nil)
+	return gs.goroutines(s.Time), gs.wall(s.Time, interval, nil)
 }
 
-// groups are a snapshot's goroutines grouped by sample identity: stack,
-// state, wait reason, wait-duration bucket and pprof labels.
+// OnCPU is time measured on CPU by sampling in one stack with one set of
+// pprof labels, for the running part of the goroutine_wall profile.
+type OnCPU struct {
+	Frames []snapshot.Frame
+	Labels map[string]string
+	Nanos  int64
+}
+
+// ProfilesOnCPU is Profiles for a process whose on-CPU time over the
+// interval was measured by sampling: in goroutine_wall, the running
+// goroutines of the snapshot (which have no stack) give way to the sampled
+// stacks, state "running", weighted by their CPU time, so that the wall
+// flame graph shows on-CPU and off-CPU time together.
+func ProfilesOnCPU(s *snapshot.Snapshot, interval time.Duration, onCPU []OnCPU) (goroutines, wall *profile.Profile) {
+	gs := group(s.Goroutines, nil)
+	cpu := make([]snapshot.Goroutine, len(onCPU))
+	weights := make([]int64, len(onCPU))
+	for i, c := range onCPU {
+		cpu[i] = snapshot.Goroutine{State: snapshot.StateRunning, Labels: c.Labels, Frames: c.Frames}
+		weights[i] = c.Nanos
+	}
+	return gs.goroutines(s.Time), gs.wall(s.Time, interval, group(cpu, weights))
+}
+
+// groups are goroutines grouped by sample identity: stack, state, wait
+// reason, wait-duration bucket and pprof labels.
 type groups struct {
-	// first is a representative goroutine of each group, count its size.
+	// first is a representative goroutine of each group, count its size
+	// (or the sum of its goroutines' weights).
 	first []*snapshot.Goroutine
 	count []int64
 }
 
-// group groups s's goroutines. The identity key is built in one reused
-// buffer from the labels and the stack's number in a snapshot.StackIndex.
-func group(s *snapshot.Snapshot) *groups {
+// group groups goroutines, each counting 1 or weights[i]. The identity key
+// is built in one reused buffer from the labels and the stack's number in
+// a snapshot.StackIndex.
+func group(goroutines []snapshot.Goroutine, weights []int64) *groups {
 	gs := &groups{}
 	index := make(map[string]int, 64)
 	var key []byte
 	var names []string
 	var stacks snapshot.StackIndex
-	for i := range s.Goroutines {
-		g := &s.Goroutines[i]
+	for i := range goroutines {
+		g := &goroutines[i]
+		w := int64(1)
+		if weights != nil {
+			w = weights[i]
+		}
 		key = key[:0]
 		key = append(key, g.State...)
 		key = append(key, 0)
@@ -77,12 +107,12 @@ func group(s *snapshot.Snapshot) *groups {
 		id, _ := stacks.ID(g.Frames)
 		key = binary.AppendUvarint(key, uint64(id))
 		if n, ok := index[string(key)]; ok {
-			gs.count[n]++
+			gs.count[n] += w
 			continue
 		}
 		index[string(key)] = len(gs.first)
 		gs.first = append(gs.first, g)
-		gs.count = append(gs.count, 1)
+		gs.count = append(gs.count, w)
 	}
 	return gs
 }
@@ -97,12 +127,21 @@ func (gs *groups) goroutines(t time.Time) *profile.Profile {
 }
 
 // wall is the "goroutine_wall" profile of the groups: each goroutine
-// counts for interval.
-func (gs *groups) wall(t time.Time, interval time.Duration) *profile.Profile {
+// counts for interval. With onCPU (groups weighted in nanoseconds), the
+// running goroutines are replaced by onCPU's stacks.
+func (gs *groups) wall(t time.Time, interval time.Duration, onCPU *groups) *profile.Profile {
 	b := newBuilder(t, []*profile.ValueType{{Type: "wall", Unit: "nanoseconds"}})
 	b.p.Period = int64(interval)
 	b.p.DurationNanos = int64(interval)
+	if onCPU != nil {
+		for i, g := range onCPU.first {
+			b.add(g, onCPU.count[i])
+		}
+	}
 	for i, g := range gs.first {
+		if onCPU != nil && g.State == snapshot.StateRunning {
+			continue
+		}
 		v := gs.count[i] * int64(interval)
 		if interval > 0 && gs.count[i] > math.MaxInt64/int64(interval) {
 			v = math.MaxInt64

@@ -165,3 +165,32 @@ func TestGroupWithoutPCs(t *testing.T) {
 		t.Errorf("groups %v, want %v", got, want)
 	}
 }
+
+// TestProfilesOnCPU: measured on-CPU stacks replace the stackless running
+// goroutines in goroutine_wall, and leave the goroutines profile alone.
+func TestProfilesOnCPU(t *testing.T) {
+	s := testSnapshot() // four waiting goroutines, one running
+	burn := []snapshot.Frame{{Function: "main.burn", File: "main.go", Line: 3, PC: 0x50}, {Function: "runtime.goexit", File: "asm.s", Line: 1, PC: 0x30}}
+	g, w := ProfilesOnCPU(s, 10*time.Second, []OnCPU{
+		{Frames: burn, Nanos: 3e9},
+		{Frames: burn, Nanos: 2e9}, // another goroutine, same stack: one sample
+		{Frames: burn, Labels: map[string]string{"tenant": "acme"}, Nanos: 1e9},
+	})
+	got := map[string]int64{}
+	for _, x := range w.Sample {
+		got[sampleKey(x)] += x.Value[0]
+	}
+	want := map[string]int64{
+		"state=waiting wait_reason=chan receive wait_duration=10s-1m runtime.gopark;main.inner;main.worker;runtime.goexit;":             2e10,
+		"state=waiting wait_reason=chan receive wait_duration=<1s runtime.gopark;main.inner;main.worker;runtime.goexit;":                1e10,
+		"state=waiting wait_reason=chan receive wait_duration=10s-1m tenant=acme runtime.gopark;main.inner;main.worker;runtime.goexit;": 1e10,
+		"state=running main.burn;runtime.goexit;":             5e9,
+		"state=running tenant=acme main.burn;runtime.goexit;": 1e9,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(w.Sample) != len(want) {
+		t.Errorf("wall samples %v (%d), want %v", got, len(w.Sample), want)
+	}
+	if n := len(g.Sample); n != 4 {
+		t.Errorf("goroutines profile has %d samples, want the 4 of Goroutines", n)
+	}
+}
