@@ -52,7 +52,7 @@ type config struct {
 }
 
 // scenarios are the parts of the run -only can select.
-var scenarios = []string{"snapshot", "latency", "agent", "push"}
+var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu"}
 
 func main() {
 	if err := run(); err != nil {
@@ -69,7 +69,7 @@ func run() error {
 	flag.StringVar(&latSizes, "latency-sizes", "10000,100000", "goroutine counts for the target-latency comparison")
 	flag.DurationVar(&cfg.window, "window", 6*time.Second, "time each observer gets in the latency comparison")
 	flag.DurationVar(&cfg.cadence, "cadence", 100*time.Millisecond, "observation cadence in the latency comparison")
-	flag.DurationVar(&cfg.budget, "budget", 7*time.Minute, "hard bound on the whole run")
+	flag.DurationVar(&cfg.budget, "budget", 15*time.Minute, "hard bound on the whole run")
 	flag.StringVar(&only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios, ", ")+" (default all)")
 	flag.DurationVar(&cfg.agentWindow, "agent-window", 60*time.Second, "measured time of each agent run (at least 20s; snapshots come every 10s)")
 	flag.IntVar(&cfg.steadyMax, "steady", 15, "steady-state snapshots per target and walker (also bounded to 3 s)")
@@ -112,9 +112,18 @@ func run() error {
 		push, perr = measurePush(ctx, cfg, procs)
 		err = errors.Join(err, perr)
 	}
+	var cpu *cpuReport
+	if cfg.only["cpu"] && ctx.Err() == nil {
+		var cerr error
+		cpu, cerr = measureCPU(ctx)
+		err = errors.Join(err, cerr)
+	}
 	md := rep.markdown()
 	if push != nil {
 		md = strings.Replace(md, "## How to reproduce", push.markdown()+"## How to reproduce", 1)
+	}
+	if cpu != nil {
+		md = strings.Replace(md, "## How to reproduce", cpu.markdown()+"## How to reproduce", 1)
 	}
 	fmt.Print(md)
 	if cfg.out != "" {
