@@ -40,16 +40,24 @@ func TestChannelFactsFollowQueues(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				receiving := map[string]int{}
+				// Channels a select also waits on have receivers (or senders)
+				// not in "chan receive": leave those out.
+				receiving, inSelect := map[string]int{}, map[string]bool{}
 				for _, g := range s.Goroutines {
 					if g.WaitReason == "chan receive" && g.BlockedOn != nil {
 						receiving[g.BlockedOn.Address]++
+					}
+					if g.WaitReason == "select" && g.BlockedOn != nil {
+						inSelect[g.BlockedOn.Address] = true
+						for _, o := range g.BlockedOn.Others {
+							inSelect[o.Address] = true
+						}
 					}
 				}
 				most := 0
 				for _, g := range s.Goroutines {
 					b := g.BlockedOn
-					if g.WaitReason != "chan receive" || b == nil || b.Kind != snapshot.BlockedOnChan {
+					if g.WaitReason != "chan receive" || b == nil || b.Kind != snapshot.BlockedOnChan || inSelect[b.Address] {
 						continue
 					}
 					if b.Receivers != receiving[b.Address] {

@@ -182,25 +182,28 @@ func goCommand() string {
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
-// hashSources hashes go.mod and every file of the target's directory.
+// hashSources hashes go.mod and every file of the target's directory and
+// of the packages all targets share (internal/).
 func hashSources(dir, pkg string) (string, error) {
 	var files []string
 	files = append(files, filepath.Join(dir, "go.mod"))
 	const maxFiles = 1000
-	err := filepath.WalkDir(filepath.Join(dir, pkg), func(p string, d fs.DirEntry, err error) error {
+	for _, sub := range []string{pkg, "internal"} {
+		err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				files = append(files, p)
+			}
+			if len(files) > maxFiles {
+				return fmt.Errorf("more than %d files", maxFiles)
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			return "", fmt.Errorf("list sources of target %s: %w", pkg, err)
 		}
-		if d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		if len(files) > maxFiles {
-			return fmt.Errorf("more than %d files", maxFiles)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("list sources of target %s: %w", pkg, err)
 	}
 	sort.Strings(files)
 	h := sha256.New()

@@ -15,27 +15,16 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
-	"os/signal"
-	"runtime"
-	"syscall"
 	"time"
-)
 
-// readyLine is the single JSON line printed once the goroutines are parked.
-type readyLine struct {
-	PID        int    `json:"pid"`
-	Pprof      string `json:"pprof"`
-	Go         string `json:"go"`
-	Goroutines int    `json:"goroutines"`
-}
+	"goroscope.test/targets/internal/ready"
+)
 
 func main() {
 	if err := run(); err != nil {
@@ -81,30 +70,10 @@ func run() error {
 	if *gpEvery > 0 {
 		go goroutineProfileEvery(*gpEvery, done)
 	}
-	line, err := json.Marshal(readyLine{
-		PID:        os.Getpid(),
-		Pprof:      ln.Addr().String(),
-		Go:         runtime.Version(),
-		Goroutines: runtime.NumGoroutine(),
-	})
-	if err != nil {
-		return fmt.Errorf("encode ready line: %w", err)
+	if err := ready.Announce(ln); err != nil {
+		return err
 	}
-	fmt.Printf("%s\n", line)
-
-	stop := make(chan struct{})
-	if *stdin {
-		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			close(stop)
-		}()
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case <-stop:
-	case <-sigs:
-	}
+	<-ready.Done(*stdin)
 	close(done)
 	return nil
 }

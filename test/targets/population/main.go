@@ -7,27 +7,16 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
-	"os/signal"
-	"runtime"
-	"syscall"
 	"time"
-)
 
-// readyLine is the single JSON line printed once the population is parked.
-type readyLine struct {
-	PID        int    `json:"pid"`
-	Pprof      string `json:"pprof"`
-	Go         string `json:"go"`
-	Goroutines int    `json:"goroutines"`
-}
+	"goroscope.test/targets/internal/ready"
+)
 
 func main() {
 	if err := run(); err != nil {
@@ -63,32 +52,13 @@ func run() error {
 	if err := p.waitParked(cfg, 30*time.Second); err != nil {
 		return err
 	}
-	line, err := json.Marshal(readyLine{
-		PID:        os.Getpid(),
-		Pprof:      ln.Addr().String(),
-		Go:         runtime.Version(),
-		Goroutines: runtime.NumGoroutine(),
-	})
-	if err != nil {
-		return fmt.Errorf("encode ready line: %w", err)
+	if err := ready.Announce(ln); err != nil {
+		return err
 	}
-	fmt.Printf("%s\n", line)
-
-	done := make(chan struct{})
-	if cfg.stdin {
-		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			close(done)
-		}()
-	}
+	done := ready.Done(cfg.stdin)
 	if cfg.grow > 0 {
 		go p.growEverySecond(cfg.grow, done)
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case <-done:
-	case <-sigs:
-	}
+	<-done
 	return nil
 }

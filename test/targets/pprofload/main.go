@@ -26,27 +26,18 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-)
 
-// readyLine is the single JSON line printed once the target serves.
-type readyLine struct {
-	PID        int    `json:"pid"`
-	Pprof      string `json:"pprof"`
-	Go         string `json:"go"`
-	Goroutines int    `json:"goroutines"`
-}
+	"goroscope.test/targets/internal/ready"
+)
 
 // Limits of one /work request, so a bad request cannot run away.
 const (
@@ -129,29 +120,11 @@ func run() error {
 		go w.background(cfg, done)
 	}
 
-	line, err := json.Marshal(readyLine{
-		PID:        os.Getpid(),
-		Pprof:      ln.Addr().String(),
-		Go:         runtime.Version(),
-		Goroutines: runtime.NumGoroutine(),
-	})
-	if err != nil {
-		return fmt.Errorf("encode ready line: %w", err)
+	if err := ready.Announce(ln); err != nil {
+		return err
 	}
-	fmt.Printf("%s\n", line)
-
-	stdinDone := make(chan struct{})
-	if cfg.stdin {
-		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			close(stdinDone)
-		}()
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	select {
-	case <-stdinDone:
-	case <-sigs:
+	case <-ready.Done(cfg.stdin):
 	case <-time.After(cfg.maxRun):
 	}
 	close(done)
