@@ -171,7 +171,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	}
 	st, err := s.walker.Walk(ctx, t.PID, req, decode)
 	if err != nil && decodeE == nil {
-		if aerr := t.Alive(); aerr != nil {
+		if aerr := t.aliveWithin(exitWait); aerr != nil {
 			return nil, fmt.Errorf("walk pid %d: %w", t.PID, aerr)
 		}
 		return nil, fmt.Errorf("walk goroutines of pid %d with %s: %w", t.PID, s.walker.Name(), err)

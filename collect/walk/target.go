@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -216,10 +217,17 @@ func (t *Target) Close() error {
 
 // Alive reports whether the process is still the one attached: same pid and
 // same start time (a recycled pid has another).
-func (t *Target) Alive() error {
+func (t *Target) Alive() error { return t.aliveWithin(0) }
+
+// exitWait is how long a failed walk waits to learn whether the process is
+// exiting: it loses its memory before its pidfd reports the exit.
+const exitWait = 200 * time.Millisecond
+
+// aliveWithin is Alive, waiting up to wait for a pending exit to show.
+func (t *Target) aliveWithin(wait time.Duration) error {
 	if t.hasPidfd {
 		fds := []unix.PollFd{{Fd: int32(t.pidfd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
+		n, err := unix.Poll(fds, int(wait/time.Millisecond))
 		if err == nil {
 			if n > 0 {
 				return fmt.Errorf("pid %d exited: %w", t.PID, ErrProcessGone)

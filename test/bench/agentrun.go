@@ -178,7 +178,7 @@ func agentRun(ctx context.Context, cfg config, procs *processes, agentBin, targe
 		}
 	}
 
-	a, err := startAgent(procs, agentBin, targetBin, dir)
+	a, err := startAgent(procs, agentBin, targetBin, dir, cfg.agentWalker)
 	if err != nil {
 		return fail(err)
 	}
@@ -292,7 +292,7 @@ func agentRun(ctx context.Context, cfg config, procs *processes, agentBin, targe
 // startAgent runs `goroscope agent` on a free 127.0.0.1 port with its
 // data in dir/data, watching only the processes of targetBin, at the
 // default cadence.
-func startAgent(procs *processes, agentBin, targetBin, dir string) (*agentProc, error) {
+func startAgent(procs *processes, agentBin, targetBin, dir, walker string) (*agentProc, error) {
 	exe, err := filepath.EvalSymlinks(targetBin)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", targetBin, err)
@@ -300,7 +300,7 @@ func startAgent(procs *processes, agentBin, targetBin, dir string) (*agentProc, 
 	// The rule is a regular expression in a single-quoted YAML string.
 	rule := strings.ReplaceAll("^"+regexp.QuoteMeta(exe)+"$", "'", "''")
 	conf := filepath.Join(dir, "goroscope.yaml")
-	yaml := fmt.Sprintf("# The defaults, watching only the benchmark's targets.\ndiscovery:\n  include:\n    - exe: '%s'\n", rule)
+	yaml := fmt.Sprintf("# The defaults, watching only the benchmark's targets.\nwalker: %s\ndiscovery:\n  include:\n    - exe: '%s'\n", walker, rule)
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		return nil, fmt.Errorf("write agent config: %w", err)
 	}

@@ -49,6 +49,8 @@ type config struct {
 	// only is the set of scenarios to run: snapshot, latency, agent.
 	only        map[string]bool
 	agentWindow time.Duration
+	// agentWalker is the agent's --walker (auto by default).
+	agentWalker string
 }
 
 // scenarios are the parts of the run -only can select.
@@ -71,6 +73,7 @@ func run() error {
 	flag.DurationVar(&cfg.cadence, "cadence", 100*time.Millisecond, "observation cadence in the latency comparison")
 	flag.DurationVar(&cfg.budget, "budget", 15*time.Minute, "hard bound on the whole run")
 	flag.StringVar(&only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios, ", ")+" (default all)")
+	flag.StringVar(&cfg.agentWalker, "agent-walker", "auto", "the agent's walker: auto, ebpf or procmem")
 	flag.DurationVar(&cfg.agentWindow, "agent-window", 60*time.Second, "measured time of each agent run (at least 20s; snapshots come every 10s)")
 	flag.IntVar(&cfg.steadyMax, "steady", 15, "steady-state snapshots per target and walker (also bounded to 3 s)")
 	flag.IntVar(&cfg.churnMax, "churn", 8, "changed-goroutine snapshots per target and walker (also bounded to 4 s)")
