@@ -228,12 +228,17 @@ func (w *GoroutineWalker) pass(ctx context.Context, it *link.Iter, cfg *goroutin
 func (w *GoroutineWalker) drain(ctx context.Context, walkID uint32, fn func(*GRecord) error, done <-chan error) (fnErr, err error) {
 	running := done != nil
 	var iterErr, parseErr error
-	for {
+	// The deadline only bounds waiting for records, not reading those
+	// already in the ring: set it again only once it has expired.
+	setDeadline := func() {
 		if running {
 			w.rd.SetDeadline(time.Now().Add(pollInterval))
 		} else {
 			w.rd.SetDeadline(time.Now())
 		}
+	}
+	setDeadline()
+	for {
 		rerr := w.rd.ReadInto(&w.rec)
 		if rerr == nil {
 			if fn == nil || fnErr != nil || parseErr != nil || ctx.Err() != nil {
@@ -266,6 +271,7 @@ func (w *GoroutineWalker) drain(ctx context.Context, walkID uint32, fn func(*GRe
 			running = false
 		default:
 		}
+		setDeadline()
 	}
 }
 

@@ -55,6 +55,18 @@ type Scanner struct {
 	// Rules choose and name processes; nil watches every Go process.
 	Rules *Rules
 	cache map[exeKey]exeInfo
+	// procs keeps what was learnt of each Go process (service name,
+	// command line), by pid, while its start time stays the same.
+	procs map[int]cachedProc
+	// seenExes and seenPIDs are this scan's, for pruning both caches.
+	seenExes map[exeKey]bool
+	seenPIDs map[int]bool
+}
+
+// cachedProc is a process as inspected, with the executable it ran.
+type cachedProc struct {
+	p   Process
+	exe exeKey
 }
 
 // NewScanner returns a Scanner of /proc.
@@ -74,6 +86,22 @@ func (s *Scanner) Scan() ([]Process, error) {
 	}
 	var out []Process
 	self := os.Getpid()
+	s.seenExes, s.seenPIDs = map[exeKey]bool{}, map[int]bool{}
+	defer func() {
+		// Forget executables and processes gone since the last scan, so
+		// the caches stay as small as the host's process table.
+		for k := range s.cache {
+			if !s.seenExes[k] {
+				delete(s.cache, k)
+			}
+		}
+		for pid := range s.procs {
+			if !s.seenPIDs[pid] {
+				delete(s.procs, pid)
+			}
+		}
+		s.seenExes, s.seenPIDs = nil, nil
+	}()
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
@@ -124,6 +152,9 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 		return Process{}, false
 	}
 	key := exeKey{dev: st.Dev, ino: st.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if s.seenExes != nil {
+		s.seenExes[key] = true
+	}
 	info, seen := s.cache[key]
 	if !seen {
 		info = s.recognise(exePath)
@@ -139,12 +170,22 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 	if err != nil {
 		return Process{}, false
 	}
+	if s.seenPIDs != nil {
+		s.seenPIDs[pid] = true
+	}
+	if c, ok := s.procs[pid]; ok && c.p.StartTime == start && c.exe == key {
+		return c.p, true // same process, same executable: nothing to re-read
+	}
 	exe, _ := os.Readlink(exePath)
 	p := Process{PID: pid, StartTime: start, Exe: exe, GoVersion: info.goVersion, MainModule: info.module}
 	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 		p.Cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 	}
 	p.ServiceName, p.ServiceSource = s.serviceName(proc, &p)
+	if s.procs == nil {
+		s.procs = map[int]cachedProc{}
+	}
+	s.procs[pid] = cachedProc{p, key}
 	return p, true
 }
 

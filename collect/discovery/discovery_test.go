@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -110,5 +111,50 @@ func TestScanFindsTargets(t *testing.T) {
 	}
 	if _, err := s.Lookup(notGo.Process.Pid); err == nil || !strings.Contains(err.Error(), "not a Go") {
 		t.Errorf("Lookup(non-Go) = %v", err)
+	}
+}
+
+// TestScanCaches: a second scan gives the same processes from its cache,
+// and a process that exits leaves the caches at the next scan.
+func TestScanCaches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a target")
+	}
+	bin := targettest.Build(t, "population", targettest.BuildOpts{})
+	stay, leave := targettest.Start(t, bin), targettest.Start(t, bin)
+	s := NewScanner()
+	first, err := s.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPID := func(ps []Process) map[int]string {
+		m := map[int]string{}
+		for _, p := range ps {
+			m[p.PID] = fmt.Sprintf("%d %s %s %s %v", p.StartTime, p.Exe, p.ServiceName, p.GoVersion, p.Cmdline)
+		}
+		return m
+	}
+	a, b := byPID(first), byPID(second)
+	for _, pid := range []int{stay.PID, leave.PID} {
+		if a[pid] == "" || a[pid] != b[pid] {
+			t.Errorf("pid %d: first scan %q, second %q", pid, a[pid], b[pid])
+		}
+	}
+	leave.Stop()
+	if _, err := s.Scan(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.procs[leave.PID]; ok {
+		t.Errorf("exited pid %d still cached", leave.PID)
+	}
+	if _, ok := s.procs[stay.PID]; !ok {
+		t.Errorf("running pid %d not cached", stay.PID)
+	}
+	if len(s.cache) == 0 || len(s.procs) > len(a) {
+		t.Errorf("caches: %d executables, %d processes (first scan found %d)", len(s.cache), len(s.procs), len(a))
 	}
 }

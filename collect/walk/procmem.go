@@ -95,8 +95,11 @@ func walkOne(ctx context.Context, mem *ProcMem, req Request, index uint32, gaddr
 func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func(*Record) error) (Stats, error) {
 	var st Stats
 	gsize := int(req.GSize)
-	gbuf := make([]byte, batchGs*gsize)
-	reads := make([]Read, 0, batchGs)
+	// Buffers for one batch, no larger than the process needs: zeroing
+	// them for a full batch cost small processes more than their walk.
+	nb := max(min(len(gs), batchGs), 1)
+	gbuf := make([]byte, nb*gsize)
+	reads := make([]Read, 0, nb)
 	type walkState struct {
 		rec         Record
 		fp, lo, hi  uint64
@@ -108,11 +111,11 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 		checkSP     int32
 		checkStatus bool
 	}
-	states := make([]walkState, batchGs)
+	states := make([]walkState, nb)
 	// Each goroutine's PCs start in a shared arena of inlineFrames slots;
 	// deeper stacks grow out of it on their own.
-	pcbuf := make([]uint64, batchGs*inlineFrames)
-	idx := make([]int, 0, batchGs)
+	pcbuf := make([]uint64, nb*inlineFrames)
+	idx := make([]int, 0, nb)
 	for base := 0; base < len(gs); base += batchGs {
 		if err := ctx.Err(); err != nil {
 			return st, err
