@@ -211,7 +211,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	s.pending = pending[:0]
 	// A process that exited (or whose pid was reused) during the walk
 	// leaves a snapshot that may mix two moments or miss goroutines.
-	if err := t.Alive(); err != nil {
+	if err := t.aliveAfterWalk(); err != nil {
 		return nil, fmt.Errorf("walk pid %d: exited during the walk: %w", t.PID, err)
 	}
 	// A wrong layout reads garbage: refuse rather than report it.

@@ -219,6 +219,19 @@ func (t *Target) Close() error {
 // same start time (a recycled pid has another).
 func (t *Target) Alive() error { return t.aliveWithin(0) }
 
+// aliveAfterWalk is Alive for the end of a walk: a process being killed
+// loses its address space (and its exe link) before its pidfd reports the
+// exit, and what was read may then be partial.
+func (t *Target) aliveAfterWalk() error {
+	if err := t.Alive(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/exe", t.PID)); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("pid %d is exiting: %w", t.PID, ErrProcessGone)
+	}
+	return nil
+}
+
 // exitWait is how long a failed walk waits to learn whether the process is
 // exiting: it loses its memory before its pidfd reports the exit.
 const exitWait = 200 * time.Millisecond
