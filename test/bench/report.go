@@ -187,8 +187,13 @@ func (r *report) agentSection(p func(string, ...any)) {
 			}
 			return "misses"
 		}
-		p("- %s: %.2f%% of one core, %s the %.0f%% goal; peak RSS %s, %s the %.0f MB goal", a.label(), a.corePercent(),
-			verdict(a.corePercent() < agentCPUGoal), agentCPUGoal, mb(float64(a.hwm)), verdict(float64(a.hwm) < agentRSSGoal), agentRSSGoal/1e6)
+		if a.spec != agentSpecs[0] {
+			// The goals are set for the many-small-processes case only.
+			p("- %s: %.2f%% of one core, peak RSS %s (no goal set)", a.label(), a.corePercent(), mb(float64(a.hwm)))
+		} else {
+			p("- %s: %.2f%% of one core, %s the %.0f%% goal; peak RSS %s, %s the %.0f MB goal", a.label(), a.corePercent(),
+				verdict(a.corePercent() < agentCPUGoal), agentCPUGoal, mb(float64(a.hwm)), verdict(float64(a.hwm) < agentRSSGoal), agentRSSGoal/1e6)
+		}
 		if a.errors > 0 || a.skipped > 0 {
 			p("; %.0f errors and %.0f postponed snapshots in the window", a.errors, a.skipped)
 		}
