@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -103,19 +100,7 @@ func TestAgentCPUProfiles(t *testing.T) {
 
 func readProfile(t *testing.T, a *Agent, id uint64) *profile.Profile {
 	t.Helper()
-	b, err := a.store.Read(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := profile.ParseData(raw)
+	p, err := profile.ParseData(storedPayload(t, a, id))
 	if err != nil {
 		t.Fatal(err)
 	}

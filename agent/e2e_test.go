@@ -160,16 +160,31 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 }
 
-// runAgent runs an agent for a test: defaults, a temporary data dir, a
-// free port, quick discovery, and only the population targets watched;
-// edit adjusts the rest. It stops (and must stop cleanly) at cleanup.
+// runAgent is startAgent for a test that lets cleanup stop the agent.
 func runAgent(t *testing.T, edit func(*Config)) (*Agent, string) {
+	t.Helper()
+	r := startAgent(t, edit)
+	return r.a, r.base
+}
+
+// agentRun is an agent a test stops itself (runAgent's stop at cleanup
+// does not allow a restart in the middle of a test).
+type agentRun struct {
+	a    *Agent
+	base string // http://listen-address
+	stop func() // cancels Run as SIGTERM does and waits for it; idempotent
+}
+
+// startAgent runs an agent for a test: defaults, a temporary data dir, a
+// free port, quick discovery, and only the population targets watched;
+// edit adjusts the rest. It stops (and must stop cleanly) at cleanup at
+// the latest.
+func startAgent(t *testing.T, edit func(*Config)) *agentRun {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = freeAddr(t)
 	cfg.DiscoveryInterval = Duration(300 * time.Millisecond)
-	// Watch only our targets: the host runs other Go programs.
 	cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}}}
 	edit(&cfg)
 	if err := cfg.validate(); err != nil {
@@ -186,13 +201,25 @@ func runAgent(t *testing.T, edit func(*Config)) (*Agent, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent Run: %v", err)
+	stopped := false
+	r := &agentRun{a: a, base: "http://" + cfg.Listen}
+	r.stop = func() {
+		if stopped {
+			return
 		}
-	})
-	return a, "http://" + cfg.Listen
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("agent Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("agent did not stop within 30s of its context ending")
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
 }
 
 // consistentMetrics reads /metrics between two looks at the store that
@@ -211,6 +238,16 @@ func consistentMetrics(t *testing.T, a *Agent, base string, pid int) (store.Meta
 }
 
 func storedSnapshot(t *testing.T, a *Agent, id uint64) *snapshot.Snapshot {
+	s, err := snapshot.DecodeBinary(storedPayload(t, a, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// storedPayload is a store entry's payload, gunzipped.
+func storedPayload(t *testing.T, a *Agent, id uint64) []byte {
+	t.Helper()
 	b, err := a.store.Read(id)
 	if err != nil {
 		t.Fatal(err)
@@ -223,11 +260,7 @@ func storedSnapshot(t *testing.T, a *Agent, id uint64) *snapshot.Snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := snapshot.DecodeBinary(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return raw
 }
 
 func freeAddr(t *testing.T) string {

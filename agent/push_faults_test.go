@@ -1,16 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"regexp"
 	"testing"
 	"time"
 
-	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/test/faults"
 	"github.com/goroscope/goroscope/test/targettest"
 )
@@ -70,56 +65,6 @@ func (s *pushSetup) setMode(t *testing.T, m faults.Mode) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// agentRun is an agent a test stops itself (runAgent's stop at cleanup
-// does not allow a restart in the middle of a test).
-type agentRun struct {
-	a    *Agent
-	base string // http://listen-address
-	stop func() // cancels Run as SIGTERM does and waits for it; idempotent
-}
-
-func startAgent(t *testing.T, edit func(*Config)) *agentRun {
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Listen = freeAddr(t)
-	cfg.DiscoveryInterval = Duration(300 * time.Millisecond)
-	cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}}}
-	edit(&cfg)
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	a, err := NewAgent(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	r := &agentRun{a: a, base: "http://" + cfg.Listen}
-	r.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("agent did not stop within 30s of its context ending")
-		}
-	}
-	t.Cleanup(r.stop)
-	return r
 }
 
 // books are one endpoint's push metrics.
