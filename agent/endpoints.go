@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/url"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/push/httpconf"
@@ -209,23 +207,15 @@ func (ps *pushers) push(series []fold.Series, at time.Time, profiles []encodedPr
 		case "remote_write":
 			if rwItems == nil {
 				for _, s := range series {
-					l := map[string]string{"__name__": s.Name}
-					for k, v := range s.Labels {
-						l[k] = v
-					}
-					item, err := remotewrite.EncodeSeriesMap(l, []prompb.Sample{{Value: s.Value, Timestamp: at.UnixMilli()}})
+					item, key, err := remotewrite.SampleItem(s.Name, s.Labels, s.Value, at)
 					if err != nil {
 						errs = append(errs, err)
 						continue
 					}
-					h := fnv.New64a()
-					for _, kv := range s.SortedLabels() {
-						h.Write([]byte(kv[0] + "\x00" + kv[1] + "\x00"))
-					}
 					rwItems = append(rwItems, struct {
 						item []byte
 						key  uint64
-					}{item, h.Sum64()})
+					}{item, key})
 				}
 			}
 			for _, it := range rwItems {
@@ -236,14 +226,7 @@ func (ps *pushers) push(series []fold.Series, at time.Time, profiles []encodedPr
 		case "pyroscope":
 			if pyItems == nil {
 				for _, prof := range profiles {
-					l := map[string]string{"__name__": prof.name}
-					for k, v := range labels {
-						l[k] = v
-					}
-					for k, v := range prof.labels {
-						l[k] = v
-					}
-					item, err := pyroscope.EncodeSeries(l, prof.data)
+					item, err := pyroscope.ProfileItem(prof.name, prof.data, labels, prof.labels)
 					if err != nil {
 						errs = append(errs, err)
 						continue

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 
 	"github.com/google/pprof/profile"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/push/pyroscope"
@@ -141,9 +138,7 @@ func (s *sinks) push(labels map[string]string, at time.Time, profiles map[string
 				errs = append(errs, fmt.Errorf("encode %s profile: %w", name, err))
 				continue
 			}
-			l := maps.Clone(labels)
-			l[pyroscope.LabelProfileName] = name
-			item, err := pyroscope.EncodeSeries(l, gz)
+			item, err := pyroscope.ProfileItem(name, gz, labels)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("encode %s profile: %w", name, err))
 				continue
@@ -157,20 +152,14 @@ func (s *sinks) push(labels map[string]string, at time.Time, profiles map[string
 	}
 	if len(s.series) > 0 {
 		for _, sr := range series {
-			l := maps.Clone(sr.Labels)
-			l[remotewrite.MetricNameLabel] = sr.Name
-			item, err := remotewrite.EncodeSeriesMap(l, []prompb.Sample{{Value: sr.Value, Timestamp: at.UnixMilli()}})
+			// Ordered queues keep one series' samples in order by key.
+			item, key, err := remotewrite.SampleItem(sr.Name, sr.Labels, sr.Value, at)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("encode series %s: %w", sr.Name, err))
 				continue
 			}
-			// Ordered queues keep one series' samples in order by key.
-			h := fnv.New64a()
-			for _, kv := range sr.SortedLabels() {
-				h.Write([]byte(kv[0] + "\x00" + kv[1] + "\x00"))
-			}
 			for _, q := range s.series {
-				if err := q.Enqueue(item, h.Sum64()); err != nil {
+				if err := q.Enqueue(item, key); err != nil {
 					errs = append(errs, err)
 				}
 			}

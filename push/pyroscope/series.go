@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -56,6 +57,17 @@ func EncodeProfile(p *profile.Profile) ([]byte, error) {
 		return nil, fmt.Errorf("gzip pprof: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// ProfileItem is the queue item of one gzip-compressed pprof profile pushed
+// as __name__=name with the union of the label sets (later sets win).
+func ProfileItem(name string, gz []byte, labels ...map[string]string) ([]byte, error) {
+	l := map[string]string{}
+	for _, ls := range labels {
+		maps.Copy(l, ls)
+	}
+	l[LabelProfileName] = name
+	return EncodeSeries(l, gz)
 }
 
 // EncodeSeries validates labels (a map, see ValidateLabels) and returns a

@@ -3,9 +3,12 @@ package remotewrite
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"math"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -52,6 +55,26 @@ func EncodeSeries(labels []prompb.Label, samples []prompb.Sample) ([]byte, error
 // EncodeSeriesMap is EncodeSeries with the labels given as a map.
 func EncodeSeriesMap(labels map[string]string, samples []prompb.Sample) ([]byte, error) {
 	return EncodeSeries(LabelsFromMap(labels), samples)
+}
+
+// SampleItem is the queue item of one sample of the series name{labels}
+// at time at, and its shard key: a hash of the series' labels (__name__
+// first, then the others by name), so that one series always goes to one
+// shard and its samples stay in order.
+func SampleItem(name string, labels map[string]string, value float64, at time.Time) (item []byte, key uint64, err error) {
+	l := make(map[string]string, len(labels)+1)
+	maps.Copy(l, labels)
+	l[MetricNameLabel] = name
+	item, err = EncodeSeriesMap(l, []prompb.Sample{{Value: value, Timestamp: at.UnixMilli()}})
+	if err != nil {
+		return nil, 0, err
+	}
+	h := fnv.New64a()
+	h.Write([]byte(MetricNameLabel + "\x00" + name + "\x00"))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		h.Write([]byte(k + "\x00" + labels[k] + "\x00"))
+	}
+	return item, h.Sum64(), nil
 }
 
 // normalise returns a fresh series with labels cleaned and sorted and

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
@@ -165,19 +163,11 @@ type rwItem struct {
 func encodeSeries(series []fold.Series, at time.Time) ([]rwItem, error) {
 	out := make([]rwItem, 0, len(series))
 	for _, s := range series {
-		l := map[string]string{"__name__": s.Name}
-		for k, v := range s.Labels {
-			l[k] = v
-		}
-		item, err := remotewrite.EncodeSeriesMap(l, []prompb.Sample{{Value: s.Value, Timestamp: at.UnixMilli()}})
+		item, key, err := remotewrite.SampleItem(s.Name, s.Labels, s.Value, at)
 		if err != nil {
 			return nil, err
 		}
-		h := fnv.New64a()
-		for _, kv := range s.SortedLabels() {
-			h.Write([]byte(kv[0] + "\x00" + kv[1] + "\x00"))
-		}
-		out = append(out, rwItem{item, h.Sum64()})
+		out = append(out, rwItem{item, key})
 	}
 	return out, nil
 }
@@ -196,11 +186,7 @@ func encodeProfiles(profiles map[string]*profile.Profile, labels map[string]stri
 		if err != nil {
 			return nil, err
 		}
-		l := map[string]string{"__name__": name}
-		for k, v := range labels {
-			l[k] = v
-		}
-		item, err := pyroscope.EncodeSeries(l, gz)
+		item, err := pyroscope.ProfileItem(name, gz, labels)
 		if err != nil {
 			return nil, err
 		}
