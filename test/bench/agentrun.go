@@ -172,9 +172,9 @@ func agentRun(ctx context.Context, cfg config, procs *processes, agentBin, targe
 			return fail(err)
 		}
 		targets = append(targets, t)
-		goVersion = t.goVersion
-		if t.goroutines < spec.goroutines {
-			return fail(fmt.Errorf("target pid %d runs %d goroutines, want at least %d", t.pid, t.goroutines, spec.goroutines))
+		goVersion = t.GoVersion
+		if t.Goroutines < spec.goroutines {
+			return fail(fmt.Errorf("target pid %d runs %d goroutines, want at least %d", t.PID, t.Goroutines, spec.goroutines))
 		}
 	}
 

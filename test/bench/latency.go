@@ -34,7 +34,7 @@ func latencyComparison(ctx context.Context, cfg config, t *target, walkers []wal
 	var rows []latRow
 	for _, w := range walkers {
 		mode := "goroscope " + w.Name()
-		at, err := walk.Attach(t.pid)
+		at, err := walk.Attach(t.PID)
 		if err != nil {
 			rows = append(rows, latRow{size: n, mode: mode, err: err.Error()})
 			continue

@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goroscope/goroscope/collect/walk"
+
+	"github.com/goroscope/goroscope/test/targettest"
 )
 
 // sample is one timed operation: wall time and this process's CPU time.
@@ -124,7 +126,7 @@ func measure(ctx context.Context, cfg config, procs *processes) (*report, error)
 	}
 	defer os.RemoveAll(dir)
 	fmt.Fprintln(os.Stderr, "bench: building test/targets/latency")
-	bin, err := buildTarget(ctx, dir)
+	bin, err := targettest.Compile("latency", targettest.BuildOpts{})
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +183,7 @@ func measureSnapshots(ctx context.Context, cfg config, procs *processes, rep *re
 		if err != nil {
 			return err
 		}
-		rep.goVersion = t.goVersion
+		rep.goVersion = t.GoVersion
 		if slices.Contains(cfg.sizes, n) {
 			for _, w := range walkers {
 				prof := ""
@@ -214,7 +216,7 @@ func snapshotCost(ctx context.Context, cfg config, t *target, w walk.Walker, n i
 		return row
 	}
 	start := time.Now()
-	at, err := walk.Attach(t.pid)
+	at, err := walk.Attach(t.PID)
 	if err != nil {
 		return fail(err)
 	}

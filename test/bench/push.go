@@ -23,6 +23,8 @@ import (
 	"github.com/goroscope/goroscope/push/queue"
 	"github.com/goroscope/goroscope/push/remotewrite"
 	"github.com/goroscope/goroscope/test/faults"
+
+	"github.com/goroscope/goroscope/test/targettest"
 )
 
 // The push scenario measures what pushing costs, from real snapshots of the
@@ -92,7 +94,7 @@ func measurePush(ctx context.Context, cfg config, procs *processes) (*pushReport
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	bin, err := buildTarget(ctx, dir)
+	bin, err := targettest.Compile("latency", targettest.BuildOpts{})
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +133,7 @@ func snapshotTarget(ctx context.Context, procs *processes, bin string, n int) (*
 		return nil, err
 	}
 	defer t.stop()
-	at, err := walk.Attach(t.pid)
+	at, err := walk.Attach(t.PID)
 	if err != nil {
 		return nil, err
 	}

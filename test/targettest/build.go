@@ -102,14 +102,15 @@ func TargetsDir() (string, error) {
 // hash of the module's sources, so repeated runs are fast.
 func Build(tb testing.TB, pkg string, o BuildOpts) string {
 	tb.Helper()
-	path, err := build(pkg, o)
+	path, err := Compile(pkg, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return path
 }
 
-func build(pkg string, o BuildOpts) (string, error) {
+// Compile is Build outside a test (the benchmark harness).
+func Compile(pkg string, o BuildOpts) (string, error) {
 	if pkg == "" || strings.ContainsAny(pkg, `/\.`) {
 		return "", fmt.Errorf("build target %q: want a directory name under test/targets, like \"population\"", pkg)
 	}

@@ -65,7 +65,7 @@ func Start(tb testing.TB, binPath string, args ...string) *Target {
 // StartWith is Start with extra settings.
 func StartWith(tb testing.TB, o StartOpts, binPath string, args ...string) *Target {
 	tb.Helper()
-	t, err := start(o, binPath, args...)
+	t, err := Launch(o, binPath, args...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -73,7 +73,9 @@ func StartWith(tb testing.TB, o StartOpts, binPath string, args ...string) *Targ
 	return t
 }
 
-func start(o StartOpts, binPath string, args ...string) (*Target, error) {
+// Launch is StartWith outside a test (the benchmark harness): the caller
+// stops the target.
+func Launch(o StartOpts, binPath string, args ...string) (*Target, error) {
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(), o.Env...)
 	stdin, err := cmd.StdinPipe()

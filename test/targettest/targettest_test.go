@@ -58,8 +58,8 @@ func TestBuildOptsFlagsName(t *testing.T) {
 
 func TestBuildRejectsBadPackage(t *testing.T) {
 	for _, pkg := range []string{"", "../x", "a/b", "."} {
-		if _, err := build(pkg, BuildOpts{}); err == nil {
-			t.Errorf("build(%q) succeeded, want an error", pkg)
+		if _, err := Compile(pkg, BuildOpts{}); err == nil {
+			t.Errorf("Compile(%q) succeeded, want an error", pkg)
 		}
 	}
 }
