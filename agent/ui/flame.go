@@ -1,9 +1,7 @@
 package ui
 
 import (
-	"bufio"
 	"io"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +9,8 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/goroscope/goroscope/pkg/fold"
+
+	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
 // maxFlameNodes bounds the nodes of one flame tree; frames past it are
@@ -220,7 +220,7 @@ func FilterProfile(p *profile.Profile, f Filter) *profile.Profile {
 // "waiting: chan receive;main.main;main.worker 12", one line per distinct
 // stack, sorted.
 func WriteFolded(w io.Writer, p *profile.Profile, f Filter) error {
-	counts := map[string]int64{}
+	counts := snapshot.Folded{}
 	var b strings.Builder
 	vi := sampleIndex(p)
 	for _, s := range p.Sample {
@@ -239,16 +239,9 @@ func WriteFolded(w io.Writer, p *profile.Profile, f Filter) error {
 		}
 		for _, name := range sampleFrames(s) {
 			b.WriteByte(';')
-			b.WriteString(strings.ReplaceAll(name, ";", ":"))
+			b.WriteString(snapshot.FoldedName(name))
 		}
 		counts[b.String()] += s.Value[vi]
 	}
-	bw := bufio.NewWriter(w)
-	for _, k := range slices.Sorted(maps.Keys(counts)) {
-		bw.WriteString(k)
-		bw.WriteByte(' ')
-		bw.WriteString(strconv.FormatInt(counts[k], 10))
-		bw.WriteByte('\n')
-	}
-	return bw.Flush()
+	return counts.Write(w)
 }

@@ -1,12 +1,10 @@
 package cpu
 
 import (
-	"bufio"
 	"io"
-	"maps"
-	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
 // WriteFolded writes a process's samples as folded stacks, one line per
@@ -14,7 +12,7 @@ import (
 // sample count (Brendan Gregg's format, for flamegraph.pl and speedscope).
 // Kernel frames end in "_[k]"; labels and goroutines are not shown.
 func WriteFolded(w io.Writer, p *Process) error {
-	counts := map[string]uint64{}
+	counts := snapshot.Folded{}
 	var b strings.Builder
 	for i := range p.Samples {
 		s := &p.Samples[i]
@@ -24,7 +22,7 @@ func WriteFolded(w io.Writer, p *Process) error {
 			if b.Len() > 0 {
 				b.WriteByte(';')
 			}
-			b.WriteString(strings.ReplaceAll(f.Function, ";", ":"))
+			b.WriteString(snapshot.FoldedName(f.Function))
 			if f.File == kernelFile {
 				b.WriteString("_[k]")
 			}
@@ -32,14 +30,7 @@ func WriteFolded(w io.Writer, p *Process) error {
 		if b.Len() == 0 {
 			b.WriteString("[no stack]")
 		}
-		counts[b.String()] += s.Count
+		counts[b.String()] += int64(s.Count)
 	}
-	bw := bufio.NewWriter(w)
-	for _, k := range slices.Sorted(maps.Keys(counts)) {
-		bw.WriteString(k)
-		bw.WriteByte(' ')
-		bw.WriteString(strconv.FormatUint(counts[k], 10))
-		bw.WriteByte('\n')
-	}
-	return bw.Flush()
+	return counts.Write(w)
 }

@@ -14,7 +14,7 @@ import (
 // is rooted at a frame naming the goroutines' state and wait reason, so the
 // flame graph splits by them first.
 func WriteFolded(w io.Writer, s *Snapshot) error {
-	counts := map[string]int{}
+	counts := Folded{}
 	var b strings.Builder
 	for i := range s.Goroutines {
 		g := &s.Goroutines[i]
@@ -26,15 +26,27 @@ func WriteFolded(w io.Writer, s *Snapshot) error {
 		}
 		for j := len(g.Frames) - 1; j >= 0; j-- {
 			b.WriteByte(';')
-			b.WriteString(strings.ReplaceAll(g.Frames[j].Function, ";", ":"))
+			b.WriteString(FoldedName(g.Frames[j].Function))
 		}
 		counts[b.String()]++
 	}
+	return counts.Write(w)
+}
+
+// Folded counts folded stacks: "root;...;leaf" keys, with ';' in names
+// replaced (FoldedName).
+type Folded map[string]int64
+
+// FoldedName is a frame name fit for a folded stack.
+func FoldedName(name string) string { return strings.ReplaceAll(name, ";", ":") }
+
+// Write writes one "stack count" line per stack, sorted by stack.
+func (f Folded) Write(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	for _, k := range slices.Sorted(maps.Keys(counts)) {
+	for _, k := range slices.Sorted(maps.Keys(f)) {
 		bw.WriteString(k)
 		bw.WriteByte(' ')
-		bw.WriteString(strconv.Itoa(counts[k]))
+		bw.WriteString(strconv.FormatInt(f[k], 10))
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
