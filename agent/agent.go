@@ -41,8 +41,7 @@ type Agent struct {
 	// without eBPF).
 	cpu *cpuSampler
 	// scraper collects from pprof endpoints (nil with no targets).
-	scraper        *scrape.Scraper
-	scrapeInterval time.Duration
+	scraper *scrape.Scraper
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
@@ -85,7 +84,6 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 			a.close()
 			return nil, fmt.Errorf("pprof_scrape: %w", err)
 		}
-		a.scrapeInterval = a.scraper.Interval()
 		if err := a.metrics.reg.Register(a.scraper); err != nil {
 			a.close()
 			return nil, fmt.Errorf("pprof_scrape: register metrics: %w", err)

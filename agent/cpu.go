@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -176,7 +175,7 @@ func (a *Agent) watchCPU(w *watched) {
 	}
 	if err := a.cpu.s.Add(w.target); err != nil {
 		a.metrics.errors.WithLabelValues("cpu_attach").Inc()
-		a.log.Warn("cannot sample CPU of Go process", "pid", w.proc.PID, "err", fmt.Errorf("%w", err))
+		a.log.Warn("cannot sample CPU of Go process", "pid", w.proc.PID, "err", err)
 		return
 	}
 	w.cpuWatched = true

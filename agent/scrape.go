@@ -59,7 +59,7 @@ func (s *scrapeSink) emit(r scrape.Result) {
 	if r.Snapshot == nil {
 		return
 	}
-	interval := s.a.scrapeInterval
+	interval := s.a.scraper.Interval()
 	if prev, ok := s.last[r.Target]; ok && r.Snapshot.Time.After(prev) {
 		interval = r.Snapshot.Time.Sub(prev)
 	}
