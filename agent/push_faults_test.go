@@ -51,6 +51,9 @@ func (s *pushSetup) config(dataDir string, q ...QueueConfig) func(*Config) {
 	return func(cfg *Config) {
 		cfg.DataDir = dataDir
 		cfg.SnapshotInterval = Duration(200 * time.Millisecond)
+		// Two profiles per snapshot exactly: no process_cpu profiles, which
+		// come only when the target was seen on CPU.
+		cfg.CPUFrequency = 0
 		timeout := Duration(500 * time.Millisecond) // hung requests end here; answers come in milliseconds
 		cfg.RemoteWrite = []EndpointConfig{{Name: "rw", URL: s.rw.WriteURL, Timeout: timeout, Queue: q[0]}}
 		cfg.Pyroscope = []EndpointConfig{{Name: "py", URL: s.py.URL, Timeout: timeout, Queue: q[len(q)-1]}}

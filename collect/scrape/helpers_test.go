@@ -155,6 +155,20 @@ func sumOf(t *testing.T, p *profile.Profile, typ, fn string, leaf bool) int64 {
 	return sum
 }
 
+// heapSum is sumOf over the heap samples allocated in fn (the leaf) whose
+// objects are size bytes (the runtime's "bytes" label): the allocations a
+// target made there, without what the runtime itself allocated while in
+// fn's call to mallocgc (heap profiles hide those runtime frames).
+func heapSum(t *testing.T, p *profile.Profile, typ, fn string, size int64) int64 {
+	t.Helper()
+	q := p.Copy()
+	q.Sample = slices.DeleteFunc(q.Sample, func(s *profile.Sample) bool {
+		b := s.NumLabel["bytes"]
+		return len(b) != 1 || b[0] != size
+	})
+	return sumOf(t, q, typ, fn, true)
+}
+
 func stackHas(s *profile.Sample, fn string, leaf bool) bool {
 	for li, l := range s.Location {
 		for ni, ln := range l.Line {

@@ -47,8 +47,8 @@ func checkWork(t *testing.T, r Result, allocs, size, mutex, block int64) {
 		what      string
 		got, want int64
 	}{
-		{"heap alloc_objects in main.allocObject", sumOf(t, heap, "alloc_objects", "main.allocObject", true), allocs},
-		{"heap alloc_space in main.allocObject", sumOf(t, heap, "alloc_space", "main.allocObject", true), allocs * size},
+		{"heap alloc_objects in main.allocObject", heapSum(t, heap, "alloc_objects", "main.allocObject", size), allocs},
+		{"heap alloc_space in main.allocObject", heapSum(t, heap, "alloc_space", "main.allocObject", size), allocs * size},
 		{"mutex contentions in main.mutexWork", sumOf(t, mu, "contentions", "main.mutexWork", false), mutex},
 		{"block contentions in main.mutexWaiter", sumOf(t, bl, "contentions", "main.mutexWaiter", false), mutex},
 		{"block contentions in main.blockRecv", sumOf(t, bl, "contentions", "main.blockRecv", false), block},
@@ -151,10 +151,10 @@ func TestDeltasAgainstExactWork(t *testing.T) {
 		// In-use values are not deltas: the retained objects of this
 		// cycle's work, as of the GC /work ran.
 		heap := r.profileOf(KindHeap)
-		if got := sumOf(t, heap, "inuse_objects", "main.allocObject", true); got != st.allocs {
+		if got := heapSum(t, heap, "inuse_objects", "main.allocObject", st.size); got != st.allocs {
 			t.Errorf("cycle %d: inuse_objects of main.allocObject %d, want %d", i+2, got, st.allocs)
 		}
-		if got := sumOf(t, heap, "inuse_space", "main.allocObject", true); got != st.allocs*st.size {
+		if got := heapSum(t, heap, "inuse_space", "main.allocObject", st.size); got != st.allocs*st.size {
 			t.Errorf("cycle %d: inuse_space of main.allocObject %d, want %d", i+2, got, st.allocs*st.size)
 		}
 	}
