@@ -106,7 +106,9 @@ func TestDeltasAgainstExactWork(t *testing.T) {
 	if spin < 50*time.Millisecond || spin > 1500*time.Millisecond || float64(spin) < 0.8*float64(total) {
 		t.Errorf("cpu profile: main.spin ran %s of %s in a 1s profile of one spinning goroutine; want 50ms-1.5s and at least 80%%", spin, total)
 	}
-	if d := time.Duration(cpu.DurationNanos); d < time.Second || d > 2*time.Second {
+	// The target measures the duration itself, from starting its profiler to
+	// stopping it after its 1s sleep: it can fall a little short of 1s.
+	if d := time.Duration(cpu.DurationNanos); d < 900*time.Millisecond || d > 2*time.Second {
 		t.Errorf("cpu profile duration %s, want about 1s", d)
 	}
 	wantLabels := map[string]string{"env": "test", "instance": tgt.PprofAddr, "service_name": filepath.Base(tgt.Cmd.Path)}
