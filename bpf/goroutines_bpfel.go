@@ -14,11 +14,40 @@ import (
 )
 
 type goroutinesScratch struct {
-	_    structs.HostLayout
-	Rec  [3096]uint8
-	Ptrs [128]uint64
-	Span [264]uint8
-	Win  [2048]uint8
+	_     structs.HostLayout
+	Rec   [3096]uint8
+	Ptrs  [128]uint64
+	Span  [264]uint8
+	Win   [2048]uint8
+	Frame [2]uint64
+	Ps    struct {
+		_         structs.HostLayout
+		PtrsAddr  uint64
+		Deadline  uint64
+		Start     uint32
+		N         uint32
+		BatchBase uint32
+		BatchLen  uint32
+		StartTime uint32
+		Pad0      uint32
+		Gaddr     uint64
+		Idx       uint32
+		Status    uint32
+		Flags     uint32
+		Nf        uint32
+		Faults    uint32
+		Track     uint32
+		HasPrev   uint32
+		Pad1      uint32
+		Lo        uint64
+		Hi        uint64
+		Fp        uint64
+		Prev      uint64
+		Wlo       uint64
+		Whi       uint64
+	}
+	Key goroutinesSeenKey
+	Cur goroutinesSeenVal
 }
 
 type goroutinesSeenKey struct {

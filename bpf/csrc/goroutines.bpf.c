@@ -138,11 +138,54 @@ struct seen_val {
 	u16 pad;
 };
 
+// pass_state is the loop state of one pass and of the goroutine in hand.
+//
+// It lives in map memory (scratch.ps), not on the BPF stack, on purpose: the
+// verifier tracks stack and register scalars precisely, so every distinct
+// value a loop variable can take at a bpf_loop callback's entry is another
+// state to explore, and kernels that re-verify callbacks until their entry
+// states converge (Linux >= 6.7, and stable backports) multiply that by the
+// nesting of the frame walk inside the goroutine loop. A value loaded from a
+// map is an unknown scalar, so the callbacks' entry states are all the same
+// and converge at once; bounds are re-checked wherever a value becomes an
+// offset or a size. Budget: 150,000 processed instructions on every kernel
+// of the test matrix (bpf/verifier_test.go).
+struct pass_state {
+	u64 ptrs_addr; // allgs backing array
+	u64 deadline;
+	u32 start;      // first allgs index of this pass
+	u32 n;          // allgs entries to visit
+	u32 batch_base; // allgs index of ptrs[0]
+	u32 batch_len;  // valid entries in ptrs
+	u32 start_time; // low bits of the process start time, for seen_key
+	u32 pad0;
+
+	// The goroutine in hand.
+	u64 gaddr;
+	u32 idx;
+	u32 status; // atomicstatus as copied
+	u32 flags;
+	u32 nf; // PCs stored so far
+	u32 faults;
+	u32 track;    // 1: maintain its seen entry
+	u32 has_prev; // 1: it had a seen entry
+	u32 pad1;
+
+	// Its frame-pointer walk.
+	u64 lo, hi; // g.stack bounds
+	u64 fp, prev;
+	u64 wlo, whi; // stack window [wlo, whi) held in scratch.win
+};
+
 struct scratch {
 	u8 rec[REC_BUF];
 	u64 ptrs[2 * PTR_BATCH]; // 2 *: room for the masked batch size
 	u8 span[SPAN_MAX + 8]; // + 8: masked offsets may reach SPAN_MAX - 1
 	u8 win[2 * WIN];       // stack window; 2 *: room for masked sizes
+	u64 frame[2];          // the frame at fp: saved fp, return address
+	struct pass_state ps;
+	struct seen_key key;
+	struct seen_val cur;
 };
 
 struct {
@@ -179,19 +222,22 @@ struct {
 	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
 
-struct walk_ctx {
+// loop_ctx is the bpf_loop context: only the target task, which cannot be
+// stored in a map. Everything else is looked up from the maps.
+struct loop_ctx {
 	struct task_struct *task;
-	struct walk_config *cfg;
-	struct walk_result *res;
-	struct scratch *s;
-	u64 ptrs_addr; // allgs backing array
-	u64 deadline;
-	u32 start;
-	u32 n;
-	u32 batch_base; // allgs index of s->ptrs[0]
-	u32 batch_len;  // valid entries in s->ptrs
-	u32 start_time; // low bits of the process start time, for seen_key
 };
+
+// maps fetches the three per-walk map values; it returns 0 if one is missing.
+static __always_inline int maps(struct walk_config **cfg, struct walk_result **res, struct scratch **s)
+{
+	u32 zero = 0;
+
+	*cfg = bpf_map_lookup_elem(&walk_cfg, &zero);
+	*res = bpf_map_lookup_elem(&walk_res, &zero);
+	*s = bpf_map_lookup_elem(&walk_buf, &zero);
+	return *cfg && *res && *s;
+}
 
 // load_u64 reads the u64 at byte offset off of the copied g.
 static __always_inline u64 load_u64(struct scratch *s, s32 off)
@@ -268,68 +314,54 @@ static __always_inline void put_pc(struct scratch *s, u32 gsize, u32 nf, u64 pc)
 	*(u64 *)(s->rec + HDR_SIZE + gsize + nf * 8) = pc;
 }
 
-// load_gaddr returns allgs[idx], refilling the pointer batch as needed.
-// It returns -1 when the entry cannot be read.
-static __always_inline int load_gaddr(struct walk_ctx *c, u32 idx, u64 *gaddr)
+// load_gaddr sets ps->gaddr to allgs[ps->idx], refilling the pointer batch
+// as needed. It returns -1 when the entry cannot be read.
+static __always_inline int load_gaddr(struct task_struct *task, struct scratch *s)
 {
-	struct scratch *s = c->s;
-	u32 rel = idx - c->batch_base;
+	struct pass_state *ps = &s->ps;
+	u32 idx = ps->idx;
+	u32 rel = idx - ps->batch_base;
+	u32 cnt;
 
-	if (c->batch_len == 0 || rel >= c->batch_len) {
-		u32 cnt = c->n - idx;
-
+	if (ps->batch_len == 0 || rel >= ps->batch_len) {
+		cnt = ps->n - idx;
 		if (cnt > PTR_BATCH)
 			cnt = PTR_BATCH;
 		if (cnt == 0)
 			return -1;
 		barrier_var(cnt);
 		cnt &= 2 * PTR_BATCH - 1; // a no-op that bounds the register for the verifier
-		c->batch_len = 0;
-		if (bpf_copy_from_user_task(s->ptrs, cnt * 8, (void *)(c->ptrs_addr + (u64)idx * 8),
-					    c->task, 0) != 0) {
+		ps->batch_len = 0;
+		if (bpf_copy_from_user_task(s->ptrs, cnt * 8, (void *)(ps->ptrs_addr + (u64)idx * 8), task, 0) != 0) {
 			// The batch may cross into an unreadable page; try the one entry.
 			cnt = 1;
-			if (bpf_copy_from_user_task(s->ptrs, 8, (void *)(c->ptrs_addr + (u64)idx * 8),
-						    c->task, 0) != 0)
+			if (bpf_copy_from_user_task(s->ptrs, 8, (void *)(ps->ptrs_addr + (u64)idx * 8), task, 0) != 0)
 				return -1;
 		}
-		c->batch_base = idx;
-		c->batch_len = cnt;
+		ps->batch_base = idx;
+		ps->batch_len = cnt;
 		rel = 0;
 	}
-	*gaddr = s->ptrs[rel & (PTR_BATCH - 1)];
+	ps->gaddr = s->ptrs[rel & (PTR_BATCH - 1)];
 	return 0;
 }
 
-// frame_ctx is the state of one frame-pointer walk.
-struct frame_ctx {
-	struct task_struct *task;
-	struct scratch *s;
-	u64 lo, hi; // g.stack bounds
-	u64 fp, prev;
-	u64 wlo, whi; // stack window [wlo, whi) held in scratch.win
-	u32 gsize;
-	u32 nf; // PCs stored so far
-	u32 max_frames;
-	u32 flags;
-	u32 faults;
-};
-
-// read_frame reads the 16 bytes at fp (saved fp, return address). It serves
-// them from a copy of up to WIN bytes of stack starting at an earlier fp, and
-// refills that window when fp leaves it: one copy instead of one per frame.
-static __always_inline int read_frame(struct frame_ctx *fc, u64 fp, u64 *frame)
+// read_frame reads the 16 bytes at ps->fp (saved fp, return address) into
+// s->frame. It serves them from a copy of up to WIN bytes of stack starting
+// at an earlier fp, and refills that window when fp leaves it: one copy
+// instead of one per frame.
+static __always_inline int read_frame(struct task_struct *task, struct scratch *s)
 {
-	struct scratch *s = fc->s;
-	u64 end;
+	struct pass_state *ps = &s->ps;
+	u64 fp = ps->fp, end;
 	u32 len, o;
 
-	if (fp < fc->wlo || fp + 16 > fc->whi) {
-		end = fc->hi;
+	if (fp < ps->wlo || fp + 16 > ps->whi) {
+		end = ps->hi;
 		if (end > fp + WIN)
 			end = fp + WIN;
 		len = end - fp;
-		fc->wlo = fc->whi = 0;
+		ps->wlo = ps->whi = 0;
 		if (len < 16) { // only with a misaligned stack.hi: read the frame as is
 			len = 16;
 			end = fp + 16;
@@ -338,203 +370,179 @@ static __always_inline int read_frame(struct frame_ctx *fc, u64 fp, u64 *frame)
 			return -1;
 		barrier_var(len);
 		len &= 2 * WIN - 1;
-		if (bpf_copy_from_user_task(s->win, len, (void *)fp, fc->task, 0) != 0)
+		if (bpf_copy_from_user_task(s->win, len, (void *)fp, task, 0) != 0)
 			// Maybe only the window's tail is unreadable: try the one frame.
-			return bpf_copy_from_user_task(frame, 16, (void *)fp, fc->task, 0) != 0 ? -1 : 0;
-		fc->wlo = fp;
-		fc->whi = end;
+			return bpf_copy_from_user_task(s->frame, 16, (void *)fp, task, 0) != 0 ? -1 : 0;
+		ps->wlo = fp;
+		ps->whi = end;
 	}
-	o = fp - fc->wlo;
+	o = fp - ps->wlo;
 	if (o > WIN - 16)
 		return -1;
 	barrier_var(o);
 	o &= WIN - 1;
-	frame[0] = *(u64 *)(s->win + o);
-	frame[1] = *(u64 *)(s->win + o + 8);
+	s->frame[0] = *(u64 *)(s->win + o);
+	s->frame[1] = *(u64 *)(s->win + o + 8);
 	return 0;
 }
 
-// walk_frame appends the return address of the frame at fc->fp; it returns 1 to stop.
-static long walk_frame(u64 j, struct frame_ctx *fc)
+// walk_frame appends the return address of the frame at ps->fp; it returns 1 to stop.
+static long walk_frame(u64 j, struct loop_ctx *lc)
 {
-	u64 fp = fc->fp;
-	u64 frame[2];
+	struct walk_config *cfg;
+	struct walk_result *res;
+	struct scratch *s;
+	struct pass_state *ps;
+	u64 fp;
 
-	if (fp == 0 || (fp & 7) != 0 || fp < fc->lo || fc->hi < 8 || fp >= fc->hi - 8 || fp <= fc->prev)
+	if (!maps(&cfg, &res, &s))
 		return 1;
-	if (fc->nf >= fc->max_frames) {
-		fc->flags |= FLAG_TRUNCATED;
+	ps = &s->ps;
+	fp = ps->fp;
+	if (fp == 0 || (fp & 7) != 0 || fp < ps->lo || ps->hi < 8 || fp >= ps->hi - 8 || fp <= ps->prev)
+		return 1;
+	if (ps->nf >= cfg->max_frames) {
+		ps->flags |= FLAG_TRUNCATED;
 		return 1;
 	}
-	if (read_frame(fc, fp, frame) != 0) {
-		fc->flags |= FLAG_FAULT;
-		fc->faults++;
+	if (read_frame(lc->task, s) != 0) {
+		ps->flags |= FLAG_FAULT;
+		ps->faults++;
 		return 1;
 	}
-	if (frame[1] == 0)
+	if (s->frame[1] == 0)
 		return 1;
-	put_pc(fc->s, fc->gsize, fc->nf, frame[1]);
-	fc->nf++;
-	fc->prev = fp;
-	fc->fp = frame[0];
+	put_pc(s, cfg->gsize, ps->nf, s->frame[1]);
+	ps->nf++;
+	ps->prev = fp;
+	ps->fp = s->frame[0];
 	return 0;
 }
 
-static long walk_one(u64 i, struct walk_ctx *c)
+// g_offsets picks the saved sp/pc fields and torn-check span for status st.
+static __always_inline void g_offsets(struct walk_config *cfg, u32 st, s32 *off_sp, s32 *off_pc, u32 *span_off,
+				      u32 *span_len)
 {
-	struct walk_config *cfg = c->cfg;
-	struct walk_result *res = c->res;
-	struct scratch *s = c->s;
-	struct rec_hdr *hdr;
-	u32 idx = c->start + (u32)i;
-	u32 gsize = cfg->gsize;
-	u32 max_frames = cfg->max_frames;
-	u32 flags = 0, nf = 0, faults = 0;
-	u32 status, st, span_off, span_len;
-	s32 off_sp, off_pc;
-	u64 gaddr = 0, pc = 0, fp = 0, size;
-	struct seen_key key;
-	struct seen_val cur = {}, *prev = 0;
-	int track = 0;
-	// Check the budget only after the first goroutine so every pass progresses.
-	if (i > 0 && bpf_ktime_get_ns() > c->deadline) {
-		res->next = idx;
-		res->state = STATE_BUDGET;
-		return 1;
-	}
-	if (gsize > MAX_GSIZE || max_frames > MAX_FRAMES) {
-		res->state = STATE_BAD_CONFIG; // checked in walk_goroutines; bounds for the verifier
-		return 1;
-	}
-
-	if (load_gaddr(c, idx, &gaddr) != 0) {
-		res->visited++;
-		res->faults++;
-		return 0;
-	}
-	if (gaddr == 0) {
-		res->visited++;
-		return 0;
-	}
-	if (bpf_copy_from_user_task(s->rec + HDR_SIZE, gsize, (void *)gaddr, c->task, 0) != 0) {
-		res->visited++;
-		res->faults++;
-		return 0;
-	}
-
-	status = load_u32(s, cfg->off_status);
-	st = status & ~G_SCAN;
-	if (st == G_IDLE || st == G_DEAD) {
-		res->visited++;
-		res->dead++;
-		return 0;
-	}
-
 	if (st == G_SYSCALL) {
-		off_sp = cfg->off_syscall_sp;
-		off_pc = cfg->off_syscall_pc;
-		span_off = cfg->span_sys_off;
-		span_len = cfg->span_sys_len;
+		*off_sp = cfg->off_syscall_sp;
+		*off_pc = cfg->off_syscall_pc;
+		*span_off = cfg->span_sys_off;
+		*span_len = cfg->span_sys_len;
 	} else {
-		off_sp = cfg->off_sched_sp;
-		off_pc = cfg->off_sched_pc;
-		span_off = cfg->span_sched_off;
-		span_len = cfg->span_sched_len;
+		*off_sp = cfg->off_sched_sp;
+		*off_pc = cfg->off_sched_pc;
+		*span_off = cfg->span_sched_off;
+		*span_len = cfg->span_sched_len;
 	}
+}
 
-	if (cfg->skip_unchanged && st != G_RUNNING && st != G_COPYSTACK) {
-		track = 1;
-		key.tgid = cfg->pid;
-		key.start = c->start_time;
-		key.gaddr = gaddr;
-		cur.goid = load_u64(s, cfg->off_goid);
-		cur.sp = load_u64(s, off_sp);
-		cur.pc = load_u64(s, off_pc);
-		cur.status = st;
-		cur.waitreason = load_u8(s, cfg->off_waitreason);
-		cur.trackingseq = load_u8(s, cfg->off_trackingseq);
-		prev = bpf_map_lookup_elem(&seen, &key);
-		if (prev && prev->goid == cur.goid && prev->sp == cur.sp && prev->pc == cur.pc &&
-		    prev->status == cur.status && prev->waitreason == cur.waitreason &&
-		    prev->trackingseq == cur.trackingseq) {
-			// Parked where the last walk left it: the g was copied in
-			// one read, so there is nothing to tear either.
-			flags = FLAG_UNCHANGED;
-			goto emit;
-		}
+// unchanged looks the g up in the seen map; it returns 1 when the g is
+// parked exactly where the last walk of it left it. It leaves s->key and
+// s->cur set for remember.
+static __always_inline int unchanged(struct walk_config *cfg, struct scratch *s, u32 st, s32 off_sp, s32 off_pc)
+{
+	struct pass_state *ps = &s->ps;
+	struct seen_val *prev;
+
+	s->key.tgid = cfg->pid;
+	s->key.start = ps->start_time;
+	s->key.gaddr = ps->gaddr;
+	s->cur.goid = load_u64(s, cfg->off_goid);
+	s->cur.sp = load_u64(s, off_sp);
+	s->cur.pc = load_u64(s, off_pc);
+	s->cur.status = st;
+	s->cur.waitreason = load_u8(s, cfg->off_waitreason);
+	s->cur.trackingseq = load_u8(s, cfg->off_trackingseq);
+	s->cur.pad = 0;
+	ps->track = 1;
+	prev = bpf_map_lookup_elem(&seen, &s->key);
+	if (!prev)
+		return 0;
+	ps->has_prev = 1;
+	// The g was copied in one read, so there is nothing to tear either.
+	return prev->goid == s->cur.goid && prev->sp == s->cur.sp && prev->pc == s->cur.pc &&
+	       prev->status == s->cur.status && prev->waitreason == s->cur.waitreason &&
+	       prev->trackingseq == s->cur.trackingseq;
+}
+
+// remember records what this walk saw of a tracked g, or forgets a torn one.
+static __always_inline void remember(struct scratch *s)
+{
+	struct pass_state *ps = &s->ps;
+
+	if (!ps->track)
+		return;
+	if (ps->flags & FLAG_TORN) {
+		// The stack walked may not be the one of cur: forget the g.
+		if (ps->has_prev)
+			bpf_map_delete_elem(&seen, &s->key);
+		return;
 	}
+	bpf_map_update_elem(&seen, &s->key, &s->cur, BPF_ANY);
+}
 
-	if (st != G_RUNNING && st != G_COPYSTACK) {
-		int walk = 1;
+// walk_stack stores the goroutine's saved pc and walks its frame pointers.
+static __always_inline void walk_stack(struct loop_ctx *lc, struct walk_config *cfg, struct scratch *s, u32 st,
+				       s32 off_pc)
+{
+	struct pass_state *ps = &s->ps;
+	u64 pc = load_u64(s, off_pc);
 
-		pc = load_u64(s, off_pc);
-		if (st == G_SYSCALL) {
-			if (cfg->off_syscall_bp < 0) {
-				flags |= FLAG_NEEDS_FP;
-				walk = 0;
-			} else {
-				fp = load_u64(s, cfg->off_syscall_bp);
-			}
-		} else {
-			fp = load_u64(s, cfg->off_sched_bp);
-		}
-		if (pc != 0) {
-			put_pc(s, gsize, 0, pc);
-			nf = 1;
-		}
-		if (walk) {
-			struct frame_ctx fc = {
-				.task = c->task,
-				.s = s,
-				.lo = load_u64(s, cfg->off_stack_lo),
-				.hi = load_u64(s, cfg->off_stack_hi),
-				.fp = fp,
-				.gsize = gsize,
-				.nf = nf,
-				.max_frames = max_frames,
-			};
-
-			bpf_loop(MAX_FRAMES + 1, walk_frame, &fc, 0);
-			nf = fc.nf;
-			flags |= fc.flags;
-			faults += fc.faults;
-		}
+	if (pc != 0) {
+		put_pc(s, cfg->gsize, 0, pc);
+		ps->nf = 1;
 	}
+	if (st == G_SYSCALL) {
+		if (cfg->off_syscall_bp < 0) {
+			ps->flags |= FLAG_NEEDS_FP;
+			return;
+		}
+		ps->fp = load_u64(s, cfg->off_syscall_bp);
+	} else {
+		ps->fp = load_u64(s, cfg->off_sched_bp);
+	}
+	ps->lo = load_u64(s, cfg->off_stack_lo);
+	ps->hi = load_u64(s, cfg->off_stack_hi);
+	ps->prev = 0;
+	ps->wlo = ps->whi = 0;
+	bpf_loop(MAX_FRAMES + 1, walk_frame, lc, 0);
+}
 
-	// Torn check: did status or the saved sp/pc change while we walked?
+// torn_check re-reads status and the saved sp/pc: did they change while the
+// stack was walked?
+static __always_inline void torn_check(struct loop_ctx *lc, struct walk_config *cfg, struct scratch *s, s32 off_sp,
+				       s32 off_pc, u32 span_off, u32 span_len)
+{
+	struct pass_state *ps = &s->ps;
+
 	if (span_len > SPAN_MAX)
 		span_len = SPAN_MAX;
-	if (bpf_copy_from_user_task(s->span, span_len, (void *)(gaddr + span_off), c->task, 0) != 0) {
-		flags |= FLAG_FAULT;
-		faults++;
-	} else if (span_u32(s, cfg->off_status, span_off) != status ||
+	if (bpf_copy_from_user_task(s->span, span_len, (void *)(ps->gaddr + span_off), lc->task, 0) != 0) {
+		ps->flags |= FLAG_FAULT;
+		ps->faults++;
+	} else if (span_u32(s, cfg->off_status, span_off) != ps->status ||
 		   span_u64(s, off_sp, span_off) != load_u64(s, off_sp) ||
 		   span_u64(s, off_pc, span_off) != load_u64(s, off_pc)) {
-		flags |= FLAG_TORN;
+		ps->flags |= FLAG_TORN;
 	}
+}
 
-	if (track) {
-		if (flags & FLAG_TORN) {
-			// The stack walked may not be the one of cur: forget the g.
-			if (prev)
-				bpf_map_delete_elem(&seen, &key);
-		} else if (prev) {
-			*prev = cur;
-		} else {
-			bpf_map_update_elem(&seen, &key, &cur, BPF_ANY);
-		}
-	}
+// emit sends the record of the goroutine in hand; it returns 1 to end the pass.
+static __always_inline int emit(struct walk_config *cfg, struct walk_result *res, struct scratch *s)
+{
+	struct pass_state *ps = &s->ps;
+	struct rec_hdr *hdr = (struct rec_hdr *)s->rec;
+	u32 gsize = cfg->gsize, nf = ps->nf;
+	u64 size;
 
-emit:
-	hdr = (struct rec_hdr *)s->rec;
 	hdr->walk_id = cfg->walk_id;
-	hdr->index = idx;
-	hdr->gaddr = gaddr;
-	hdr->flags = flags;
+	hdr->index = ps->idx;
+	hdr->gaddr = ps->gaddr;
+	hdr->flags = ps->flags;
 	hdr->gsize = gsize;
 	hdr->nframes = nf;
 
-	size = HDR_SIZE + gsize + nf * 8;
+	size = HDR_SIZE + (u64)gsize + (u64)nf * 8;
 	if (size > REC_MAX)
 		size = REC_MAX;
 	// Waking the reader costs an IPI per record; wake it every WAKE_EVERY
@@ -543,14 +551,81 @@ emit:
 				      (res->emitted % WAKE_EVERY) == WAKE_EVERY - 1 ? BPF_RB_FORCE_WAKEUP
 										 : BPF_RB_NO_WAKEUP);
 	if (res->err != 0) {
-		res->next = idx;
+		res->next = ps->idx;
 		res->state = STATE_RING_FULL;
 		return 1;
 	}
 	res->visited++;
 	res->emitted++;
-	res->faults += faults;
+	res->faults += ps->faults;
 	return 0;
+}
+
+// walk_one copies goroutine start + i and emits its record; it returns 1 to end the pass.
+static long walk_one(u64 i, struct loop_ctx *lc)
+{
+	struct walk_config *cfg;
+	struct walk_result *res;
+	struct scratch *s;
+	struct pass_state *ps;
+	u32 gsize, st, span_off, span_len;
+	s32 off_sp, off_pc;
+
+	if (!maps(&cfg, &res, &s))
+		return 1;
+	ps = &s->ps;
+	// Check the budget only after the first goroutine so every pass progresses.
+	if (i > 0 && bpf_ktime_get_ns() > ps->deadline) {
+		res->next = ps->start + (u32)i;
+		res->state = STATE_BUDGET;
+		return 1;
+	}
+	ps->idx = ps->start + (u32)i;
+	ps->flags = 0;
+	ps->nf = 0;
+	ps->faults = 0;
+	ps->track = 0;
+	ps->has_prev = 0;
+
+	if (load_gaddr(lc->task, s) != 0) {
+		res->visited++;
+		res->faults++;
+		return 0;
+	}
+	if (ps->gaddr == 0) {
+		res->visited++;
+		return 0;
+	}
+	gsize = cfg->gsize;
+	if (gsize > MAX_GSIZE) { // checked in walk_goroutines; a bound for the verifier
+		res->state = STATE_BAD_CONFIG;
+		return 1;
+	}
+	if (bpf_copy_from_user_task(s->rec + HDR_SIZE, gsize, (void *)ps->gaddr, lc->task, 0) != 0) {
+		res->visited++;
+		res->faults++;
+		return 0;
+	}
+
+	ps->status = load_u32(s, cfg->off_status);
+	st = ps->status & ~G_SCAN;
+	if (st == G_IDLE || st == G_DEAD) {
+		res->visited++;
+		res->dead++;
+		return 0;
+	}
+	g_offsets(cfg, st, &off_sp, &off_pc, &span_off, &span_len);
+
+	if (st != G_RUNNING && st != G_COPYSTACK) {
+		if (cfg->skip_unchanged && unchanged(cfg, s, st, off_sp, off_pc)) {
+			ps->flags = FLAG_UNCHANGED;
+			return emit(cfg, res, s);
+		}
+		walk_stack(lc, cfg, s, st, off_pc);
+	}
+	torn_check(lc, cfg, s, off_sp, off_pc, span_off, span_len);
+	remember(s);
+	return emit(cfg, res, s);
 }
 
 SEC("iter.s/task")
@@ -560,16 +635,13 @@ int walk_goroutines(struct bpf_iter__task *ctx)
 	struct walk_config *cfg;
 	struct walk_result *res;
 	struct scratch *s;
-	struct walk_ctx c = {};
+	struct pass_state *ps;
+	struct loop_ctx lc;
 	u64 slice[2], allglen, n;
-	u32 zero = 0;
 
 	if (!task)
 		return 0;
-	cfg = bpf_map_lookup_elem(&walk_cfg, &zero);
-	res = bpf_map_lookup_elem(&walk_res, &zero);
-	s = bpf_map_lookup_elem(&walk_buf, &zero);
-	if (!cfg || !res || !s)
+	if (!maps(&cfg, &res, &s))
 		return 0;
 	if (task->pid != cfg->pid || task->tgid != cfg->pid)
 		return 0;
@@ -602,16 +674,16 @@ int walk_goroutines(struct bpf_iter__task *ctx)
 		return 0;
 	}
 
-	c.task = task;
-	c.cfg = cfg;
-	c.res = res;
-	c.s = s;
-	c.ptrs_addr = slice[0];
-	c.start_time = (u32)task->start_time;
-	c.start = cfg->start;
-	c.n = n;
-	c.deadline = bpf_ktime_get_ns() + cfg->budget_ns;
-	bpf_loop(n - c.start, walk_one, &c, 0);
+	ps = &s->ps;
+	ps->ptrs_addr = slice[0];
+	ps->start_time = (u32)task->start_time;
+	ps->start = cfg->start;
+	ps->n = n;
+	ps->batch_base = 0;
+	ps->batch_len = 0;
+	ps->deadline = bpf_ktime_get_ns() + cfg->budget_ns;
+	lc.task = task;
+	bpf_loop(n - cfg->start, walk_one, &lc, 0);
 	if (res->state == STATE_NONE) {
 		res->next = n;
 		res->state = STATE_DONE;
