@@ -1,7 +1,9 @@
 package gobin
 
 import (
+	"debug/elf"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,5 +132,105 @@ func TestOldPCLNTab(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "Go 1.21") {
 			t.Errorf("magic %#x: error %v, want mention of %s and Go 1.21", magic, err, want)
 		}
+	}
+}
+
+// TestModifiedBinaries opens copies of test builds whose section headers were removed (as sstrip
+// does), so that only the program headers lead to the pclntab and the moduledata, and a copy whose
+// pclntab header was also erased, which must be refused with an error naming the file and the fix.
+func TestModifiedBinaries(t *testing.T) {
+	noSections := func(data []byte, _ *Binary) {
+		clear(data[40:48]) // e_shoff
+		clear(data[60:64]) // e_shnum, e_shstrndx
+	}
+	noPCLNTab := func(data []byte, b *Binary) {
+		noSections(data, b)
+		for _, p := range b.elf.Progs {
+			if p.Type == elf.PT_LOAD && b.pclnAddr >= p.Vaddr && b.pclnAddr-p.Vaddr < p.Filesz {
+				clear(data[p.Off+b.pclnAddr-p.Vaddr:][:4]) // the magic
+				return
+			}
+		}
+		t.Fatalf("pclntab at %#x is in no segment", b.pclnAddr)
+	}
+	tests := []struct {
+		name    string
+		build   testBuild
+		modify  func(data []byte, orig *Binary)
+		wantErr []string // nil: Open must succeed and agree with the unmodified binary
+	}{
+		{"pie-ext-stripped/no-sections", testBuild{toolchain: "go1.24.13", pie: true, external: true, stripped: true}, noSections, nil},
+		{"go1.21-stripped/no-sections", testBuild{toolchain: "go1.21.13", stripped: true}, noSections, nil},
+		{"local-stripped/no-sections", testBuild{toolchain: "local", stripped: true}, noSections, nil},
+		{"pie-ext-stripped/no-pclntab", testBuild{toolchain: "go1.24.13", pie: true, external: true, stripped: true}, noPCLNTab,
+			[]string{"has no pclntab", "use the unmodified binary", "go1.24.13"}},
+		{"local-stripped/no-pclntab", testBuild{toolchain: "local", stripped: true}, noPCLNTab,
+			[]string{"has no pclntab", "use the unmodified binary"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			orig := buildCallers(t, tt.build)
+			ob, err := Open(orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ob.Close()
+			data, err := os.ReadFile(orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.modify(data, ob)
+			path := filepath.Join(t.TempDir(), "modified")
+			if err := os.WriteFile(path, data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			b, err := Open(path)
+			if tt.wantErr != nil {
+				if err == nil {
+					b.Close()
+					t.Fatalf("Open succeeded")
+				}
+				for _, sub := range append(tt.wantErr, path) {
+					if !strings.Contains(err.Error(), sub) {
+						t.Errorf("error %q does not mention %q", err, sub)
+					}
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if len(b.ELF().Sections) != 0 {
+				t.Fatalf("%d sections left", len(b.ELF().Sections))
+			}
+			if b.NumFuncs() != ob.NumFuncs() || b.TextStart() != ob.TextStart() || b.modAddr != ob.modAddr || b.gofunc != ob.gofunc ||
+				b.pclnAddr != ob.pclnAddr || len(b.tab.data) != len(ob.tab.data) {
+				t.Errorf("%d funcs, text %#x, moduledata %#x, gofunc %#x, pclntab %#x+%d; unmodified: %d, %#x, %#x, %#x, %#x+%d",
+					b.NumFuncs(), b.TextStart(), b.modAddr, b.gofunc, b.pclnAddr, len(b.tab.data),
+					ob.NumFuncs(), ob.TextStart(), ob.modAddr, ob.gofunc, ob.pclnAddr, len(ob.tab.data))
+			}
+			for i := 0; i < ob.NumFuncs(); i += 7 {
+				f, _ := ob.FuncByIndex(i)
+				pc := (f.Entry + f.End) / 2
+				got, want := b.Frames(pc, nil), ob.Frames(pc, nil)
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("Frames(%#x) = %+v, unmodified %+v", pc, got, want)
+				}
+			}
+			v, err := b.RuntimeVars()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ov, err := ob.RuntimeVars()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v != ov {
+				t.Errorf("RuntimeVars = %+v, unmodified %+v", v, ov)
+			}
+		})
 	}
 }

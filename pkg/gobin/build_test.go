@@ -7,30 +7,51 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
 // testBuild is one way of building testdata/callers.
 type testBuild struct {
 	toolchain string // GOTOOLCHAIN value, "local" for the installed go
-	flags     []string
-	stripped  bool
-	pie       bool
+	pie       bool   // -buildmode=pie
+	external  bool   // -ldflags=-linkmode=external (cgo enabled, gcc links)
+	stripped  bool   // -ldflags=-s -w
 }
 
 func (tb testBuild) name() string {
 	n := tb.toolchain
-	switch {
-	case tb.pie && tb.stripped:
-		n += "-pie-stripped"
-	case tb.pie:
+	if tb.pie {
 		n += "-pie"
-	case tb.stripped:
+	}
+	if tb.external {
+		n += "-ext"
+	}
+	if tb.stripped {
 		n += "-stripped"
-	default:
+	}
+	if !tb.pie && !tb.external && !tb.stripped {
 		n += "-plain"
 	}
 	return n
+}
+
+// flags returns the go build flags of the build.
+func (tb testBuild) flags() []string {
+	var fl, ld []string
+	if tb.pie {
+		fl = append(fl, "-buildmode=pie")
+	}
+	if tb.stripped {
+		ld = append(ld, "-s", "-w")
+	}
+	if tb.external {
+		ld = append(ld, "-linkmode=external")
+	}
+	if len(ld) > 0 {
+		fl = append(fl, "-ldflags="+strings.Join(ld, " "))
+	}
+	return fl
 }
 
 // wantVersion is the GoVersion the build should report.
@@ -43,19 +64,20 @@ func (tb testBuild) wantVersion() string {
 
 var toolchains = []string{"go1.21.13", "go1.22.12", "go1.23.12", "go1.24.13", "go1.25.8", "local"}
 
-// testBuilds lists every toolchain × {plain, stripped}, plus PIE builds.
+// testBuilds lists every toolchain × {internal, external linker} × {exe, PIE} × {plain, stripped}.
+// Go 1.25 and earlier PIE builds by the external linker have no .gopclntab section; stripped, no
+// symbols either.
 func testBuilds() []testBuild {
 	var bs []testBuild
 	for _, tc := range toolchains {
-		bs = append(bs,
-			testBuild{toolchain: tc},
-			testBuild{toolchain: tc, flags: []string{"-ldflags=-s -w"}, stripped: true})
+		for _, ext := range []bool{false, true} {
+			for _, pie := range []bool{false, true} {
+				for _, stripped := range []bool{false, true} {
+					bs = append(bs, testBuild{toolchain: tc, pie: pie, external: ext, stripped: stripped})
+				}
+			}
+		}
 	}
-	bs = append(bs,
-		testBuild{toolchain: "local", flags: []string{"-buildmode=pie"}, pie: true},
-		testBuild{toolchain: "local", flags: []string{"-buildmode=pie", "-ldflags=-s -w"}, pie: true, stripped: true},
-		testBuild{toolchain: "go1.21.13", flags: []string{"-buildmode=pie", "-ldflags=-s -w"}, pie: true, stripped: true},
-	)
 	return bs
 }
 
@@ -73,6 +95,7 @@ func sourceHash(t testing.TB) string {
 }
 
 // buildCallers builds testdata/callers (cached under os.TempDir()/goroscope-testbins) and returns its path.
+// Concurrent calls for one build are safe: each builds into its own temporary file.
 func buildCallers(t testing.TB, tb testBuild) string {
 	t.Helper()
 	if testing.Short() {
@@ -90,15 +113,28 @@ func buildCallers(t testing.TB, tb testBuild) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp := out + ".tmp"
-	args := append([]string{"build", "-o", tmp}, tb.flags...)
+	tmp, err := os.CreateTemp(dir, "callers.tmp*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	args := append([]string{"build", "-o", tmp.Name()}, tb.flags()...)
 	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+tb.toolchain, "GOFLAGS=", "GOWORK=off", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", tb.name(), err, b)
+	cgo := "0"
+	if tb.external {
+		cgo = "1" // Go 1.22+ refuse -linkmode=external without cgo
 	}
-	if err := os.Rename(tmp, out); err != nil {
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+tb.toolchain, "GOFLAGS=", "GOWORK=off", "CGO_ENABLED="+cgo)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		hint := ""
+		if tb.external {
+			hint = " (the external linker needs a C compiler: apt-get install gcc)"
+		}
+		t.Fatalf("build %s: go %s: %v%s\n%s", tb.name(), strings.Join(args[3:], " "), err, hint, b)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
 		t.Fatal(err)
 	}
 	return out

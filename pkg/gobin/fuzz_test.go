@@ -270,8 +270,11 @@ func syntheticELF() []byte {
 	t, _ := parsePCLNTab(pcln)
 	put := func(i int, v uint64) { le.PutUint64(md[8*i:], v) }
 	put(mdPcHeader, pclnAddr)
-	put(mdFuncnametab, pclnAddr+le.Uint64(pcln[hdrFuncnameOffset:]))
+	for i, w := range []int{mdFuncnametab, mdCutab, mdFiletab, mdPctab, mdPclntable} {
+		put(w, pclnAddr+le.Uint64(pcln[hdrFuncnameOffset+8*i:]))
+	}
 	put(mdFuncnametab+1, uint64(len(t.funcnametab)))
+	put(mdPclntable+1, uint64(len(t.pclntable)))
 	put(mdFtab, pclnAddr+le.Uint64(pcln[hdrPclnOffset:]))
 	put(mdFtab+1, 3)
 	put(mdMinpc, textAddr)

@@ -1,7 +1,8 @@
 // Package gobin reads what the goroutine walker needs from a Go executable:
 // build info, the pclntab (function table, pc→file:line with inlined frames, SP deltas),
 // the addresses of runtime variables, and the load bias of a running process.
-// It supports Go 1.21–1.26 amd64 ELF binaries, stripped or not, PIE or not.
+// It supports Go 1.21–1.26 amd64 ELF binaries, stripped or not, PIE or not, linked by Go or by the
+// external linker.
 package gobin
 
 import (
@@ -34,10 +35,13 @@ type Binary struct {
 	size     uint64 // file size, bounding every read
 	ino      uint64 // inode of the file, to find its mappings in /proc/PID/maps
 	tab      *pclntab
-	pclnAddr uint64 // link-time address of .gopclntab
+	pclnAddr uint64 // link-time address of the pclntab (runtime.pclntab, the pcHeader)
 	text     uint64 // link-time address of runtime.text (moduledata.text)
 	gofunc   uint64 // link-time address of go:func.* (moduledata.gofunc)
 	modAddr  uint64 // link-time address of runtime.firstmoduledata, 0 if found via symbols only
+
+	gnuBuildID string // hex, "" if absent
+	goBuildID  string
 
 	gofuncOnce sync.Once
 	gofuncBase uint64
@@ -148,27 +152,9 @@ func fromELF(ef *elf.File, r io.ReaderAt, size int64, name string) (b *Binary, e
 	}
 	b = &Binary{name: name, path: name, elf: ef, bi: bi, size: uint64(size)}
 	b.stripped = ef.Section(".symtab") == nil
-	sec := ef.Section(".gopclntab")
-	if sec == nil {
-		sec = ef.Section(".data.rel.ro.gopclntab") // PIE before Go 1.26
-	}
-	if sec == nil || sec.Type == elf.SHT_NOBITS {
-		return nil, fmt.Errorf("%s (%s) has no .gopclntab section: sections may have been removed (e.g. by sstrip); use the unmodified binary", name, bi.GoVersion)
-	}
-	if sec.Size > maxSectionSize {
-		return nil, fmt.Errorf("%s: .gopclntab of %d bytes is too large", name, sec.Size)
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("read .gopclntab of %s: %w", name, err)
-	}
-	tab, err := parsePCLNTab(data)
-	if err != nil {
-		return nil, fmt.Errorf("read .gopclntab of %s (built with %s): %w", name, bi.GoVersion, err)
-	}
-	b.tab, b.pclnAddr = tab, sec.Addr
-	if err := b.findModuledata(); err != nil {
-		return nil, fmt.Errorf("%s (built with %s): %w", name, bi.GoVersion, err)
+	b.gnuBuildID, b.goBuildID = readBuildIDs(ef)
+	if err := b.loadPCLNTab(); err != nil {
+		return nil, err
 	}
 	b.cache.init()
 	return b, nil

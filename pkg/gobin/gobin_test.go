@@ -107,36 +107,43 @@ func elideWrappers(b *Binary, fs []Frame) []Frame {
 	return out
 }
 
-// TestBinaries checks every toolchain × build mode against the runtime's own answers.
+// TestBinaries checks every toolchain × linker × build mode × stripping against the runtime's own
+// answers. Builds are cached across runs (buildCallers); the cells run in parallel.
 func TestBinaries(t *testing.T) {
-	vars := map[string]RuntimeVars{} // toolchain -> vars of the plain build
 	for _, tb := range testBuilds() {
 		t.Run(tb.name(), func(t *testing.T) {
+			t.Parallel()
 			path := buildCallers(t, tb)
 			b := mustOpen(t, path)
 			t.Run("meta", func(t *testing.T) { checkMeta(t, b, tb) })
 			t.Run("callers", func(t *testing.T) { checkCallers(t, b, path) })
-			t.Run("symbolize", func(t *testing.T) { checkSymbolize(t, b, path) })
+			// Every 23rd byte for the Go-linked executables, every 101st for the other modes:
+			// only where the table and text lie differs between them.
+			stride := uint64(23)
+			if tb.pie || tb.external {
+				stride = 101
+			}
+			t.Run("symbolize", func(t *testing.T) { checkSymbolize(t, b, path, stride) })
 			t.Run("gosym", func(t *testing.T) { checkGosym(t, b) })
 			t.Run("runtimevars", func(t *testing.T) {
 				v := checkRuntimeVars(t, b, tb)
-				if tb.pie {
+				if tb.pie || tb.external || !tb.stripped {
 					return
 				}
-				if !tb.stripped {
-					vars[tb.toolchain] = v
-				} else if want, ok := vars[tb.toolchain]; ok {
-					// -ldflags is recorded in .go.buildinfo, which shifts the data sections:
-					// compare section-relative positions.
-					plain := mustOpen(t, buildCallers(t, testBuild{toolchain: tb.toolchain}))
-					for _, p := range [][2]uint64{{v.Allgs, want.Allgs}, {v.Allglen, want.Allglen}, {v.Semtable, want.Semtable}} {
-						if g, w := sectionRel(b, p[0]), sectionRel(plain, p[1]); g != w {
-							t.Errorf("stripped %s != plain %s (RuntimeVars %+v vs %+v)", g, w, v, want)
-						}
+				// -ldflags is recorded in .go.buildinfo, which shifts the data sections:
+				// compare section-relative positions with the plain build's symbols.
+				plain := mustOpen(t, buildCallers(t, testBuild{toolchain: tb.toolchain}))
+				want, err := plain.varsFromSymtab()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range [][2]uint64{{v.Allgs, want.Allgs}, {v.Allglen, want.Allglen}, {v.Semtable, want.Semtable}} {
+					if g, w := sectionRel(b, p[0]), sectionRel(plain, p[1]); g != w {
+						t.Errorf("stripped %s != plain %s (RuntimeVars %+v vs %+v)", g, w, v, want)
 					}
 				}
 			})
-			if tb.pie || tb.toolchain == "go1.21.13" {
+			if tb.pie || tb.external || tb.toolchain == "go1.21.13" {
 				t.Run("live", func(t *testing.T) { checkLive(t, b, path) })
 			}
 		})
@@ -200,11 +207,14 @@ func checkMeta(t *testing.T, b *Binary, tb testBuild) {
 			t.Errorf("%s FuncID = %d, want %d", name, f.FuncID, want)
 		}
 	}
-	// The moduledata found by scanning agrees with the symbol table.
+	// The pclntab and the moduledata found by scanning agree with the symbol table.
 	if !tb.stripped {
 		syms, err := b.symbols()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if start, end := syms["runtime.pclntab"], syms["runtime.epclntab"]; b.pclnAddr != start || b.pclnAddr+uint64(len(b.tab.data)) > end {
+			t.Errorf("pclntab [%#x, %#x); symtab says [%#x, %#x)", b.pclnAddr, b.pclnAddr+uint64(len(b.tab.data)), start, end)
 		}
 		if b.modAddr != syms["runtime.firstmoduledata"] || b.gofunc != syms["go:func.*"] || b.text != syms["runtime.text"] {
 			t.Errorf("moduledata %#x gofunc %#x text %#x; symtab says %#x %#x %#x", b.modAddr, b.gofunc, b.text,
@@ -270,15 +280,15 @@ func checkCallers(t *testing.T, b *Binary, path string) {
 	}
 }
 
-// checkSymbolize asks the program to symbolise a sample of pcs from every function with
-// runtime.CallersFrames and compares with Frames.
-func checkSymbolize(t *testing.T, b *Binary, path string) {
+// checkSymbolize asks the program to symbolise a sample of pcs, every stride bytes of every
+// function, with runtime.CallersFrames and compares with Frames.
+func checkSymbolize(t *testing.T, b *Binary, path string, stride uint64) {
 	mm, _ := b.FuncByName("main.main")
 	var pcs []uint64
 	for i := 0; i < b.NumFuncs(); i++ {
 		f, _ := b.FuncByIndex(i)
 		// pc+1 is handed to CallersFrames, so stay below End-1.
-		for pc := f.Entry; pc+1 < f.End; pc += 23 {
+		for pc := f.Entry; pc+1 < f.End; pc += stride {
 			pcs = append(pcs, pc)
 		}
 	}
@@ -545,5 +555,53 @@ func BenchmarkFrames(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		buf = bin.Frames(pcs[i%len(pcs)], buf[:0])
+	}
+}
+
+// TestBuildID compares BuildID with `go tool buildid` (the Go build ID) and with the
+// .note.gnu.build-id section (the GNU build ID, which takes precedence when present).
+func TestBuildID(t *testing.T) {
+	for _, tb := range []testBuild{
+		{toolchain: "go1.21.13"}, // no GNU build ID
+		{toolchain: "local", stripped: true},
+		{toolchain: "go1.24.13", pie: true, external: true, stripped: true},
+	} {
+		t.Run(tb.name(), func(t *testing.T) {
+			t.Parallel()
+			path := buildCallers(t, tb)
+			b := mustOpen(t, path)
+			out, err := exec.Command("go", "tool", "buildid", path).Output()
+			if err != nil {
+				t.Fatalf("go tool buildid: %v", err)
+			}
+			want := strings.TrimSpace(string(out))
+			if s := b.ELF().Section(".note.gnu.build-id"); s != nil {
+				data, err := s.Data()
+				if err != nil || len(data) < 16 {
+					t.Fatalf("read .note.gnu.build-id: %d bytes, %v", len(data), err)
+				}
+				want = fmt.Sprintf("%x", data[16:]) // namesz, descsz, type, "GNU\0", then the ID
+			}
+			if got := b.BuildID(); got != want || got == "" {
+				t.Errorf("BuildID = %q, want %q", got, want)
+			}
+			if b.goBuildID != strings.TrimSpace(string(out)) {
+				t.Errorf("Go build ID = %q, go tool buildid says %q", b.goBuildID, out)
+			}
+			gopark, _ := b.FuncByName("runtime.gopark")
+			off, ok := b.FileOffset(gopark.Entry)
+			code, err := b.readVA(gopark.Entry, 16)
+			if !ok || err != nil {
+				t.Fatalf("FileOffset(gopark) = %#x, %t; readVA: %v", off, ok, err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(data[off:off+16], code) {
+				t.Errorf("FileOffset(gopark) = %#x: bytes there differ from the code", off)
+			}
+			t.Logf("build ID %s", b.BuildID())
+		})
 	}
 }

@@ -56,7 +56,8 @@ const inlinedCallSize = 16
 // errPCLNTab reports a malformed .gopclntab.
 var errPCLNTab = errors.New("malformed .gopclntab")
 
-// pclntab is a parsed Go 1.20+ .gopclntab section. All slices alias data.
+// pclntab is a parsed Go 1.20+ pclntab (the .gopclntab section, or runtime.pclntab to
+// runtime.epclntab). All slices alias data.
 type pclntab struct {
 	data        []byte
 	nfunc       int
@@ -85,7 +86,7 @@ func magicVersion(m uint32) string {
 	return ""
 }
 
-// parsePCLNTab validates the header of a .gopclntab section and slices its tables.
+// parsePCLNTab validates the header of a pclntab and slices its tables.
 // Every offset and count is bounded by len(data).
 func parsePCLNTab(data []byte) (*pclntab, error) {
 	if len(data) < hdrSize {
@@ -141,6 +142,17 @@ func parsePCLNTab(data []byte) (*pclntab, error) {
 	}
 	t.functab = t.pclntable[:ftLen]
 	return t, nil
+}
+
+// trim cuts the table after n bytes of pclntable (moduledata.pclntable's length), dropping what
+// follows it when it was found without a section's bounds. Out-of-range n is ignored.
+func (t *pclntab) trim(n uint64) {
+	if n < uint64(len(t.functab)) || n >= uint64(len(t.pclntable)) {
+		return
+	}
+	cut := len(t.pclntable) - int(n)
+	t.pclntable = t.pclntable[:n]
+	t.data = t.data[:len(t.data)-cut]
 }
 
 // entryOff returns functab[i].entryoff (i may be nfunc for the end sentinel).
