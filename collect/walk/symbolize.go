@@ -129,7 +129,8 @@ func (s *symbolizer) lookup(pc uint64, injected bool) symEntry {
 }
 
 // createdBy describes the go statement at gopc the way the runtime's
-// printcreatedby does: the physical function and the line of gopc-1.
+// printcreatedby does: the physical function, named as printFuncName prints
+// it (a generic function's shape as "[...]"), and the line of gopc-1.
 func (s *symbolizer) createdBy(gopc uint64) *snapshot.Frame {
 	if gopc == 0 {
 		return nil
@@ -145,9 +146,13 @@ func (s *symbolizer) createdBy(gopc uint64) *snapshot.Frame {
 	}
 	s.tmp = s.bin.Frames(sym, s.tmp[:0])
 	fr := &snapshot.Frame{Function: f.Name, PC: gopc, Offset: lpc - f.Entry}
-	if len(s.tmp) > 0 {
-		// The innermost frame carries the pc's own file and line.
+	if n := len(s.tmp); n > 0 {
+		// The innermost frame carries the pc's own file and line; the
+		// outermost is the physical function under its printed name.
 		fr.File, fr.Line = s.tmp[0].File, s.tmp[0].Line
+		if !s.tmp[n-1].Inlined {
+			fr.Function = s.tmp[n-1].Function
+		}
 	}
 	return fr
 }
