@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 DATA_DIR  ?= ./data
 LISTEN    ?= 127.0.0.1:7070
 
-.PHONY: build test run demo generate bench lint clean
+.PHONY: build test run demo generate bench kernels lint clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./agent
@@ -35,6 +35,12 @@ generate:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 	$(GO) run ./test/bench -out docs/benchmarks.md
+
+# The kernel matrix (test/kernels, which make test runs too): the eBPF tests
+# on Debian's 6.1 and 6.12 kernels in qemu, and here on the host kernel;
+# writes the table to docs/kernel-matrix.md and README.md. Needs root.
+kernels:
+	$(GO) test -count=1 -timeout 15m -run TestKernelMatrix -v ./test/kernels -update
 
 lint:
 	$(GO) vet ./...

@@ -132,6 +132,12 @@ func TestCPUSamplerSelf(t *testing.T) {
 	if !ok {
 		t.Fatal("spinHere not in the pclntab")
 	}
+	// Counters before Watch: a sample between Watch and the read would be
+	// drained but not counted.
+	before, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
 	g := l.G
 	err = s.Watch(uint32(os.Getpid()), CPUProcess{
 		TextLo: first.Entry + bias, TextHi: last.End + bias, TLSG: -8, TrustR14: true,
@@ -141,10 +147,6 @@ func TestCPUSamplerSelf(t *testing.T) {
 			Goid: int32(g.Goid), Labels: int32(g.Labels), MCurg: int32(l.M.Curg),
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, err := s.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +190,11 @@ func TestCPUSamplerSelf(t *testing.T) {
 	drain()
 	time.Sleep(500 * time.Millisecond)
 	stop.Store(true)
+	// Stop sampling this process before the last drains: they run in it,
+	// and a sample of them would be counted but never drained.
+	if err := s.Unwatch(uint32(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
 	drain()
 	drain() // nothing left, nothing repeated
 	after, err := s.Stats()

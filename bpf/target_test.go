@@ -47,8 +47,17 @@ func loadWalker(tb testing.TB) *GoroutineWalker {
 
 // targetBinary builds testdata/target with toolchain ("local" or e.g.
 // "go1.21.13"), unstripped and non-PIE, caching the result under os.TempDir().
+// With GOROSCOPE_TARGET_DIR set it takes the prebuilt DIR/target-TOOLCHAIN
+// instead: test/kernels runs these tests in VMs without a Go toolchain.
 func targetBinary(tb testing.TB, toolchain string) string {
 	tb.Helper()
+	if dir := os.Getenv("GOROSCOPE_TARGET_DIR"); dir != "" {
+		bin := filepath.Join(dir, "target-"+toolchain)
+		if _, err := os.Stat(bin); err != nil {
+			tb.Fatalf("GOROSCOPE_TARGET_DIR has no prebuilt target for %s: %v (test/kernels builds those in its targetToolchains: add %s there)", toolchain, err, toolchain)
+		}
+		return bin
+	}
 	if testing.Short() {
 		tb.Skip("builds a Go program; skipped in -short mode")
 	}
