@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
@@ -173,7 +171,8 @@ type CPUSampler struct {
 
 // LoadCPUSampler loads the sampling program and attaches it to a CPU-clock
 // event on every online CPU. It needs root (or CAP_BPF and CAP_PERFMON), an
-// amd64 kernel with BTF and Linux >= 5.18.
+// amd64 kernel with BTF and Linux >= 5.18. A failure to load the program is
+// a *LoadError naming the cause in one line.
 func LoadCPUSampler(o CPUSamplerOptions) (*CPUSampler, error) {
 	if runtime.GOARCH != "amd64" {
 		return nil, fmt.Errorf("load CPU sampler: only amd64 is supported, not %s", runtime.GOARCH)
@@ -195,11 +194,8 @@ func LoadCPUSampler(o CPUSamplerOptions) (*CPUSampler, error) {
 	if maxStacks < 1 || maxStacks > maxMapEntries || maxCounts < 1 || maxCounts > maxMapEntries {
 		return nil, fmt.Errorf("load CPU sampler: MaxStacks %d and MaxCounts %d must be in 1..%d", maxStacks, maxCounts, maxMapEntries)
 	}
-	if err := checkSamplerCaps(); err != nil {
+	if err := checkPrivileges("CPU sampler"); err != nil {
 		return nil, err
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return nil, fmt.Errorf("load CPU sampler: kernel BTF is missing (%w); it needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Linux >= %s)", err, minKernel)
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("load CPU sampler: raise RLIMIT_MEMLOCK: %w", err)
@@ -217,8 +213,8 @@ func LoadCPUSampler(o CPUSamplerOptions) (*CPUSampler, error) {
 	spec.Maps[cpuMapCounts0].MaxEntries = uint32(maxCounts)
 	spec.Maps[cpuMapCounts1].MaxEntries = uint32(maxCounts)
 	s := &CPUSampler{freq: freq, stacks: map[uint64]int{}}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
-		return nil, explainSamplerLoadError(err)
+	if err := spec.LoadAndAssign(&s.objs, loadOptions()); err != nil {
+		return nil, explainLoadError("CPU sampler", "bpf_loop, bpf_task_pt_regs and BTF task access", err)
 	}
 	for _, cpu := range cpus {
 		fd, err := openCPUClock(cpu, freq)
@@ -485,39 +481,6 @@ func (p CPUProcess) config() (cpuCpuProc, error) {
 		c.Flags |= 2
 	}
 	return c, nil
-}
-
-// checkSamplerCaps fails clearly when the process cannot load the sampler.
-func checkSamplerCaps() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("load CPU sampler: read capabilities: %w", err)
-	}
-	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
-		return nil
-	}
-	return fmt.Errorf("load CPU sampler: need root, or CAP_BPF and CAP_PERFMON (uid %d lacks them): %w", os.Geteuid(), os.ErrPermission)
-}
-
-// explainSamplerLoadError turns a failed program load into an error naming the likely fix.
-func explainSamplerLoadError(err error) error {
-	rel := kernelRelease()
-	var verr *ebpf.VerifierError
-	switch {
-	case errors.As(err, &verr) && mentionsMissingFeature(verr.Error()):
-		return fmt.Errorf("load CPU sampler: kernel %s lacks bpf_loop, bpf_task_pt_regs or BTF task access; Linux >= %s is needed: %w", rel, minKernel, err)
-	case errors.As(err, &verr):
-		return fmt.Errorf("load CPU sampler: the kernel %s verifier rejected the program (Linux >= %s is needed): %+v", rel, minKernel, verr)
-	case errors.Is(err, btf.ErrNotSupported):
-		return fmt.Errorf("load CPU sampler: kernel %s has no usable BTF; it needs CONFIG_DEBUG_INFO_BTF=y and Linux >= %s: %w", rel, minKernel, err)
-	case errors.Is(err, ebpf.ErrNotSupported):
-		return fmt.Errorf("load CPU sampler: kernel %s lacks a feature the program needs; Linux >= %s is needed: %w", rel, minKernel, err)
-	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
-		return fmt.Errorf("load CPU sampler: permission denied; run as root or with CAP_BPF and CAP_PERFMON: %w", err)
-	}
-	return fmt.Errorf("load CPU sampler on kernel %s (Linux >= %s needed): %w", rel, minKernel, err)
 }
 
 // ProgramStats returns how long the sampling program has run in the kernel

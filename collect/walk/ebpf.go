@@ -2,7 +2,6 @@ package walk
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/goroscope/goroscope/bpf"
@@ -18,11 +17,15 @@ type EBPFWalker struct {
 }
 
 // NewEBPFWalker loads the BPF program. It fails on kernels without sleepable
-// task iterators or without BPF privileges; callers then use ProcMemWalker.
+// task iterators or without BPF privileges, and where the kernel's verifier
+// rejects the program, with a *bpf.LoadError naming the cause in one line;
+// callers then use ProcMemWalker. A load can take the kernel long (seconds
+// of verification, which nothing interrupts): callers that must answer
+// soon load it on another goroutine.
 func NewEBPFWalker() (*EBPFWalker, error) {
 	w, err := bpf.LoadGoroutineWalker()
 	if err != nil {
-		return nil, fmt.Errorf("load eBPF goroutine walker: %w", err)
+		return nil, err
 	}
 	return &EBPFWalker{w: w}, nil
 }
