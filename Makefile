@@ -32,7 +32,7 @@ generate:
 	$(GO) generate ./bpf/... ./pkg/golayout/...
 
 # Benchmarks: Go benchmarks plus the harness that writes docs/benchmarks.md.
-bench:
+bench: kernels
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 	$(GO) run ./test/bench -out docs/benchmarks.md
 

@@ -54,7 +54,7 @@ type config struct {
 }
 
 // scenarios are the parts of the run -only can select.
-var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu"}
+var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu", "startup"}
 
 func main() {
 	if err := run(); err != nil {
@@ -121,7 +121,16 @@ func run() error {
 		cpu, cerr = measureCPU(ctx)
 		err = errors.Join(err, cerr)
 	}
+	var startup *startupReport
+	if cfg.only["startup"] && ctx.Err() == nil {
+		var serr error
+		startup, serr = measureStartup(ctx, procs, rep.targetBin)
+		err = errors.Join(err, serr)
+	}
 	md := rep.markdown()
+	if startup != nil {
+		md = strings.Replace(md, "## How to reproduce", startup.markdown()+"## How to reproduce", 1)
+	}
 	if push != nil {
 		md = strings.Replace(md, "## How to reproduce", push.markdown()+"## How to reproduce", 1)
 	}

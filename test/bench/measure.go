@@ -99,6 +99,8 @@ type report struct {
 	agents    []agentRow
 	profiles  []string
 	goVersion string
+	// targetBin is the latency target's executable, for later scenarios.
+	targetBin string
 	// loadBefore and loadAfter are /proc/loadavg at the start and end.
 	loadBefore, loadAfter string
 }
@@ -130,6 +132,7 @@ func measure(ctx context.Context, cfg config, procs *processes) (*report, error)
 	if err != nil {
 		return nil, err
 	}
+	rep.targetBin = bin
 	if !cfg.only["snapshot"] {
 		cfg.sizes = nil
 	}
