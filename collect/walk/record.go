@@ -83,6 +83,13 @@ type Stats struct {
 	Faults uint32
 	// Passes is how many iterator runs the eBPF walker needed.
 	Passes int
+	// BlockedRereads counts waiting goroutines read again because they
+	// woke or parked anew while what they wait on was being resolved
+	// (their g or sudogs changed after the walk read them);
+	// BlockedUnresolved those left without BlockedOn, still moving after
+	// maxBlockedRetries re-reads or gone. The Snapshotter counts both
+	// (LastStats); walkers leave them zero.
+	BlockedRereads, BlockedUnresolved uint32
 	// Took is the wall time of the walk.
 	Took time.Duration
 }

@@ -64,32 +64,58 @@ func semWaiters(mem *ProcMem, l *golayout.Layout, semtable uint64) (map[uint64]u
 	return out, nil
 }
 
-// resolveSync sets BlockedOn for goroutines in sync waits from the semtable.
-func (s *Snapshotter) resolveSync(gs []snapshot.Goroutine) {
+// resolveSync sets BlockedOn for the goroutines in sync waits from the
+// semtable, read after the walk. A goroutine gets the semaphore found only
+// if its g, read after the semtable, is still parked as the walk found it:
+// its sudog was in the treap all along. Those that moved are read again
+// (again), and the semtable with them, up to maxBlockedRetries times.
+func (s *Snapshotter) resolveSync(gs []snapshot.Goroutine, syncs []pendingWait, again func(ps []*pendingWait) []rereadResult) {
 	if s.t.Vars.Semtable == 0 {
 		return
 	}
-	any := false
-	for i := range gs {
-		if gs[i].State == snapshot.StateWaiting && golayout.IsSyncReason(gs[i].WaitReason) {
-			any = true
+	r := s.blocked
+	var idx []int
+	for try := 0; len(syncs) > 0; try++ {
+		waiters, err := semWaiters(s.t.mem, s.t.Layout, s.t.Vars.Semtable+s.t.Bias)
+		if err != nil {
+			return
+		}
+		idx = idx[:0]
+		for k := range syncs {
+			idx = append(idx, k)
+		}
+		parks, ok := r.readParks(syncs, idx)
+		var moved []pendingWait
+		for k := range syncs {
+			p := &syncs[k]
+			if ok[k] && parks[k] == p.park {
+				if addr, found := waiters[p.gaddr]; found {
+					gs[p.index].BlockedOn = &snapshot.BlockedOn{Kind: snapshot.BlockedOnSync, Address: fmt.Sprintf("%#x", addr)}
+				}
+				continue
+			}
+			if try == maxBlockedRetries {
+				r.lost++
+				continue
+			}
+			moved = append(moved, *p)
+		}
+		if len(moved) == 0 {
 			break
 		}
-	}
-	if !any {
-		return
-	}
-	waiters, err := semWaiters(s.t.mem, s.t.Layout, s.t.Vars.Semtable+s.t.Bias)
-	if err != nil {
-		return
-	}
-	for i := range gs {
-		g := &gs[i]
-		if g.State != snapshot.StateWaiting || !golayout.IsSyncReason(g.WaitReason) {
-			continue
+		ps := make([]*pendingWait, len(moved))
+		for k := range moved {
+			ps[k] = &moved[k]
 		}
-		if addr, ok := waiters[g.Addr]; ok {
-			g.BlockedOn = &snapshot.BlockedOn{Kind: snapshot.BlockedOnSync, Address: fmt.Sprintf("%#x", addr)}
+		r.rereads += len(ps)
+		res := again(ps)
+		// Those still in a sync wait, renewed, and those that could not be
+		// read (tried again) go round once more.
+		syncs = syncs[:0]
+		for k := range moved {
+			if res[k] != rereadOther {
+				syncs = append(syncs, moved[k])
+			}
 		}
 	}
 }

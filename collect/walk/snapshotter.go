@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goroscope/goroscope/pkg/golayout"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
@@ -33,8 +34,11 @@ type Snapshotter struct {
 	// Kept between snapshots to spare the allocations.
 	blocked *blockedResolver
 	pending []pendingWait
+	syncs   []pendingWait
 	// seen is how many goroutines the last walk kept.
 	seen int
+	// stats describes the last walk.
+	stats Stats
 }
 
 // seenG is what a previous snapshot learnt of one goroutine.
@@ -44,6 +48,7 @@ type seenG struct {
 	status     uint32
 	waitReason uint8
 	sp, pc     uint64
+	waiting    uint64
 	trackSeq   uint8
 	since      int64 // CLOCK_MONOTONIC ns when first seen in this wait
 	frames     []snapshot.Frame
@@ -96,6 +101,11 @@ func (s *Snapshotter) Target() *Target { return s.t }
 // Walker names the walker in use.
 func (s *Snapshotter) Walker() string { return s.walker.Name() }
 
+// LastStats describes the last snapshot's walk: the walker's counts, and the
+// snapshotter's of the waiting goroutines read again because they moved
+// while what they wait on was resolved.
+func (s *Snapshotter) LastStats() Stats { return s.stats }
+
 // monotonic is the runtime's clock (nanotime): CLOCK_MONOTONIC.
 func monotonic() int64 {
 	var ts unix.Timespec
@@ -104,11 +114,12 @@ func monotonic() int64 {
 }
 
 // unchanged reports whether g is parked exactly as when last seen: same
-// goroutine, status, wait reason, saved sp and pc, and scheduling sequence.
+// goroutine, status, wait reason, saved sp and pc, first sudog, and
+// scheduling sequence.
 func (s *Snapshotter) unchanged(prev *seenG, f *gFields) bool {
 	return prev != nil && prev.goid == f.goid && prev.status == f.status &&
 		prev.waitReason == f.waitReason && prev.sp == f.sp && prev.pc == f.pc &&
-		prev.trackSeq == f.trackSeq && f.status != gRunning
+		prev.waiting == f.waiting && prev.trackSeq == f.trackSeq && f.status != gRunning
 }
 
 // Snapshot walks the target once.
@@ -125,7 +136,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	}
 	walkNo := uint64(startWall.UnixNano())
 	snap.Goroutines = make([]snapshot.Goroutine, 0, s.seen+16)
-	pending := s.pending[:0]
+	pending, syncs := s.pending[:0], s.syncs[:0]
 	clear(s.labels.cache)
 	req := t.Req
 	req.Unchanged = func(index uint32, gaddr uint64, g []byte) bool {
@@ -162,9 +173,12 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 			}
 			return nil
 		}
-		if pw.waiting != 0 {
-			pw.index = len(snap.Goroutines)
+		pw.index = len(snap.Goroutines)
+		switch pw.kind {
+		case waitChan:
 			pending = append(pending, pw)
+		case waitSync:
+			syncs = append(syncs, pw)
 		}
 		snap.Goroutines = append(snap.Goroutines, g)
 		return nil
@@ -206,9 +220,19 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 			s.blocked.markDirty(p.chans)
 		}
 	}
-	s.blocked.resolve(snap.Goroutines, pending)
-	s.resolveSync(snap.Goroutines)
-	s.pending = pending[:0]
+	// What the waiting goroutines are blocked on is read after the walk:
+	// those that moved meanwhile are read again, their entries replaced.
+	s.blocked.rereads, s.blocked.lost = 0, 0
+	want := waitChan
+	again := func(ps []*pendingWait) []rereadResult {
+		return s.reread(ctx, snap.Goroutines, ps, want, now, walkNo, &syncs)
+	}
+	s.blocked.resolve(snap.Goroutines, pending, again)
+	want = waitSync
+	s.resolveSync(snap.Goroutines, syncs, again)
+	s.pending, s.syncs = pending[:0], syncs[:0]
+	st.BlockedRereads, st.BlockedUnresolved = uint32(s.blocked.rereads), uint32(s.blocked.lost)
+	s.stats = st
 	// A process that exited (or whose pid was reused) during the walk
 	// leaves a snapshot that may mix two moments or miss goroutines.
 	if err := t.aliveAfterWalk(); err != nil {
@@ -258,10 +282,10 @@ func duplicateGoid(gs []snapshot.Goroutine) uint64 {
 	return 0
 }
 
-// decode turns one record into a goroutine, and returns its g.waiting when
-// the channels it waits on are to be resolved (pw, without its index). A
-// non-empty why says the g is implausible (and is left out); an error
-// stops the walk.
+// decode turns one record into a goroutine, and returns the wait whose
+// blocked-on is to be resolved (pw, without its index; kind waitNone if
+// none). A non-empty why says the g is implausible (and is left out); an
+// error stops the walk.
 func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Goroutine, pw pendingWait, why string, err error) {
 	t := s.t
 	f := readFields(t.Layout, r.G)
@@ -351,13 +375,61 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 	}
 	*prev = seenG{
 		gaddr: r.GAddr, goid: f.goid, status: f.status, waitReason: f.waitReason, sp: f.sp, pc: f.pc,
-		trackSeq: f.trackSeq, since: since, frames: g.Frames, truncated: g.Truncated, walk: walkNo,
+		waiting: f.waiting, trackSeq: f.trackSeq, since: since, frames: g.Frames, truncated: g.Truncated, walk: walkNo,
 		system: g.System, createdBy: g.CreatedBy, chans: chans, blocked: blocked,
 	}
-	if st == snapshot.StateWaiting && chanWait(g.WaitReason) {
-		pw = pendingWait{waiting: f.waiting, seen: prev, same: same}
+	if st == snapshot.StateWaiting {
+		pw = pendingWait{gindex: r.Index, gaddr: r.GAddr, park: parkOf(&f), seen: prev, same: same}
+		switch {
+		case chanWait(g.WaitReason) && f.waiting != 0:
+			pw.kind, pw.sel = waitChan, selectWait(g.WaitReason)
+		case golayout.IsSyncReason(g.WaitReason):
+			pw.kind = waitSync
+		}
 	}
 	return g, pw, "", nil
+}
+
+// reread reads the goroutines of ps again from allgs, all at once, after
+// they moved while what they wait on was resolved, and replaces their
+// entries in gs. It renews each *p whose goroutine waits as want again;
+// one found in a sync wait while channels are resolved joins syncs.
+func (s *Snapshotter) reread(ctx context.Context, gs []snapshot.Goroutine, ps []*pendingWait, want waitKind, now int64, walkNo uint64, syncs *[]pendingWait) []rereadResult {
+	res := make([]rereadResult, len(ps))
+	gaddrs := make([]uint64, len(ps))
+	for k, p := range ps {
+		res[k] = rereadFailed // exited, unreadable, or moving still
+		gaddrs[k] = p.gaddr
+	}
+	req := s.t.Req
+	req.Unchanged = nil
+	// An error leaves the goroutines not yet read failed.
+	_, _ = walkGs(ctx, s.t.mem, req, gaddrs, func(r *Record) error {
+		k := r.Index // walkGs numbers the records by their place in gaddrs
+		p := ps[k]
+		if r.Flags&FlagTorn != 0 {
+			return nil
+		}
+		rec := *r
+		rec.Index = p.gindex
+		g, pw, why, err := s.decode(&rec, now, walkNo)
+		if err != nil || why != "" {
+			return nil
+		}
+		gs[p.index] = g
+		pw.index = p.index
+		switch pw.kind {
+		case want:
+			*p, res[k] = pw, rereadWaiting
+		case waitNone:
+			res[k] = rereadOther
+		case waitSync:
+			*syncs = append(*syncs, pw)
+			res[k] = rereadOther
+		}
+		return nil
+	})
+	return res
 }
 
 // rewalk reads one goroutine's stack again from userspace; nil unless the

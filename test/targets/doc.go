@@ -12,4 +12,7 @@
 //     CPU sampler's tests.
 //   - pprofload: exact allocations, mutex contentions and blocking events on
 //     request, for the pprof scraper's delta tests.
+//   - selectchurn: thousands of idle goroutines on one channel and a few
+//     that wake every 2 ms in a select on a timer and a stop channel, for
+//     the blocked_on re-check of goroutines that move during a walk.
 package targets
