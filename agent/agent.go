@@ -431,7 +431,7 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 		onCPU = a.onCPU(cw)
 		cpuProf, haveCPU = a.cpuProfile(&a.enc, cw)
 	}
-	o, err := snapshotOutput(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval, onCPU)
+	o, err := snapshotOutput(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval, onCPU, fold.ExecutableOf(w.target.Exe, w.target.Bin, w.target.Bias))
 	if haveCPU {
 		o.profiles = append(o.profiles, cpuProf)
 	}

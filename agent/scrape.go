@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/collect/scrape"
+	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
 	"github.com/goroscope/goroscope/push/pyroscope"
 )
@@ -64,7 +65,7 @@ func (s *scrapeSink) emit(r scrape.Result) {
 		interval = r.Snapshot.Time.Sub(prev)
 	}
 	s.last[r.Target] = r.Snapshot.Time
-	o, err := snapshotOutput(&s.enc, &s.buf, proc, r.Labels, r.Snapshot, interval, nil)
+	o, err := snapshotOutput(&s.enc, &s.buf, proc, r.Labels, r.Snapshot, interval, nil, fold.Executable{})
 	if err != nil {
 		a.metrics.errors.WithLabelValues("encode").Inc()
 		a.log.Warn("encode scraped goroutines", "target", r.Target, "err", err)

@@ -64,13 +64,18 @@ type namedProfile struct {
 
 // snapshotOutput folds a snapshot into its goroutines and goroutine_wall
 // profiles and encodes them and the snapshot with enc. onCPU, when not
-// nil, is the process's sampled on-CPU time over the interval.
-func snapshotOutput(enc *encoder, buf *[]byte, proc store.Process, labels map[string]string, s *snapshot.Snapshot, interval time.Duration, onCPU []fold.OnCPU) (output, error) {
+// nil, is the process's sampled on-CPU time over the interval. exe, when
+// its File is set, is the profiles' main mapping (else the snapshot's path).
+func snapshotOutput(enc *encoder, buf *[]byte, proc store.Process, labels map[string]string, s *snapshot.Snapshot, interval time.Duration, onCPU []fold.OnCPU, exe fold.Executable) (output, error) {
 	var goroutines, wall *profile.Profile
 	if onCPU != nil {
 		goroutines, wall = fold.ProfilesOnCPU(s, interval, onCPU)
 	} else {
 		goroutines, wall = fold.Profiles(s, interval)
+	}
+	if exe.File != "" {
+		fold.SetExecutable(goroutines, exe)
+		fold.SetExecutable(wall, exe)
 	}
 	profs, err := encodeProfiles(enc, []namedProfile{
 		{name: store.KindGoroutines, p: goroutines},

@@ -45,14 +45,12 @@ func BuildProfile(p *Process, start time.Time, d time.Duration, freq int) *profi
 		},
 		samples: map[string]*profile.Sample{},
 	}
-	var mapping *profile.Mapping
+	exe := fold.Executable{File: p.Exe, BuildID: p.buildID}
 	if p.textHi > p.textLo {
-		mapping = &profile.Mapping{
-			ID: 1, Start: p.textLo, Limit: p.textHi, File: p.Exe,
-			HasFunctions: true, HasFilenames: true, HasLineNumbers: true, HasInlineFrames: true,
-		}
-		b.p.Mapping = []*profile.Mapping{mapping}
+		exe.Start, exe.Limit, exe.Offset = p.textLo, p.textHi, p.textOff
 	}
+	mapping := exe.Mapping()
+	b.p.Mapping = []*profile.Mapping{mapping}
 	b.locs = fold.NewLocations(b.p, mapping)
 	for i := range p.Samples {
 		b.add(&p.Samples[i], period)

@@ -39,6 +39,8 @@ type Process struct {
 	Errors []string `json:"errors,omitempty"`
 
 	textLo, textHi uint64 // run-time Go text, for the profile's mapping
+	textOff        uint64 // file offset of textLo
+	buildID        string // the executable's (gobin.Binary.BuildID)
 }
 
 // Sample is one goroutine, label set and stack with how often the CPU was

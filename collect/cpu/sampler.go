@@ -201,7 +201,8 @@ func (s *Sampler) Drain(ctx context.Context) (*Interval, error) {
 
 // newProcess starts the interval's record of p, noting whether it exited.
 func (s *Sampler) newProcess(p *proc) *Process {
-	out := &Process{PID: p.t.PID, Exe: p.t.Exe, GoVersion: p.t.Bin.GoVersion(), textLo: p.cfg.TextLo, textHi: p.cfg.TextHi}
+	out := &Process{PID: p.t.PID, Exe: p.t.Exe, GoVersion: p.t.Bin.GoVersion(), textLo: p.cfg.TextLo, textHi: p.cfg.TextHi, buildID: p.t.Bin.BuildID()}
+	out.textOff, _ = p.t.Bin.FileOffset(p.cfg.TextLo - p.t.Bias)
 	if err := p.t.Alive(); err != nil {
 		out.Exited = true
 		out.addError(fmt.Errorf("process exited before the drain, its labels were not read: %w", err))

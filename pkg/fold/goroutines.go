@@ -24,7 +24,7 @@ const (
 // wait-duration bucket and set of target pprof labels, valued by how many
 // goroutines share them.
 func Goroutines(s *snapshot.Snapshot) *profile.Profile {
-	return group(s.Goroutines, nil).goroutines(s.Time)
+	return group(s.Goroutines, nil).goroutines(s.Time, exeOf(s))
 }
 
 // Profiles folds a snapshot into its "goroutines" and "goroutine_wall"
@@ -32,7 +32,7 @@ func Goroutines(s *snapshot.Snapshot) *profile.Profile {
 // equals Goroutines(s) and GoroutineWall(s, interval).
 func Profiles(s *snapshot.Snapshot, interval time.Duration) (goroutines, wall *profile.Profile) {
 	gs := group(s.Goroutines, nil)
-	return gs.goroutines(s.Time), gs.wall(s.Time, interval, nil)
+	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, nil)
 }
 
 // OnCPU is time measured on CPU by sampling in one stack with one set of
@@ -56,7 +56,7 @@ func ProfilesOnCPU(s *snapshot.Snapshot, interval time.Duration, onCPU []OnCPU) 
 		cpu[i] = snapshot.Goroutine{State: snapshot.StateRunning, Labels: c.Labels, Frames: c.Frames}
 		weights[i] = c.Nanos
 	}
-	return gs.goroutines(s.Time), gs.wall(s.Time, interval, group(cpu, weights))
+	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, group(cpu, weights))
 }
 
 // groups are goroutines grouped by sample identity: stack, state, wait
@@ -118,8 +118,8 @@ func group(goroutines []snapshot.Goroutine, weights []int64) *groups {
 }
 
 // goroutines is the "goroutines" profile of the groups.
-func (gs *groups) goroutines(t time.Time) *profile.Profile {
-	b := newBuilder(t, []*profile.ValueType{{Type: "goroutines", Unit: "count"}})
+func (gs *groups) goroutines(t time.Time, exe Executable) *profile.Profile {
+	b := newBuilder(t, exe, []*profile.ValueType{{Type: "goroutines", Unit: "count"}})
 	for i, g := range gs.first {
 		b.add(g, gs.count[i])
 	}
@@ -129,8 +129,8 @@ func (gs *groups) goroutines(t time.Time) *profile.Profile {
 // wall is the "goroutine_wall" profile of the groups: each goroutine
 // counts for interval. With onCPU (groups weighted in nanoseconds), the
 // running goroutines are replaced by onCPU's stacks.
-func (gs *groups) wall(t time.Time, interval time.Duration, onCPU *groups) *profile.Profile {
-	b := newBuilder(t, []*profile.ValueType{{Type: "wall", Unit: "nanoseconds"}})
+func (gs *groups) wall(t time.Time, exe Executable, interval time.Duration, onCPU *groups) *profile.Profile {
+	b := newBuilder(t, exe, []*profile.ValueType{{Type: "wall", Unit: "nanoseconds"}})
 	b.p.Period = int64(interval)
 	b.p.DurationNanos = int64(interval)
 	if onCPU != nil {
@@ -157,15 +157,18 @@ type builder struct {
 	locs *Locations
 }
 
-func newBuilder(t time.Time, types []*profile.ValueType) *builder {
+// newBuilder starts a profile whose main mapping is exe's.
+func newBuilder(t time.Time, exe Executable, types []*profile.ValueType) *builder {
+	m := exe.Mapping()
 	p := &profile.Profile{
 		SampleType:        types,
 		TimeNanos:         t.UnixNano(),
 		PeriodType:        types[0],
 		Period:            1,
 		DefaultSampleType: types[0].Type,
+		Mapping:           []*profile.Mapping{m},
 	}
-	return &builder{p: p, locs: NewLocations(p, nil)}
+	return &builder{p: p, locs: NewLocations(p, m)}
 }
 
 // add appends the sample of goroutine g's group, valued v.

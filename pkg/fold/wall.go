@@ -16,5 +16,5 @@ import (
 // the process (the snapshot interval for the first). Running goroutines
 // have no stack in a snapshot; they count under their state alone.
 func GoroutineWall(s *snapshot.Snapshot, interval time.Duration) *profile.Profile {
-	return group(s.Goroutines, nil).wall(s.Time, interval, nil)
+	return group(s.Goroutines, nil).wall(s.Time, exeOf(s), interval, nil)
 }
