@@ -270,6 +270,9 @@ func (s *Scraper) cycle(ctx context.Context, t *target) Result {
 		got = append([]collected{cpu}, got...)
 	}
 	for i := range got {
+		if ctx.Err() != nil {
+			break // stopping cut the requests short: no failure of the target's
+		}
 		s.account(t, &got[i])
 	}
 
