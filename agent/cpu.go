@@ -163,7 +163,7 @@ func (a *Agent) onCPU(cw cpuWindow) []fold.OnCPU {
 	period := int64(a.cpu.s.Period())
 	out := make([]fold.OnCPU, 0, len(cw.proc.Samples))
 	for _, s := range cw.proc.Samples {
-		out = append(out, fold.OnCPU{Frames: s.Frames, Labels: s.Labels, Nanos: int64(s.Count) * period})
+		out = append(out, fold.OnCPU{Goid: s.Goid, Frames: s.Frames, Labels: s.Labels, Nanos: int64(s.Count) * period})
 	}
 	return out
 }

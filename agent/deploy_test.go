@@ -218,7 +218,7 @@ func TestDashboard(t *testing.T) {
 	if queries < 10 {
 		t.Errorf("%d queries, want at least 10", queries)
 	}
-	for _, want := range []string{"goroutines:goroutines:count:goroutines:count", "goroutine_wall:wall:nanoseconds:wall:nanoseconds"} {
+	for _, want := range []string{"goroutine:goroutine:count:goroutine:count", "goroutine_wall:wall:nanoseconds:wall:nanoseconds"} {
 		if !flames[want] {
 			t.Errorf("no flame graph of %s (have %v)", want, flames)
 		}

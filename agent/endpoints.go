@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/goroscope/goroscope/pkg/fold"
+	"github.com/goroscope/goroscope/pkg/store"
 	"github.com/goroscope/goroscope/push/httpconf"
 	"github.com/goroscope/goroscope/push/pyroscope"
 	"github.com/goroscope/goroscope/push/queue"
@@ -226,7 +227,7 @@ func (ps *pushers) push(series []fold.Series, at time.Time, profiles []encodedPr
 		case "pyroscope":
 			if pyItems == nil {
 				for _, prof := range profiles {
-					item, err := pyroscope.ProfileItem(prof.name, prof.data, labels, prof.labels)
+					item, err := pyroscope.ProfileItem(pushName(prof.name), prof.data, labels, prof.labels)
 					if err != nil {
 						errs = append(errs, err)
 						continue
@@ -242,4 +243,14 @@ func (ps *pushers) push(series []fold.Series, at time.Time, profiles []encodedPr
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pushName is the Pyroscope __name__ of a profile of store kind k: the
+// goroutine count profile is stored as "goroutines" and pushed as Go's own
+// goroutine profile is named, "goroutine".
+func pushName(k string) string {
+	if k == store.KindGoroutines {
+		return fold.ProfileGoroutine
+	}
+	return k
 }

@@ -71,7 +71,7 @@ func TestCommandLine(t *testing.T) {
 					t.Fatalf("sample without a state label: %v", s.Label)
 				}
 			}
-			if p.SampleType[0].Type != "goroutines" || total < int64(tgt.Goroutines) {
+			if p.SampleType[0].Type != "goroutine" || total < int64(tgt.Goroutines) {
 				t.Errorf("pprof %s with %d goroutines; target has %d", p.SampleType[0].Type, total, tgt.Goroutines)
 			}
 		}},

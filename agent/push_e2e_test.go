@@ -46,12 +46,12 @@ func TestAgentPushes(t *testing.T) {
 				names[p.Labels["__name__"]+" "+p.SampleTypes()[0]]++
 			}
 		}
-		if names["goroutines goroutines/count"] >= 2 && names["goroutine_wall wall/nanoseconds"] >= 2 {
+		if names["goroutine goroutine/count"] >= 2 && names["goroutine_wall wall/nanoseconds"] >= 2 {
 			break
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if names["goroutines goroutines/count"] < 2 || names["goroutine_wall wall/nanoseconds"] < 2 {
+	if names["goroutine goroutine/count"] < 2 || names["goroutine_wall wall/nanoseconds"] < 2 {
 		t.Fatalf("profiles received for pid %s: %v; want goroutines and goroutine_wall after the outage (errors: %v)", pid, names, pyro.Errors())
 	}
 	for _, r := range pyro.Requests() {
@@ -61,7 +61,7 @@ func TestAgentPushes(t *testing.T) {
 		}
 	}
 	for _, p := range pyro.Profiles() {
-		if p.Labels["pid"] != pid || p.Labels["__name__"] != "goroutines" {
+		if p.Labels["pid"] != pid || p.Labels["__name__"] != "goroutine" {
 			continue
 		}
 		if total := p.Total(0); total < int64(tgt.Goroutines) {

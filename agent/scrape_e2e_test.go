@@ -35,7 +35,7 @@ func TestAgentScrapesPprof(t *testing.T) {
 
 	want := map[string]string{ // profile name -> a sample type it must have
 		"process_cpu": "cpu/nanoseconds", "memory": "alloc_space/bytes", "mutex": "delay/nanoseconds",
-		"block": "delay/nanoseconds", "goroutines": "goroutines/count", "goroutine_wall": "wall/nanoseconds",
+		"block": "delay/nanoseconds", "goroutine": "goroutine/count", "goroutine_wall": "wall/nanoseconds",
 	}
 	delta := map[string]bool{"memory": true, "mutex": true, "block": true}
 	deadline := time.Now().Add(45 * time.Second)
@@ -67,7 +67,7 @@ func TestAgentScrapesPprof(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	for _, p := range pyro.Profiles() {
-		if p.Labels["__name__"] == "goroutines" && p.Labels["service_name"] == "load" {
+		if p.Labels["__name__"] == "goroutine" && p.Labels["service_name"] == "load" {
 			if n := p.Total(0); n < int64(tgt.Goroutines) {
 				t.Errorf("scraped goroutines profile counts %d goroutines, the target runs at least %d", n, tgt.Goroutines)
 			}

@@ -86,10 +86,10 @@ func TestAPI(t *testing.T) {
 			total, unfilt   int64
 			unit, firstNode string
 		}{
-			{"", t1, 8, 8, "count", "main.poll"},
-			{"?at=" + at0, t0, 6, 6, "count", "main.start"},
-			{"?at=" + url.QueryEscape(t0.Add(5*time.Second).Format(time.RFC3339)), t0, 6, 6, "count", "main.start"},
-			{"?at=" + url.QueryEscape(t0.Add(-time.Hour).Format(time.RFC3339)), t0, 6, 6, "count", "main.start"},
+			{"", t1, 8, 8, "count", "(running: stack is live)"},
+			{"?at=" + at0, t0, 6, 6, "count", "(running: stack is live)"},
+			{"?at=" + url.QueryEscape(t0.Add(5*time.Second).Format(time.RFC3339)), t0, 6, 6, "count", "(running: stack is live)"},
+			{"?at=" + url.QueryEscape(t0.Add(-time.Hour).Format(time.RFC3339)), t0, 6, 6, "count", "(running: stack is live)"},
 			{"?at=" + at0 + "&wait_reason=chan+receive", t0, 3, 6, "count", "main.start"},
 			{"?wait_reason=select", t1, 2, 8, "count", "main.poll"},
 			{"?label=handler%3Dapi&wait_duration=1s-10s", t1, 5, 8, "count", "main.start"},

@@ -19,25 +19,46 @@ const (
 	LabelWaitBucket = "wait_duration"
 )
 
-// Goroutines folds a snapshot into a "goroutines" profile (sample type
-// goroutines/count): one sample per distinct stack, state, wait reason,
-// wait-duration bucket and set of target pprof labels, valued by how many
-// goroutines share them.
+// Profile names (Pyroscope's __name__) the goroutine profiles are pushed
+// under. The count profile takes the name, sample type and period type of
+// Go's own goroutine profile as Grafana Alloy's pyroscope.scrape publishes
+// it, so Grafana lists it as goroutine:goroutine:count:goroutine:count next
+// to (and comparable with) scraped ones.
+const (
+	ProfileGoroutine     = "goroutine"
+	ProfileGoroutineWall = "goroutine_wall"
+)
+
+// RunningFunction is the one frame of a running goroutine whose stack is
+// not known: a walk from outside cannot read the stack of a goroutine that
+// runs on a CPU (it changes while it is read), and no CPU sample of that
+// goroutine was taken in the interval. Without it such goroutines would be
+// samples without a stack, which flame graphs show as empty.
+const RunningFunction = "(running: stack is live)"
+
+// Goroutines folds a snapshot into a "goroutine" profile (sample type
+// goroutine/count, like Go's own goroutine profile): one sample per
+// distinct stack, state, wait reason, wait-duration bucket and set of
+// target pprof labels, valued by how many goroutines share them. Running
+// goroutines without a stack get RunningFunction.
 func Goroutines(s *snapshot.Snapshot) *profile.Profile {
-	return group(s.Goroutines, nil).goroutines(s.Time, exeOf(s))
+	return group(s.Goroutines, nil, nil).goroutines(s.Time, exeOf(s))
 }
 
-// Profiles folds a snapshot into its "goroutines" and "goroutine_wall"
+// Profiles folds a snapshot into its "goroutine" and "goroutine_wall"
 // profiles at once, grouping the goroutines a single time; the result
 // equals Goroutines(s) and GoroutineWall(s, interval).
 func Profiles(s *snapshot.Snapshot, interval time.Duration) (goroutines, wall *profile.Profile) {
-	gs := group(s.Goroutines, nil)
+	gs := group(s.Goroutines, nil, nil)
 	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, nil)
 }
 
 // OnCPU is time measured on CPU by sampling in one stack with one set of
 // pprof labels, for the running part of the goroutine_wall profile.
 type OnCPU struct {
+	// Goid is the goroutine the samples found on CPU; 0 when none (the
+	// scheduler, a C thread) or unknown.
+	Goid   uint64
 	Frames []snapshot.Frame
 	Labels map[string]string
 	Nanos  int64
@@ -47,32 +68,71 @@ type OnCPU struct {
 // interval was measured by sampling: in goroutine_wall, the running
 // goroutines of the snapshot (which have no stack) give way to the sampled
 // stacks, state "running", weighted by their CPU time, so that the wall
-// flame graph shows on-CPU and off-CPU time together.
+// flame graph shows on-CPU and off-CPU time together. In the goroutine
+// profile, a running goroutine without a stack gets the stack it was
+// sampled in most often in the interval (the samples carry no time, so
+// the latest one is not known), or RunningFunction when it was not sampled.
 func ProfilesOnCPU(s *snapshot.Snapshot, interval time.Duration, onCPU []OnCPU) (goroutines, wall *profile.Profile) {
-	gs := group(s.Goroutines, nil)
+	gs := group(s.Goroutines, nil, sampledStacks(onCPU))
 	cpu := make([]snapshot.Goroutine, len(onCPU))
 	weights := make([]int64, len(onCPU))
 	for i, c := range onCPU {
-		cpu[i] = snapshot.Goroutine{State: snapshot.StateRunning, Labels: c.Labels, Frames: c.Frames}
+		cpu[i] = snapshot.Goroutine{ID: c.Goid, State: snapshot.StateRunning, Labels: c.Labels, Frames: c.Frames}
 		weights[i] = c.Nanos
 	}
-	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, group(cpu, weights))
+	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, group(cpu, weights, nil))
+}
+
+// sampledStacks returns, for every goroutine id of onCPU, its stack with
+// the most CPU time (the first of equals, in onCPU's order).
+func sampledStacks(onCPU []OnCPU) map[uint64][]snapshot.Frame {
+	best := make(map[uint64]int, len(onCPU))
+	for i, c := range onCPU {
+		if c.Goid == 0 || len(c.Frames) == 0 {
+			continue
+		}
+		if j, ok := best[c.Goid]; !ok || c.Nanos > onCPU[j].Nanos {
+			best[c.Goid] = i
+		}
+	}
+	out := make(map[uint64][]snapshot.Frame, len(best))
+	for id, i := range best {
+		out[id] = onCPU[i].Frames
+	}
+	return out
 }
 
 // groups are goroutines grouped by sample identity: stack, state, wait
 // reason, wait-duration bucket and pprof labels.
 type groups struct {
-	// first is a representative goroutine of each group, count its size
+	// first is a representative goroutine of each group, frames its stack
+	// as folded (a running goroutine's may be stand-ins), count its size
 	// (or the sum of its goroutines' weights).
-	first []*snapshot.Goroutine
-	count []int64
+	first  []*snapshot.Goroutine
+	frames [][]snapshot.Frame
+	count  []int64
 }
 
-// group groups goroutines, each counting 1 or weights[i]. The identity key
-// is built in one reused buffer from the labels and the stack's number in
-// a snapshot.StackIndex.
-func group(goroutines []snapshot.Goroutine, weights []int64) *groups {
+// stackOf is the stack g is folded with: its own, or for a running
+// goroutine without one the sampled stack of its id, else running (the
+// stack of RunningFunction).
+func stackOf(g *snapshot.Goroutine, sampled map[uint64][]snapshot.Frame, running []snapshot.Frame) []snapshot.Frame {
+	if len(g.Frames) > 0 || g.State != snapshot.StateRunning {
+		return g.Frames
+	}
+	if f, ok := sampled[g.ID]; ok && g.ID != 0 {
+		return f
+	}
+	return running
+}
+
+// group groups goroutines, each counting 1 or weights[i]; sampled gives
+// stackless running goroutines a stack (see stackOf). The identity key is
+// built in one reused buffer from the labels and the stack's number in a
+// snapshot.StackIndex.
+func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64][]snapshot.Frame) *groups {
 	gs := &groups{}
+	running := []snapshot.Frame{{Function: RunningFunction}}
 	index := make(map[string]int, 64)
 	var key []byte
 	var names []string
@@ -104,7 +164,8 @@ func group(goroutines []snapshot.Goroutine, weights []int64) *groups {
 			}
 		}
 		key = append(key, 1)
-		id, _ := stacks.ID(g.Frames)
+		frames := stackOf(g, sampled, running)
+		id, _ := stacks.ID(frames)
 		key = binary.AppendUvarint(key, uint64(id))
 		if n, ok := index[string(key)]; ok {
 			gs.count[n] += w
@@ -112,16 +173,17 @@ func group(goroutines []snapshot.Goroutine, weights []int64) *groups {
 		}
 		index[string(key)] = len(gs.first)
 		gs.first = append(gs.first, g)
+		gs.frames = append(gs.frames, frames)
 		gs.count = append(gs.count, w)
 	}
 	return gs
 }
 
-// goroutines is the "goroutines" profile of the groups.
+// goroutines is the "goroutine" profile of the groups.
 func (gs *groups) goroutines(t time.Time, exe Executable) *profile.Profile {
-	b := newBuilder(t, exe, []*profile.ValueType{{Type: "goroutines", Unit: "count"}})
+	b := newBuilder(t, exe, []*profile.ValueType{{Type: "goroutine", Unit: "count"}})
 	for i, g := range gs.first {
-		b.add(g, gs.count[i])
+		b.add(g, gs.frames[i], gs.count[i])
 	}
 	return b.p
 }
@@ -135,7 +197,7 @@ func (gs *groups) wall(t time.Time, exe Executable, interval time.Duration, onCP
 	b.p.DurationNanos = int64(interval)
 	if onCPU != nil {
 		for i, g := range onCPU.first {
-			b.add(g, onCPU.count[i])
+			b.add(g, onCPU.frames[i], onCPU.count[i])
 		}
 	}
 	for i, g := range gs.first {
@@ -146,7 +208,7 @@ func (gs *groups) wall(t time.Time, exe Executable, interval time.Duration, onCP
 		if interval > 0 && gs.count[i] > math.MaxInt64/int64(interval) {
 			v = math.MaxInt64
 		}
-		b.add(g, v)
+		b.add(g, gs.frames[i], v)
 	}
 	return b.p
 }
@@ -171,8 +233,9 @@ func newBuilder(t time.Time, exe Executable, types []*profile.ValueType) *builde
 	return &builder{p: p, locs: NewLocations(p, m)}
 }
 
-// add appends the sample of goroutine g's group, valued v.
-func (b *builder) add(g *snapshot.Goroutine, v int64) {
+// add appends the sample of goroutine g's group, with stack frames,
+// valued v.
+func (b *builder) add(g *snapshot.Goroutine, frames []snapshot.Frame, v int64) {
 	labels := make(map[string][]string, 3+len(g.Labels))
 	labels[LabelState] = []string{string(g.State)}
 	if g.WaitReason != "" {
@@ -186,5 +249,5 @@ func (b *builder) add(g *snapshot.Goroutine, v int64) {
 			labels[k] = []string{v}
 		}
 	}
-	b.p.Sample = append(b.p.Sample, &profile.Sample{Location: b.locs.Of(g.Frames), Value: []int64{v}, Label: labels})
+	b.p.Sample = append(b.p.Sample, &profile.Sample{Location: b.locs.Of(frames), Value: []int64{v}, Label: labels})
 }

@@ -54,17 +54,17 @@ func TestFold(t *testing.T) {
 		typ  string
 		want map[string]int64
 	}{
-		{"goroutines", Goroutines(s), "goroutines", map[string]int64{
+		{"goroutine", Goroutines(s), "goroutine", map[string]int64{
 			"state=waiting wait_reason=chan receive wait_duration=10s-1m runtime.gopark;main.inner;main.worker;runtime.goexit;":             2,
 			"state=waiting wait_reason=chan receive wait_duration=<1s runtime.gopark;main.inner;main.worker;runtime.goexit;":                1,
 			"state=waiting wait_reason=chan receive wait_duration=10s-1m tenant=acme runtime.gopark;main.inner;main.worker;runtime.goexit;": 1,
-			"state=running ": 1,
+			"state=running (running: stack is live);": 1,
 		}},
 		{"goroutine_wall", GoroutineWall(s, 10*time.Second), "wall", map[string]int64{
 			"state=waiting wait_reason=chan receive wait_duration=10s-1m runtime.gopark;main.inner;main.worker;runtime.goexit;":             2e10,
 			"state=waiting wait_reason=chan receive wait_duration=<1s runtime.gopark;main.inner;main.worker;runtime.goexit;":                1e10,
 			"state=waiting wait_reason=chan receive wait_duration=10s-1m tenant=acme runtime.gopark;main.inner;main.worker;runtime.goexit;": 1e10,
-			"state=running ": 1e10,
+			"state=running (running: stack is live);": 1e10,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,8 +77,15 @@ func TestFold(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.SampleType[0].Type != tc.typ {
-				t.Errorf("sample type %s, want %s", p.SampleType[0].Type, tc.typ)
+			if p.SampleType[0].Type != tc.typ || p.PeriodType.Type != tc.typ || p.PeriodType.Unit != p.SampleType[0].Unit {
+				t.Errorf("sample type %s, period type %s/%s; want %s for both", p.SampleType[0].Type, p.PeriodType.Type, p.PeriodType.Unit, tc.typ)
+			}
+			// Every sample has a stack: flame graphs show none for one
+			// without, whatever its value.
+			for _, x := range p.Sample {
+				if len(x.Location) == 0 {
+					t.Errorf("sample %s has no stack", sampleKey(x))
+				}
 			}
 			got := map[string]int64{}
 			for _, s := range p.Sample {
@@ -167,30 +174,87 @@ func TestGroupWithoutPCs(t *testing.T) {
 }
 
 // TestProfilesOnCPU: measured on-CPU stacks replace the stackless running
-// goroutines in goroutine_wall, and leave the goroutines profile alone.
+// goroutines in goroutine_wall; in the goroutine profile a running
+// goroutine gets the stack it was sampled in most, by goroutine id, or
+// RunningFunction when it was not sampled.
 func TestProfilesOnCPU(t *testing.T) {
-	s := testSnapshot() // four waiting goroutines, one running
 	burn := []snapshot.Frame{{Function: "main.burn", File: "main.go", Line: 3, PC: 0x50}, {Function: "runtime.goexit", File: "asm.s", Line: 1, PC: 0x30}}
-	g, w := ProfilesOnCPU(s, 10*time.Second, []OnCPU{
-		{Frames: burn, Nanos: 3e9},
-		{Frames: burn, Nanos: 2e9}, // another goroutine, same stack: one sample
-		{Frames: burn, Labels: map[string]string{"tenant": "acme"}, Nanos: 1e9},
-	})
-	got := map[string]int64{}
-	for _, x := range w.Sample {
-		got[sampleKey(x)] += x.Value[0]
-	}
-	want := map[string]int64{
+	hash := []snapshot.Frame{{Function: "main.hash", File: "main.go", Line: 9, PC: 0x60}, {Function: "runtime.goexit", File: "asm.s", Line: 1, PC: 0x30}}
+	waiting := map[string]int64{
 		"state=waiting wait_reason=chan receive wait_duration=10s-1m runtime.gopark;main.inner;main.worker;runtime.goexit;":             2e10,
 		"state=waiting wait_reason=chan receive wait_duration=<1s runtime.gopark;main.inner;main.worker;runtime.goexit;":                1e10,
 		"state=waiting wait_reason=chan receive wait_duration=10s-1m tenant=acme runtime.gopark;main.inner;main.worker;runtime.goexit;": 1e10,
-		"state=running main.burn;runtime.goexit;":             5e9,
-		"state=running tenant=acme main.burn;runtime.goexit;": 1e9,
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) || len(w.Sample) != len(want) {
-		t.Errorf("wall samples %v (%d), want %v", got, len(w.Sample), want)
+	counts := map[string]int64{}
+	for k, v := range waiting {
+		counts[k] = v / 1e10
 	}
-	if n := len(g.Sample); n != 4 {
-		t.Errorf("goroutines profile has %d samples, want the 4 of Goroutines", n)
+	with := func(m map[string]int64, more map[string]int64) map[string]int64 {
+		out := map[string]int64{}
+		for k, v := range m {
+			out[k] = v
+		}
+		for k, v := range more {
+			out[k] += v
+		}
+		return out
+	}
+	tests := []struct {
+		name              string
+		onCPU             []OnCPU
+		wantWall, wantCnt map[string]int64
+	}{
+		{
+			name: "running goroutine sampled",
+			onCPU: []OnCPU{
+				{Goid: 5, Frames: burn, Nanos: 3e9},
+				{Goid: 5, Frames: hash, Nanos: 4e9}, // its most sampled stack
+				{Goid: 7, Frames: burn, Nanos: 2e9}, // another goroutine, same stack: one sample
+				{Goid: 8, Frames: burn, Labels: map[string]string{"tenant": "acme"}, Nanos: 1e9},
+			},
+			wantWall: with(waiting, map[string]int64{
+				"state=running main.burn;runtime.goexit;":             5e9,
+				"state=running main.hash;runtime.goexit;":             4e9,
+				"state=running tenant=acme main.burn;runtime.goexit;": 1e9,
+			}),
+			wantCnt: with(counts, map[string]int64{"state=running main.hash;runtime.goexit;": 1}),
+		},
+		{
+			name:     "running goroutine not sampled",
+			onCPU:    []OnCPU{{Goid: 9, Frames: burn, Nanos: 1e9}, {Goid: 0, Frames: hash, Nanos: 1e9}},
+			wantWall: with(waiting, map[string]int64{"state=running main.burn;runtime.goexit;": 1e9, "state=running main.hash;runtime.goexit;": 1e9}),
+			wantCnt:  with(counts, map[string]int64{"state=running (running: stack is live);": 1}),
+		},
+		{
+			name:     "a sample without a stack",
+			onCPU:    []OnCPU{{Goid: 5, Nanos: 1e9}},
+			wantWall: with(waiting, map[string]int64{"state=running (running: stack is live);": 1e9}),
+			wantCnt:  with(counts, map[string]int64{"state=running (running: stack is live);": 1}),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testSnapshot() // four waiting goroutines, goroutine 5 running
+			g, w := ProfilesOnCPU(s, 10*time.Second, tc.onCPU)
+			for _, p := range []struct {
+				name string
+				p    *profile.Profile
+				want map[string]int64
+			}{{"goroutine_wall", w, tc.wantWall}, {"goroutine", g, tc.wantCnt}} {
+				got := map[string]int64{}
+				for _, x := range p.p.Sample {
+					got[sampleKey(x)] += x.Value[0]
+					if len(x.Location) == 0 {
+						t.Errorf("%s: sample %s has no stack", p.name, sampleKey(x))
+					}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(p.want) || len(p.p.Sample) != len(p.want) {
+					t.Errorf("%s samples %v (%d), want %v", p.name, got, len(p.p.Sample), p.want)
+				}
+			}
+			if len(s.Goroutines[4].Frames) != 0 {
+				t.Errorf("folding changed the snapshot: running goroutine has frames %v", s.Goroutines[4].Frames)
+			}
+		})
 	}
 }

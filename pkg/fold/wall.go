@@ -14,7 +14,8 @@ import (
 // where wall-clock time goes, on-CPU and off-CPU together — the fgprof idea,
 // measured from outside. interval is the time since the previous snapshot of
 // the process (the snapshot interval for the first). Running goroutines
-// have no stack in a snapshot; they count under their state alone.
+// have no stack in a walk's snapshot; they count under RunningFunction
+// (ProfilesOnCPU puts sampled stacks there instead).
 func GoroutineWall(s *snapshot.Snapshot, interval time.Duration) *profile.Profile {
-	return group(s.Goroutines, nil).wall(s.Time, exeOf(s), interval, nil)
+	return group(s.Goroutines, nil, nil).wall(s.Time, exeOf(s), interval, nil)
 }

@@ -9,7 +9,9 @@ import "time"
 // Kinds of entries the agent writes. A Kind is any short lowercase name;
 // these are the ones in use.
 const (
-	// KindGoroutines is a gzipped pprof "goroutines" profile (goroutines/count).
+	// KindGoroutines is a gzipped pprof goroutine count profile
+	// (goroutine/count; goroutines/count in entries of earlier versions),
+	// pushed to Pyroscope as "goroutine".
 	KindGoroutines = "goroutines"
 	// KindGoroutineWall is a gzipped pprof "goroutine_wall" profile (wall/nanoseconds).
 	KindGoroutineWall = "goroutine_wall"
