@@ -10,11 +10,13 @@ import (
 	"net/http/pprof"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/goroscope/goroscope/agent/ui"
+	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/collect/walk"
@@ -27,9 +29,19 @@ import (
 // profiles and series, and sinks (the local store; later push endpoints)
 // take the results.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// walkers serve the walks; Run starts the eBPF walker's load.
 	walkers *walkers
+	// verdicts remembers the BPF objects this kernel rejected.
+	verdicts *verdicts
+	// loadWalker and loadCPU load the BPF objects, which Run starts in the
+	// background: the kernel may take long to verify them. Tests replace
+	// them before Run.
+	loadWalker func(context.Context) (ebpfWalker, error)
+	loadCPU    func(context.Context, cpu.Options) (*cpu.Sampler, error)
+	// cpuLoad is the CPU sampler's load (nil when sampling is off).
+	cpuLoad *bpfLoad[*cpu.Sampler]
 	scanner *discovery.Scanner
 	store   *store.Store
 	metrics *selfMetrics
@@ -37,9 +49,12 @@ type Agent struct {
 	// enc and snapBuf are the snapshot loop's reused encoding buffers.
 	enc     encoder
 	snapBuf []byte
-	// cpu samples the watched processes on CPU (nil when disabled or
-	// without eBPF).
-	cpu *cpuSampler
+	// cpu samples the watched processes on CPU once loaded (nil when
+	// disabled, loading or without eBPF); set once, by the discovery loop.
+	cpu atomic.Pointer[cpuSampler]
+	// cpuReason is why CPU sampling is not on ("loading", "off", the
+	// load's failure); a.mu.
+	cpuReason string
 	// scraper collects from pprof endpoints (nil with no targets).
 	scraper *scrape.Scraper
 
@@ -53,28 +68,41 @@ type Agent struct {
 	ready chan struct{}
 }
 
-// NewAgent opens the agent's resources: the walkers and the store. Errors
-// name the setting to change.
+// NewAgent opens the agent's resources: the store, the metrics and the
+// push endpoints; the BPF objects load when Run starts. Errors name the
+// setting to change.
 func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
-	ws, err := openWalkers(cfg.Walker, log)
+	ws, err := newWalkers(cfg.Walker)
 	if err != nil {
 		return nil, err
 	}
+	v := newVerdicts(verdictsPath(cfg.DataDir), log)
+	if cfg.Walker == "ebpf" {
+		// Known to fail: say so now, not after the first scan.
+		if err := walkerObject(v, nil).cached(); err != nil {
+			return nil, fmt.Errorf("--walker ebpf: %w", err)
+		}
+	}
 	st, err := store.Open(cfg.DataDir, store.Options{MaxAge: time.Duration(cfg.Store.MaxAge), MaxBytes: int64(cfg.Store.MaxBytes)})
 	if err != nil {
-		ws.Close()
 		return nil, fmt.Errorf("local store: %w", err)
 	}
 	rules := cfg.Discovery
 	a := &Agent{
-		cfg: cfg, log: log, walkers: ws, store: st,
-		scanner: &discovery.Scanner{Proc: "/proc", Rules: &rules},
-		procs:   map[store.ProcessKey]*watched{},
-		exes:    executables{},
-		ready:   make(chan struct{}),
+		cfg: cfg, log: log, store: st, walkers: ws,
+		verdicts:   v,
+		loadWalker: loadEBPFWalker,
+		loadCPU:    func(_ context.Context, o cpu.Options) (*cpu.Sampler, error) { return cpu.New(o) },
+		scanner:    &discovery.Scanner{Proc: "/proc", Rules: &rules},
+		procs:      map[store.ProcessKey]*watched{},
+		exes:       executables{},
+		ready:      make(chan struct{}),
+		cpuReason:  "off",
+	}
+	if cfg.CPUFrequency != 0 {
+		a.cpuReason = "loading" // by Run
 	}
 	a.metrics = newSelfMetrics(a)
-	a.openCPUSampler()
 	if a.push, err = newPushers(cfg, a.metrics.reg, log); err != nil {
 		a.close()
 		return nil, err
@@ -93,19 +121,31 @@ func NewAgent(cfg Config, log *slog.Logger) (*Agent, error) {
 }
 
 // Run serves HTTP and runs discovery and snapshots until ctx is done, then
-// flushes and closes everything.
+// flushes and closes everything. The BPF objects load in the background:
+// until the eBPF walker is ready procmem walks (--walker auto), and CPU
+// sampling starts when its sampler is ready.
 func (a *Agent) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		a.close()
 		return fmt.Errorf("listen on %s: %w (set another address with --listen)", a.cfg.Listen, err)
 	}
+	if err := a.walkers.start(ctx, walkerObject(a.verdicts, a.loadWalker)); err != nil {
+		ln.Close()
+		a.close()
+		return fmt.Errorf("--walker %s: %w", a.cfg.Walker, err)
+	}
+	if a.cfg.CPUFrequency != 0 {
+		o := cpu.Options{Frequency: a.cfg.CPUFrequency, KernelFrames: a.cfg.CPUKernelFrames}
+		a.cpuLoad = cpuSamplerObject(a.verdicts, o, a.loadCPU).start(ctx)
+	}
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	walker, reason := a.walkers.status()
 	a.log.Info("goroscope agent started", "ui", "http://"+ln.Addr().String()+"/", "data_dir", a.cfg.DataDir,
-		"snapshot_interval", a.cfg.SnapshotInterval.String(), "walker", a.walkers.pick().Name())
+		"snapshot_interval", a.cfg.SnapshotInterval.String(), "walker", walker, "walker_reason", reason)
 	var wg sync.WaitGroup
-	errc := make(chan error, 1)
-	wg.Add(4)
+	errc := make(chan error, 2)
+	wg.Add(5)
 	go func() { defer wg.Done(); a.push.run(ctx) }()
 	go func() {
 		defer wg.Done()
@@ -115,7 +155,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	go func() { defer wg.Done(); a.discoverLoop(ctx) }()
 	go func() { defer wg.Done(); a.snapshotLoop(ctx) }()
-	if a.cpu != nil {
+	go func() {
+		defer wg.Done()
+		if err := a.awaitWalker(ctx); err != nil {
+			errc <- err
+		}
+	}()
+	if a.cfg.CPUFrequency != 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.cpuLoop(ctx) }()
 	}
@@ -137,7 +183,51 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.Join(runErr, a.close())
 	}
 	wg.Wait()
+	a.waitLoads(loadGrace)
 	return a.close()
+}
+
+// awaitWalker waits for the eBPF walker's load and says once how it went;
+// its error stops the agent (--walker ebpf only).
+func (a *Agent) awaitWalker(ctx context.Context) error {
+	if a.cfg.Walker == "procmem" {
+		return nil
+	}
+	start := time.Now()
+	err := a.walkers.await(ctx)
+	switch {
+	case err == nil:
+		a.log.Info("eBPF goroutine walker ready; processes move to it at their next snapshot", "load", time.Since(start).Round(time.Millisecond).String())
+		return nil
+	case errors.Is(err, errStillLoading):
+		return nil // stopping
+	case a.cfg.Walker == "ebpf":
+		return fmt.Errorf("--walker ebpf: %w", err)
+	}
+	logLoadFailure(a.log, slog.LevelInfo, "eBPF goroutine walker unavailable; procmem (process_vm_readv) serves", err)
+	return nil
+}
+
+// waitLoads waits up to d for the BPF loads still in the kernel verifier,
+// which cannot be interrupted; the process exit ends them.
+func (a *Agent) waitLoads(d time.Duration) {
+	var loads []<-chan struct{}
+	if l := a.walkers.loading(); l != nil {
+		loads = append(loads, l.done)
+	}
+	if a.cpuLoad != nil {
+		loads = append(loads, a.cpuLoad.done)
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for _, done := range loads {
+		select {
+		case <-done:
+		case <-timer.C:
+			a.log.Info("stopping while the kernel still verifies a BPF program; the load ends with the process")
+			return
+		}
+	}
 }
 
 // Addr-independent handler: UI, metrics, health and the agent's own pprof.
@@ -172,8 +262,11 @@ func (a *Agent) close() error {
 	}
 	a.retired = nil
 	a.mu.Unlock()
-	if a.cpu != nil {
-		a.cpu.s.Close()
+	if c := a.cpu.Load(); c != nil {
+		c.s.Close()
+	}
+	if a.cpuLoad != nil {
+		a.cpuLoad.drop()
 	}
 	a.walkers.Close()
 	if a.scraper != nil {
@@ -185,10 +278,16 @@ func (a *Agent) close() error {
 	return a.store.Close()
 }
 
-// discoverLoop rescans /proc on the discovery interval.
+// discoverLoop rescans /proc on the discovery interval. It also hands the
+// CPU sampler, once loaded, the processes watched so far: discovery adds
+// the later ones.
 func (a *Agent) discoverLoop(ctx context.Context) {
 	t := time.NewTicker(time.Duration(a.cfg.DiscoveryInterval))
 	defer t.Stop()
+	var cpuLoaded <-chan struct{}
+	if a.cpuLoad != nil {
+		cpuLoaded = a.cpuLoad.done
+	}
 	for {
 		a.discover()
 		select {
@@ -200,6 +299,9 @@ func (a *Agent) discoverLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-cpuLoaded:
+			cpuLoaded = nil
+			a.useCPUSampler()
 		}
 	}
 }
@@ -255,13 +357,16 @@ func (a *Agent) discover() {
 				continue
 			}
 		}
-		w := &watched{proc: p, target: t, exe: xk, snap: walk.NewSnapshotter(t, a.walkers.pick()), every: 1}
+		pw := &procWalker{w: a.walkers.pick()}
+		w := &watched{proc: p, target: t, exe: xk, snap: walk.NewSnapshotter(t, pw), walker: pw, every: 1}
 		w.offset = jitter(p, interval)
 		w.due = now.Truncate(interval).Add(w.offset)
 		if w.due.Before(now) {
 			w.due = w.due.Add(interval)
 		}
-		a.watchCPU(w)
+		if c := a.cpu.Load(); c != nil {
+			a.watchCPU(c, w)
+		}
 		a.mu.Lock()
 		a.procs[k] = w
 		a.mu.Unlock()
@@ -272,7 +377,7 @@ func (a *Agent) discover() {
 		if !seen[k] {
 			a.log.Info("Go process gone", "pid", k.PID, "service_name", w.proc.ServiceName)
 			if w.cpuWatched {
-				a.cpu.s.Remove(k.PID)
+				a.cpu.Load().s.Remove(k.PID)
 			}
 			a.retired = append(a.retired, w)
 			delete(a.procs, k)
@@ -393,6 +498,13 @@ func (a *Agent) dueNow(now time.Time) []*watched {
 
 // snapshotOne walks one process, folds the snapshot and hands it to the sinks.
 func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time.Duration {
+	wk := a.walkers.pick()
+	if wk == nil {
+		// --walker ebpf, still loading: nothing walks yet.
+		a.metrics.skipped.WithLabelValues("walker_loading").Inc()
+		return 0
+	}
+	w.walker.use(wk)
 	start := time.Now()
 	s, err := w.snap.Snapshot(ctx)
 	took := time.Since(start)
@@ -451,11 +563,19 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 type agentSource struct{ a *Agent }
 
 func (s agentSource) Processes() []ui.Process {
+	serving, reason := s.a.walkers.status()
 	s.a.mu.Lock()
 	defer s.a.mu.Unlock()
 	out := make([]ui.Process, 0, len(s.a.procs))
 	for _, w := range s.a.procs {
-		out = append(out, ui.Process{Process: w.storeProcess(), Live: true, Counts: w.counts, LastSnapshot: w.lastAt, Walker: w.snap.Walker(), Error: w.lastErr})
+		p := ui.Process{Process: w.storeProcess(), Live: true, Counts: w.counts, LastSnapshot: w.lastAt, Walker: w.snap.Walker(), Error: w.lastErr}
+		switch {
+		case p.Walker != serving:
+			p.WalkerReason = "moving to " + serving + " at the next snapshot"
+		case reason != "":
+			p.WalkerReason = reason
+		}
+		out = append(out, p)
 	}
 	return out
 }

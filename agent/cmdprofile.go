@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,19 @@ const aliveEvery = 250 * time.Millisecond
 // It stops early, and writes what it has, on SIGINT/SIGTERM or when the
 // process exits.
 func cmdProfile(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	return profileCmd{load: func(_ context.Context, o cpu.Options) (*cpu.Sampler, error) { return cpu.New(o) }}.run(ctx, args, stdout, log)
+}
+
+// profileCmd is the profile command; load loads the CPU sampler (tests
+// inject others).
+type profileCmd struct {
+	load func(context.Context, cpu.Options) (*cpu.Sampler, error)
+}
+
+// run takes the profile. It needs the eBPF CPU sampler, so it waits for its
+// load (or an interrupt); a rejection remembered in the BPF cache fails at
+// once with the verifier's cause.
+func (c profileCmd) run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	pid := fs.Int("pid", 0, "process to profile (required)")
@@ -35,6 +49,7 @@ func cmdProfile(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	format := fs.String("format", "folded", "output format: folded (flame graph stacks), pprof or json")
 	out := fs.String("out", "", "write to this file instead of standard output")
 	kernel := fs.Bool("kernel-frames", false, "add kernel frames (from /proc/kallsyms) to samples taken in system calls")
+	cache := fs.String("bpf-cache", verdictsPath(DefaultConfig().DataDir), "file remembering the BPF programs this kernel rejected ($"+verdictsEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("profile: %v\nflags:\n%s", err, flagHelp(fs))}
 	}
@@ -55,7 +70,16 @@ func cmdProfile(ctx context.Context, args []string, stdout io.Writer, log *slog.
 		return err
 	}
 	defer t.Close()
-	s, err := cpu.New(cpu.Options{Frequency: *freq, KernelFrames: *kernel})
+	obj := cpuSamplerObject(newVerdicts(*cache, log), cpu.Options{Frequency: *freq, KernelFrames: *kernel}, c.load)
+	if err := obj.cached(); err != nil {
+		return fmt.Errorf("profile pid %d: %w", *pid, err)
+	}
+	load := obj.start(ctx)
+	defer load.drop()
+	s, err := load.wait(ctx)
+	if errors.Is(err, errNotLoaded) {
+		return fmt.Errorf("profile pid %d: interrupted while the kernel verified the CPU sampler: %w", *pid, ctx.Err())
+	}
 	if err != nil {
 		return fmt.Errorf("profile pid %d: %w", *pid, err)
 	}

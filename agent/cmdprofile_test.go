@@ -22,6 +22,7 @@ import (
 // TestProfileCommand runs `goroscope profile` (cmdProfile) against cpuburn
 // in every output format, and with bad flags.
 func TestProfileCommand(t *testing.T) {
+	t.Setenv(verdictsEnv, filepath.Join(t.TempDir(), verdictsFile))
 	if testing.Short() {
 		t.Skip("builds a target")
 	}

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/goroscope/goroscope/bpf"
 	"github.com/goroscope/goroscope/collect/cpu"
+	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
 )
@@ -21,15 +25,23 @@ type cpuSampler struct {
 	dropped prometheus.Counter
 }
 
-// openCPUSampler loads the sampler at freq Hz; nil (logged) when eBPF is
-// not available: the agent runs without CPU profiles.
-func (a *Agent) openCPUSampler() {
-	if a.cfg.CPUFrequency == 0 {
-		return
-	}
-	s, err := cpu.New(cpu.Options{Frequency: a.cfg.CPUFrequency, KernelFrames: a.cfg.CPUKernelFrames})
+// cpuSamplerObject is the CPU sampler's object, loaded with options o by
+// load and remembered in v when the verifier rejects it.
+func cpuSamplerObject(v *verdicts, o cpu.Options, load func(context.Context, cpu.Options) (*cpu.Sampler, error)) *bpfObject[*cpu.Sampler] {
+	return &bpfObject[*cpu.Sampler]{what: "CPU sampler", obj: bpf.CPUObject(), kernel: bpf.KernelBuild(), verdicts: v,
+		load: func(ctx context.Context) (*cpu.Sampler, error) { return load(ctx, o) }}
+}
+
+// useCPUSampler takes the loaded sampler and watches the processes watched
+// so far; when it did not load, the agent runs without CPU profiles (said
+// once). Only the discovery loop calls it, once its load has ended.
+func (a *Agent) useCPUSampler() {
+	s, err := a.cpuLoad.wait(context.Background())
 	if err != nil {
-		a.log.Info("eBPF CPU sampling unavailable: no process_cpu profiles", "reason", err)
+		a.mu.Lock()
+		a.cpuReason = loadCause(err)
+		a.mu.Unlock()
+		logLoadFailure(a.log, slog.LevelInfo, "eBPF CPU sampling unavailable: no process_cpu profiles", err)
 		return
 	}
 	c := &cpuSampler{
@@ -38,7 +50,18 @@ func (a *Agent) openCPUSampler() {
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "goroscope_cpu_samples_dropped_total", Help: "On-CPU samples lost in the kernel (maps full, registers unreadable)."}),
 	}
 	a.metrics.reg.MustRegister(c.samples, c.dropped)
-	a.cpu = c
+	a.cpu.Store(c)
+	a.mu.Lock()
+	a.cpuReason = ""
+	procs := make([]*watched, 0, len(a.procs))
+	for _, w := range a.procs {
+		procs = append(procs, w)
+	}
+	a.mu.Unlock()
+	for _, w := range procs {
+		a.watchCPU(c, w)
+	}
+	a.log.Info("eBPF CPU sampler ready", "hz", s.Frequency(), "processes", len(procs))
 }
 
 // cpuWindow accumulates a process's CPU samples between its snapshots.
@@ -71,18 +94,20 @@ func (a *Agent) cpuLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		a.drainCPU(ctx, &enc)
+		if c := a.cpu.Load(); c != nil {
+			a.drainCPU(ctx, c, &enc)
+		}
 	}
 }
 
-func (a *Agent) drainCPU(ctx context.Context, enc *encoder) {
+func (a *Agent) drainCPU(ctx context.Context, c *cpuSampler, enc *encoder) {
 	a.mu.Lock()
 	pending := make(map[*watched]bool, len(a.retired))
 	for _, w := range a.retired {
 		pending[w] = true
 	}
 	a.mu.Unlock()
-	iv, err := a.cpu.s.Drain(ctx)
+	iv, err := c.s.Drain(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			a.metrics.errors.WithLabelValues("cpu_drain").Inc()
@@ -90,7 +115,7 @@ func (a *Agent) drainCPU(ctx context.Context, enc *encoder) {
 		}
 		return
 	}
-	a.cpu.dropped.Add(float64(iv.Dropped))
+	c.dropped.Add(float64(iv.Dropped))
 	var gone []*watched
 	a.mu.Lock()
 	byPID := make(map[int]*watched, len(a.procs))
@@ -101,7 +126,7 @@ func (a *Agent) drainCPU(ctx context.Context, enc *encoder) {
 		byPID[w.proc.PID] = w
 	}
 	for pid, p := range iv.Processes {
-		a.cpu.samples.Add(float64(p.Total))
+		c.samples.Add(float64(p.Total))
 		if w := byPID[pid]; w != nil {
 			w.cpuWin.add(p, iv.Start, iv.End)
 		}
@@ -145,7 +170,7 @@ func (a *Agent) cpuProfile(enc *encoder, cw cpuWindow) (encodedProfile, bool) {
 		return encodedProfile{}, false
 	}
 	d := cw.end.Sub(cw.start)
-	p := cpu.BuildProfile(cw.proc, cw.start, d, a.cpu.s.Frequency())
+	p := cpu.BuildProfile(cw.proc, cw.start, d, a.cpu.Load().s.Frequency())
 	gz, err := enc.gzip("process_cpu profile", p.WriteUncompressed)
 	if err != nil {
 		a.metrics.errors.WithLabelValues("encode").Inc()
@@ -160,7 +185,7 @@ func (a *Agent) onCPU(cw cpuWindow) []fold.OnCPU {
 	if cw.proc == nil {
 		return []fold.OnCPU{}
 	}
-	period := int64(a.cpu.s.Period())
+	period := int64(a.cpu.Load().s.Period())
 	out := make([]fold.OnCPU, 0, len(cw.proc.Samples))
 	for _, s := range cw.proc.Samples {
 		out = append(out, fold.OnCPU{Goid: s.Goid, Frames: s.Frames, Labels: s.Labels, Nanos: int64(s.Count) * period})
@@ -168,15 +193,18 @@ func (a *Agent) onCPU(cw cpuWindow) []fold.OnCPU {
 	return out
 }
 
-// watchCPU adds a newly watched process to the sampler.
-func (a *Agent) watchCPU(w *watched) {
-	if a.cpu == nil {
-		return
-	}
-	if err := a.cpu.s.Add(w.target); err != nil {
+// watchCPU adds a watched process to the sampler. Only the discovery loop
+// calls it.
+func (a *Agent) watchCPU(c *cpuSampler, w *watched) {
+	if err := c.s.Add(w.target); err != nil {
+		if errors.Is(err, walk.ErrProcessGone) {
+			return // discovery drops it at its next scan
+		}
 		a.metrics.errors.WithLabelValues("cpu_attach").Inc()
 		a.log.Warn("cannot sample CPU of Go process", "pid", w.proc.PID, "err", err)
 		return
 	}
+	a.mu.Lock() // the snapshot loop reads it
 	w.cpuWatched = true
+	a.mu.Unlock()
 }

@@ -181,6 +181,13 @@ type agentRun struct {
 // the latest.
 func startAgent(t *testing.T, edit func(*Config)) *agentRun {
 	t.Helper()
+	return startAgentWith(t, edit, nil)
+}
+
+// startAgentWith is startAgent with prepare, if not nil, called on the
+// agent before Run (to replace its BPF loaders).
+func startAgentWith(t *testing.T, edit func(*Config), prepare func(*Agent)) *agentRun {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = freeAddr(t)
@@ -197,6 +204,9 @@ func startAgent(t *testing.T, edit func(*Config)) *agentRun {
 	a, err := NewAgent(cfg, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

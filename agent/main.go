@@ -5,10 +5,13 @@
 // Usage:
 //
 //	goroscope agent [--config FILE] [--listen ADDR] [--data-dir DIR] [--snapshot-interval 10s]
-//	goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE] [--walker auto|ebpf|procmem]
-//	goroscope ps [--walker auto|ebpf|procmem]
+//	goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE] [--walker auto|ebpf|procmem] [--bpf-cache FILE]
+//	goroscope ps
 //	goroscope profile --pid PID [--duration 10s] [--cpu-frequency 99] [--format folded|pprof|json] [--out FILE] [--kernel-frames]
 //	goroscope version
+//
+// The commands other than agent log at $GOROSCOPE_LOG_LEVEL (debug, info,
+// warn or error; default info).
 package main
 
 import (
@@ -50,7 +53,7 @@ const usage = `usage: goroscope <command> [flags]
 commands:
   agent      the daemon: watch every Go process, store profiles, serve the web UI and /metrics
   snapshot   every goroutine of one Go process: goroscope snapshot --pid PID [--format json|text|folded|pprof] [--out FILE]
-  ps         the Go processes on this host
+  ps         the Go processes on this host, and whether each can be walked
   profile    one CPU profile of one Go process (eBPF): goroscope profile --pid PID [--duration 10s] [--cpu-frequency 99] [--format folded|pprof|json] [--out FILE] [--kernel-frames]
   version    print the version
 Run "goroscope <command> -h" for a command's flags.`
@@ -59,7 +62,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{usage}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if v := os.Getenv("GOROSCOPE_LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return usageError{fmt.Sprintf("GOROSCOPE_LOG_LEVEL=%q: want debug, info, warn or error", v)}
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	switch args[0] {
 	case "agent":
 		return cmdAgent(ctx, args[1:], stderr)

@@ -20,6 +20,7 @@ import (
 
 // TestCommandLine runs the commands in-process against a real target.
 func TestCommandLine(t *testing.T) {
+	t.Setenv(verdictsEnv, filepath.Join(t.TempDir(), verdictsFile))
 	if testing.Short() {
 		t.Skip("builds a target")
 	}
@@ -42,7 +43,9 @@ func TestCommandLine(t *testing.T) {
 		{name: "bad flag", args: []string{"snapshot", "--frobs"}, usage: true, errHas: "flag provided but not defined"},
 		{name: "no such pid", args: []string{"snapshot", "--pid", "1073741824", "--walker", "procmem"}, errHas: "no such process"},
 		{name: "version", args: []string{"version"}, outHas: "goroscope "},
-		{name: "ps", args: []string{"ps", "--walker", "procmem"}, outHas: "/population-"},
+		{name: "no such pid, auto", args: []string{"snapshot", "--pid", "1073741824"}, errHas: "no such process"},
+		{name: "ps", args: []string{"ps"}, outHas: "/population-"},
+		{name: "ps loads no walker", args: []string{"ps", "--walker", "ebpf"}, usage: true, errHas: "flag provided but not defined"},
 		{name: "json", args: []string{"snapshot", "--pid", pid, "--walker", "procmem"}, checkFn: func(t *testing.T, out []byte) {
 			var s snapshot.Snapshot
 			if err := json.Unmarshal(out, &s); err != nil {

@@ -37,13 +37,46 @@ func newSelfMetrics(a *Agent) *selfMetrics {
 		}, []string{"reason"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goroscope_snapshot_skipped_total",
-			Help: "Snapshots postponed: budget (no room left in the cycle budget) or too_large (the process alone exceeds it and is sampled less often).",
+			Help: "Snapshots postponed: budget (no room left in the cycle budget), too_large (the process alone exceeds it and is sampled less often) or walker_loading (--walker ebpf before the walker loaded).",
 		}, []string{"reason"}),
 	}
 	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&seriesCollector{a: a}, &storeCollector{a: a})
+		&seriesCollector{a: a}, &storeCollector{a: a}, &bpfCollector{a: a})
 	return m
+}
+
+// bpfCollector exports which goroutine walker serves and whether CPU
+// sampling runs, with the reason when eBPF does not serve.
+type bpfCollector struct{ a *Agent }
+
+var (
+	descWalkerInfo = prometheus.NewDesc("goroscope_walker_info", "The goroutine walker that serves now (value 1): ebpf, procmem, or none (--walker ebpf while loading); reason says why not ebpf: loading, the kernel's rejection of it, a cached rejection, the configuration.", []string{"walker", "reason"}, nil)
+	descCPUInfo    = prometheus.NewDesc("goroscope_cpu_sampler_info", "Whether the eBPF CPU sampler runs (value 1): state is sampling, loading, unavailable or off; reason says why it does not sample.", []string{"state", "reason"}, nil)
+)
+
+func (c *bpfCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descWalkerInfo
+	ch <- descCPUInfo
+}
+
+func (c *bpfCollector) Collect(ch chan<- prometheus.Metric) {
+	a := c.a
+	if a.walkers != nil { // nil only in tests of the metric names
+		walker, reason := a.walkers.status()
+		ch <- prometheus.MustNewConstMetric(descWalkerInfo, prometheus.GaugeValue, 1, walker, reason)
+	}
+	a.mu.Lock()
+	reason := a.cpuReason
+	a.mu.Unlock()
+	state := "unavailable"
+	switch reason {
+	case "":
+		state = "sampling"
+	case "loading", "off":
+		state = reason
+	}
+	ch <- prometheus.MustNewConstMetric(descCPUInfo, prometheus.GaugeValue, 1, state, reason)
 }
 
 // seriesCollector exports the newest series of every watched process.

@@ -12,42 +12,54 @@ import (
 	"github.com/goroscope/goroscope/collect/walk"
 )
 
-func cmdPs(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+// cmdPs lists the Go processes of the host and whether goroscope can walk
+// each (it reads the goroutine count as a walk would). It loads no BPF
+// program: the kernel may take long to verify one, and the processes, not
+// the walker, decide what can be read.
+func cmdPs(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger) error {
 	fs := flag.NewFlagSet("ps", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	walker := fs.String("walker", "auto", "goroutine walker to check: auto, ebpf or procmem")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("ps: %v\nflags:\n%s", err, flagHelp(fs))}
 	}
-	ws, err := openWalkers(*walker, log)
-	if err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("ps: unexpected arguments %q", fs.Args())}
 	}
-	defer ws.Close()
 	procs, err := discovery.NewScanner().Scan()
 	if err != nil {
 		return err
 	}
+	// Processes running the same executable share its parse.
+	exes := executables{}
+	defer func() {
+		for k, s := range exes {
+			s.x.Close()
+			delete(exes, k)
+		}
+	}()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PID\tGO\tGOROUTINES\tWALKER\tEXE")
+	fmt.Fprintln(tw, "PID\tGO\tGOROUTINES\tWALKABLE\tEXE")
 	for _, p := range procs {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		count, served := "-", "none: "
-		t, err := walk.Attach(p.PID)
+		count, walkable := "-", "yes"
+		var t *walk.Target
+		x, _, err := exes.acquire(p.PID)
 		if err == nil {
-			if n, err := t.GoroutineCount(); err == nil {
+			t, err = walk.AttachExecutable(p.PID, x)
+		}
+		if err == nil {
+			var n int
+			if n, err = t.GoroutineCount(); err == nil {
 				count = fmt.Sprint(n)
-				served = ws.pick().Name()
-			} else {
-				served += err.Error()
 			}
 			t.Close()
-		} else {
-			served += err.Error()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.PID, p.GoVersion, count, served, p.Exe)
+		if err != nil {
+			walkable = "no: " + err.Error()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.PID, p.GoVersion, count, walkable, p.Exe)
 	}
 	return tw.Flush()
 }

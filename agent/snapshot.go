@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
@@ -14,13 +16,27 @@ import (
 )
 
 func cmdSnapshot(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	return snapshotCmd{load: loadEBPFWalker}.run(ctx, args, stdout, log)
+}
+
+// snapshotCmd is the snapshot command; load loads the eBPF walker (tests
+// inject slow ones).
+type snapshotCmd struct {
+	load func(context.Context) (ebpfWalker, error)
+}
+
+// run takes one snapshot. With --walker auto it waits at most oneShotWait
+// for the eBPF walker, then walks with procmem; a rejection remembered in
+// the BPF cache skips the load altogether.
+func (c snapshotCmd) run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	pid := fs.Int("pid", 0, "process to snapshot (required)")
 	format := fs.String("format", "json", "output format: json, text, folded or pprof")
 	out := fs.String("out", "", "write to this file instead of standard output")
 	all := fs.Bool("all", false, "text format: include system goroutines and runtime frames the runtime's own dumps hide")
-	walker := fs.String("walker", "auto", "goroutine walker: auto (eBPF, else procmem), ebpf or procmem")
+	walker := fs.String("walker", "auto", "goroutine walker: auto (eBPF if it loads within 1s, else procmem), ebpf or procmem")
+	cache := fs.String("bpf-cache", verdictsPath(DefaultConfig().DataDir), "file remembering the BPF programs this kernel rejected ($"+verdictsEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("snapshot: %v\nflags:\n%s", err, flagHelp(fs))}
 	}
@@ -31,9 +47,15 @@ func cmdSnapshot(ctx context.Context, args []string, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
-	ws, err := openWalkers(*walker, log)
-	if err != nil {
+	if err := checkWalkerMode(*walker); err != nil {
 		return err
+	}
+	// The load runs while the process is attached; it is dropped (and ends
+	// with this process) when the snapshot is taken without it.
+	loadStart := time.Now()
+	ws, err := startWalkers(ctx, *walker, walkerObject(newVerdicts(*cache, log), c.load))
+	if err != nil {
+		return fmt.Errorf("snapshot pid %d with --walker ebpf: %w", *pid, err)
 	}
 	defer ws.Close()
 	t, err := walk.Attach(*pid)
@@ -41,6 +63,9 @@ func cmdSnapshot(ctx context.Context, args []string, stdout io.Writer, log *slog
 		return err
 	}
 	defer t.Close()
+	if err := c.awaitWalker(ctx, ws, *walker, loadStart, log); err != nil {
+		return fmt.Errorf("snapshot pid %d: %w", *pid, err)
+	}
 	snap, err := walk.NewSnapshotter(t, ws.pick()).Snapshot(ctx)
 	if err != nil {
 		return err
@@ -59,6 +84,26 @@ func cmdSnapshot(ctx context.Context, args []string, stdout io.Writer, log *slog
 	}
 	if f, ok := w.(*os.File); ok && *out != "" {
 		return f.Close()
+	}
+	return nil
+}
+
+// awaitWalker waits for the eBPF walker: with "ebpf" until it loads, with
+// "auto" until oneShotWait after loadStart, and says once why procmem
+// walks instead. Only an "ebpf" failure is an error.
+func (snapshotCmd) awaitWalker(ctx context.Context, ws *walkers, mode string, loadStart time.Time, log *slog.Logger) error {
+	if mode == "ebpf" {
+		return ws.await(ctx)
+	}
+	wctx, cancel := context.WithDeadline(ctx, loadStart.Add(oneShotWait))
+	defer cancel()
+	err := ws.await(wctx)
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, errStillLoading):
+		log.Info("the eBPF walker is not loaded yet (the kernel is still verifying it): walking with procmem", "waited", oneShotWait)
+	default:
+		logLoadFailure(log, slog.LevelDebug, "eBPF walker unavailable: walking with procmem", err)
 	}
 	return nil
 }

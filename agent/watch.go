@@ -18,6 +18,9 @@ type watched struct {
 	target *walk.Target
 	exe    exeKey // the shared executable, released when the process goes
 	snap   *walk.Snapshotter
+	// walker is snap's walker, pointed at the one that serves before
+	// each snapshot.
+	walker *procWalker
 	// offset spreads processes over the interval (stable jitter).
 	offset time.Duration
 	// due is when the next snapshot should be taken; every is how many

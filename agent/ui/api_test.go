@@ -23,7 +23,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 	st := openStore(t)
 	appendSnapshot(t, st, testProc, snapA())
 	appendSnapshot(t, st, testProc, snapB())
-	live := Process{Process: testProc, Live: true, Walker: "procmem", LastSnapshot: t1}
+	live := Process{Process: testProc, Live: true, Walker: "procmem", WalkerReason: "loading", LastSnapshot: t1}
 	live.Counts = snapB().Counts
 	srv := httptest.NewServer(New(testSource{Store: st, live: []Process{live}}, nil))
 	t.Cleanup(srv.Close)
@@ -64,7 +64,8 @@ func TestAPI(t *testing.T) {
 
 	t.Run("processes", func(t *testing.T) {
 		rows := getJSON[[]ProcessRow](t, srv, "/api/processes")
-		if len(rows) != 1 || rows[0].PID != 4242 || !rows[0].Live || rows[0].Total != 8 || rows[0].ServiceName != "checkout" || rows[0].Counts.Waiting != 7 {
+		if len(rows) != 1 || rows[0].PID != 4242 || !rows[0].Live || rows[0].Total != 8 || rows[0].ServiceName != "checkout" || rows[0].Counts.Waiting != 7 ||
+			rows[0].Walker != "procmem" || rows[0].WalkerReason != "loading" {
 			t.Errorf("processes %+v", rows)
 		}
 	})

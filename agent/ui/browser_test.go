@@ -69,6 +69,7 @@ type specResult struct {
 	SearchMatched int    `json:"search_matched"`
 	SearchBefore  int    `json:"search_before"`
 	Downloads     int    `json:"downloads"`
+	Walker        string `json:"walker"`
 }
 
 // TestUIInBrowser fills a real store with snapshots of a growing population
@@ -109,7 +110,7 @@ func TestUIInBrowser(t *testing.T) {
 	if grown := len(last.Goroutines) - len(first.Goroutines); grown < grow*(moments-2) {
 		t.Fatalf("population grew by %d goroutines over %d snapshots, want at least %d", grown, moments, grow*(moments-2))
 	}
-	liveProc := Process{Process: proc, Live: true, Counts: last.Counts, LastSnapshot: last.Time, Walker: last.Walker}
+	liveProc := Process{Process: proc, Live: true, Counts: last.Counts, LastSnapshot: last.Time, Walker: last.Walker, WalkerReason: "loading"}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -182,6 +183,9 @@ func TestUIInBrowser(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s: page shows %d, store holds %d", c.name, c.got, c.want)
 		}
+	}
+	if want := "walker " + last.Walker + " (loading)"; got.Walker != want {
+		t.Errorf("process header shows %q, want %q", got.Walker, want)
 	}
 	if d.Appeared[0].Delta < grow*(moments-2) {
 		t.Errorf("largest appeared group +%d, want at least the grown %d", d.Appeared[0].Delta, grow*(moments-2))

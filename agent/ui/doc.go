@@ -21,7 +21,8 @@
 //
 //	GET /api/processes
 //	    [{pid, start_time, service_name, exe, go_version, live, counts,
-//	      total, last_snapshot, walker, error}] live and stored processes.
+//	      total, last_snapshot, walker, walker_reason, error}] live and
+//	    stored processes; walker_reason says why the walker is not eBPF.
 //	GET /api/processes/{pid}/{start}/series?from=&to=
 //	    {moments: [RFC 3339 times of stored snapshots], total: [n per moment],
 //	     states: {state: [n per moment]}, wait_reasons: {reason: [n per moment]}}

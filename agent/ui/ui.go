@@ -36,6 +36,9 @@ type Process struct {
 	LastSnapshot time.Time `json:"last_snapshot"`
 	// Walker names the walker used ("ebpf", "procmem").
 	Walker string `json:"walker,omitempty"`
+	// WalkerReason says why Walker is not the eBPF walker: "loading", the
+	// kernel's rejection of it, the configuration.
+	WalkerReason string `json:"walker_reason,omitempty"`
 	// Error is the last collection error, if any.
 	Error string `json:"error,omitempty"`
 }

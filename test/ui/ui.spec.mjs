@@ -3,7 +3,8 @@
 //	node ui.spec.mjs URL ARTIFACT_DIR
 //
 // It drives Debian's chromium through playwright-core: opens the process
-// list, a process, checks the flame graph rendered, filters it by the
+// list, a process (reading which walker serves it and why), checks the
+// flame graph rendered, filters it by the
 // "chan receive" wait reason and checks it changed, opens the diff and the
 // goroutine table, searches, and saves screenshots in ARTIFACT_DIR. The last
 // line printed is a JSON object of what it measured, for the Go test to
@@ -58,6 +59,8 @@ try {
   await page.waitForSelector('#flame[data-rendered="1"] svg rect');
   await page.waitForSelector("#chart-states .uplot");
   await page.waitForSelector("#chart-waits .uplot");
+  await page.waitForSelector("#walker");
+  result.walker = (await page.locator("#walker").textContent()).replace(/\s+/g, " ").trim();
   const flameState = async () => page.evaluate(() => {
     const box = document.getElementById("flame");
     return {

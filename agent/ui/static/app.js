@@ -113,7 +113,7 @@ async function listView(app) {
       el("td", {}, el("a", { href }, p.service_name || "(unnamed)")),
       el("td", { class: "num" }, p.pid),
       el("td", {}, p.go_version || ""),
-      el("td", {}, p.live ? el("span", { class: "pill live" }, "live" + (p.walker ? ` · ${p.walker}` : "")) : el("span", { class: "pill gone" }, "stored"),
+      el("td", {}, p.live ? el("span", { class: "pill live", title: p.walker_reason ? `walker ${p.walker}: ${p.walker_reason}` : "" }, "live" + (p.walker ? ` · ${p.walker}` : "")) : el("span", { class: "pill gone" }, "stored"),
         p.error ? el("div", { class: "error" }, p.error) : null),
       el("td", { class: "num" }, fmtInt(p.total)),
       STATES.map((s) => el("td", { class: `num state-${s}` }, (p.counts && p.counts[s]) ? fmtInt(p.counts[s]) : "")),
@@ -175,7 +175,8 @@ function processView(app, crumb, pid, start) {
         el("span", {}, p.live ? el("span", { class: "pill live" }, "live") : el("span", { class: "pill gone" }, "stored")),
         el("span", {}, el("b", {}, "goroutines "), fmtInt(p.total)),
         el("span", {}, el("b", {}, "last snapshot "), fmtTime(p.last_snapshot)),
-        p.walker ? el("span", {}, el("b", {}, "walker "), p.walker) : "",
+        p.walker ? el("span", { id: "walker" }, el("b", {}, "walker "), p.walker,
+          p.walker_reason ? el("span", { class: "muted" }, ` (${p.walker_reason})`) : "") : "",
         el("span", { class: "mono" }, p.exe || ""),
         p.error ? el("span", { class: "error" }, p.error) : "");
     } catch (e) { showError(info, e); }
