@@ -81,7 +81,8 @@ type Endpoint struct {
 	// auth, TLS, extra headers and the request timeout.
 	HTTP httpconf.Options
 	// Legacy sends goroscope's goroutine profiles to Pyroscope's /ingest
-	// instead of the push API (servers before 1.0). pyroscope-go's profiles
+	// instead of the push API (servers before 1.0); the server then names
+	// goroutine_wall "wall" (from its sample type). pyroscope-go's profiles
 	// always go to /ingest. Ignored for remote-write endpoints.
 	Legacy bool
 }
@@ -93,7 +94,7 @@ type Config struct {
 	// series, as the agent sets it for a discovered process.
 	ApplicationName string
 	// Pyroscope endpoints receive pyroscope-go's profiles and goroscope's
-	// goroutines and goroutine_wall profiles.
+	// goroutine and goroutine_wall profiles.
 	Pyroscope []Endpoint
 	// RemoteWrite endpoints, if any, receive the goroutine series
 	// (goroscope_goroutines, goroscope_goroutine_blocked_seconds,
@@ -126,8 +127,10 @@ type Config struct {
 	// backend is down the oldest items are dropped first.
 	MemoryItems int
 
-	// Logger receives delivery failures and pyroscope-go's messages; nil
-	// discards them.
+	// Logger receives delivery failures and pyroscope-go's messages. With
+	// nil, only the first failure (an upload the server rejected, data
+	// dropped) is logged, through slog's default logger, and the rest is
+	// discarded; Stats counts them all and Stop's error sums them up.
 	Logger *slog.Logger
 }
 
@@ -244,13 +247,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MemoryItems < 0 {
 		bad("MemoryItems", "%d is negative; use a positive count or 0 for the default", c.MemoryItems)
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("inproc: invalid config: %w", err)
 	}
 	return c, nil
+}
+
+// logger is Logger, or a logger that discards everything.
+func (c *Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
 }
 
 // enabled reports whether any of ts is collected.

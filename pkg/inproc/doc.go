@@ -6,7 +6,7 @@
 //     mutex and block profiles;
 //   - a collector goroutine dumps every goroutine (the text of
 //     /debug/pprof/goroutine?debug=2) each GoroutineInterval and folds it, as
-//     the agent folds a walk, into the "goroutines" and "goroutine_wall"
+//     the agent folds a walk, into the "goroutine" and "goroutine_wall"
 //     profiles, split by state, wait reason and wait duration, and into the
 //     goroscope_* series;
 //   - everything is pushed with the agent's push stack (push/pyroscope,
@@ -17,6 +17,14 @@
 // pyroscope-go's uploads are captured instead of sent and queued, unchanged,
 // for every Pyroscope endpoint's /ingest: they share the queues' retries and
 // Stop's flush.
+//
+// Nothing is lost silently: Stats counts what every kind of upload became
+// (sent, rejected, dropped, pending), the first failure is logged through
+// slog's default logger when no Logger is set, and Stop's error says what
+// was lost.
+//
+// The package needs Go 1.26.7 or later (the module's go directive, set by
+// its github.com/prometheus/prometheus dependency).
 //
 // A dump says less than the agent's walk: goroutines running when the world
 // stopped show as runnable, runtime-internal frames and system goroutines

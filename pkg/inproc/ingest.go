@@ -21,11 +21,11 @@ import (
 const maxIngestBody = spool.HardMaxRecordBytes - 64<<10
 
 // ingestCapture is the HTTP client pyroscope-go uploads through. Instead of
-// sending, it queues each upload (query, content type and body, unchanged)
-// on every Pyroscope endpoint's ingest queue and answers 200 at once, so
-// pyroscope-go's profiles get the same bounded queues, retries, fan-out and
-// flush on Stop as goroscope's own, and the server sees exactly the request
-// pyroscope-go built.
+// sending, it queues each upload (query, content type and body, unchanged:
+// nothing is added or removed) on every Pyroscope endpoint's ingest queue
+// and answers 200 at once, so pyroscope-go's profiles get the same bounded
+// queues, retries, fan-out and flush on Stop as goroscope's own, and the
+// server sees exactly the request pyroscope-go built.
 type ingestCapture struct {
 	queues []*queue.Queue
 }
@@ -50,13 +50,11 @@ func (c *ingestCapture) Do(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("inproc: pyroscope-go upload larger than %d bytes; dropped", maxIngestBody)
 		}
 	}
-	// pyroscope-go leaves format out; the server then infers pprof from the
-	// multipart content type. Say it explicitly, as push/pyroscope does.
-	q := req.URL.Query()
-	if q.Get("format") == "" {
-		q.Set("format", "pprof")
-	}
-	item := encodeIngest(q.Encode(), req.Header.Get("Content-Type"), body)
+	// Forwarded as pyroscope-go built it: the server reads a multipart body
+	// as pprof only without a format parameter (format=pprof makes it take
+	// the whole body for one raw pprof message, and refuse it: see
+	// push/pyroscope's ingest).
+	item := encodeIngest(req.URL.RawQuery, req.Header.Get("Content-Type"), body)
 	var errs []error
 	for _, q := range c.queues {
 		if err := q.Enqueue(item, 0); err != nil {

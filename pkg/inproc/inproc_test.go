@@ -3,6 +3,7 @@ package inproc_test
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -226,14 +227,21 @@ func TestGoroutineProfiles(t *testing.T) {
 				}
 				want := map[string]string{"service_name": "inproc-test", "pid": pid, "env": "test"}
 				name := strings.Join(rp.SampleTypes(), ",")
+				// The IDs Grafana lists them under: through /ingest the
+				// server names the wall profile "wall" from its sample type.
+				var id string
 				switch name {
-				case "goroutines/count":
+				case "goroutine/count":
+					id = "goroutine:goroutine:count:goroutine:count"
 					if !legacy {
-						want["__name__"] = inproc.ProfileGoroutines
+						want["__name__"] = inproc.ProfileGoroutine
 					}
 				case "wall/nanoseconds":
+					id = "goroutine_wall:wall:nanoseconds:wall:nanoseconds"
 					if !legacy {
 						want["__name__"] = inproc.ProfileGoroutineWall
+					} else {
+						id = "wall:wall:nanoseconds:wall:nanoseconds"
 					}
 				default:
 					t.Fatalf("unexpected profile with sample types %s", name)
@@ -241,16 +249,22 @@ func TestGoroutineProfiles(t *testing.T) {
 				if !mapsEqual(rp.Labels, want) {
 					t.Errorf("%s profile labels %v, want %v", name, rp.Labels, want)
 				}
+				if !slices.Equal(rp.ProfileTypes, []string{id}) {
+					t.Errorf("%s profile stored as %v, want %s", name, rp.ProfileTypes, id)
+				}
 				byType[name] = append(byType[name], rp)
 			}
 			// One of each per collection, the final one at Stop included.
-			if g, w := len(byType["goroutines/count"]), len(byType["wall/nanoseconds"]); g != st.Collections || w != st.Collections || st.Collections < 4 {
+			if st.Profiles.Sent != 2*st.Collections || st.Profiles.Rejected+st.Profiles.Dropped+st.Profiles.Pending != 0 {
+				t.Errorf("profile delivery %+v, want all %d sent", st.Profiles, 2*st.Collections)
+			}
+			if g, w := len(byType["goroutine/count"]), len(byType["wall/nanoseconds"]); g != st.Collections || w != st.Collections || st.Collections < 4 {
 				t.Fatalf("%d goroutines and %d goroutine_wall profiles for %d collections (want equal, at least 4)", g, w, st.Collections)
 			}
 			if st.Errors != 0 || st.Goroutines < chanN+condN+labelledN || st.LastPause <= 0 || st.MaxPause < st.LastPause || st.TotalPause < st.MaxPause {
 				t.Errorf("stats %+v", st)
 			}
-			for i, rp := range byType["goroutines/count"] {
+			for i, rp := range byType["goroutine/count"] {
 				waitingChan := map[string]string{"state": "waiting", "wait_reason": "chan receive"}
 				if n, k := sumWhere(rp.Profile, "parkOnChan", waitingChan); n != chanN || k != 1 {
 					t.Errorf("goroutines profile %d: parkOnChan waiting on chan receive: %d goroutines in %d samples, want %d in 1", i, n, k, chanN)
@@ -261,7 +275,7 @@ func TestGoroutineProfiles(t *testing.T) {
 				if n, _ := sumWhere(rp.Profile, "parkLabelled", waitingChan); n != labelledN {
 					t.Errorf("goroutines profile %d: parkLabelled: %d, want %d", i, n, labelledN)
 				}
-				// Only the collector itself is running, with no stack.
+				// Only the collector itself is running (a dump has its stack).
 				if n, k := sumState(rp.Profile, "running"); n != 1 || k != 1 {
 					t.Errorf("goroutines profile %d: %d running goroutines in %d samples, want the collector alone", i, n, k)
 				}
@@ -324,7 +338,7 @@ func TestPprofLabels(t *testing.T) {
 	stop(t, p)
 	var found bool
 	for _, rp := range srv.Profiles() {
-		if rp.Labels["__name__"] != inproc.ProfileGoroutines {
+		if rp.Labels["__name__"] != inproc.ProfileGoroutine {
 			continue
 		}
 		found = true
@@ -430,14 +444,19 @@ func TestRuntimeProfilesAndStopFlush(t *testing.T) {
 			t.Errorf("%s profile labels %v", st, rp.Labels)
 		}
 		if !rp.Legacy {
-			if rp.Labels["__name__"] != inproc.ProfileGoroutines && rp.Labels["__name__"] != inproc.ProfileGoroutineWall {
+			if rp.Labels["__name__"] != inproc.ProfileGoroutine && rp.Labels["__name__"] != inproc.ProfileGoroutineWall {
 				t.Errorf("push API profile %s named %q", st, rp.Labels["__name__"])
 			}
 			kinds[rp.Labels["__name__"]]++
 			continue
 		}
-		if rp.Query["spyName"] != "gospy" || rp.Query["format"] != "pprof" {
+		// Forwarded as pyroscope-go built them: no format parameter (the
+		// server then reads the multipart form as pprof).
+		if _, ok := rp.Query["format"]; ok || rp.Query["spyName"] != "gospy" {
 			t.Errorf("ingest query %v", rp.Query)
+		}
+		if ids, want := rp.ProfileTypes, ingestIDs[st]; !slices.Equal(ids, want) && !slices.Equal(ids, ingestIDs["block "+st]) {
+			t.Errorf("%s upload stored as %v, want %v", st, ids, want)
 		}
 		switch st {
 		case "samples/count,cpu/nanoseconds":
@@ -463,10 +482,25 @@ func TestRuntimeProfilesAndStopFlush(t *testing.T) {
 	if lo := map[bool]int64{false: 34, true: 1}[raceEnabled]; cpuSamples < lo || cpuSamples > 50 || cpuTotal < 34 {
 		t.Errorf("CPU profiles: %d samples in burnCPU of %d, want about 40 of about 40", cpuSamples, cpuTotal)
 	}
-	want := map[string]int{"cpu": 1, "heap": 1, "contentions": 2, "contendMutex": 2, inproc.ProfileGoroutines: 1, inproc.ProfileGoroutineWall: 1}
+	want := map[string]int{"cpu": 1, "heap": 1, "contentions": 2, "contendMutex": 2, inproc.ProfileGoroutine: 1, inproc.ProfileGoroutineWall: 1}
 	if !mapsEqualInt(kinds, want) {
 		t.Errorf("profiles by kind %v, want %v", kinds, want)
 	}
+	if st := p.Stats(); st.Uploads.Sent < 4 || st.Uploads.Sent != len(srv.Profiles())-2 || st.Uploads.Rejected+st.Uploads.Dropped+st.Uploads.Pending != 0 {
+		t.Errorf("upload delivery %+v, want the %d uploads sent", st.Uploads, len(srv.Profiles())-2)
+	}
+}
+
+// ingestIDs are the profile type IDs the server stores pyroscope-go's
+// uploads under, by their sample types (mutex and block profiles have the
+// same ones; "block " marks the block profile's).
+var ingestIDs = map[string][]string{
+	"samples/count,cpu/nanoseconds": {"process_cpu:cpu:nanoseconds:cpu:nanoseconds", "process_cpu:samples:count:cpu:nanoseconds"},
+	"alloc_objects/count,alloc_space/bytes,inuse_objects/count,inuse_space/bytes": {
+		"memory:alloc_objects:count:space:bytes", "memory:alloc_space:bytes:space:bytes",
+		"memory:inuse_objects:count:space:bytes", "memory:inuse_space:bytes:space:bytes"},
+	"contentions/count,delay/nanoseconds":       {"mutex:contentions:count:contentions:count", "mutex:delay:nanoseconds:contentions:count"},
+	"block contentions/count,delay/nanoseconds": {"block:contentions:count:contentions:count", "block:delay:nanoseconds:contentions:count"},
 }
 
 func mapsEqualInt(a, b map[string]int) bool {
@@ -493,6 +527,7 @@ func TestRetriesAndPermanentFailures(t *testing.T) {
 	}{
 		{"503 twice then accepted", []receivers.Failure{{Status: 503, Message: "not ready"}, {Status: 503, Message: "not ready"}}, 2, 2},
 		{"400 dropped", []receivers.Failure{{Status: 400, Message: "bad profile"}}, 0, 1},
+		{"422 dropped", []receivers.Failure{{Status: 422, Message: "bad profile"}}, 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -505,15 +540,29 @@ func TestRetriesAndPermanentFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stop(t, p)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err = p.Stop(ctx)
 			failed := 0 // answered with a failure: the server decoded nothing
 			for _, r := range srv.Requests() {
 				if r.Series == 0 {
 					failed++
 				}
 			}
-			if got := len(srv.Profiles()); got < tt.minProfiles || got > tt.maxProfiles || failed != len(tt.fail) {
+			got := len(srv.Profiles())
+			if got < tt.minProfiles || got > tt.maxProfiles || failed != len(tt.fail) {
 				t.Errorf("%d profiles arrived after %d failed requests, want %d-%d after %d", got, failed, tt.minProfiles, tt.maxProfiles, len(tt.fail))
+			}
+			// What was lost is counted and reported by Stop.
+			st := p.Stats().Profiles
+			if st.Sent != got || st.Rejected != 2-got || st.Dropped+st.Pending != 0 {
+				t.Errorf("delivery %+v with %d profiles received, want them sent and the rest rejected", st, got)
+			}
+			switch {
+			case st.Rejected == 0 && err != nil:
+				t.Errorf("Stop: %v, want nil: nothing was lost", err)
+			case st.Rejected > 0 && (err == nil || !strings.Contains(err.Error(), fmt.Sprintf("goroutine profiles: %d of 2 (%d rejected by the endpoint)", st.Rejected, st.Rejected)) || !strings.Contains(err.Error(), "bad profile")):
+				t.Errorf("Stop: %v, want the loss of %d profiles and the server's message", err, st.Rejected)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ type Profiler struct {
 	cfg    Config
 	labels map[string]string // service_name, pid and the tags
 	sinks  *sinks
+	log    *lossLog              // what the queues and pyroscope-go log through
 	py     *pyroscopego.Profiler // nil without pyroscope-go profile types
 	coll   *collector            // nil with the goroutine collector off
 
@@ -39,7 +40,7 @@ type Profiler struct {
 	err      error
 }
 
-// Stats describe the goroutine collector's work so far.
+// Stats describe the goroutine collector's work and the delivery so far.
 type Stats struct {
 	// Collections counts snapshots taken and pushed; Errors those that
 	// failed (dump, parse or queueing).
@@ -56,6 +57,12 @@ type Stats struct {
 	// DumpBytes is the size of the latest dump; DumpRetries counts dumps
 	// repeated because the buffer was too small (each one more pause).
 	DumpBytes, DumpRetries int
+
+	// Profiles is the delivery of goroscope's goroutine and
+	// goroutine_wall profiles (one item per profile and endpoint),
+	// Uploads of pyroscope-go's uploads (CPU, heap, mutex, block: one item
+	// per upload and endpoint), Series of the remote-write samples.
+	Profiles, Uploads, Series Delivery
 }
 
 // Start starts profiling the process: pyroscope-go's CPU, heap, mutex and
@@ -68,7 +75,8 @@ func Start(ctx context.Context, cfg Config) (*Profiler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := newSinks(&cfg)
+	log := newLossLog(cfg.Logger)
+	s, err := newSinks(&cfg, slog.New(log))
 	if err != nil {
 		return nil, fmt.Errorf("inproc: %w", err)
 	}
@@ -77,7 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Profiler, error) {
 		labels = map[string]string{}
 	}
 	labels[labelPID] = strconv.Itoa(os.Getpid())
-	p := &Profiler{cfg: cfg, sinks: s, stopped: make(chan struct{}), last: time.Now()}
+	p := &Profiler{cfg: cfg, sinks: s, log: log, stopped: make(chan struct{}), last: time.Now()}
 	pyTags := maps.Clone(labels)
 	labels[pyroscope.LabelServiceName] = cfg.ApplicationName
 	p.labels = labels
@@ -92,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Profiler, error) {
 			HTTPClient:      &ingestCapture{queues: s.ingest},
 			UploadRate:      cfg.UploadRate,
 			ProfileTypes:    cfg.ProfileTypes,
-			Logger:          slogAdapter{cfg.Logger},
+			Logger:          slogAdapter{slog.New(log)},
 		})
 		if err != nil {
 			s.stop()
@@ -130,7 +138,7 @@ func (p *Profiler) loop(ctx context.Context) {
 	}
 }
 
-// collectOnce takes a snapshot, folds it into the goroutines and
+// collectOnce takes a snapshot, folds it into the goroutine and
 // goroutine_wall profiles and the series, and queues them.
 func (p *Profiler) collectOnce() {
 	p.collMu.Lock()
@@ -140,10 +148,8 @@ func (p *Profiler) collectOnce() {
 	if err == nil {
 		interval := s.Time.Sub(p.last)
 		p.last = s.Time
-		profiles := map[string]*profile.Profile{
-			ProfileGoroutines:    fold.Goroutines(s),
-			ProfileGoroutineWall: fold.GoroutineWall(s, interval),
-		}
+		g, w := fold.Profiles(s, interval)
+		profiles := map[string]*profile.Profile{ProfileGoroutine: g, ProfileGoroutineWall: w}
 		err = p.sinks.push(p.labels, s.Time, profiles, fold.ProcessSeries(s, p.labels))
 	}
 	p.statsMu.Lock()
@@ -155,7 +161,7 @@ func (p *Profiler) collectOnce() {
 	if err != nil {
 		st.Errors++
 		if st.Errors <= 3 || st.Errors%100 == 0 {
-			p.cfg.Logger.Warn("goroscope in-process goroutine collection failed", "err", err, "failures", st.Errors)
+			p.cfg.logger().Warn("goroscope in-process goroutine collection failed", "err", err, "failures", st.Errors)
 		}
 		return
 	}
@@ -164,18 +170,26 @@ func (p *Profiler) collectOnce() {
 	st.LastDuration = time.Since(start)
 }
 
-// Stats returns the goroutine collector's counters.
+// Stats returns the goroutine collector's counters and the delivery
+// counters.
 func (p *Profiler) Stats() Stats {
 	p.statsMu.Lock()
-	defer p.statsMu.Unlock()
-	return p.stats
+	st := p.stats
+	p.statsMu.Unlock()
+	prof, up, ser := p.sinks.deliveries()
+	st.Profiles, st.Uploads, st.Series = prof.Delivery, up.Delivery, ser.Delivery
+	return st
 }
 
 // Stop ends profiling and flushes: a last goroutine collection (covering the
 // time since the previous one), pyroscope-go's partial profiles, and every
 // queue, until delivered or ctx ends (DefaultFlushTimeout when ctx has no
-// deadline). It returns what could not be delivered. Calling it again, or
-// after Start's context ended, returns the first result.
+// deadline). Its error says what was lost over the whole run: profiles,
+// uploads or series an endpoint rejected or that were dropped (counted in
+// Stats), with the first failure's message, and what the flush could not
+// deliver. Calling it again, or after Start's context ended, returns the
+// first result; after Start's context ended, what was still queued is
+// dropped by design and not reported.
 func (p *Profiler) Stop(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -201,10 +215,14 @@ func (p *Profiler) shutdown(ctx context.Context, flush bool) {
 			}
 		}
 		if p.py != nil {
-			if flush {
+			if flush && p.cfg.enabled(ProfileCPU) {
 				// Cuts the partial profiles into the queues. The CPU profile
 				// of the moment between this and Stop may be lost: Stop does
-				// not wait for pyroscope-go's last upload.
+				// not wait for pyroscope-go's last upload. pyroscope-go
+				// v1.4.3's Flush blocks forever when the CPU profile is off
+				// (it waits for the CPU collector, which never started): then
+				// the heap, mutex and block profiles since the last upload
+				// are not cut, and are lost.
 				p.py.Flush(true)
 			}
 			if err := p.py.Stop(); err != nil {
@@ -217,6 +235,11 @@ func (p *Profiler) shutdown(ctx context.Context, flush bool) {
 			}
 		}
 		p.sinks.stop()
+		prof, up, ser := p.sinks.deliveries()
+		if err := lossError(flush, p.log.firstFailure(),
+			kind{"goroutine profiles", prof}, kind{"pyroscope-go uploads", up}, kind{"series samples", ser}); err != nil {
+			errs = append(errs, err)
+		}
 		if err := errors.Join(errs...); err != nil {
 			p.err = fmt.Errorf("inproc: stop: %w", err)
 		}

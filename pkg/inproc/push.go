@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/push/pyroscope"
@@ -17,10 +18,13 @@ import (
 )
 
 // Profile names (__name__) of goroscope's goroutine profiles, as the agent
-// pushes them.
+// pushes them. Grafana lists them as goroutine:goroutine:count:goroutine:count
+// (the name, sample and period types of Go's own goroutine profile, as
+// Grafana Alloy's pyroscope.scrape sends it) and
+// goroutine_wall:wall:nanoseconds:wall:nanoseconds.
 const (
-	ProfileGoroutines    = "goroutines"
-	ProfileGoroutineWall = "goroutine_wall"
+	ProfileGoroutine     = fold.ProfileGoroutine
+	ProfileGoroutineWall = fold.ProfileGoroutineWall
 )
 
 // labelPID is the label naming the process, as the agent sets it.
@@ -31,37 +35,43 @@ type sinks struct {
 	profiles []*queue.Queue // goroscope's profiles (push.v1 or legacy /ingest)
 	ingest   []*queue.Queue // pyroscope-go's uploads, forwarded verbatim
 	series   []*queue.Queue // goroutine series (remote-write)
-	log      *slog.Logger
+	// The queues' endpoint names, by what they carry, and the private
+	// registry of their metrics: the delivery counters.
+	profileNames, ingestNames, seriesNames []string
+	reg                                    *prometheus.Registry
+	log                                    *slog.Logger
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
 
-// newSinks builds a client and a memory-only queue per endpoint.
-func newSinks(cfg *Config) (*sinks, error) {
-	s := &sinks{log: cfg.Logger}
-	m, err := queue.NewMetrics(nil)
+// newSinks builds a client and a memory-only queue per endpoint; they log
+// through log.
+func newSinks(cfg *Config, log *slog.Logger) (*sinks, error) {
+	s := &sinks{log: log, reg: prometheus.NewRegistry()}
+	m, err := queue.NewMetrics(s.reg)
 	if err != nil {
 		return nil, err
 	}
-	add := func(list *[]*queue.Queue, c queue.Client, qc queue.Config) error {
+	add := func(list *[]*queue.Queue, names *[]string, c queue.Client, qc queue.Config) error {
 		qc.MemoryItems = cfg.MemoryItems
-		q, err := queue.New(qc, c, m, cfg.Logger)
+		q, err := queue.New(qc, c, m, log)
 		if err != nil {
 			return fmt.Errorf("queue for %s: %w", c.Name(), err)
 		}
 		*list = append(*list, q)
+		*names = append(*names, c.Name())
 		return nil
 	}
 	for i, e := range cfg.Pyroscope {
 		c, err := pyroscope.New(pyroscope.Options{HTTP: e.HTTP, Legacy: e.Legacy})
 		if err == nil {
-			err = add(&s.profiles, c, queue.Config{})
+			err = add(&s.profiles, &s.profileNames, c, queue.Config{})
 		}
 		if err == nil && len(cfg.ProfileTypes) > 0 {
 			var ic *ingestClient
 			if ic, err = newIngestClient(e); err == nil {
-				err = add(&s.ingest, ic, queue.Config{MaxItemsPerBatch: 1})
+				err = add(&s.ingest, &s.ingestNames, ic, queue.Config{MaxItemsPerBatch: 1})
 			}
 		}
 		if err != nil {
@@ -72,7 +82,7 @@ func newSinks(cfg *Config) (*sinks, error) {
 	for i, e := range cfg.RemoteWrite {
 		c, err := remotewrite.New(remotewrite.Options{HTTP: e.HTTP})
 		if err == nil {
-			err = add(&s.series, c, queue.Config{Ordered: true})
+			err = add(&s.series, &s.seriesNames, c, queue.Config{Ordered: true})
 		}
 		if err != nil {
 			s.close()
@@ -86,6 +96,12 @@ func (s *sinks) all() []*queue.Queue {
 	out := append([]*queue.Queue(nil), s.profiles...)
 	out = append(out, s.ingest...)
 	return append(out, s.series...)
+}
+
+// deliveries sums the queues' counters: goroscope's profiles,
+// pyroscope-go's uploads and the series.
+func (s *sinks) deliveries() (profiles, uploads, series delivery) {
+	return deliveryOf(s.reg, s.profiles, s.profileNames), deliveryOf(s.reg, s.ingest, s.ingestNames), deliveryOf(s.reg, s.series, s.seriesNames)
 }
 
 // run starts every queue's sender; stop ends them.

@@ -32,9 +32,10 @@ type Options struct {
 	// "max_request_bytes"); a batch is split to fit. Zero means
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int
-	// Legacy sends each profile to the old /ingest endpoint (format=pprof)
-	// instead of the push API, for servers before Pyroscope 1.0 (key
-	// "legacy_ingest").
+	// Legacy sends each profile to the /ingest endpoint (a multipart form,
+	// as pyroscope-go uploads) instead of the push API, for servers before
+	// Pyroscope 1.0 (the agent's key "legacy"). The server then names profiles
+	// from their sample types: goroutine_wall arrives as "wall".
 	Legacy bool
 }
 

@@ -278,8 +278,13 @@ func TestLegacyIngest(t *testing.T) {
 	}
 	for i, want := range []int64{10, 15} {
 		p := got[i]
-		if !p.Legacy || p.Query["format"] != "pprof" || p.Query["name"] != "population{state=waiting,wait_reason=select}" {
+		// No format parameter: the server reads the multipart form as pprof
+		// only without one.
+		if _, ok := p.Query["format"]; ok || !p.Legacy || p.Query["name"] != "population{state=waiting,wait_reason=select}" || p.Query["spyName"] != "goroscope" {
 			t.Errorf("profile %d: legacy %v query %v", i, p.Legacy, p.Query)
+		}
+		if !slices.Equal(p.ProfileTypes, []string{"goroutines:goroutines:count:goroutines:count"}) {
+			t.Errorf("profile %d stored as %v", i, p.ProfileTypes)
 		}
 		if p.Labels["service_name"] != "population" || p.Labels["wait_reason"] != "select" {
 			t.Errorf("profile %d labels %v", i, p.Labels)

@@ -24,8 +24,10 @@ import (
 const maxPyroscopeBody = 32 << 20
 
 // Pyroscope is an in-process push server: the official connect handler for
-// push.v1.PusherService/Push plus a legacy /ingest handler. It decodes every
-// request and every pprof payload fully and records what it received.
+// push.v1.PusherService/Push plus an /ingest handler, both deciding as
+// Grafana Pyroscope does (CheckPush, CheckIngest: what the server refuses is
+// refused with its status and message). It decodes every request and every
+// pprof payload fully and records what it received.
 type Pyroscope struct {
 	// URL is the server's base URL, the one a pyroscope client is given.
 	URL string
@@ -35,6 +37,7 @@ type Pyroscope struct {
 	requests []ReceivedRequest
 	errs     []error
 	fail     []Failure
+	failPath map[string]Failure
 }
 
 // ReceivedRequest is one HTTP request the server answered.
@@ -49,10 +52,18 @@ type ReceivedRequest struct {
 type ReceivedProfile struct {
 	Labels  map[string]string // series labels (push) or parsed from name (ingest)
 	ID      string            // RawSample.ID (push only)
-	Gzipped bool              // the payload was gzip-compressed
+	Gzipped bool              // the payload was gzip-compressed (push only)
 	Profile *profile.Profile
 	Legacy  bool              // came through /ingest
 	Query   map[string]string // /ingest query parameters
+	// ServerLabels are the series labels the server stores the profile
+	// under (for /ingest: __name__ as the server derives it, service_name,
+	// pyroscope_spy, __delta__ and the name's labels); ProfileTypes the
+	// IDs Grafana lists it under, one per sample type, sorted.
+	ServerLabels map[string]string
+	ProfileTypes []string
+	// SampleTypeConfig is the /ingest form's sample_type_config, if any.
+	SampleTypeConfig map[string]*SampleTypeConfig
 }
 
 // SampleTypes returns the profile's sample types as "type/unit".
@@ -103,6 +114,17 @@ func (p *Pyroscope) FailNext(f ...Failure) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fail = append(p.fail, f...)
+}
+
+// FailPath makes every request to path (e.g. "/ingest") fail as given,
+// from now on.
+func (p *Pyroscope) FailPath(path string, f Failure) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failPath == nil {
+		p.failPath = map[string]Failure{}
+	}
+	p.failPath[path] = f
 }
 
 // Profiles returns every profile received so far.
@@ -159,6 +181,8 @@ func (p *Pyroscope) record(next http.Handler) http.Handler {
 		if len(p.fail) > 0 {
 			f = &p.fail[0]
 			p.fail = p.fail[1:]
+		} else if pf, ok := p.failPath[r.URL.Path]; ok {
+			f = &pf
 		}
 		p.mu.Unlock()
 		if f != nil {
@@ -225,24 +249,27 @@ type pusher struct {
 
 func (s *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushRequest]) (*connect.Response[pushv1.PushResponse], error) {
 	s.p.setSeries(len(req.Msg.Series))
+	if _, err := CheckPush(req.Msg); err != nil {
+		return nil, s.p.addError(err)
+	}
 	var got []ReceivedProfile
 	for i, series := range req.Msg.Series {
 		labels := map[string]string{}
 		for _, l := range series.Labels {
-			if _, dup := labels[l.Name]; dup {
-				return nil, connect.NewError(connect.CodeInvalidArgument, s.p.addError(fmt.Errorf("series %d: label %q twice", i, l.Name)))
-			}
 			labels[l.Name] = l.Value
-		}
-		if len(series.Samples) == 0 {
-			return nil, connect.NewError(connect.CodeInvalidArgument, s.p.addError(fmt.Errorf("series %d: no samples", i)))
 		}
 		for j, smp := range series.Samples {
 			prof, gz, err := decodePprof(smp.RawProfile)
 			if err != nil {
 				return nil, connect.NewError(connect.CodeInvalidArgument, s.p.addError(fmt.Errorf("series %d sample %d: %w", i, j, err)))
 			}
-			got = append(got, ReceivedProfile{Labels: labels, ID: smp.ID, Gzipped: gz, Profile: prof})
+			one := &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{Labels: series.Labels, Samples: []*pushv1.RawSample{smp}}}}
+			stored, err := CheckPush(one)
+			if err != nil {
+				return nil, s.p.addError(err)
+			}
+			got = append(got, ReceivedProfile{Labels: labels, ID: smp.ID, Gzipped: gz, Profile: prof,
+				ServerLabels: stored[0].Labels, ProfileTypes: profileTypeIDs(stored)})
 		}
 	}
 	s.p.mu.Lock()
@@ -251,75 +278,39 @@ func (s *pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReque
 	return connect.NewResponse(&pushv1.PushResponse{}), nil
 }
 
-// ingest handles the legacy endpoint: POST /ingest?name=app{k=v}&format=pprof
-// with a multipart form file "profile".
+// ingest handles /ingest as the server does (CheckIngest): a request the
+// server refuses is answered with its status and message and recorded as
+// an error; an accepted one is recorded with the labels parsed from its
+// name (service_name for the application) and what the server stores.
 func (p *Pyroscope) ingest(w http.ResponseWriter, r *http.Request) {
-	fail := func(err error) {
-		http.Error(w, p.addError(err).Error(), http.StatusBadRequest)
-	}
-	if r.Method != http.MethodPost {
-		fail(fmt.Errorf("ingest: method %s, want POST", r.Method))
-		return
-	}
 	q := map[string]string{}
 	for k := range r.URL.Query() {
 		q[k] = r.URL.Query().Get(k)
 	}
-	if q["format"] != "pprof" {
-		fail(fmt.Errorf("ingest: format %q, want pprof", q["format"]))
+	v := CheckIngest(r)
+	if err := v.Err(); err != nil {
+		status := v.Status
+		if status == http.StatusOK || status == 0 {
+			// Accepted and lost, or not mirrored: the test must see it.
+			status = http.StatusTeapot
+		}
+		http.Error(w, p.addError(fmt.Errorf("ingest %s: %w", r.URL.RawQuery, err)).Error(), status)
 		return
 	}
-	labels, err := parseLegacyName(q["name"])
-	if err != nil {
-		fail(err)
-		return
-	}
-	if err := r.ParseMultipartForm(maxPyroscopeBody); err != nil {
-		fail(fmt.Errorf("ingest: multipart form: %w", err))
-		return
-	}
-	f, _, err := r.FormFile("profile")
-	if err != nil {
-		fail(fmt.Errorf("ingest: form file \"profile\": %w", err))
-		return
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(f)
-	if err != nil {
-		fail(err)
-		return
-	}
-	prof, gz, err := decodePprof(raw)
-	if err != nil {
-		fail(fmt.Errorf("ingest: %w", err))
-		return
+	labels := map[string]string{}
+	for k, v := range v.Series[0].Labels {
+		switch k {
+		case "__name__", "__delta__", "pyroscope_spy":
+		default:
+			labels[k] = v
+		}
 	}
 	p.setSeries(1)
 	p.mu.Lock()
-	p.profiles = append(p.profiles, ReceivedProfile{Labels: labels, Gzipped: gz, Profile: prof, Legacy: true, Query: q})
+	p.profiles = append(p.profiles, ReceivedProfile{Labels: labels, Profile: v.Series[0].Profile, Legacy: true, Query: q,
+		ServerLabels: v.Series[0].Labels, ProfileTypes: v.ProfileTypeIDs(), SampleTypeConfig: v.SampleTypeConfig})
 	p.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
-}
-
-// parseLegacyName reads "app{k=v,...}" into labels with service_name=app.
-func parseLegacyName(name string) (map[string]string, error) {
-	open := bytes.IndexByte([]byte(name), '{')
-	if open <= 0 || name[len(name)-1] != '}' {
-		return nil, fmt.Errorf("ingest: name %q, want app{k=v,...}", name)
-	}
-	labels := map[string]string{"service_name": name[:open]}
-	inner := name[open+1 : len(name)-1]
-	if inner == "" {
-		return labels, nil
-	}
-	for _, kv := range bytes.Split([]byte(inner), []byte(",")) {
-		k, v, ok := bytes.Cut(kv, []byte("="))
-		if !ok || len(k) == 0 {
-			return nil, fmt.Errorf("ingest: name %q: tag %q is not k=v", name, kv)
-		}
-		labels[string(k)] = string(v)
-	}
-	return labels, nil
 }
 
 // decodePprof gunzips (when gzipped) and parses a pprof payload, checking
