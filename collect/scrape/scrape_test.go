@@ -122,17 +122,26 @@ func TestDeltasAgainstExactWork(t *testing.T) {
 	if snap.Walker != WalkerPprof || snap.Exe != tgt.Cmd.Path || snap.Counts.Total() != len(snap.Goroutines) || len(snap.Goroutines) < 3 {
 		t.Errorf("snapshot walker %q exe %q counts %+v for %d goroutines", snap.Walker, snap.Exe, snap.Counts, len(snap.Goroutines))
 	}
-	spinners := 0
+	// The spinner shows its stack unless it was on a CPU when the dump was
+	// taken: the runtime prints "goroutine running on other thread; stack
+	// unavailable" for those, with its creator.
+	spinners, hidden := 0, 0
 	for _, g := range snap.Goroutines {
-		if g.CreatedBy != nil && g.CreatedBy.Function == "main.run" && len(g.Frames) > 0 && g.Frames[len(g.Frames)-1].Function == "main.spin" {
+		if g.CreatedBy == nil || g.CreatedBy.Function != "main.run" {
+			continue
+		}
+		switch {
+		case len(g.Frames) > 0 && g.Frames[len(g.Frames)-1].Function == "main.spin":
 			spinners++
 			if g.State != snapshot.StateRunnable && g.State != snapshot.StateRunning {
 				t.Errorf("spinning goroutine %d is %s", g.ID, g.State)
 			}
+		case len(g.Frames) == 0 && g.State == snapshot.StateRunning:
+			hidden++
 		}
 	}
-	if spinners != 1 {
-		t.Errorf("%d spinning goroutines in the snapshot, want 1", spinners)
+	if spinners > 1 || spinners+hidden == 0 {
+		t.Errorf("%d spinning goroutines in the snapshot (%d running with no stack), want 1", spinners, hidden)
 	}
 
 	// Exact work between cycles, twice: each delta holds only its own.
