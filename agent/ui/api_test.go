@@ -200,8 +200,9 @@ func TestAPI(t *testing.T) {
 	})
 	t.Run("page", func(t *testing.T) {
 		for path, want := range map[string]string{
-			"/":                           "static/app.js",
-			"/static/app.js":              "function processView",
+			"/":                           `<script type="module" src="static/app.js">`,
+			"/static/app.js":              `import { processView } from "./js/process.js"`,
+			"/static/js/process.js":       "export function processView",
 			"/static/vendor/d3/d3.min.js": "d3js.org",
 			"/static/vendor/d3-flame-graph/d3-flamegraph.umd.min.js": "flamegraph",
 			"/static/vendor/uplot/uPlot.iife.min.js":                 "uPlot",

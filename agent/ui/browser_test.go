@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,13 +71,24 @@ type specResult struct {
 	SearchBefore  int    `json:"search_before"`
 	Downloads     int    `json:"downloads"`
 	Walker        string `json:"walker"`
+	// APIKinds are GET /api/kinds' kinds; DownloadKinds the rows of the
+	// downloads table and KindOptions the flame graph's profile selector.
+	APIKinds      []string `json:"api_kinds"`
+	DownloadKinds []string `json:"download_kinds"`
+	KindOptions   []string `json:"kind_options"`
+	// LeakFrame and LeakLabel are the goroutineleak flame graph's hostile
+	// frame and label value, as shown (as text).
+	LeakFrame string `json:"leak_frame"`
+	LeakLabel string `json:"leak_label"`
 }
 
 // TestUIInBrowser fills a real store with snapshots of a growing population
 // target, serves the UI and drives it in chromium (test/ui/ui.spec.mjs):
 // the flame graph renders, filtering by "chan receive" changes it to that
 // many goroutines, the diff shows the grown goroutines and the goroutine
-// search finds them. Screenshots land in test/ui/artifacts/.
+// search finds them; the downloads and the profile selector offer every
+// kind the API lists, and goroutineleak's hostile frame name shows as text.
+// Screenshots land in test/ui/artifacts/.
 func TestUIInBrowser(t *testing.T) {
 	chromium, node, dir := browserPrereqs(t)
 	const grow = 25
@@ -107,6 +119,9 @@ func TestUIInBrowser(t *testing.T) {
 		snaps = append(snaps, s)
 	}
 	first, last := snaps[0], snaps[len(snaps)-1]
+	// Every other profile kind (goroutineleak among them) at the newest
+	// moment, so the page offers them all.
+	appendOtherKinds(t, st, proc, last.Time)
 	if grown := len(last.Goroutines) - len(first.Goroutines); grown < grow*(moments-2) {
 		t.Fatalf("population grew by %d goroutines over %d snapshots, want at least %d", grown, moments, grow*(moments-2))
 	}
@@ -177,12 +192,37 @@ func TestUIInBrowser(t *testing.T) {
 		{"largest appeared group", got.DiffTopDelta, d.Appeared[0].Delta},
 		{"goroutines found searching parkChanRecv", int64(got.SearchMatched), int64(searchHits)},
 		{"goroutines listed before the search (chan receive)", int64(got.SearchBefore), int64(chanRecv)},
-		{"download links", int64(got.Downloads), 9},
+		{"download links", int64(got.Downloads), int64(3 * len(Kinds()))},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s: page shows %d, store holds %d", c.name, c.got, c.want)
 		}
+	}
+	var kinds []string
+	for _, k := range Kinds() {
+		kinds = append(kinds, k.Kind)
+	}
+	if !slices.Contains(kinds, store.KindGoroutineLeak) {
+		t.Errorf("Kinds() %v lacks %s", kinds, store.KindGoroutineLeak)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"kinds GET /api/kinds lists", got.APIKinds, kinds},
+		{"kinds offered for download", got.DownloadKinds, kinds},
+		{"kinds offered by the flame graph", got.KindOptions, store.ProfileKinds},
+	} {
+		if !slices.Equal(c.got, c.want) {
+			t.Errorf("%s: page shows %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if got.LeakFrame != hostileFrame {
+		t.Errorf("goroutineleak flame graph shows frame %q, want %q as text", got.LeakFrame, hostileFrame)
+	}
+	if got.LeakLabel != hostileLabel {
+		t.Errorf("goroutineleak flame graph's label filter offers handler=%q, want %q as text", got.LeakLabel, hostileLabel)
 	}
 	if want := "walker " + last.Walker + " (loading)"; got.Walker != want {
 		t.Errorf("process header shows %q, want %q", got.Walker, want)

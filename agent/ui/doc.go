@@ -2,8 +2,9 @@
 // by default) and the embedded default when no backend is configured. It
 // reads the agent's live view of processes and the local store (pkg/store).
 // All filtering, tree building and diffing is Go code in this package; the
-// browser only renders (plain HTML and JS, libraries vendored under
-// static/vendor and embedded, so building needs no network).
+// browser only renders (plain HTML and ES modules, one per view, under
+// static/app.js and static/js/, no build step; libraries vendored under
+// static/vendor; all embedded, so building needs no network).
 //
 // Pages (one HTML page, routed by the URL fragment):
 //
@@ -19,18 +20,24 @@
 // fold.WaitBuckets) and label=k=v (repeatable; all must match). Errors are
 // {"error": "..."} with a 4xx or 5xx status.
 //
+//	GET /api/kinds
+//	    [{kind, profile, value, description}] every kind the UI shows or
+//	    downloads, in display order: store.ProfileKinds (profile set: flame
+//	    graphs), then the snapshot. The page has no list of its own.
 //	GET /api/processes
 //	    [{pid, start_time, service_name, exe, go_version, live, counts,
 //	      total, last_snapshot, walker, walker_reason, error}] live and
 //	    stored processes; walker_reason says why the walker is not eBPF.
 //	GET /api/processes/{pid}/{start}/series?from=&to=
 //	    {moments: [RFC 3339 times of stored snapshots], total: [n per moment],
-//	     states: {state: [n per moment]}, wait_reasons: {reason: [n per moment]}}
+//	     states: {state: [n per moment]}, wait_reasons: {reason: [n per moment]},
+//	     kinds: [profile kinds stored in the range]}
 //	    from the entries' summaries, without reading payloads.
-//	GET /api/processes/{pid}/{start}/flame?kind=goroutines|goroutine_wall&at=&filters
+//	GET /api/processes/{pid}/{start}/flame?kind=&at=&filters
 //	    {entry, unit, total, unfiltered_total, root: {name, value, children},
 //	     facets: {states, wait_reasons, wait_durations, labels}} where root is
-//	    the filtered profile as a call tree (value includes children) and
+//	    the filtered profile of kind (a profile kind, default goroutines) as a
+//	    call tree (value includes children) and
 //	    facets count the unfiltered profile's values per filterable label.
 //	GET /api/processes/{pid}/{start}/diff?from=&to=&filters
 //	    {from, to, from_total, to_total, appeared: [item], vanished: [item],

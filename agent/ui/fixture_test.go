@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -128,3 +130,47 @@ func openStore(tb testing.TB) *store.Store {
 
 // snapshotBinary is s in the binary form the agent stores.
 func snapshotBinary(s *snapshot.Snapshot) []byte { return snapshot.AppendBinary(nil, s) }
+
+// hostileFrame and hostileLabel are a function name and a pprof label
+// value a target controls, made to be parsed as HTML if the page ever did;
+// the browser test checks they show as text.
+const (
+	hostileFrame = `main.leak<img src=x onerror="window.__xss=1">`
+	hostileLabel = `<b>x</b><img src=x onerror="window.__xss=2">`
+)
+
+// appendOtherKinds stores a small pprof profile at at for every profile
+// kind appendSnapshot does not write (process_cpu, memory, mutex, block,
+// goroutineleak, ...: whatever store.ProfileKinds lists), so a process has
+// every kind the UI offers. The goroutineleak profile's leaf is hostileFrame
+// and its sample is labelled handler=hostileLabel.
+func appendOtherKinds(tb testing.TB, st *store.Store, proc store.Process, at time.Time) {
+	tb.Helper()
+	for i, kind := range store.ProfileKinds {
+		if kind == store.KindGoroutines || kind == store.KindGoroutineWall {
+			continue
+		}
+		leaf := "main." + kind + "Leaf"
+		var labels map[string][]string
+		if kind == store.KindGoroutineLeak {
+			leaf = hostileFrame
+			labels = map[string][]string{"handler": {hostileLabel}}
+		}
+		root := &profile.Function{ID: 1, Name: "main.main", SystemName: "main.main", Filename: "/app/main.go"}
+		fn := &profile.Function{ID: 2, Name: leaf, SystemName: leaf, Filename: "/app/" + kind + ".go"}
+		locRoot := &profile.Location{ID: 1, Address: 0x1000, Line: []profile.Line{{Function: root, Line: 3}}}
+		loc := &profile.Location{ID: 2, Address: 0x2000, Line: []profile.Line{{Function: fn, Line: 9}}}
+		p := &profile.Profile{
+			SampleType: []*profile.ValueType{{Type: kind, Unit: "count"}},
+			Sample:     []*profile.Sample{{Location: []*profile.Location{loc, locRoot}, Value: []int64{int64(i + 1)}, Label: labels}},
+			Location:   []*profile.Location{loc, locRoot}, Function: []*profile.Function{fn, root}, TimeNanos: at.UnixNano(),
+		}
+		var buf bytes.Buffer
+		if err := p.Write(&buf); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := st.Append(store.Entry{Process: proc, Kind: kind, Time: at, Data: buf.Bytes()}); err != nil {
+			tb.Fatalf("append %s: %v", kind, err)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 
 	"github.com/goroscope/goroscope/pkg/fold"
@@ -213,7 +212,7 @@ func (s *server) download(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) downloadBody(r *http.Request) (body []byte, name, ctype string, err error) {
-	pr, err := parseProfileRequest(r, store.KindGoroutines, append(slices.Clone(store.ProfileKinds), store.KindSnapshot)...)
+	pr, err := parseProfileRequest(r, store.KindGoroutines, downloadKinds()...)
 	if err != nil {
 		return nil, "", "", err
 	}

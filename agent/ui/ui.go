@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -65,11 +66,12 @@ func New(src Source, log *slog.Logger) http.Handler {
 	}
 	mux := http.NewServeMux()
 	files := http.FileServerFS(static)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", files))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", scriptTypes(files)))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.ServeFileFS(w, r, static, "index.html")
 	})
+	mux.HandleFunc("GET /api/kinds", s.api(s.kinds))
 	mux.HandleFunc("GET /api/processes", s.api(s.processes))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/series", s.api(s.series))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/flame", s.api(s.flame))
@@ -80,6 +82,18 @@ func New(src Source, log *slog.Logger) http.Handler {
 		writeError(w, &httpError{http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s; see the list in package ui's documentation", r.Method, r.URL.Path)})
 	})
 	return securityHeaders(mux)
+}
+
+// scriptTypes answers .js files as JavaScript whatever the host's
+// mime.types says: the page loads them as ES modules, which browsers run
+// only when served with a JavaScript type (and nosniff is set).
+func scriptTypes(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".js") || strings.HasSuffix(r.URL.Path, ".mjs") {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // securityHeaders keeps the UI's pages from being framed, sniffed or made

@@ -6,7 +6,10 @@
 // list, a process (reading which walker serves it and why), checks the
 // flame graph rendered, filters it by the
 // "chan receive" wait reason and checks it changed, opens the diff and the
-// goroutine table, searches, and saves screenshots in ARTIFACT_DIR. The last
+// goroutine table, searches, checks the downloads and the flame graph's
+// profile selector offer every kind GET api/kinds lists (goroutineleak's
+// flame graph rendering its hostile frame name as text), and saves
+// screenshots in ARTIFACT_DIR. The last
 // line printed is a JSON object of what it measured, for the Go test to
 // compare with the store; any failure exits non-zero.
 import { chromium } from "playwright-core";
@@ -128,18 +131,100 @@ try {
   check(stack.includes("main.parkChanRecv"), "expanded stack shows main.parkChanRecv");
   await shot("05-goroutines-search.png");
 
-  // 6. Downloads: every link answers.
-  await page.click("#tab-downloads");
-  await page.waitForSelector("#downloads a");
-  const links = await page.locator("#downloads a").evaluateAll((as) => as.map((a) => a.href));
-  check(links.length === 9, `${links.length} download links, want 9`);
-  for (const href of links) {
-    const r = await page.request.get(href);
-    const body = await r.body();
-    check(r.ok() && body.length > 0, `download ${href}: ${r.status()}, ${body.length} bytes`);
-  }
+  // 6. Downloads: a row per kind the API lists (the process has them all
+  // stored), three links each, and every link answers. The "chan receive"
+  // filter still applies: the goroutine kinds and the snapshot have
+  // matching goroutines; the other kinds carry no wait reasons, so their
+  // folded files are empty.
+  const apiKinds = await (await page.request.get(new URL("api/kinds", url).href)).json();
+  check(Array.isArray(apiKinds) && apiKinds.length > 0, `GET api/kinds: ${JSON.stringify(apiKinds)}`);
+  result.api_kinds = apiKinds.map((k) => k.kind);
+  check(result.api_kinds.includes("goroutineleak"), `api/kinds lists ${result.api_kinds}, want goroutineleak among them`);
+  const withGoroutines = new Set(["goroutines", "goroutine_wall", "snapshot"]);
+  const checkDownloads = async (filtered) => {
+    await page.click("#tab-downloads");
+    await page.waitForSelector("#downloads a");
+    const stray = await page.evaluate(() => [...document.querySelector(".panel").childNodes].filter((n) => n.nodeType !== Node.ELEMENT_NODE).map((n) => n.textContent));
+    check(stray.length === 0, `downloads panel has stray text ${JSON.stringify(stray)}`);
+    const rows = await page.locator("#downloads tr").evaluateAll((trs) => trs.map((tr) => ({
+      kind: tr.dataset.kind, name: tr.cells[0].textContent, description: tr.cells[1].textContent,
+      links: [...tr.querySelectorAll("a")].map((a) => ({ href: a.href, text: a.textContent })),
+    })));
+    check(rows.map((r) => r.kind).join() === result.api_kinds.join(),
+      `download rows ${rows.map((r) => r.kind)}, want every kind the API lists: ${result.api_kinds}`);
+    for (const [i, row] of rows.entries()) {
+      check(row.name === row.kind && row.description === apiKinds[i].description, `download row ${JSON.stringify(row)}`);
+      check(row.links.map((l) => l.text).join() === "pprof,folded,JSON", `download links of ${row.kind}: ${row.links.map((l) => l.text)}`);
+      for (const [j, format] of ["pprof", "folded", "json"].entries()) {
+        const q = new URL(row.links[j].href).searchParams;
+        check(q.get("kind") === row.kind && q.get("format") === format, `download link ${row.links[j].href}`);
+        check((q.get("wait_reason") === "chan receive") === filtered, `download link ${row.links[j].href} filtered: want ${filtered}`);
+      }
+    }
+    const links = rows.flatMap((r) => r.links.map((l) => ({ kind: r.kind, href: l.href })));
+    for (const { kind, href } of links) {
+      const r = await page.request.get(href);
+      const body = await r.body();
+      const mayBeEmpty = filtered && !withGoroutines.has(kind) && href.includes("format=folded");
+      check(r.ok() && (body.length > 0 || mayBeEmpty), `download ${href}: ${r.status()}, ${body.length} bytes`);
+    }
+    return { rows, links };
+  };
+  const filteredDownloads = await checkDownloads(true);
+  const links = filteredDownloads.links;
+  check(links.length === 3 * apiKinds.length, `${links.length} download links, want ${3 * apiKinds.length}`);
   result.downloads = links.length;
   await shot("06-downloads.png");
+
+  // 7. Every kind: the flame graph's profile selector offers each profile
+  // kind the API lists; goroutineleak renders, its hostile frame name
+  // (<img ...>) shown as text in the graph, the tooltip and the details;
+  // unfiltered, every download is non-empty.
+  await page.click("#tab-flame");
+  await page.waitForSelector('#flame[data-rendered="1"]');
+  await page.click("#filter-reset");
+  await page.waitForFunction(() => {
+    const box = document.getElementById("flame");
+    return box && box.dataset.rendered === "1" && box.dataset.total === box.dataset.unfilteredTotal && !document.getElementById("filter-wait-reason").value;
+  });
+  result.kind_options = await page.locator("#kind option").evaluateAll((os) => os.map((o) => o.value));
+  const profileKinds = apiKinds.filter((k) => k.profile).map((k) => k.kind);
+  check(result.kind_options.join() === profileKinds.join(), `profile selector offers ${result.kind_options}, want ${profileKinds}`);
+  const leakOption = await page.locator('#kind option[value="goroutineleak"]').textContent();
+  const leakKind = apiKinds.find((k) => k.kind === "goroutineleak");
+  check(leakOption === `goroutineleak (${leakKind.value})`, `goroutineleak option "${leakOption}"`);
+  await page.selectOption("#kind", "goroutineleak");
+  await page.waitForFunction(() => {
+    const box = document.getElementById("flame");
+    return box && box.dataset.rendered === "1" && [...box.querySelectorAll(".d3-flame-graph-label")].some((d) => d.textContent.includes("<img"));
+  });
+  const leak = await page.evaluate(() => {
+    const box = document.getElementById("flame");
+    const g = [...box.querySelectorAll("svg g")].find((x) => x.__data__?.data?.name.startsWith("main.leak<img"));
+    const r = g.querySelector("rect").getBoundingClientRect();
+    g.dispatchEvent(new MouseEvent("mouseover", { bubbles: true, clientX: r.x + 2, clientY: r.y + 2 }));
+    const tips = document.querySelectorAll(".d3-flame-graph-tip");
+    const tip = tips[tips.length - 1];
+    return {
+      total: Number(box.dataset.total),
+      name: g.__data__.data.name,
+      label: g.querySelector(".d3-flame-graph-label").textContent,
+      tip: tip ? tip.textContent : "",
+      details: document.getElementById("flame-details").textContent,
+      labelOptions: [...document.querySelectorAll("#filter-label option")].map((o) => o.textContent),
+      injected: document.querySelectorAll("#app img, .d3-flame-graph-tip img").length,
+      xss: window.__xss !== undefined,
+    };
+  });
+  result.leak_frame = leak.name;
+  result.leak_label = (leak.labelOptions.find((o) => o.startsWith("handler=")) || "").replace(/^handler=/, "").replace(/ \(\d+\)$/, "");
+  check(leak.total > 0, `goroutineleak flame total ${leak.total}`);
+  check(leak.label.includes(leak.name) && leak.tip.includes(leak.name) && leak.details.includes(leak.name),
+    `hostile frame name shown as text: label "${leak.label}", tooltip "${leak.tip}", details "${leak.details}"`);
+  check(leak.injected === 0 && !leak.xss, `target-controlled text (frame name, label) parsed as HTML: ${leak.injected} img elements, xss ${leak.xss}`);
+  await shot("07-flame-goroutineleak.png");
+  const unfilteredDownloads = await checkDownloads(false);
+  result.download_kinds = unfilteredDownloads.rows.map((r) => r.kind);
 
   check(errors.length === 0, `browser errors:\n${errors.join("\n")}`);
 } finally {

@@ -1,0 +1,22 @@
+// The process page's header: title and what the agent knows of the process.
+import { api } from "./api.js";
+import { el, showError } from "./dom.js";
+import { fmtInt, fmtTime } from "./format.js";
+
+export async function loadHeader(v, info) {
+  try {
+    const procs = await api("api/processes");
+    const p = procs.find((x) => String(x.pid) === v.pid && String(x.start_time) === v.start);
+    if (!p) { info.replaceChildren(el("span", { class: "muted" }, "process not in the list")); return; }
+    document.getElementById("title").textContent = `${p.service_name || "(unnamed)"} · pid ${p.pid}`;
+    info.replaceChildren(
+      el("span", {}, el("b", {}, "Go "), p.go_version || "?"),
+      el("span", {}, p.live ? el("span", { class: "pill live" }, "live") : el("span", { class: "pill gone" }, "stored")),
+      el("span", {}, el("b", {}, "goroutines "), fmtInt(p.total)),
+      el("span", {}, el("b", {}, "last snapshot "), fmtTime(p.last_snapshot)),
+      p.walker ? el("span", { id: "walker" }, el("b", {}, "walker "), p.walker,
+        p.walker_reason ? el("span", { class: "muted" }, ` (${p.walker_reason})`) : "") : "",
+      el("span", { class: "mono" }, p.exe || ""),
+      p.error ? el("span", { class: "error" }, p.error) : "");
+  } catch (e) { showError(info, e); }
+}
