@@ -47,15 +47,6 @@ type Client struct {
 	external []prompb.Label
 }
 
-// sender is the interface the push queue drives; kept here until push/queue
-// defines it.
-type sender interface {
-	Name() string
-	Send(ctx context.Context, items [][]byte) error
-}
-
-var _ sender = (*Client)(nil)
-
 // New validates o and returns a Client.
 func New(o Options) (*Client, error) {
 	hc, err := httpconf.NewClient(o.HTTP)
