@@ -18,6 +18,7 @@ import (
 	"github.com/goroscope/goroscope/agent/ui"
 	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
@@ -330,9 +331,9 @@ func (a *Agent) discover() {
 		a.mu.Lock()
 		x, xk, err := a.exes.acquire(p.PID)
 		a.mu.Unlock()
-		var t *walk.Target
+		var t *process.Target
 		if err == nil {
-			if t, err = walk.AttachExecutable(p.PID, x); err != nil {
+			if t, err = process.AttachExecutable(p.PID, x); err != nil {
 				a.mu.Lock()
 				a.exes.release(xk)
 				a.mu.Unlock()
@@ -341,7 +342,7 @@ func (a *Agent) discover() {
 		if err != nil {
 			// Exited between scan and attach, unsupported, or not permitted:
 			// say so once per process, keep going.
-			if !errors.Is(err, walk.ErrProcessGone) {
+			if !errors.Is(err, process.ErrProcessGone) {
 				a.log.Warn("cannot watch Go process", "pid", p.PID, "exe", p.Exe, "err", err)
 				a.metrics.errors.WithLabelValues("attach").Inc()
 			}
@@ -349,7 +350,7 @@ func (a *Agent) discover() {
 			continue
 		}
 		if min := a.cfg.Discovery.MinGoroutines; min > 0 {
-			if n, err := t.GoroutineCount(); err != nil || n < min {
+			if n, err := walk.GoroutineCount(t); err != nil || n < min {
 				t.Close()
 				a.mu.Lock()
 				a.exes.release(xk)
@@ -517,7 +518,7 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 		}
 		reason := "walk"
 		switch {
-		case errors.Is(err, walk.ErrProcessGone):
+		case errors.Is(err, process.ErrProcessGone):
 			reason = "process_gone"
 		case errors.Is(err, walk.ErrLayoutMismatch):
 			reason = "layout_mismatch"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/collect/cpu"
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 )
 
 // maxProfileDuration bounds --duration.
@@ -65,7 +65,7 @@ func (c profileCmd) run(ctx context.Context, args []string, stdout io.Writer, lo
 	if err != nil {
 		return err
 	}
-	t, err := walk.Attach(*pid)
+	t, err := process.Attach(*pid)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (c profileCmd) run(ctx context.Context, args []string, stdout io.Writer, lo
 
 // waitProfile waits for d, for ctx to end or for the process to exit; it
 // returns why the process is gone, if it is.
-func waitProfile(ctx context.Context, t *walk.Target, d time.Duration) error {
+func waitProfile(ctx context.Context, t *process.Target, d time.Duration) error {
 	done := time.NewTimer(d)
 	defer done.Stop()
 	tick := time.NewTicker(aliveEvery)

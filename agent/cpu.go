@@ -10,7 +10,7 @@ import (
 
 	"github.com/goroscope/goroscope/bpf"
 	"github.com/goroscope/goroscope/collect/cpu"
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
 )
@@ -197,7 +197,7 @@ func (a *Agent) onCPU(cw cpuWindow) []fold.OnCPU {
 // calls it.
 func (a *Agent) watchCPU(c *cpuSampler, w *watched) {
 	if err := c.s.Add(w.target); err != nil {
-		if errors.Is(err, walk.ErrProcessGone) {
+		if errors.Is(err, process.ErrProcessGone) {
 			return // discovery drops it at its next scan
 		}
 		a.metrics.errors.WithLabelValues("cpu_attach").Inc()

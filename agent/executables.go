@@ -5,7 +5,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 )
 
 // exeKey identifies an executable file whatever its path.
@@ -16,7 +16,7 @@ type exeKey struct {
 }
 
 type sharedExe struct {
-	x    *walk.Executable
+	x    *process.Executable
 	refs int
 }
 
@@ -27,7 +27,7 @@ type sharedExe struct {
 type executables map[exeKey]*sharedExe
 
 // acquire returns the executable of process pid, opening it on first use.
-func (e executables) acquire(pid int) (*walk.Executable, exeKey, error) {
+func (e executables) acquire(pid int) (*process.Executable, exeKey, error) {
 	fi, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
 		return nil, exeKey{}, fmt.Errorf("pid %d: %w", pid, err)
@@ -41,7 +41,7 @@ func (e executables) acquire(pid int) (*walk.Executable, exeKey, error) {
 		s.refs++
 		return s.x, k, nil
 	}
-	x, err := walk.OpenExecutable(pid)
+	x, err := process.OpenExecutable(pid)
 	if err != nil {
 		return nil, k, err
 	}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 )
 
@@ -44,14 +45,14 @@ func cmdPs(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger)
 			return ctx.Err()
 		}
 		count, walkable := "-", "yes"
-		var t *walk.Target
+		var t *process.Target
 		x, _, err := exes.acquire(p.PID)
 		if err == nil {
-			t, err = walk.AttachExecutable(p.PID, x)
+			t, err = process.AttachExecutable(p.PID, x)
 		}
 		if err == nil {
 			var n int
-			if n, err = t.GoroutineCount(); err == nil {
+			if n, err = walk.GoroutineCount(t); err == nil {
 				count = fmt.Sprint(n)
 			}
 			t.Close()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -58,7 +59,7 @@ func (c snapshotCmd) run(ctx context.Context, args []string, stdout io.Writer, l
 		return fmt.Errorf("snapshot pid %d with --walker ebpf: %w", *pid, err)
 	}
 	defer ws.Close()
-	t, err := walk.Attach(*pid)
+	t, err := process.Attach(*pid)
 	if err != nil {
 		return err
 	}

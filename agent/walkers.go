@@ -223,7 +223,7 @@ func (p *procWalker) Name() string {
 }
 
 // Walk implements walk.Walker.
-func (p *procWalker) Walk(ctx context.Context, pid int, req walk.Request, fn func(*walk.Record) error) (walk.Stats, error) {
+func (p *procWalker) Walk(ctx context.Context, pid int, req walk.Request, fn func(*bpf.GRecord) error) (walk.Stats, error) {
 	w := p.current()
 	if w == nil {
 		return walk.Stats{}, errStillLoading

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -15,7 +16,7 @@ import (
 // watched is one process the agent snapshots.
 type watched struct {
 	proc   discovery.Process
-	target *walk.Target
+	target *process.Target
 	exe    exeKey // the shared executable, released when the process goes
 	snap   *walk.Snapshotter
 	// walker is snap's walker, pointed at the one that serves before

@@ -16,7 +16,7 @@ import (
 type cpuCpuKey struct {
 	_      structs.HostLayout
 	Pid    uint32
-	Flags  uint32
+	Flags  cpuSampleFlag
 	Goid   uint64
 	Labels uint64
 	Stack  uint64
@@ -37,7 +37,7 @@ type cpuCpuProc struct {
 	OffLabels  int32
 	OffM_curg  int32
 	OffM_g0    int32
-	Flags      uint32
+	Flags      cpuProcFlag
 	Pad        uint32
 }
 
@@ -51,6 +51,26 @@ type cpuCpuStack struct {
 	Nsys   uint32
 	Pad    uint32
 }
+
+type cpuProcFlag uint32
+
+const (
+	cpuProcFlagPROC_R14    cpuProcFlag = 1
+	cpuProcFlagPROC_KERNEL cpuProcFlag = 2
+)
+
+type cpuSampleFlag uint32
+
+const (
+	cpuSampleFlagSAMPLE_R14       cpuSampleFlag = 1
+	cpuSampleFlagSAMPLE_TLS       cpuSampleFlag = 2
+	cpuSampleFlagSAMPLE_SYSTEM    cpuSampleFlag = 4
+	cpuSampleFlagSAMPLE_SWITCHED  cpuSampleFlag = 8
+	cpuSampleFlagSAMPLE_KERNEL    cpuSampleFlag = 16
+	cpuSampleFlagSAMPLE_TRUNCATED cpuSampleFlag = 32
+	cpuSampleFlagSAMPLE_FAULT     cpuSampleFlag = 64
+	cpuSampleFlagSAMPLE_NO_STACK  cpuSampleFlag = 128
+)
 
 // Names of all BPF objects in the ELF.
 //

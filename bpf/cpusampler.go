@@ -36,28 +36,32 @@ const (
 	maxFieldOffset   = 4096 // bound on the runtime field offsets of a CPUProcess
 )
 
-// Sample flags, set in CPUSample.Flags (SAMPLE_* in cpu.bpf.c).
+// SampleFlags are the bits of CPUSample.Flags: enum sample_flag of
+// cpu.bpf.c, as bpf2go generates it.
+type SampleFlags = cpuSampleFlag
+
+// Sample flags, set in CPUSample.Flags.
 const (
 	// SampleR14: the goroutine was found through the g register R14.
-	SampleR14 uint32 = 1 << 0
+	SampleR14 = cpuSampleFlagSAMPLE_R14
 	// SampleTLS: through the g the runtime keeps in thread-local storage
 	// (R14 held no g: C, assembly, signal handler).
-	SampleTLS uint32 = 1 << 1
+	SampleTLS = cpuSampleFlagSAMPLE_TLS
 	// SampleSystem: the CPU ran on the thread's g0 (system) stack.
-	SampleSystem uint32 = 1 << 2
+	SampleSystem = cpuSampleFlagSAMPLE_SYSTEM
 	// SampleSwitched: User[NSys:] is the goroutine's own stack, from its
 	// saved sched.pc/bp, after the system-stack frames User[:NSys].
-	SampleSwitched uint32 = 1 << 3
+	SampleSwitched = cpuSampleFlagSAMPLE_SWITCHED
 	// SampleKernel: the CPU was in the kernel (Kernel holds its frames if
 	// requested); User is the user stack at kernel entry.
-	SampleKernel uint32 = 1 << 4
+	SampleKernel = cpuSampleFlagSAMPLE_KERNEL
 	// SampleTruncated: the stack was deeper than MaxUserFrames.
-	SampleTruncated uint32 = 1 << 5
+	SampleTruncated = cpuSampleFlagSAMPLE_TRUNCATED
 	// SampleFault: a frame could not be read; User holds the frames before it.
-	SampleFault uint32 = 1 << 6
+	SampleFault = cpuSampleFlagSAMPLE_FAULT
 	// SampleNoStack: the sp was on neither the goroutine's nor g0's stack
 	// (signal stack, C thread): the walk was bounded by a guess.
-	SampleNoStack uint32 = 1 << 7
+	SampleNoStack = cpuSampleFlagSAMPLE_NO_STACK
 )
 
 // Indices of the stats map (STAT_* in cpu.bpf.c).
@@ -118,9 +122,9 @@ type CPUProcess struct {
 // interval. Its slices alias the sampler's buffers: copy what you keep.
 type CPUSample struct {
 	PID    uint32
-	Flags  uint32 // Sample* bits
-	Goid   uint64 // 0: none (the scheduler, or no g found)
-	Labels uint64 // the goroutine's g.labels pointer
+	Flags  SampleFlags // Sample* bits
+	Goid   uint64      // 0: none (the scheduler, or no g found)
+	Labels uint64      // the goroutine's g.labels pointer
 	Count  uint64
 	// User is leaf first: the interrupted pc, then return addresses.
 	User []uint64
@@ -475,10 +479,10 @@ func (p CPUProcess) config() (cpuCpuProc, error) {
 		OffGoid: o.Goid, OffLabels: o.Labels, OffM_curg: o.MCurg, OffM_g0: o.MG0,
 	}
 	if p.TrustR14 {
-		c.Flags |= 1
+		c.Flags |= cpuProcFlagPROC_R14
 	}
 	if p.KernelFrames {
-		c.Flags |= 2
+		c.Flags |= cpuProcFlagPROC_KERNEL
 	}
 	return c, nil
 }

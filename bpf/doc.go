@@ -15,4 +15,12 @@
 // It needs Linux >= 5.18 with BTF (CONFIG_DEBUG_INFO_BTF=y), and root or
 // CAP_BPF+CAP_PERFMON. On Linux >= 6.1 the iterator visits only the target
 // task; on older kernels it visits every task and filters in BPF.
+//
+// The Go side of the programs' structures and enums (walk_config,
+// walk_result and walk_state, rec_hdr and rec_flag, cpu_proc, cpu_key,
+// cpu_stack, proc_flag and sample_flag) is generated from csrc/ by bpf2go
+// (*_bpfel.go): the C is their one definition.
+//
+// It is internal to the goroscope binary, not meant for import outside
+// this module.
 package bpf

@@ -13,8 +13,29 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type goroutinesRecFlag uint32
+
+const (
+	goroutinesRecFlagFLAG_TRUNCATED goroutinesRecFlag = 1
+	goroutinesRecFlagFLAG_FAULT     goroutinesRecFlag = 2
+	goroutinesRecFlagFLAG_NEEDS_FP  goroutinesRecFlag = 4
+	goroutinesRecFlagFLAG_TORN      goroutinesRecFlag = 8
+	goroutinesRecFlagFLAG_UNCHANGED goroutinesRecFlag = 16
+)
+
+type goroutinesRecHdr struct {
+	_       structs.HostLayout
+	WalkId  uint32
+	Index   uint32
+	Gaddr   uint64
+	Flags   goroutinesRecFlag
+	Gsize   uint16
+	Nframes uint16
+}
+
 type goroutinesScratch struct {
 	_     structs.HostLayout
+	Hdr   [0]goroutinesRecHdr
 	Rec   [3096]uint8
 	Ptrs  [128]uint64
 	Span  [264]uint8
@@ -33,7 +54,7 @@ type goroutinesScratch struct {
 		Gaddr     uint64
 		Idx       uint32
 		Status    uint32
-		Flags     uint32
+		Flags     goroutinesRecFlag
 		Nf        uint32
 		Faults    uint32
 		Track     uint32
@@ -102,7 +123,7 @@ type goroutinesWalkConfig struct {
 type goroutinesWalkResult struct {
 	_       structs.HostLayout
 	Found   uint32
-	State   uint32
+	State   goroutinesWalkState
 	Next    uint32
 	Allglen uint32
 	Visited uint32
@@ -111,6 +132,17 @@ type goroutinesWalkResult struct {
 	Faults  uint32
 	Err     int64
 }
+
+type goroutinesWalkState uint32
+
+const (
+	goroutinesWalkStateSTATE_NONE         goroutinesWalkState = 0
+	goroutinesWalkStateSTATE_DONE         goroutinesWalkState = 1
+	goroutinesWalkStateSTATE_RING_FULL    goroutinesWalkState = 2
+	goroutinesWalkStateSTATE_BUDGET       goroutinesWalkState = 3
+	goroutinesWalkStateSTATE_HEADER_FAULT goroutinesWalkState = 4
+	goroutinesWalkStateSTATE_BAD_CONFIG   goroutinesWalkState = 5
+)
 
 // Names of all BPF objects in the ELF.
 //

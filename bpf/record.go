@@ -5,43 +5,38 @@ package bpf
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 )
+
+// RecordFlags are the bits of GRecord.Flags: enum rec_flag of
+// goroutines.bpf.c, as bpf2go generates it.
+type RecordFlags = goroutinesRecFlag
 
 // Record flags, set in GRecord.Flags.
 const (
 	// FlagTruncated: PCs is MaxFrames long and the frame chain went on.
-	FlagTruncated uint32 = 1 << 0
+	FlagTruncated = goroutinesRecFlagFLAG_TRUNCATED
 	// FlagFault: reading a frame (or the post-walk re-read of g) failed; PCs holds what was read before.
-	FlagFault uint32 = 1 << 1
+	FlagFault = goroutinesRecFlagFLAG_FAULT
 	// FlagNeedsFP: a syscall goroutine in a runtime without g.syscallbp; PCs holds only syscallpc.
-	FlagNeedsFP uint32 = 1 << 2
+	FlagNeedsFP = goroutinesRecFlagFLAG_NEEDS_FP
 	// FlagTorn: the g's status or saved sp/pc changed while its stack was walked.
-	FlagTorn uint32 = 1 << 3
+	FlagTorn = goroutinesRecFlagFLAG_TORN
 	// FlagUnchanged: WalkRequest.SkipUnchanged found the goroutine as the
 	// previous walk left it; its stack was not walked and PCs is empty.
-	FlagUnchanged uint32 = 1 << 4
+	FlagUnchanged = goroutinesRecFlagFLAG_UNCHANGED
 )
 
 // recHdrSize is sizeof(struct rec_hdr) in goroutines.bpf.c.
-const recHdrSize = 24
+const recHdrSize = int(unsafe.Sizeof(goroutinesRecHdr{}))
 
 // GRecord is one live goroutine as seen by the BPF walker.
 type GRecord struct {
-	Index uint32   // index in allgs
-	GAddr uint64   // address of the g
-	G     []byte   // the first GSize bytes of the g (reused between calls; copy if kept)
-	PCs   []uint64 // saved pc then frame return addresses (reused between calls)
-	Flags uint32   // Flag* bits
-}
-
-// recHeader mirrors struct rec_hdr.
-type recHeader struct {
-	walkID  uint32
-	index   uint32
-	gaddr   uint64
-	flags   uint32
-	gsize   uint16
-	nframes uint16
+	Index uint32      // index in allgs
+	GAddr uint64      // address of the g
+	G     []byte      // the first GSize bytes of the g (reused between calls; copy if kept)
+	PCs   []uint64    // saved pc then frame return addresses (reused between calls)
+	Flags RecordFlags // Flag* bits
 }
 
 // parseRecord decodes a raw ring buffer record into r, reusing r.PCs.
@@ -50,27 +45,23 @@ func parseRecord(raw []byte, r *GRecord) (walkID uint32, err error) {
 	if len(raw) < recHdrSize {
 		return 0, fmt.Errorf("goroutine record of %d bytes is shorter than its %d-byte header", len(raw), recHdrSize)
 	}
-	h := recHeader{
-		walkID:  binary.LittleEndian.Uint32(raw[0:]),
-		index:   binary.LittleEndian.Uint32(raw[4:]),
-		gaddr:   binary.LittleEndian.Uint64(raw[8:]),
-		flags:   binary.LittleEndian.Uint32(raw[16:]),
-		gsize:   binary.LittleEndian.Uint16(raw[20:]),
-		nframes: binary.LittleEndian.Uint16(raw[22:]),
-	}
-	want := recHdrSize + int(h.gsize) + 8*int(h.nframes)
+	// The generated type has the host's layout, and the bindings exist
+	// only for little-endian hosts: the header's bytes are its memory.
+	var h goroutinesRecHdr
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&h)), recHdrSize), raw)
+	want := recHdrSize + int(h.Gsize) + 8*int(h.Nframes)
 	if len(raw) < want {
 		return 0, fmt.Errorf("goroutine record %d: %d bytes, header says %d (g %d bytes, %d frames)",
-			h.index, len(raw), want, h.gsize, h.nframes)
+			h.Index, len(raw), want, h.Gsize, h.Nframes)
 	}
-	r.Index = h.index
-	r.GAddr = h.gaddr
-	r.Flags = h.flags
-	r.G = raw[recHdrSize : recHdrSize+int(h.gsize)]
+	r.Index = h.Index
+	r.GAddr = h.Gaddr
+	r.Flags = h.Flags
+	r.G = raw[recHdrSize : recHdrSize+int(h.Gsize)]
 	r.PCs = r.PCs[:0]
-	pcs := raw[recHdrSize+int(h.gsize) : want]
+	pcs := raw[recHdrSize+int(h.Gsize) : want]
 	for i := 0; i+8 <= len(pcs); i += 8 {
 		r.PCs = append(r.PCs, binary.LittleEndian.Uint64(pcs[i:]))
 	}
-	return h.walkID, nil
+	return h.WalkId, nil
 }

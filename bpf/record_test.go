@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-func rawRecord(walkID, index uint32, gaddr uint64, flags uint32, g []byte, pcs []uint64) []byte {
+func rawRecord(walkID, index uint32, gaddr uint64, flags RecordFlags, g []byte, pcs []uint64) []byte {
 	b := make([]byte, recHdrSize, recHdrSize+len(g)+8*len(pcs))
 	binary.LittleEndian.PutUint32(b[0:], walkID)
 	binary.LittleEndian.PutUint32(b[4:], index)
 	binary.LittleEndian.PutUint64(b[8:], gaddr)
-	binary.LittleEndian.PutUint32(b[16:], flags)
+	binary.LittleEndian.PutUint32(b[16:], uint32(flags))
 	binary.LittleEndian.PutUint16(b[20:], uint16(len(g)))
 	binary.LittleEndian.PutUint16(b[22:], uint16(len(pcs)))
 	b = append(b, g...)

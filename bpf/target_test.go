@@ -355,7 +355,7 @@ func readMem(pid uint32, addr uint64, buf []byte) error {
 
 // userWalk re-implements the Walk rules for the goroutine at gaddr with
 // process_vm_readv. ok is false for goroutines that get no record.
-func userWalk(pid uint32, req WalkRequest, gaddr uint64) (pcs []uint64, flags uint32, ok bool, err error) {
+func userWalk(pid uint32, req WalkRequest, gaddr uint64) (pcs []uint64, flags RecordFlags, ok bool, err error) {
 	g := make([]byte, req.GSize)
 	if err := readMem(pid, gaddr, g); err != nil {
 		return nil, 0, false, err

@@ -36,16 +36,6 @@ const passBudget = 20 * time.Millisecond
 // pollInterval is how often the ring drain looks at ctx and the running pass.
 const pollInterval = 20 * time.Millisecond
 
-// walk_result.state values from goroutines.bpf.c.
-const (
-	stateNone        = 0
-	stateDone        = 1
-	stateRingFull    = 2
-	stateBudget      = 3
-	stateHeaderFault = 4
-	stateBadConfig   = 5
-)
-
 // GOffsets are byte offsets of runtime.g fields; -1 marks a field the runtime lacks.
 type GOffsets struct {
 	StackLo, StackHi          int32 // g.stack.lo, g.stack.hi
@@ -173,17 +163,17 @@ func (w *GoroutineWalker) Walk(ctx context.Context, req WalkRequest, fn func(*GR
 			return stats, fmt.Errorf("walk goroutines of pid %d: process exited during the walk (after %d records): %w", req.PID, stats.Emitted, os.ErrNotExist)
 		}
 		switch res.State {
-		case stateDone:
+		case goroutinesWalkStateSTATE_DONE:
 			return stats, nil
-		case stateRingFull, stateBudget:
+		case goroutinesWalkStateSTATE_RING_FULL, goroutinesWalkStateSTATE_BUDGET:
 			if res.Next <= start && res.Visited == 0 {
 				return stats, fmt.Errorf("walk goroutines of pid %d: pass %d made no progress at goroutine %d (state %d, err %d)", req.PID, stats.Passes, start, res.State, res.Err)
 			}
 			start = res.Next
-		case stateHeaderFault:
+		case goroutinesWalkStateSTATE_HEADER_FAULT:
 			return stats, fmt.Errorf("walk goroutines of pid %d: read runtime.allgs at %#x / runtime.allglen at %#x: %w (are the addresses relocated for a PIE binary?)",
 				req.PID, req.Allgs, req.Allglen, syscall.Errno(-res.Err))
-		case stateBadConfig:
+		case goroutinesWalkStateSTATE_BAD_CONFIG:
 			return stats, fmt.Errorf("walk goroutines of pid %d: the BPF program rejected the configuration %+v", req.PID, cfg)
 		default:
 			return stats, fmt.Errorf("walk goroutines of pid %d: iterator pass ended in unknown state %d", req.PID, res.State)

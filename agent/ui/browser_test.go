@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -94,7 +95,7 @@ func TestUIInBrowser(t *testing.T) {
 	const grow = 25
 	bin := targettest.Build(t, "population", targettest.BuildOpts{})
 	tgt := targettest.Start(t, bin, "-n", "4", "-grow", "25")
-	wt, err := walk.Attach(tgt.PID)
+	wt, err := process.Attach(tgt.PID)
 	if err != nil {
 		t.Fatalf("attach to the population target: %v", err)
 	}

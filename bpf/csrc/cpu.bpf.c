@@ -47,19 +47,25 @@ static long (*bpf_probe_read_kernel)(void *dst, u32 size, const void *unsafe_ptr
 static struct task_struct *(*bpf_get_current_task_btf)(void) = (void *)158;
 static long (*bpf_task_pt_regs)(struct task_struct *task) = (void *)175;
 
-// cpu_proc.flags
-#define PROC_R14 1    // the runtime keeps g in R14 (Go >= 1.17 on amd64)
-#define PROC_KERNEL 2 // record kernel frames of samples taken in the kernel
+// cpu_proc.flags bits. bpf2go generates their Go constants (-type
+// proc_flag) for cpusampler.go.
+enum proc_flag {
+	PROC_R14 = 1,    // the runtime keeps g in R14 (Go >= 1.17 on amd64)
+	PROC_KERNEL = 2, // record kernel frames of samples taken in the kernel
+};
 
-// cpu_key.flags; mirrored by the Sample* constants in cpusampler.go.
-#define SAMPLE_R14 1        // the m was found through R14
-#define SAMPLE_TLS 2        // through the g in thread-local storage
-#define SAMPLE_SYSTEM 4     // sp was on g0's stack
-#define SAMPLE_SWITCHED 8   // the stack goes on with curg's saved one at user[nsys]
-#define SAMPLE_KERNEL 16    // the CPU was in the kernel (kern holds its frames)
-#define SAMPLE_TRUNCATED 32 // MAX_USER PCs and the chain went on
-#define SAMPLE_FAULT 64     // a frame could not be read
-#define SAMPLE_NO_STACK 128 // sp was on neither curg's nor g0's stack
+// cpu_key.flags bits. bpf2go generates their Go constants (-type
+// sample_flag); cpusampler.go exports them as the Sample* constants.
+enum sample_flag {
+	SAMPLE_R14 = 1,        // the m was found through R14
+	SAMPLE_TLS = 2,        // through the g in thread-local storage
+	SAMPLE_SYSTEM = 4,     // sp was on g0's stack
+	SAMPLE_SWITCHED = 8,   // the stack goes on with curg's saved one at user[nsys]
+	SAMPLE_KERNEL = 16,    // the CPU was in the kernel (kern holds its frames)
+	SAMPLE_TRUNCATED = 32, // MAX_USER PCs and the chain went on
+	SAMPLE_FAULT = 64,     // a frame could not be read
+	SAMPLE_NO_STACK = 128, // sp was on neither curg's nor g0's stack
+};
 
 // Indices of the stats map; mirrored in cpusampler.go.
 enum {
@@ -86,7 +92,7 @@ struct cpu_proc {
 	s32 off_labels; // -1: no g.labels
 	s32 off_m_curg;
 	s32 off_m_g0;
-	u32 flags; // PROC_*
+	enum proc_flag flags;
 	u32 pad;
 };
 
@@ -104,7 +110,7 @@ struct cpu_stack {
 // Key of the counts maps.
 struct cpu_key {
 	u32 pid;
-	u32 flags; // SAMPLE_*
+	enum sample_flag flags;
 	u64 goid;  // 0: no goroutine (scheduler, no m found)
 	u64 labels; // curg's g.labels pointer
 	u64 stack;  // key of the stack in the stacks map

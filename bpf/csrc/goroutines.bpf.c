@@ -32,12 +32,15 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define WIN 1024 // stack window size, a power of two
 #define WAKE_EVERY 256
 
-// Record flags; mirrored by the Flag* constants in record.go.
-#define FLAG_TRUNCATED 1
-#define FLAG_FAULT 2
-#define FLAG_NEEDS_FP 4
-#define FLAG_TORN 8
-#define FLAG_UNCHANGED 16
+// Record flags (rec_hdr.flags). bpf2go generates their Go constants (-type
+// rec_flag); record.go exports them as the Flag* constants.
+enum rec_flag {
+	FLAG_TRUNCATED = 1,  // max_frames PCs and the frame chain went on
+	FLAG_FAULT = 2,      // reading a frame failed; PCs holds those read before
+	FLAG_NEEDS_FP = 4,   // a syscall goroutine without g.syscallbp: only syscallpc
+	FLAG_TORN = 8,       // the g's status or saved sp/pc changed during the walk
+	FLAG_UNCHANGED = 16, // skip_unchanged found it as the last walk did: no PCs
+};
 
 // Entries of the seen map: ~256k goroutines over all walked processes (about
 // 29 MB of kernel memory); beyond that the LRU evicts and those goroutines are
@@ -53,7 +56,8 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define G_COPYSTACK 8
 #define G_SCAN 0x1000
 
-// walk_result.state values; mirrored in walk.go.
+// walk_result.state values; bpf2go generates their Go constants (-type
+// walk_state) for walk.go.
 enum walk_state {
 	STATE_NONE = 0,
 	STATE_DONE = 1,
@@ -99,7 +103,7 @@ struct walk_config {
 // Outcome of one pass, read back by userspace.
 struct walk_result {
 	u32 found;   // the leader task of pid was iterated
-	u32 state;   // enum walk_state
+	enum walk_state state;
 	u32 next;    // first allgs index not processed
 	u32 allglen; // min(len(allgs), allglen), saturated
 	u32 visited;
@@ -110,14 +114,16 @@ struct walk_result {
 };
 
 // Ring buffer record header; followed by gsize bytes of g and nframes u64 PCs.
+// bpf2go generates its Go type (-type rec_hdr), which record.go decodes.
 struct rec_hdr {
 	u32 walk_id;
 	u32 index;
 	u64 gaddr;
-	u32 flags;
+	enum rec_flag flags; // FLAG_* bits
 	u16 gsize;
 	u16 nframes;
 };
+_Static_assert(sizeof(struct rec_hdr) == HDR_SIZE, "HDR_SIZE is not sizeof(struct rec_hdr)");
 
 // Key of the seen map: one g of one process. start is the low 32 bits of the
 // process's start time, so a reused pid does not inherit its predecessor's gs.
@@ -164,7 +170,7 @@ struct pass_state {
 	u64 gaddr;
 	u32 idx;
 	u32 status; // atomicstatus as copied
-	u32 flags;
+	enum rec_flag flags;
 	u32 nf; // PCs stored so far
 	u32 faults;
 	u32 track;    // 1: maintain its seen entry
@@ -178,6 +184,10 @@ struct pass_state {
 };
 
 struct scratch {
+	// The header at the start of rec, as a type only (no bytes): it puts
+	// struct rec_hdr in the BTF for bpf2go. The code writes the header
+	// through a cast of rec.
+	struct rec_hdr hdr[0];
 	u8 rec[REC_BUF];
 	u64 ptrs[2 * PTR_BATCH]; // 2 *: room for the masked batch size
 	u8 span[SPAN_MAX + 8]; // + 8: masked offsets may reach SPAN_MAX - 1

@@ -15,7 +15,7 @@ import (
 
 	"github.com/goroscope/goroscope/bpf"
 	"github.com/goroscope/goroscope/collect/cpu"
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -158,7 +158,7 @@ func startObserver(b *testing.B, obs string, t *targettest.Target) (stop func() 
 		if err != nil {
 			b.Fatal(err)
 		}
-		tgt, err := walk.Attach(t.PID)
+		tgt, err := process.Attach(t.PID)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/goroscope/goroscope/bpf"
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/gobin"
 	"github.com/goroscope/goroscope/pkg/golayout"
 )
@@ -23,7 +23,7 @@ const maxTLSOffset = 1 << 20
 
 // processConfig derives the sampler's view of a target from its layout and
 // executable: runtime offsets, the run-time text range and the TLS slot of g.
-func processConfig(t *walk.Target, kernelFrames bool) (bpf.CPUProcess, error) {
+func processConfig(t *process.Target, kernelFrames bool) (bpf.CPUProcess, error) {
 	var p bpf.CPUProcess
 	g, m := t.Layout.G, t.Layout.M
 	for _, f := range []struct {

@@ -10,4 +10,7 @@
 // a process_cpu pprof profile shaped like Go's own CPU profile, and
 // Process.Goroutines gives the on-CPU samples per goroutine for the
 // running part of the goroutine_wall profile.
+//
+// Like all of collect/, it is internal to the goroscope binary, not meant
+// for import outside this module.
 package cpu

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/collect/cpu"
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -121,9 +121,9 @@ func getJSON(url string, v any) error {
 }
 
 // attach attaches the target for sampling and closes it at the end.
-func attach(tb testing.TB, pid int) *walk.Target {
+func attach(tb testing.TB, pid int) *process.Target {
 	tb.Helper()
-	t, err := walk.Attach(pid)
+	t, err := process.Attach(pid)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package cpu
 import (
 	"time"
 
+	"github.com/goroscope/goroscope/bpf"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
@@ -58,7 +59,7 @@ type Sample struct {
 	Frames []snapshot.Frame `json:"frames"`
 	Count  uint64           `json:"count"`
 	// Flags are bpf.Sample* bits: how the goroutine was found, which stack.
-	Flags uint32 `json:"flags"`
+	Flags bpf.SampleFlags `json:"flags"`
 	// Truncated is set when the stack was cut: deeper than the walk's limit,
 	// unreadable, or through native code without frame pointers.
 	Truncated bool `json:"truncated,omitempty"`

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/bpf"
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
@@ -50,9 +50,9 @@ type Sampler struct {
 
 // proc is one added process.
 type proc struct {
-	t       *walk.Target
+	t       *process.Target
 	sym     *symbolizer
-	labels  *walk.LabelReader
+	labels  *process.LabelReader
 	cfg     bpf.CPUProcess
 	removed bool // samples still to drain, then forgotten
 }
@@ -89,19 +89,19 @@ func (s *Sampler) KernelSymbolsError() error { return s.ksErr }
 
 // Add starts sampling the process of t. The sampler reads t's executable
 // until the Drain that follows Remove(t.PID): keep t open until then.
-func (s *Sampler) Add(t *walk.Target) error {
+func (s *Sampler) Add(t *process.Target) error {
 	cfg, err := processConfig(t, s.opts.KernelFrames)
 	if err != nil {
 		return fmt.Errorf("sample CPU of pid %d: %w", t.PID, err)
 	}
-	mem, err := walk.NewProcMem(t.PID)
+	mem, err := process.NewMem(t.PID)
 	if err != nil {
 		return fmt.Errorf("sample CPU of pid %d: %w", t.PID, err)
 	}
 	p := &proc{
 		t:      t,
 		sym:    newSymbolizer(t.Bin, t.Bias, &mappings{pid: t.PID}),
-		labels: walk.NewLabelReader(mem, t.Layout),
+		labels: process.NewLabelReader(mem, t.Layout),
 		cfg:    cfg,
 	}
 	s.mu.Lock()

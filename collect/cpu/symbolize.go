@@ -2,18 +2,18 @@ package cpu
 
 import (
 	"github.com/goroscope/goroscope/bpf"
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/gobin"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
-// symbolizer turns a sample's PCs into frames with collect/walk's
-// Symbolizer and adds what a sample needs: the leaf pc is exact, not a
+// symbolizer turns a sample's PCs into frames with a process.Symbolizer
+// and adds what a sample needs: the leaf pc is exact, not a
 // return address; the caller of a leaf that had not set up its frame comes
 // from the word at sp; and PCs outside the Go text are native code, named
 // by their mapping.
 type symbolizer struct {
-	ws        *walk.Symbolizer
+	ps        *process.Symbolizer
 	bin       *gobin.Binary
 	bias      uint64
 	maps      *mappings
@@ -29,7 +29,7 @@ type symEntry struct {
 }
 
 func newSymbolizer(bin *gobin.Binary, bias uint64, maps *mappings) *symbolizer {
-	return &symbolizer{ws: walk.NewSymbolizer(bin, bias), bin: bin, bias: bias, maps: maps, frameless: map[uint64]bool{}}
+	return &symbolizer{ps: process.NewSymbolizer(bin, bias), bin: bin, bias: bias, maps: maps, frameless: map[uint64]bool{}}
 }
 
 // stack symbolises a sample's user stack, leaf first, and appends it to dst.
@@ -96,7 +96,7 @@ func (s *symbolizer) segment(dst []snapshot.Frame, pcs []uint64, injected bool) 
 }
 
 func (s *symbolizer) lookup(pc uint64, exact bool) symEntry {
-	frames, goCode, injects := s.ws.Lookup(pc, exact)
+	frames, goCode, injects := s.ps.Lookup(pc, exact)
 	if !goCode {
 		return symEntry{frames: []snapshot.Frame{{Function: s.maps.name(pc), PC: pc}}}
 	}

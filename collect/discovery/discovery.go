@@ -1,5 +1,8 @@
 // Package discovery finds the Go processes on the host by scanning /proc and
 // recognising Go executables from their build information.
+//
+// Like all of collect/, it is internal to the goroscope binary, not meant
+// for import outside this module.
 package discovery
 
 import (
@@ -12,7 +15,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/gobin"
 )
 
@@ -123,7 +126,7 @@ func (s *Scanner) Lookup(pid int) (Process, error) {
 	if proc == "" {
 		proc = "/proc"
 	}
-	if _, err := walk.ProcStartTime(pid); err != nil {
+	if _, err := process.StartTime(pid); err != nil {
 		return Process{}, err
 	}
 	if p, ok := s.inspect(proc, pid); ok {
@@ -166,7 +169,7 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 	if !info.isGo {
 		return Process{}, false
 	}
-	start, err := walk.ProcStartTime(pid)
+	start, err := process.StartTime(pid)
 	if err != nil {
 		return Process{}, false
 	}

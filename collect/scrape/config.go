@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/remotewrite"
 )
 
 // Defaults and limits of the configuration.
@@ -98,10 +99,7 @@ type TLSConfig struct {
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
-var (
-	targetNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:/\[\]-]{1,128}$`)
-	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
+var targetNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:/\[\]-]{1,128}$`)
 
 // reservedLabels are set by the scraper itself.
 var reservedLabels = []string{"service_name", "instance"}
@@ -250,7 +248,7 @@ func (c *Config) resolveTarget(i int, interval time.Duration, defKinds []Kind) (
 	}
 	for k, v := range t.Labels {
 		switch {
-		case !labelNameRE.MatchString(k) || strings.HasPrefix(k, "__"):
+		case !remotewrite.ValidLabelName(k) || strings.HasPrefix(k, "__"):
 			bad("labels."+k, "label name must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __; rename it")
 		case slices.Contains(reservedLabels, k):
 			bad("labels."+k, "%s is set by the scraper; use the service_name or name key instead", k)

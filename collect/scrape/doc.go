@@ -24,4 +24,7 @@
 //
 // See docs/scrape.md for the behaviour in detail and how it differs from
 // Grafana Alloy's pyroscope.scrape.
+//
+// Like all of collect/, it is internal to the goroscope binary, not meant
+// for import outside this module.
 package scrape

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/test/targettest"
 )
@@ -64,7 +65,7 @@ func BenchmarkSnapshot(b *testing.B) {
 }
 
 func benchSnapshot(b *testing.B, tgt *targettest.Target, w walk.Walker, n int) {
-	at, err := walk.Attach(tgt.PID)
+	at, err := process.Attach(tgt.PID)
 	if err != nil {
 		b.Fatalf("attach pid %d: %v", tgt.PID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/golayout"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
@@ -46,7 +47,7 @@ const (
 // tracking sequence at least, and usually its saved sp/pc or g.waiting.
 type parkedAs struct {
 	goid, sp, pc, waiting uint64
-	status                uint32
+	status                golayout.Status
 	reason, seq           uint8
 }
 
@@ -125,7 +126,7 @@ type chanRead struct {
 // queues its facts cannot change: with receivers waiting its buffer is
 // empty, with senders waiting it is full, and closing it wakes them all.
 type blockedResolver struct {
-	mem *ProcMem
+	mem *process.Mem
 	l   *golayout.Layout
 	// gLo and gHi bound the bytes of a g that parkOf needs.
 	gLo, gHi int64
@@ -148,7 +149,7 @@ type blockedResolver struct {
 	rereads, lost int
 }
 
-func newBlockedResolver(mem *ProcMem, l *golayout.Layout) *blockedResolver {
+func newBlockedResolver(mem *process.Mem, l *golayout.Layout) *blockedResolver {
 	r := &blockedResolver{mem: mem, l: l, sudogs: map[uint64][]byte{}, second: map[uint64][]byte{},
 		taken: map[uint64]int{}, owner: map[uint64]uint64{}, chans: map[uint64]*chanRead{}, dirty: map[uint64]struct{}{}, qseen: map[uint64]struct{}{}}
 	g := &l.G
@@ -198,7 +199,7 @@ func (r *blockedResolver) isDirty(chans []uint64) bool {
 }
 
 // chanOf is the channel of the sudog at a, as last read.
-func (r *blockedResolver) chanOf(a uint64) uint64 { return le64(r.sudogs[a], r.l.Sudog.C) }
+func (r *blockedResolver) chanOf(a uint64) uint64 { return golayout.Uint64(r.sudogs[a], r.l.Sudog.C) }
 
 // resolve sets BlockedOn for the pending channel waits. again reads
 // goroutines that moved once more from allgs, replacing their entries in
@@ -363,7 +364,7 @@ func (r *blockedResolver) chase(pending []pendingWait, work []int) {
 			cur[k] = 0
 			p := &pending[i]
 			s := r.sudogs[a]
-			if s == nil || le64(s, sl.G) != p.gaddr || le64(s, sl.C) == 0 || (le8(s, sl.IsSelect) != 0) != p.sel {
+			if s == nil || golayout.Uint64(s, sl.G) != p.gaddr || golayout.Uint64(s, sl.C) == 0 || (golayout.Uint8(s, sl.IsSelect) != 0) != p.sel {
 				r.chains[i] = r.chains[i][:0]
 				continue
 			}
@@ -376,7 +377,7 @@ func (r *blockedResolver) chase(pending []pendingWait, work []int) {
 				r.taken[a] = i
 			}
 			r.chains[i] = append(r.chains[i], a)
-			next := le64(s, sl.WaitLink)
+			next := golayout.Uint64(s, sl.WaitLink)
 			if next != 0 && !p.sel {
 				r.chains[i] = r.chains[i][:0] // a lone wait has no waitlink
 				continue
@@ -417,8 +418,8 @@ func (r *blockedResolver) readChans(work []int) {
 		}
 		clear(r.qseen)
 		cr := &chanRead{hchan: hb}
-		cr.recv = r.queue(c, le64(hb, h.Recvq+wq.First))
-		cr.send = r.queue(c, le64(hb, h.Sendq+wq.First))
+		cr.recv = r.queue(c, golayout.Uint64(hb, h.Recvq+wq.First))
+		cr.send = r.queue(c, golayout.Uint64(hb, h.Sendq+wq.First))
 		r.chans[c] = cr
 	}
 }
@@ -443,11 +444,11 @@ func (r *blockedResolver) queue(c, first uint64) []uint64 {
 			r.sudogs[sg] = s
 		}
 		// A sudog being woken has its channel cleared while still queued.
-		if sc := le64(s, sl.C); sc != 0 && sc != c {
+		if sc := golayout.Uint64(s, sl.C); sc != 0 && sc != c {
 			break
 		}
 		out = append(out, sg)
-		sg = le64(s, sl.Next)
+		sg = golayout.Uint64(s, sl.Next)
 	}
 	return out
 }
@@ -497,16 +498,16 @@ func (r *blockedResolver) readParks(pending []pendingWait, work []int) (parks []
 		return parks, ok
 	}
 	span := r.gHi
-	// At most maxIOV goroutines at a time: one system call's worth.
-	slab := make([]byte, int64(min(len(work), maxIOV))*span)
-	reads := make([]Read, 0, min(len(work), maxIOV))
-	for base := 0; base < len(work); base += maxIOV {
-		batch := work[base:min(base+maxIOV, len(work))]
+	// At most process.MaxIOV goroutines at a time: one system call's worth.
+	slab := make([]byte, int64(min(len(work), process.MaxIOV))*span)
+	reads := make([]process.Read, 0, min(len(work), process.MaxIOV))
+	for base := 0; base < len(work); base += process.MaxIOV {
+		batch := work[base:min(base+process.MaxIOV, len(work))]
 		reads = reads[:0]
 		for k, i := range batch {
 			buf := slab[int64(k)*span : int64(k+1)*span]
 			clear(buf)
-			reads = append(reads, Read{Addr: pending[i].gaddr + uint64(r.gLo), Buf: buf[r.gLo:]})
+			reads = append(reads, process.Read{Addr: pending[i].gaddr + uint64(r.gLo), Buf: buf[r.gLo:]})
 		}
 		if err := r.mem.ReadBatch(reads); err != nil {
 			return parks, ok
@@ -530,9 +531,9 @@ func (r *blockedResolver) sameSudog(a, b []byte) bool {
 		return false
 	}
 	sl := r.l.Sudog
-	return le64(a, sl.G) == le64(b, sl.G) && le64(a, sl.C) == le64(b, sl.C) &&
-		le64(a, sl.WaitLink) == le64(b, sl.WaitLink) && le8(a, sl.IsSelect) == le8(b, sl.IsSelect) &&
-		le64(a, sl.Elem) == le64(b, sl.Elem)
+	return golayout.Uint64(a, sl.G) == golayout.Uint64(b, sl.G) && golayout.Uint64(a, sl.C) == golayout.Uint64(b, sl.C) &&
+		golayout.Uint64(a, sl.WaitLink) == golayout.Uint64(b, sl.WaitLink) && golayout.Uint8(a, sl.IsSelect) == golayout.Uint8(b, sl.IsSelect) &&
+		golayout.Uint64(a, sl.Elem) == golayout.Uint64(b, sl.Elem)
 }
 
 // answer sets BlockedOn from the chains and channels read, and remembers
@@ -547,7 +548,7 @@ func (r *blockedResolver) answer(gs []snapshot.Goroutine, pending []pendingWait)
 			continue
 		}
 		for k, a := range r.chains[i] {
-			if c := r.cchans[i][k]; le64(r.sudogs[a], sg) == pending[i].gaddr && r.chanOf(a) == c {
+			if c := r.cchans[i][k]; golayout.Uint64(r.sudogs[a], sg) == pending[i].gaddr && r.chanOf(a) == c {
 				r.owner[a] = c
 			}
 		}
@@ -606,9 +607,9 @@ func (r *blockedResolver) readAll(addrs []uint64, size int64, out map[uint64][]b
 		return
 	}
 	slab := make([]byte, int64(len(addrs))*size)
-	reads := make([]Read, len(addrs))
+	reads := make([]process.Read, len(addrs))
 	for i, a := range addrs {
-		reads[i] = Read{Addr: a, Buf: slab[int64(i)*size : int64(i+1)*size]}
+		reads[i] = process.Read{Addr: a, Buf: slab[int64(i)*size : int64(i+1)*size]}
 	}
 	if err := r.mem.ReadBatch(reads); err != nil {
 		for _, a := range addrs {
@@ -642,9 +643,9 @@ func (r *blockedResolver) channel(c uint64, cr *chanRead) *snapshot.BlockedOn {
 	return &snapshot.BlockedOn{
 		Kind:      snapshot.BlockedOnChan,
 		Address:   fmt.Sprintf("%#x", c),
-		Capacity:  le64(cr.hchan, h.Dataqsiz),
-		Length:    le64(cr.hchan, h.Qcount),
-		Closed:    le32(cr.hchan, h.Closed) != 0,
+		Capacity:  golayout.Uint64(cr.hchan, h.Dataqsiz),
+		Length:    golayout.Uint64(cr.hchan, h.Qcount),
+		Closed:    golayout.Uint32(cr.hchan, h.Closed) != 0,
 		Receivers: count(cr.recv),
 		Senders:   count(cr.send),
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/golayout"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
@@ -19,7 +20,7 @@ import (
 type fakeRuntime struct {
 	t    *testing.T
 	l    *golayout.Layout
-	mem  *ProcMem
+	mem  *process.Mem
 	bufs [][]byte
 }
 
@@ -29,7 +30,7 @@ func newFakeRuntime(t *testing.T) *fakeRuntime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem, err := NewProcMem(os.Getpid())
+	mem, err := process.NewMem(os.Getpid())
 	if err != nil {
 		t.Skipf("cannot read our own memory: %v", err)
 	}
@@ -100,7 +101,7 @@ func (f *fakeRuntime) wait(sel bool, sudogs []fakeSudog, queues [][]int) *fakeWa
 			}
 		}
 	}
-	binary.LittleEndian.PutUint32(w.g[l.G.AtomicStatus:], gWaiting)
+	binary.LittleEndian.PutUint32(w.g[l.G.AtomicStatus:], uint32(golayout.StatusWaiting))
 	put64(w.g, l.G.Goid, 7)
 	put64(w.g, l.G.StackLo, 0x10000)
 	put64(w.g, l.G.StackHi, 0x20000)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/test/targettest"
@@ -23,7 +24,7 @@ func TestChannelFactsFollowQueues(t *testing.T) {
 	for _, w := range walkersUnderTest(t) {
 		t.Run(w.Name(), func(t *testing.T) {
 			tgt := targettest.Start(t, bin, "-grow", "7")
-			at, err := walk.Attach(tgt.PID)
+			at, err := process.Attach(tgt.PID)
 			if err != nil {
 				t.Fatal(err)
 			}

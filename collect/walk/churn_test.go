@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/test/targettest"
@@ -140,7 +141,7 @@ func TestBlockedOnUnderChurn(t *testing.T) {
 }
 
 func churnSnapshotsAgree(t *testing.T, tgt *targettest.Target, w walk.Walker, facts *churnFacts) {
-	at, err := walk.Attach(tgt.PID)
+	at, err := process.Attach(tgt.PID)
 	if err != nil {
 		t.Fatalf("attach pid %d: %v", tgt.PID, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/goroutinedump"
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -98,7 +99,7 @@ func displayVersion(v string) string {
 
 func snap(t *testing.T, tgt *targettest.Target, w walk.Walker) *snapshot.Snapshot {
 	t.Helper()
-	at, err := walk.Attach(tgt.PID)
+	at, err := process.Attach(tgt.PID)
 	if err != nil {
 		t.Fatalf("attach: %v", err)
 	}

@@ -9,7 +9,7 @@ import (
 
 // gFields are the fields of one g the decoder reads, pulled out of a record.
 type gFields struct {
-	status     uint32
+	status     golayout.Status // without the scan bit
 	scan       bool
 	goid       uint64
 	waitReason uint8
@@ -29,43 +29,43 @@ type gFields struct {
 func readFields(l *golayout.Layout, b []byte) gFields {
 	g := &l.G
 	f := gFields{
-		status:     le32(b, g.AtomicStatus),
-		goid:       le64(b, g.Goid),
-		waitReason: le8(b, g.WaitReason),
-		waitSince:  int64(le64(b, g.WaitSince)),
-		stackLo:    le64(b, g.StackLo),
-		stackHi:    le64(b, g.StackHi),
-		trackSeq:   le8(b, g.TrackingSeq),
-		lockedm:    le64(b, g.LockedM),
-		parentGoid: le64(b, g.ParentGoid),
-		gopc:       le64(b, g.Gopc),
-		startpc:    le64(b, g.Startpc),
-		waiting:    le64(b, g.Waiting),
-		labels:     le64(b, g.Labels),
+		status:     golayout.Status(golayout.Uint32(b, g.AtomicStatus)),
+		goid:       golayout.Uint64(b, g.Goid),
+		waitReason: golayout.Uint8(b, g.WaitReason),
+		waitSince:  int64(golayout.Uint64(b, g.WaitSince)),
+		stackLo:    golayout.Uint64(b, g.StackLo),
+		stackHi:    golayout.Uint64(b, g.StackHi),
+		trackSeq:   golayout.Uint8(b, g.TrackingSeq),
+		lockedm:    golayout.Uint64(b, g.LockedM),
+		parentGoid: golayout.Uint64(b, g.ParentGoid),
+		gopc:       golayout.Uint64(b, g.Gopc),
+		startpc:    golayout.Uint64(b, g.Startpc),
+		waiting:    golayout.Uint64(b, g.Waiting),
+		labels:     golayout.Uint64(b, g.Labels),
 	}
-	f.scan = f.status&gScan != 0
-	f.status &^= gScan
-	if f.status == gSyscall {
-		f.sp, f.pc = le64(b, g.SyscallSP), le64(b, g.SyscallPC)
+	f.scan = f.status&golayout.StatusScanBit != 0
+	f.status = f.status.Strip()
+	if f.status == golayout.StatusSyscall {
+		f.sp, f.pc = golayout.Uint64(b, g.SyscallSP), golayout.Uint64(b, g.SyscallPC)
 	} else {
-		f.sp, f.pc = le64(b, g.SchedSP), le64(b, g.SchedPC)
+		f.sp, f.pc = golayout.Uint64(b, g.SchedSP), golayout.Uint64(b, g.SchedPC)
 	}
 	return f
 }
 
 // state maps a runtime status to a reported state; ok is false for
 // statuses that are never reported (idle, dead) or impossible.
-func state(status uint32) (snapshot.State, bool) {
+func state(status golayout.Status) (snapshot.State, bool) {
 	switch status {
-	case gRunnable, gPreempted:
+	case golayout.StatusRunnable, golayout.StatusPreempted:
 		return snapshot.StateRunnable, true
-	case gRunning, gCopystack:
+	case golayout.StatusRunning, golayout.StatusCopystack:
 		return snapshot.StateRunning, true
-	case gSyscall:
+	case golayout.StatusSyscall:
 		return snapshot.StateSyscall, true
-	case gWaiting:
+	case golayout.StatusWaiting:
 		return snapshot.StateWaiting, true
-	case gLeaked:
+	case golayout.StatusLeaked:
 		return snapshot.StateLeaked, true
 	}
 	return "", false
@@ -83,16 +83,8 @@ func (f *gFields) implausible() string {
 	if f.stackLo == 0 || f.stackHi <= f.stackLo || f.stackHi-f.stackLo > 1<<30 {
 		return fmt.Sprintf("stack [%#x, %#x)", f.stackLo, f.stackHi)
 	}
-	if f.status != gRunning && f.status != gCopystack && f.sp != 0 && (f.sp < f.stackLo || f.sp > f.stackHi) {
+	if f.status != golayout.StatusRunning && f.status != golayout.StatusCopystack && f.sp != 0 && (f.sp < f.stackLo || f.sp > f.stackHi) {
 		return fmt.Sprintf("saved sp %#x outside stack [%#x, %#x)", f.sp, f.stackLo, f.stackHi)
 	}
 	return ""
-}
-
-// waitReasonString names a runtime waitReason value.
-func (t *Target) waitReasonString(r uint8) string {
-	if int(r) < len(t.waitReasons) {
-		return t.waitReasons[r]
-	}
-	return fmt.Sprintf("waitReason(%d)", r)
 }

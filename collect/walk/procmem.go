@@ -7,14 +7,19 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unsafe"
+
+	"github.com/goroscope/goroscope/bpf"
+	"github.com/goroscope/goroscope/collect/process"
+	"github.com/goroscope/goroscope/pkg/golayout"
 )
 
 // inlineFrames is how many PCs per goroutine the walk's arena holds.
 const inlineFrames = 64
 
 // batchGs is how many goroutines the userspace walker handles per round of
-// system calls; one process_vm_readv takes up to maxIOV ranges.
-const batchGs = maxIOV
+// system calls; one process_vm_readv takes up to process.MaxIOV ranges.
+const batchGs = process.MaxIOV
 
 // ProcMemWalker walks goroutines from userspace with process_vm_readv. It
 // needs only ptrace rights over the target, so it serves kernels without
@@ -25,9 +30,9 @@ type ProcMemWalker struct{}
 func (ProcMemWalker) Name() string { return "procmem" }
 
 // Walk implements Walker.
-func (w ProcMemWalker) Walk(ctx context.Context, pid int, req Request, fn func(*Record) error) (Stats, error) {
+func (w ProcMemWalker) Walk(ctx context.Context, pid int, req Request, fn func(*bpf.GRecord) error) (Stats, error) {
 	start := time.Now()
-	mem, err := NewProcMem(pid)
+	mem, err := process.NewMem(pid)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -37,7 +42,7 @@ func (w ProcMemWalker) Walk(ctx context.Context, pid int, req Request, fn func(*
 }
 
 // readAllgs reads the allgs pointer array.
-func readAllgs(mem *ProcMem, req Request) ([]uint64, uint32, error) {
+func readAllgs(mem *process.Mem, req Request) ([]uint64, uint32, error) {
 	var hdr [24]byte
 	if err := mem.ReadAt(hdr[:], req.Allgs); err != nil {
 		return nil, 0, fmt.Errorf("read runtime.allgs at %#x: %w", req.Allgs, err)
@@ -50,7 +55,7 @@ func readAllgs(mem *ProcMem, req Request) ([]uint64, uint32, error) {
 		return nil, 0, fmt.Errorf("read runtime.allglen at %#x: %w", req.Allglen, err)
 	}
 	if glen > maxAllglen || n > maxAllglen {
-		return nil, 0, fmt.Errorf("runtime.allglen of pid %d is %d (allgs len %d): not a plausible goroutine count; the runtime variable addresses are wrong", mem.pid, glen, n)
+		return nil, 0, fmt.Errorf("runtime.allglen of pid %d is %d (allgs len %d): not a plausible goroutine count; the runtime variable addresses are wrong", mem.PID(), glen, n)
 	}
 	n = min(n, glen, uint64(req.MaxGoroutines))
 	gs := make([]uint64, n)
@@ -65,7 +70,7 @@ func readAllgs(mem *ProcMem, req Request) ([]uint64, uint32, error) {
 // walkMem is the userspace walk: the same rules as the eBPF iterator
 // (bpf/goroutines.bpf.c), batched so that each step of every stack in a
 // batch of goroutines costs one system call.
-func walkMem(ctx context.Context, mem *ProcMem, req Request, fn func(*Record) error) (Stats, error) {
+func walkMem(ctx context.Context, mem *process.Mem, req Request, fn func(*bpf.GRecord) error) (Stats, error) {
 	gs, glen, err := readAllgs(mem, req)
 	if err != nil {
 		return Stats{}, err
@@ -77,10 +82,10 @@ func walkMem(ctx context.Context, mem *ProcMem, req Request, fn func(*Record) er
 
 // walkOne walks the single goroutine at gaddr, allgs[index]; nil if it is
 // dead. The record is the caller's to keep.
-func walkOne(ctx context.Context, mem *ProcMem, req Request, index uint32, gaddr uint64) (*Record, error) {
+func walkOne(ctx context.Context, mem *process.Mem, req Request, index uint32, gaddr uint64) (*bpf.GRecord, error) {
 	req.Unchanged = nil
-	var out *Record
-	_, err := walkGs(ctx, mem, req, []uint64{gaddr}, func(r *Record) error {
+	var out *bpf.GRecord
+	_, err := walkGs(ctx, mem, req, []uint64{gaddr}, func(r *bpf.GRecord) error {
 		c := *r
 		c.Index = index
 		c.G = bytes.Clone(r.G)
@@ -92,16 +97,16 @@ func walkOne(ctx context.Context, mem *ProcMem, req Request, index uint32, gaddr
 }
 
 // walkGs walks the goroutines at the given g addresses.
-func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func(*Record) error) (Stats, error) {
+func walkGs(ctx context.Context, mem *process.Mem, req Request, gs []uint64, fn func(*bpf.GRecord) error) (Stats, error) {
 	var st Stats
 	gsize := int(req.GSize)
 	// Buffers for one batch, no larger than the process needs: zeroing
 	// them for a full batch cost small processes more than their walk.
 	nb := max(min(len(gs), batchGs), 1)
 	gbuf := make([]byte, nb*gsize)
-	reads := make([]Read, 0, nb)
+	reads := make([]process.Read, 0, nb)
 	type walkState struct {
-		rec         Record
+		rec         bpf.GRecord
 		fp, lo, hi  uint64
 		prevFP      uint64
 		active      bool
@@ -127,7 +132,7 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 			if ga != 0 {
 				buf = gbuf[i*gsize : (i+1)*gsize]
 			}
-			reads = append(reads, Read{Addr: ga, Buf: buf})
+			reads = append(reads, process.Read{Addr: ga, Buf: buf})
 		}
 		if err := mem.ReadBatch(reads); err != nil {
 			return st, err
@@ -143,36 +148,36 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 				continue
 			}
 			g := gbuf[i*gsize : (i+1)*gsize]
-			status := le32(g, int64(req.Off.AtomicStatus)) &^ gScan
-			if status == gIdle || status == gDead || status == gDeadextra {
+			status := golayout.Status(golayout.Uint32(g, int64(req.Off.AtomicStatus))).Strip()
+			if status == golayout.StatusIdle || status == golayout.StatusDead || status == golayout.StatusDeadExtra {
 				st.Dead++
 				continue
 			}
-			s.rec = Record{Index: uint32(base + i), GAddr: ga, G: g, PCs: pcbuf[i*inlineFrames : i*inlineFrames : (i+1)*inlineFrames]}
-			s.lo, s.hi = le64(g, int64(req.Off.StackLo)), le64(g, int64(req.Off.StackHi))
+			s.rec = bpf.GRecord{Index: uint32(base + i), GAddr: ga, G: g, PCs: pcbuf[i*inlineFrames : i*inlineFrames : (i+1)*inlineFrames]}
+			s.lo, s.hi = golayout.Uint64(g, int64(req.Off.StackLo)), golayout.Uint64(g, int64(req.Off.StackHi))
 			s.checkStatus = true
 			live++
-			if status == gRunning || status == gCopystack {
+			if status == golayout.StatusRunning || status == golayout.StatusCopystack {
 				continue
 			}
 			if req.Unchanged != nil && req.Unchanged(uint32(base+i), ga, g) {
-				s.rec.Flags |= FlagUnchanged
+				s.rec.Flags |= bpf.FlagUnchanged
 				continue
 			}
 			pcOff, bpOff, spOff := req.Off.SchedPC, req.Off.SchedBP, req.Off.SchedSP
-			if status == gSyscall {
+			if status == golayout.StatusSyscall {
 				pcOff, bpOff, spOff = req.Off.SyscallPC, req.Off.SyscallBP, req.Off.SyscallSP
 			}
 			s.checkSP = spOff
-			pc := le64(g, int64(pcOff))
+			pc := golayout.Uint64(g, int64(pcOff))
 			if pc != 0 {
 				s.rec.PCs = append(s.rec.PCs, pc)
 			}
 			if bpOff < 0 {
-				s.rec.Flags |= FlagNeedsFP
+				s.rec.Flags |= bpf.FlagNeedsFP
 				continue
 			}
-			s.fp = le64(g, int64(bpOff))
+			s.fp = golayout.Uint64(g, int64(bpOff))
 			s.active = true
 		}
 		// Walk all stacks of the batch one frame at a time.
@@ -188,11 +193,11 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 					continue
 				}
 				if len(s.rec.PCs) >= int(req.MaxFrames) {
-					s.rec.Flags |= FlagTruncated
+					s.rec.Flags |= bpf.FlagTruncated
 					s.active = false
 					continue
 				}
-				reads = append(reads, Read{Addr: s.fp, Buf: s.frame[:]})
+				reads = append(reads, process.Read{Addr: s.fp, Buf: s.frame[:]})
 				idx = append(idx, i)
 			}
 			if len(reads) == 0 {
@@ -204,7 +209,7 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 			for k, i := range idx {
 				s := &states[i]
 				if reads[k].Err != nil {
-					s.rec.Flags |= FlagFault
+					s.rec.Flags |= bpf.FlagFault
 					s.active = false
 					continue
 				}
@@ -224,13 +229,13 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 			s := &states[i]
 			// Only stacks read after the g can be torn; an unchanged or
 			// running goroutine's record is the g itself, read at once.
-			if !s.checkStatus || s.rec.Flags&FlagUnchanged != 0 || len(s.rec.PCs) <= 1 {
+			if !s.checkStatus || s.rec.Flags&bpf.FlagUnchanged != 0 || len(s.rec.PCs) <= 1 {
 				continue
 			}
-			reads = append(reads, Read{Addr: ga + uint64(req.Off.AtomicStatus), Buf: s.status[:]})
+			reads = append(reads, process.Read{Addr: ga + uint64(req.Off.AtomicStatus), Buf: s.status[:]})
 			idx = append(idx, i)
-			if s.checkSP > 0 && s.rec.Flags&FlagUnchanged == 0 {
-				reads = append(reads, Read{Addr: ga + uint64(s.checkSP), Buf: s.check[:]})
+			if s.checkSP > 0 && s.rec.Flags&bpf.FlagUnchanged == 0 {
+				reads = append(reads, process.Read{Addr: ga + uint64(s.checkSP), Buf: s.check[:]})
 				idx = append(idx, i)
 			}
 		}
@@ -241,18 +246,18 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 			s := &states[i]
 			g := s.rec.G
 			if reads[k].Err != nil {
-				s.rec.Flags |= FlagTorn
+				s.rec.Flags |= bpf.FlagTorn
 				continue
 			}
 			if len(reads[k].Buf) == 4 {
 				if !bytes.Equal(s.status[:], g[req.Off.AtomicStatus:req.Off.AtomicStatus+4]) {
-					s.rec.Flags |= FlagTorn
+					s.rec.Flags |= bpf.FlagTorn
 				}
 				continue
 			}
 			// sched.sp and sched.pc (and syscallsp/pc) sit side by side.
 			if !bytes.Equal(s.check[:], g[s.checkSP:s.checkSP+16]) {
-				s.rec.Flags |= FlagTorn
+				s.rec.Flags |= bpf.FlagTorn
 			}
 		}
 		for i := range batch {
@@ -260,7 +265,7 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 			if !s.checkStatus {
 				continue
 			}
-			if s.rec.Flags&FlagFault != 0 {
+			if s.rec.Flags&bpf.FlagFault != 0 {
 				st.Faults++
 			}
 			st.Emitted++
@@ -270,4 +275,33 @@ func walkGs(ctx context.Context, mem *ProcMem, req Request, gs []uint64, fn func
 		}
 	}
 	return st, nil
+}
+
+// reader reads typed values out of a Memory.
+type reader struct {
+	mem process.Memory
+	buf [8]byte
+}
+
+func (r *reader) u64(addr uint64) (uint64, error) {
+	if err := r.mem.ReadAt(r.buf[:8], addr); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(r.buf[:8]), nil
+}
+
+// bytesOf views a []uint64 as bytes without copying.
+func bytesOf(s []uint64) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*8)
+}
+
+// bytesOf32 views a []uint32 as bytes without copying.
+func bytesOf32(s []uint32) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*4)
 }

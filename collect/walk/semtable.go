@@ -3,6 +3,7 @@ package walk
 import (
 	"fmt"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/golayout"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
@@ -24,7 +25,7 @@ const (
 // semtable's treaps: one sudog per address (prev/next are the tree's
 // children), further waiters on the same address chained by waitlink. The
 // treaps are read breadth first, one batch of reads per level.
-func semWaiters(mem *ProcMem, l *golayout.Layout, semtable uint64) (map[uint64]uint64, error) {
+func semWaiters(mem *process.Mem, l *golayout.Layout, semtable uint64) (map[uint64]uint64, error) {
 	table := make([]byte, semTabSize*semRootStride)
 	if err := mem.ReadAt(table, semtable); err != nil {
 		return nil, fmt.Errorf("read runtime.semtable at %#x: %w", semtable, err)
@@ -32,7 +33,7 @@ func semWaiters(mem *ProcMem, l *golayout.Layout, semtable uint64) (map[uint64]u
 	sl := l.Sudog
 	var level []uint64
 	for i := 0; i < semTabSize; i++ {
-		if p := le64(table, int64(i*semRootStride+semRootTreap)); p != 0 {
+		if p := golayout.Uint64(table, int64(i*semRootStride+semRootTreap)); p != 0 {
 			level = append(level, p)
 		}
 	}
@@ -50,10 +51,10 @@ func semWaiters(mem *ProcMem, l *golayout.Layout, semtable uint64) (map[uint64]u
 				continue
 			}
 			seen[a] = true
-			if g, elem := le64(s, sl.G), le64(s, sl.Elem); g != 0 && elem != 0 {
+			if g, elem := golayout.Uint64(s, sl.G), golayout.Uint64(s, sl.Elem); g != 0 && elem != 0 {
 				out[g] = elem
 			}
-			for _, child := range []uint64{le64(s, sl.Prev), le64(s, sl.Next), le64(s, sl.WaitLink)} {
+			for _, child := range []uint64{golayout.Uint64(s, sl.Prev), golayout.Uint64(s, sl.Next), golayout.Uint64(s, sl.WaitLink)} {
 				if child != 0 && !seen[child] {
 					next = append(next, child)
 				}
@@ -76,7 +77,7 @@ func (s *Snapshotter) resolveSync(gs []snapshot.Goroutine, syncs []pendingWait, 
 	r := s.blocked
 	var idx []int
 	for try := 0; len(syncs) > 0; try++ {
-		waiters, err := semWaiters(s.t.mem, s.t.Layout, s.t.Vars.Semtable+s.t.Bias)
+		waiters, err := semWaiters(s.t.Mem(), s.t.Layout, s.t.Vars.Semtable+s.t.Bias)
 		if err != nil {
 			return
 		}

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goroscope/goroscope/bpf"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/golayout"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
@@ -21,14 +23,19 @@ var ErrLayoutMismatch = errors.New("runtime layout does not match the process")
 // maxTornRetries bounds the re-reads of a goroutine that changed under the walk.
 const maxTornRetries = 3
 
+// exitWait is how long a failed walk waits to learn whether the process is
+// exiting: it loses its memory before its pidfd reports the exit.
+const exitWait = 200 * time.Millisecond
+
 // Snapshotter takes successive snapshots of one target. It remembers each
 // goroutine between snapshots to measure how long it has been blocked and to
 // skip re-reading and re-symbolising stacks that did not change.
 type Snapshotter struct {
-	t      *Target
+	t      *process.Target
+	req    Request
 	walker Walker
 	sym    *symbolizer
-	labels *labelReader
+	labels *process.LabelReader
 	// prev is by allgs index: allgs only grows, so a g keeps its index.
 	prev []*seenG
 	// Kept between snapshots to spare the allocations.
@@ -45,7 +52,7 @@ type Snapshotter struct {
 type seenG struct {
 	gaddr      uint64
 	goid       uint64
-	status     uint32
+	status     golayout.Status
 	waitReason uint8
 	sp, pc     uint64
 	waiting    uint64
@@ -85,18 +92,17 @@ func (s *Snapshotter) setPrev(index uint32, p *seenG) {
 }
 
 // NewSnapshotter prepares snapshots of t with walker w.
-func NewSnapshotter(t *Target, w Walker) *Snapshotter {
-	lr := newLabelReader(t.mem, t.Layout)
+func NewSnapshotter(t *process.Target, w Walker) *Snapshotter {
 	return &Snapshotter{
-		t: t, walker: w,
+		t: t, req: newRequest(t), walker: w,
 		sym:     newSymbolizer(t.Bin, t.Bias),
-		labels:  lr,
-		blocked: newBlockedResolver(t.mem, t.Layout),
+		labels:  process.NewLabelReader(t.Mem(), t.Layout),
+		blocked: newBlockedResolver(t.Mem(), t.Layout),
 	}
 }
 
 // Target is the process snapshotted.
-func (s *Snapshotter) Target() *Target { return s.t }
+func (s *Snapshotter) Target() *process.Target { return s.t }
 
 // Walker names the walker in use.
 func (s *Snapshotter) Walker() string { return s.walker.Name() }
@@ -119,7 +125,7 @@ func monotonic() int64 {
 func (s *Snapshotter) unchanged(prev *seenG, f *gFields) bool {
 	return prev != nil && prev.goid == f.goid && prev.status == f.status &&
 		prev.waitReason == f.waitReason && prev.sp == f.sp && prev.pc == f.pc &&
-		prev.waiting == f.waiting && prev.trackSeq == f.trackSeq && f.status != gRunning
+		prev.waiting == f.waiting && prev.trackSeq == f.trackSeq && f.status != golayout.StatusRunning
 }
 
 // Snapshot walks the target once.
@@ -137,8 +143,8 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	walkNo := uint64(startWall.UnixNano())
 	snap.Goroutines = make([]snapshot.Goroutine, 0, s.seen+16)
 	pending, syncs := s.pending[:0], s.syncs[:0]
-	clear(s.labels.cache)
-	req := t.Req
+	s.labels.Reset()
+	req := s.req
 	req.Unchanged = func(index uint32, gaddr uint64, g []byte) bool {
 		f := readFields(t.Layout, g)
 		return s.unchanged(s.prevOf(index, gaddr), &f)
@@ -146,22 +152,22 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	var (
 		bad     int
 		badWhy  string
-		torn    []*Record
+		torn    []*bpf.GRecord
 		decodeE error
 	)
-	decode := func(r *Record) error {
+	decode := func(r *bpf.GRecord) error {
 		// Walkers may pass on goroutines the runtime keeps but that do not
 		// exist for anyone else: dead ones, and Go 1.26's dead goroutines
 		// parked on cgo's extra Ms.
-		switch le32(r.G, int64(t.Req.Off.AtomicStatus)) &^ gScan {
-		case gIdle, gDead, gDeadextra:
+		switch golayout.Status(golayout.Uint32(r.G, int64(s.req.Off.AtomicStatus))).Strip() {
+		case golayout.StatusIdle, golayout.StatusDead, golayout.StatusDeadExtra:
 			return nil
 		}
-		if r.Flags&FlagTorn != 0 {
-			torn = append(torn, &Record{Index: r.Index, GAddr: r.GAddr})
+		if r.Flags&bpf.FlagTorn != 0 {
+			torn = append(torn, &bpf.GRecord{Index: r.Index, GAddr: r.GAddr})
 			return nil
 		}
-		g, pw, why, err := s.decode(r, now, walkNo)
+		g, pw, why, err := s.decode(ctx, r, now, walkNo)
 		if err != nil {
 			decodeE = err
 			return err
@@ -185,7 +191,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	}
 	st, err := s.walker.Walk(ctx, t.PID, req, decode)
 	if err != nil && decodeE == nil {
-		if aerr := t.aliveWithin(exitWait); aerr != nil {
+		if aerr := t.AliveWithin(exitWait); aerr != nil {
 			return nil, fmt.Errorf("walk pid %d: %w", t.PID, aerr)
 		}
 		return nil, fmt.Errorf("walk goroutines of pid %d with %s: %w", t.PID, s.walker.Name(), err)
@@ -198,11 +204,11 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	for _, tr := range torn {
 		ok := false
 		for try := 0; try < maxTornRetries && !ok; try++ {
-			rec, err := walkOne(ctx, t.mem, req, tr.Index, tr.GAddr)
+			rec, err := walkOne(ctx, t.Mem(), req, tr.Index, tr.GAddr)
 			if err != nil || rec == nil {
 				break // dead now, or unreadable
 			}
-			if rec.Flags&FlagTorn != 0 {
+			if rec.Flags&bpf.FlagTorn != 0 {
 				continue
 			}
 			ok = true
@@ -235,7 +241,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	s.stats = st
 	// A process that exited (or whose pid was reused) during the walk
 	// leaves a snapshot that may mix two moments or miss goroutines.
-	if err := t.aliveAfterWalk(); err != nil {
+	if err := t.Intact(); err != nil {
 		return nil, fmt.Errorf("walk pid %d: exited during the walk: %w", t.PID, err)
 	}
 	// A wrong layout reads garbage: refuse rather than report it.
@@ -286,7 +292,7 @@ func duplicateGoid(gs []snapshot.Goroutine) uint64 {
 // blocked-on is to be resolved (pw, without its index; kind waitNone if
 // none). A non-empty why says the g is implausible (and is left out); an
 // error stops the walk.
-func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Goroutine, pw pendingWait, why string, err error) {
+func (s *Snapshotter) decode(ctx context.Context, r *bpf.GRecord, now int64, walkNo uint64) (g snapshot.Goroutine, pw pendingWait, why string, err error) {
 	t := s.t
 	f := readFields(t.Layout, r.G)
 	if why := f.implausible(); why != "" {
@@ -297,10 +303,10 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 		ID: f.goid, State: st, Addr: r.GAddr,
 		ParentID:       f.parentGoid,
 		LockedToThread: f.lockedm != 0,
-		Truncated:      r.Flags&FlagTruncated != 0,
+		Truncated:      r.Flags&bpf.FlagTruncated != 0,
 	}
-	if f.status == gWaiting || f.status == gLeaked {
-		g.WaitReason = t.waitReasonString(f.waitReason)
+	if f.status == golayout.StatusWaiting || f.status == golayout.StatusLeaked {
+		g.WaitReason = t.WaitReason(f.waitReason)
 	}
 	prev := s.prevOf(r.Index, r.GAddr)
 	same := s.unchanged(prev, &f)
@@ -321,23 +327,23 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 		g.Frames, g.Truncated = prev.frames, prev.truncated
 	default:
 		pcs, flags := r.PCs, r.Flags
-		if flags&FlagUnchanged != 0 || (flags&FlagTruncated != 0 && len(pcs) < int(t.Req.MaxFrames)) {
+		if flags&bpf.FlagUnchanged != 0 || (flags&bpf.FlagTruncated != 0 && len(pcs) < int(s.req.MaxFrames)) {
 			// The walker skipped a stack we have no copy of (its own cache
 			// outlived ours), or its bound was lower than ours (the eBPF
 			// walker's is): read the stack again from userspace.
-			if full := s.rewalk(r, &f); full != nil {
+			if full := s.rewalk(ctx, r, &f); full != nil {
 				pcs, flags = full.PCs, full.Flags
-			} else if flags&FlagUnchanged != 0 {
+			} else if flags&bpf.FlagUnchanged != 0 {
 				pcs, flags = nil, 0
 			}
-			g.Truncated = flags&FlagTruncated != 0
+			g.Truncated = flags&bpf.FlagTruncated != 0
 		}
-		if flags&FlagNeedsFP != 0 {
+		if flags&bpf.FlagNeedsFP != 0 {
 			pcs = s.unwindSyscall(pcs, &f)
 		} else if len(pcs) == 1 && f.pc == f.startpc {
 			// A goroutine that never ran: its entry function "returns" to
 			// goexit, whose address gostartcall left at the saved sp.
-			if ret, err := (&reader{mem: t.mem}).u64(f.sp); err == nil && ret != 0 {
+			if ret, err := (&reader{mem: t.Mem()}).u64(f.sp); err == nil && ret != 0 {
 				pcs = append(pcs[:1:1], ret)
 			}
 		}
@@ -360,7 +366,7 @@ func (s *Snapshotter) decode(r *Record, now int64, walkNo uint64) (g snapshot.Go
 			}
 		}
 	}
-	labels, err := s.labels.read(f.labels)
+	labels, err := s.labels.Read(f.labels)
 	if err == nil {
 		g.Labels = labels
 	}
@@ -401,18 +407,18 @@ func (s *Snapshotter) reread(ctx context.Context, gs []snapshot.Goroutine, ps []
 		res[k] = rereadFailed // exited, unreadable, or moving still
 		gaddrs[k] = p.gaddr
 	}
-	req := s.t.Req
+	req := s.req
 	req.Unchanged = nil
 	// An error leaves the goroutines not yet read failed.
-	_, _ = walkGs(ctx, s.t.mem, req, gaddrs, func(r *Record) error {
+	_, _ = walkGs(ctx, s.t.Mem(), req, gaddrs, func(r *bpf.GRecord) error {
 		k := r.Index // walkGs numbers the records by their place in gaddrs
 		p := ps[k]
-		if r.Flags&FlagTorn != 0 {
+		if r.Flags&bpf.FlagTorn != 0 {
 			return nil
 		}
 		rec := *r
 		rec.Index = p.gindex
-		g, pw, why, err := s.decode(&rec, now, walkNo)
+		g, pw, why, err := s.decode(ctx, &rec, now, walkNo)
 		if err != nil || why != "" {
 			return nil
 		}
@@ -434,9 +440,9 @@ func (s *Snapshotter) reread(ctx context.Context, gs []snapshot.Goroutine, ps []
 
 // rewalk reads one goroutine's stack again from userspace; nil unless the
 // goroutine is still parked where the record found it.
-func (s *Snapshotter) rewalk(r *Record, f *gFields) *Record {
-	full, err := walkOne(context.Background(), s.t.mem, s.t.Req, r.Index, r.GAddr)
-	if err != nil || full == nil || full.Flags&FlagTorn != 0 {
+func (s *Snapshotter) rewalk(ctx context.Context, r *bpf.GRecord, f *gFields) *bpf.GRecord {
+	full, err := walkOne(ctx, s.t.Mem(), s.req, r.Index, r.GAddr)
+	if err != nil || full == nil || full.Flags&bpf.FlagTorn != 0 {
 		return nil
 	}
 	if now := readFields(s.t.Layout, full.G); now.pc != f.pc || now.sp != f.sp {
@@ -461,14 +467,14 @@ func (s *Snapshotter) unwindSyscall(pcs []uint64, f *gFields) []uint64 {
 	out := slices.Clone(pcs)
 	var frame [16]byte
 	prev := uint64(0)
-	for len(out) < int(s.t.Req.MaxFrames) {
+	for len(out) < int(s.req.MaxFrames) {
 		if fp == 0 || fp%8 != 0 || fp < f.stackLo || fp+16 > f.stackHi || fp <= prev {
 			break
 		}
-		if err := s.t.mem.ReadAt(frame[:], fp); err != nil {
+		if err := s.t.Mem().ReadAt(frame[:], fp); err != nil {
 			break
 		}
-		next, ret := le64(frame[:], 0), le64(frame[:], 8)
+		next, ret := golayout.Uint64(frame[:], 0), golayout.Uint64(frame[:], 8)
 		if ret == 0 {
 			break
 		}

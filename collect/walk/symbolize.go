@@ -4,22 +4,19 @@ import (
 	"encoding/binary"
 	"strings"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/gobin"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
-// symbolizer turns run-time PCs into frames with inlined calls expanded,
-// following the runtime's unwinder: a return address is looked up at pc-1,
-// except after a frame the runtime injected a call into (sigpanic,
-// asyncPreempt, debugCallV2), where pc is the faulting or interrupted
-// instruction itself. Results are cached per (pc, injected) for the life of
-// the target: a process has few distinct PCs and many goroutines.
+// symbolizer symbolises the stacks of one process's goroutines with a
+// process.Symbolizer (whose per-pc cache lives as long as the target), and
+// interns whole stacks.
 type symbolizer struct {
-	bin   *gobin.Binary
-	ids   gobin.FuncIDs
-	bias  uint64
-	cache map[symKey]symEntry
-	tmp   []gobin.Frame
+	*process.Symbolizer
+	bin  *gobin.Binary
+	bias uint64
+	tmp  []gobin.Frame
 	// stacks and oldStacks intern whole stacks by their PCs for this walk
 	// and the one before, so goroutines parked at the same place share one
 	// frame slice; key is the reused lookup buffer.
@@ -27,22 +24,8 @@ type symbolizer struct {
 	key               []byte
 }
 
-type symKey struct {
-	pc       uint64
-	injected bool
-}
-
-type symEntry struct {
-	frames []snapshot.Frame
-	// injector is set when the physical function injects a call for the
-	// frame below it.
-	injector bool
-	// goCode is set when pc is in a Go function of the executable.
-	goCode bool
-}
-
 func newSymbolizer(bin *gobin.Binary, bias uint64) *symbolizer {
-	return &symbolizer{bin: bin, ids: bin.FuncIDs(), bias: bias, cache: make(map[symKey]symEntry),
+	return &symbolizer{Symbolizer: process.NewSymbolizer(bin, bias), bin: bin, bias: bias,
 		stacks: make(map[string][]snapshot.Frame), oldStacks: make(map[string][]snapshot.Frame)}
 }
 
@@ -73,59 +56,17 @@ func (s *symbolizer) endWalk() {
 	s.oldStacks, s.stacks = s.stacks, old
 }
 
-// injectsCall reports the functions after which the next pc is not a return address.
-func injectsCall(name string) bool {
-	switch name {
-	case "runtime.sigpanic", "runtime.asyncPreempt", "runtime.debugCallV2":
-		return true
-	}
-	return false
-}
-
-// frames appends the frames of a stack of PCs (leaf first) to dst.
+// frames appends the frames of a stack of PCs (leaf first) to dst: the
+// leaf's saved pc and return addresses, each exact after a frame that
+// injected a call.
 func (s *symbolizer) frames(dst []snapshot.Frame, pcs []uint64) []snapshot.Frame {
 	injected := false
 	for _, pc := range pcs {
-		e := s.lookup(pc, injected)
-		dst = append(dst, e.frames...)
-		injected = e.injector
+		frames, _, injects := s.Lookup(pc, injected)
+		dst = append(dst, frames...)
+		injected = injects
 	}
 	return dst
-}
-
-func (s *symbolizer) lookup(pc uint64, injected bool) symEntry {
-	k := symKey{pc, injected}
-	if e, ok := s.cache[k]; ok {
-		return e
-	}
-	var e symEntry
-	lpc := pc - s.bias
-	f, ok := s.bin.FuncForPC(lpc)
-	if !ok {
-		e.frames = []snapshot.Frame{{Function: "?", PC: pc}}
-		s.cache[k] = e
-		return e
-	}
-	e.goCode = true
-	sym := lpc
-	if !injected && lpc > f.Entry {
-		sym = lpc - 1
-	}
-	s.tmp = s.bin.Frames(sym, s.tmp[:0])
-	e.frames = make([]snapshot.Frame, 0, len(s.tmp))
-	for _, fr := range s.tmp {
-		e.frames = append(e.frames, snapshot.Frame{
-			Function: fr.Function, File: fr.File, Line: fr.Line, Inlined: fr.Inlined,
-			Wrapper: fr.FuncID == s.ids.Wrapper,
-			PC:      pc, Offset: lpc - f.Entry,
-		})
-	}
-	if len(e.frames) == 0 {
-		e.frames = []snapshot.Frame{{Function: f.Name, PC: pc, Offset: lpc - f.Entry}}
-	}
-	e.injector = injectsCall(f.Name)
-	s.cache[k] = e
-	return e
 }
 
 // createdBy describes the go statement at gopc the way the runtime's

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/goroutinedump"
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -137,7 +138,7 @@ func checkCreatedBy(t *testing.T, bin string) {
 		t.Fatalf("parse the runtime's dump: %v\n%s", err, raw.String())
 	}
 
-	at, err := walk.Attach(cmd.Process.Pid)
+	at, err := process.Attach(cmd.Process.Pid)
 	if err != nil {
 		t.Fatalf("attach: %v", err)
 	}

@@ -10,6 +10,9 @@
 //
 // The tables in tables_gen.go are produced by internal/gen; regenerate them
 // with `go generate ./pkg/golayout` after adding a toolchain.
+//
+// It is internal to goroscope, not meant for import outside this module
+// (pkg/inproc is goroscope's one public API).
 package golayout
 
 //go:generate go run ./internal/gen -out tables_gen.go

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 )
 
@@ -34,7 +35,7 @@ func latencyComparison(ctx context.Context, cfg config, t *target, walkers []wal
 	var rows []latRow
 	for _, w := range walkers {
 		mode := "goroscope " + w.Name()
-		at, err := walk.Attach(t.PID)
+		at, err := process.Attach(t.PID)
 		if err != nil {
 			rows = append(rows, latRow{size: n, mode: mode, err: err.Error()})
 			continue

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 
 	"github.com/goroscope/goroscope/test/targettest"
@@ -219,7 +220,7 @@ func snapshotCost(ctx context.Context, cfg config, t *target, w walk.Walker, n i
 		return row
 	}
 	start := time.Now()
-	at, err := walk.Attach(t.PID)
+	at, err := process.Attach(t.PID)
 	if err != nil {
 		return fail(err)
 	}

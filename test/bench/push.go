@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -29,7 +30,7 @@ import (
 
 // The push scenario measures what pushing costs, from real snapshots of the
 // latency target folded and encoded exactly as the agent does
-// (agent/endpoints.go): one remote-write item per series with one sample,
+// (agent/daemon/push.go): one remote-write item per series with one sample,
 // and one Pyroscope item per profile (goroutines, goroutine_wall).
 //
 //   - Encoding: the CPU time to turn one snapshot's series into items and
@@ -133,7 +134,7 @@ func snapshotTarget(ctx context.Context, procs *processes, bin string, n int) (*
 		return nil, err
 	}
 	defer t.stop()
-	at, err := walk.Attach(t.PID)
+	at, err := process.Attach(t.PID)
 	if err != nil {
 		return nil, err
 	}

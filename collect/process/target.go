@@ -1,4 +1,4 @@
-package walk
+package process
 
 import (
 	"errors"
@@ -14,19 +14,13 @@ import (
 	"github.com/goroscope/goroscope/pkg/golayout"
 )
 
-// Walk limits.
-const (
-	// DefaultMaxFrames bounds each stack; the runtime's own tracebacks print
-	// at most 100 frames; deeper stacks are kept whole for flame graphs.
-	DefaultMaxFrames = 1024
-	// DefaultMaxGoroutines bounds the allgs entries visited per walk.
-	DefaultMaxGoroutines = 1 << 21
-	// maxGSize bounds the bytes copied per g.
-	maxGSize = 1024
-)
+// maxGSize bounds the size of runtime.g a layout may give: a larger one is
+// a wrong layout.
+const maxGSize = 1024
 
-// Target is one Go process prepared for walking: its executable, the layout
-// of its runtime structures and the run-time addresses of the variables read.
+// Target is one attached Go process: its identity (pid and start time),
+// its executable, the layout of its runtime structures, the run-time
+// addresses of its runtime variables, and a reader of its memory.
 type Target struct {
 	PID int
 	// StartTime is the process start time in clock ticks since boot
@@ -39,10 +33,8 @@ type Target struct {
 	// Vars are link-time addresses; Bias turns them into run-time ones.
 	Vars gobin.RuntimeVars
 	Bias uint64
-	// Req is the walk request derived from the layout.
-	Req Request
 
-	mem         *ProcMem
+	mem         *Mem
 	waitReasons []string
 	ownsExe     bool
 	// pidfd pins the process (Linux >= 5.3): it turns readable when the
@@ -104,12 +96,12 @@ func newExecutable(bin *gobin.Binary) (*Executable, error) {
 // Close releases the executable.
 func (x *Executable) Close() error { return x.Bin.Close() }
 
-// Attach prepares process pid for walking, with an executable of its own
-// that Target.Close releases.
+// Attach attaches to process pid, with an executable of its own that
+// Target.Close releases.
 func Attach(pid int) (*Target, error) {
 	x, err := OpenExecutable(pid)
 	if err != nil {
-		if _, serr := ProcStartTime(pid); serr != nil {
+		if _, serr := StartTime(pid); serr != nil {
 			return nil, serr
 		}
 		return nil, err
@@ -123,10 +115,10 @@ func Attach(pid int) (*Target, error) {
 	return t, nil
 }
 
-// AttachExecutable prepares process pid, which runs x, for walking. x stays
-// the caller's: Target.Close does not close it.
+// AttachExecutable attaches to process pid, which runs x. x stays the
+// caller's: Target.Close does not close it.
 func AttachExecutable(pid int, x *Executable) (*Target, error) {
-	start, err := ProcStartTime(pid)
+	start, err := StartTime(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -135,30 +127,10 @@ func AttachExecutable(pid int, x *Executable) (*Target, error) {
 	if t.Bias, err = x.Bin.LoadBias(pid); err != nil {
 		return nil, fmt.Errorf("pid %d (%s): %w", pid, exe, err)
 	}
-	if t.mem, err = NewProcMem(pid); err != nil {
+	if t.mem, err = NewMem(pid); err != nil {
 		return nil, err
 	}
 	t.openPidfd()
-	g := x.Layout.G
-	// Copy only the prefix of each g that holds the fields read.
-	need := int64(0)
-	for _, off := range []int64{g.StackLo, g.StackHi, g.SchedSP, g.SchedPC, g.SchedBP, g.SyscallSP, g.SyscallPC, g.SyscallBP,
-		g.AtomicStatus, g.Goid, g.WaitSince, g.WaitReason, g.TrackingSeq, g.LockedM, g.ParentGoid, g.Gopc, g.Startpc, g.Waiting, g.Labels} {
-		need = max(need, off+8)
-	}
-	t.Req = Request{
-		Allgs:   x.Vars.Allgs + t.Bias,
-		Allglen: x.Vars.Allglen + t.Bias,
-		GSize:   uint32(min(need, g.Size)),
-		Off: Offsets{
-			StackLo: int32(g.StackLo), StackHi: int32(g.StackHi), AtomicStatus: int32(g.AtomicStatus),
-			SchedSP: int32(g.SchedSP), SchedPC: int32(g.SchedPC), SchedBP: int32(g.SchedBP),
-			SyscallSP: int32(g.SyscallSP), SyscallPC: int32(g.SyscallPC), SyscallBP: int32(g.SyscallBP),
-			Goid: int32(g.Goid), WaitReason: int32(g.WaitReason), TrackingSeq: int32(g.TrackingSeq),
-		},
-		MaxFrames:     DefaultMaxFrames,
-		MaxGoroutines: DefaultMaxGoroutines,
-	}
 	return t, nil
 }
 
@@ -215,14 +187,26 @@ func (t *Target) Close() error {
 	return nil
 }
 
+// Mem reads the process's memory.
+func (t *Target) Mem() *Mem { return t.mem }
+
+// WaitReason names a value of g.waitreason in the process's Go version.
+func (t *Target) WaitReason(r uint8) string {
+	if int(r) < len(t.waitReasons) {
+		return t.waitReasons[r]
+	}
+	return fmt.Sprintf("waitReason(%d)", r)
+}
+
 // Alive reports whether the process is still the one attached: same pid and
 // same start time (a recycled pid has another).
-func (t *Target) Alive() error { return t.aliveWithin(0) }
+func (t *Target) Alive() error { return t.AliveWithin(0) }
 
-// aliveAfterWalk is Alive for the end of a walk: a process being killed
-// loses its address space (and its exe link) before its pidfd reports the
-// exit, and what was read may then be partial.
-func (t *Target) aliveAfterWalk() error {
+// Intact is Alive, and also checks that the process still has its address
+// space: a process being killed loses it (and its exe link) before its
+// pidfd reports the exit, so what was read of it just before may be
+// partial.
+func (t *Target) Intact() error {
 	if err := t.Alive(); err != nil {
 		return err
 	}
@@ -232,12 +216,9 @@ func (t *Target) aliveAfterWalk() error {
 	return nil
 }
 
-// exitWait is how long a failed walk waits to learn whether the process is
-// exiting: it loses its memory before its pidfd reports the exit.
-const exitWait = 200 * time.Millisecond
-
-// aliveWithin is Alive, waiting up to wait for a pending exit to show.
-func (t *Target) aliveWithin(wait time.Duration) error {
+// AliveWithin is Alive, waiting up to wait for a pending exit to show: a
+// process loses its memory before its pidfd reports the exit.
+func (t *Target) AliveWithin(wait time.Duration) error {
 	if t.hasPidfd {
 		fds := []unix.PollFd{{Fd: int32(t.pidfd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, int(wait/time.Millisecond))
@@ -265,9 +246,9 @@ func (t *Target) aliveWithin(wait time.Duration) error {
 // names another process).
 var ErrProcessGone = errors.New("process gone")
 
-// ProcStartTime returns the start time of process pid in clock ticks after
+// StartTime returns the start time of process pid in clock ticks after
 // boot, from /proc/PID/stat.
-func ProcStartTime(pid int) (uint64, error) {
+func StartTime(pid int) (uint64, error) {
 	st, _, err := procStat(pid)
 	return st, err
 }
@@ -301,35 +282,4 @@ func procStat(pid int) (uint64, byte, error) {
 		return 0, 0, fmt.Errorf("pid %d: start time in /proc/%d/stat: %w", pid, pid, err)
 	}
 	return v, fields[0][0], nil
-}
-
-// GoroutineCount counts the live goroutines of the target, reading only
-// each g's status.
-func (t *Target) GoroutineCount() (int, error) {
-	gs, _, err := readAllgs(t.mem, t.Req)
-	if err != nil {
-		return 0, fmt.Errorf("count goroutines of pid %d: %w", t.PID, err)
-	}
-	statuses := make([]uint32, len(gs))
-	reads := make([]Read, 0, len(gs))
-	for i, ga := range gs {
-		if ga == 0 {
-			continue
-		}
-		b := bytesOf32(statuses[i : i+1])
-		reads = append(reads, Read{Addr: ga + uint64(t.Req.Off.AtomicStatus), Buf: b})
-	}
-	if err := t.mem.ReadBatch(reads); err != nil {
-		return 0, fmt.Errorf("count goroutines of pid %d: %w", t.PID, err)
-	}
-	n := 0
-	for _, r := range reads {
-		if r.Err != nil {
-			continue
-		}
-		if _, ok := state(le32(r.Buf, 0) &^ gScan); ok {
-			n++
-		}
-	}
-	return n, nil
 }

@@ -1,12 +1,10 @@
-package walk
+package process
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,19 +20,20 @@ type Memory interface {
 	ReadAt(p []byte, addr uint64) error
 }
 
-// maxIOV is the most iovecs one process_vm_readv call takes (IOV_MAX).
-const maxIOV = 1024
+// MaxIOV is the most reads one process_vm_readv call takes (IOV_MAX):
+// ReadBatch makes one system call per MaxIOV reads at best.
+const MaxIOV = 1024
 
-// ProcMem reads a live process's memory with process_vm_readv, batching
-// many small reads into one system call.
-type ProcMem struct {
+// Mem reads a live process's memory with process_vm_readv, batching many
+// small reads into one system call.
+type Mem struct {
 	pid int
 }
 
-// NewProcMem returns a reader of process pid's memory. It checks once that
-// the process exists and that we may read it.
-func NewProcMem(pid int) (*ProcMem, error) {
-	m := &ProcMem{pid: pid}
+// NewMem returns a reader of process pid's memory. It checks once that the
+// process exists and that we may read it.
+func NewMem(pid int) (*Mem, error) {
+	m := &Mem{pid: pid}
 	var b [1]byte
 	// Reading address 0 fails with EFAULT when we may read, ESRCH when the
 	// process is gone and EPERM without ptrace rights: a cheap probe.
@@ -51,10 +50,10 @@ func NewProcMem(pid int) (*ProcMem, error) {
 }
 
 // PID is the process read.
-func (m *ProcMem) PID() int { return m.pid }
+func (m *Mem) PID() int { return m.pid }
 
 // ReadAt implements Memory.
-func (m *ProcMem) ReadAt(p []byte, addr uint64) error {
+func (m *Mem) ReadAt(p []byte, addr uint64) error {
 	if len(p) == 0 {
 		return nil
 	}
@@ -89,7 +88,7 @@ type iovecs struct {
 }
 
 var iovPool = sync.Pool{New: func() any {
-	return &iovecs{local: make([]unix.Iovec, 0, maxIOV), remote: make([]unix.RemoteIovec, 0, maxIOV)}
+	return &iovecs{local: make([]unix.Iovec, 0, MaxIOV), remote: make([]unix.RemoteIovec, 0, MaxIOV)}
 }}
 
 // Read is one element of a batch: Len bytes at Addr into Buf[:Len].
@@ -103,12 +102,12 @@ type Read struct {
 // ReadBatch performs all reads with as few system calls as possible. Each
 // read's outcome is in its Err; the returned error is for the batch as a
 // whole (process gone, no permission).
-func (m *ProcMem) ReadBatch(reads []Read) error {
+func (m *Mem) ReadBatch(reads []Read) error {
 	iov := iovPool.Get().(*iovecs)
 	defer iovPool.Put(iov)
 	local, remote := iov.local[:0], iov.remote[:0]
 	for start := 0; start < len(reads); {
-		end := min(start+maxIOV, len(reads))
+		end := min(start+MaxIOV, len(reads))
 		local, remote = local[:0], remote[:0]
 		want := 0
 		for i := start; i < end; i++ {
@@ -152,54 +151,4 @@ func (m *ProcMem) ReadBatch(reads []Read) error {
 		}
 	}
 	return nil
-}
-
-// Cached wraps a Memory with nothing but helpers for typed reads.
-type reader struct {
-	mem Memory
-	buf [8]byte
-}
-
-func (r *reader) u64(addr uint64) (uint64, error) {
-	if err := r.mem.ReadAt(r.buf[:8], addr); err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint64(r.buf[:8]), nil
-}
-
-func le64(b []byte, off int64) uint64 {
-	if off < 0 || int(off)+8 > len(b) {
-		return 0
-	}
-	return binary.LittleEndian.Uint64(b[off:])
-}
-
-func le32(b []byte, off int64) uint32 {
-	if off < 0 || int(off)+4 > len(b) {
-		return 0
-	}
-	return binary.LittleEndian.Uint32(b[off:])
-}
-
-func le8(b []byte, off int64) uint8 {
-	if off < 0 || int(off) >= len(b) {
-		return 0
-	}
-	return b[off]
-}
-
-// bytesOf views a []uint64 as bytes without copying.
-func bytesOf(s []uint64) []byte {
-	if len(s) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*8)
-}
-
-// bytesOf32 views a []uint32 as bytes without copying.
-func bytesOf32(s []uint32) []byte {
-	if len(s) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*4)
 }

@@ -1,4 +1,4 @@
-package walk
+package process
 
 import (
 	"encoding/binary"
@@ -14,10 +14,12 @@ const (
 	maxBucketsB = 10
 )
 
-// labelReader reads pprof label sets (g.labels) out of the target. The
-// representation changed in Go 1.24: before, g.labels points to a
+// LabelReader reads the pprof label sets (g.labels values) of one process.
+// The representation changed in Go 1.24: before, g.labels points to a
 // labelMap, a map[string]string; since, to a labelMap{LabelSet{list []label}}.
-type labelReader struct {
+// Label sets are immutable once attached to a goroutine, so they are cached
+// by address until Reset.
+type LabelReader struct {
 	mem  Memory
 	kind labelKind
 	// classic map (Go 1.21–1.23) offsets
@@ -34,9 +36,9 @@ const (
 	labelsMap
 )
 
-// newLabelReader reads label sets from mem, laid out as l describes.
-func newLabelReader(mem Memory, l *golayout.Layout) *labelReader {
-	lr := &labelReader{mem: mem, cache: map[uint64]map[string]string{}}
+// NewLabelReader reads label sets from mem, laid out as l describes.
+func NewLabelReader(mem Memory, l *golayout.Layout) *LabelReader {
+	lr := &LabelReader{mem: mem, cache: map[uint64]map[string]string{}}
 	if l.Labels.Kind == golayout.MapLabels {
 		lr.kind = labelsMap
 		h, b := l.Labels.Hmap, l.Labels.Bucket
@@ -46,9 +48,8 @@ func newLabelReader(mem Memory, l *golayout.Layout) *labelReader {
 	return lr
 }
 
-// read returns the labels at g.labels == addr; label sets are immutable
-// once attached to a goroutine, so they are cached by address per walk.
-func (r *labelReader) read(addr uint64) (map[string]string, error) {
+// Read returns the labels at a g.labels value (nil for 0).
+func (r *LabelReader) Read(addr uint64) (map[string]string, error) {
 	if addr == 0 {
 		return nil, nil
 	}
@@ -69,14 +70,17 @@ func (r *labelReader) read(addr uint64) (map[string]string, error) {
 	return m, nil
 }
 
-func (r *labelReader) grow(n int) []byte {
+// Reset forgets the cached label sets: a freed set's address may be reused.
+func (r *LabelReader) Reset() { clear(r.cache) }
+
+func (r *LabelReader) grow(n int) []byte {
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n)
 	}
 	return r.buf[:n]
 }
 
-func (r *labelReader) str(ptr, n uint64) (string, error) {
+func (r *LabelReader) str(ptr, n uint64) (string, error) {
 	if n == 0 {
 		return "", nil
 	}
@@ -91,7 +95,7 @@ func (r *labelReader) str(ptr, n uint64) (string, error) {
 }
 
 // readSlice reads labelMap{LabelSet{list []label{key, value string}}}.
-func (r *labelReader) readSlice(addr uint64) (map[string]string, error) {
+func (r *LabelReader) readSlice(addr uint64) (map[string]string, error) {
 	var hdr [16]byte
 	if err := r.mem.ReadAt(hdr[:], addr); err != nil {
 		return nil, err
@@ -110,11 +114,11 @@ func (r *labelReader) readSlice(addr uint64) (map[string]string, error) {
 	m := make(map[string]string, n)
 	for i := 0; i < int(n); i++ {
 		e := b[i*32:]
-		k, err := r.str(le64(e, 0), le64(e, 8))
+		k, err := r.str(golayout.Uint64(e, 0), golayout.Uint64(e, 8))
 		if err != nil {
 			return nil, err
 		}
-		v, err := r.str(le64(e, 16), le64(e, 24))
+		v, err := r.str(golayout.Uint64(e, 16), golayout.Uint64(e, 24))
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +134,7 @@ const (
 )
 
 // readMap reads *labelMap where labelMap is map[string]string (Go 1.21–1.23).
-func (r *labelReader) readMap(addr uint64) (map[string]string, error) {
+func (r *LabelReader) readMap(addr uint64) (map[string]string, error) {
 	var p [8]byte
 	if err := r.mem.ReadAt(p[:], addr); err != nil {
 		return nil, err
@@ -143,24 +147,24 @@ func (r *labelReader) readMap(addr uint64) (map[string]string, error) {
 	if err := r.mem.ReadAt(hb, h); err != nil {
 		return nil, err
 	}
-	count := le64(hb, r.hmapCount)
+	count := golayout.Uint64(hb, r.hmapCount)
 	if count == 0 {
 		return nil, nil
 	}
 	if count > maxLabels {
 		return nil, fmt.Errorf("%d labels", count)
 	}
-	B := le8(hb, r.hmapB)
+	B := golayout.Uint8(hb, r.hmapB)
 	if B > maxBucketsB {
 		return nil, fmt.Errorf("label map with 2^%d buckets", B)
 	}
 	m := make(map[string]string, count)
-	for _, base := range []uint64{le64(hb, r.hmapOldbuckets), le64(hb, r.hmapBuckets)} {
+	for _, base := range []uint64{golayout.Uint64(hb, r.hmapOldbuckets), golayout.Uint64(hb, r.hmapBuckets)} {
 		if base == 0 {
 			continue
 		}
 		nb := uint64(1) << B
-		if base == le64(hb, r.hmapOldbuckets) && B > 0 {
+		if base == golayout.Uint64(hb, r.hmapOldbuckets) && B > 0 {
 			nb >>= 1
 		}
 		for i := uint64(0); i < nb; i++ {
@@ -172,7 +176,7 @@ func (r *labelReader) readMap(addr uint64) (map[string]string, error) {
 	return m, nil
 }
 
-func (r *labelReader) readBucketChain(b uint64, m map[string]string) error {
+func (r *LabelReader) readBucketChain(b uint64, m map[string]string) error {
 	buf := make([]byte, r.bucketSize)
 	for hops := 0; b != 0 && hops < maxLabels; hops++ {
 		if err := r.mem.ReadAt(buf, b); err != nil {
@@ -184,17 +188,17 @@ func (r *labelReader) readBucketChain(b uint64, m map[string]string) error {
 			}
 			k := buf[r.bucketKeys+i*16:]
 			v := buf[r.bucketElems+i*16:]
-			key, err := r.str(le64(k, 0), le64(k, 8))
+			key, err := r.str(golayout.Uint64(k, 0), golayout.Uint64(k, 8))
 			if err != nil {
 				return err
 			}
-			val, err := r.str(le64(v, 0), le64(v, 8))
+			val, err := r.str(golayout.Uint64(v, 0), golayout.Uint64(v, 8))
 			if err != nil {
 				return err
 			}
 			m[key] = val
 		}
-		b = le64(buf, r.bucketOverflow)
+		b = golayout.Uint64(buf, r.bucketOverflow)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package walk
+package process
 
 // DropPidfd closes t's pidfd, so that Alive falls back to /proc as on
 // kernels without pidfd_open (before 5.3).
