@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/goroscope/goroscope/agent/daemon"
 )
 
 // cmdAgent runs the daemon: flags for the common settings over the YAML
@@ -15,10 +17,10 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfgPath := fs.String("config", "", "YAML config file (see configs/goroscope.yaml)")
-	def := DefaultConfig()
+	def := daemon.DefaultConfig()
 	listen := fs.String("listen", "", "address of the web UI, /metrics, /healthz and /debug/pprof (default "+def.Listen+")")
 	dataDir := fs.String("data-dir", "", "directory of the local store (default "+def.DataDir+")")
-	var interval, discoveryInterval Duration
+	var interval, discoveryInterval daemon.Duration
 	fs.Var(&interval, "snapshot-interval", "time between snapshots of each process (default "+def.SnapshotInterval.String()+")")
 	fs.Var(&discoveryInterval, "discovery-interval", "time between scans for Go processes (default "+def.DiscoveryInterval.String()+")")
 	walker := fs.String("walker", "", "goroutine walker: auto, ebpf or procmem (default auto)")
@@ -37,7 +39,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := def
 	if *cfgPath != "" {
 		var err error
-		if cfg, err = LoadConfig(*cfgPath, def); err != nil {
+		if cfg, err = daemon.LoadConfig(*cfgPath, def); err != nil {
 			return err
 		}
 	}
@@ -59,16 +61,16 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	for _, u := range rwURLs {
-		cfg.RemoteWrite = append(cfg.RemoteWrite, EndpointConfig{URL: u})
+		cfg.RemoteWrite = append(cfg.RemoteWrite, daemon.EndpointConfig{URL: u})
 	}
 	for _, u := range pyURLs {
-		cfg.Pyroscope = append(cfg.Pyroscope, EndpointConfig{URL: u})
+		cfg.Pyroscope = append(cfg.Pyroscope, daemon.EndpointConfig{URL: u})
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return usageError{"agent: " + err.Error()}
 	}
 	log := newLogger(cfg.Log, stderr)
-	a, err := NewAgent(cfg, log)
+	a, err := daemon.New(cfg, log, version)
 	if err != nil {
 		return err
 	}
@@ -78,7 +80,8 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+// newLogger is the daemon's logger as c sets it, writing to w.
+func newLogger(c daemon.LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}

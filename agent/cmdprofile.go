@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/goroscope/goroscope/agent/bpfload"
+	"github.com/goroscope/goroscope/agent/daemon"
 	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/collect/process"
 )
@@ -49,7 +51,7 @@ func (c profileCmd) run(ctx context.Context, args []string, stdout io.Writer, lo
 	format := fs.String("format", "folded", "output format: folded (flame graph stacks), pprof or json")
 	out := fs.String("out", "", "write to this file instead of standard output")
 	kernel := fs.Bool("kernel-frames", false, "add kernel frames (from /proc/kallsyms) to samples taken in system calls")
-	cache := fs.String("bpf-cache", verdictsPath(DefaultConfig().DataDir), "file remembering the BPF programs this kernel rejected ($"+verdictsEnv+")")
+	cache := fs.String("bpf-cache", bpfload.VerdictsPath(daemon.DefaultConfig().DataDir), "file remembering the BPF programs this kernel rejected ($"+bpfload.VerdictsEnv+")")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("profile: %v\nflags:\n%s", err, flagHelp(fs))}
 	}
@@ -70,14 +72,14 @@ func (c profileCmd) run(ctx context.Context, args []string, stdout io.Writer, lo
 		return err
 	}
 	defer t.Close()
-	obj := cpuSamplerObject(newVerdicts(*cache, log), cpu.Options{Frequency: *freq, KernelFrames: *kernel}, c.load)
-	if err := obj.cached(); err != nil {
+	obj := bpfload.CPUSamplerObject(bpfload.NewVerdicts(*cache, log), cpu.Options{Frequency: *freq, KernelFrames: *kernel}, c.load)
+	if err := obj.Cached(); err != nil {
 		return fmt.Errorf("profile pid %d: %w", *pid, err)
 	}
-	load := obj.start(ctx)
-	defer load.drop()
-	s, err := load.wait(ctx)
-	if errors.Is(err, errNotLoaded) {
+	load := obj.Start(ctx)
+	defer load.Drop()
+	s, err := load.Wait(ctx)
+	if errors.Is(err, bpfload.ErrNotLoaded) {
 		return fmt.Errorf("profile pid %d: interrupted while the kernel verified the CPU sampler: %w", *pid, ctx.Err())
 	}
 	if err != nil {
@@ -165,6 +167,7 @@ type profileOutput struct {
 	*cpu.Process
 }
 
+// profileWriter writes a CPU profile in format.
 func profileWriter(format string) (func(io.Writer, *cpu.Interval, *cpu.Process) error, error) {
 	switch format {
 	case "folded":

@@ -12,17 +12,20 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/pprof/profile"
 
+	"github.com/goroscope/goroscope/agent/bpfload"
 	"github.com/goroscope/goroscope/bpf"
+	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
 // TestProfileCommand runs `goroscope profile` (cmdProfile) against cpuburn
 // in every output format, and with bad flags.
 func TestProfileCommand(t *testing.T) {
-	t.Setenv(verdictsEnv, filepath.Join(t.TempDir(), verdictsFile))
+	t.Setenv(bpfload.VerdictsEnv, filepath.Join(t.TempDir(), bpfload.VerdictsFile))
 	if testing.Short() {
 		t.Skip("builds a target")
 	}
@@ -135,5 +138,24 @@ func TestProfileCommand(t *testing.T) {
 			}
 			tc.check(t, out.Bytes())
 		})
+	}
+}
+
+// TestProfileCachedRejection: profile needs the CPU sampler; a rejection
+// remembered for this kernel fails at once with the verifier's cause.
+func TestProfileCachedRejection(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), bpfload.VerdictsFile)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bpfload.NewVerdicts(cache, log).Remember(bpfload.Verdict{Object: "cpu", Hash: bpf.CPUObject().Hash, Kernel: bpf.KernelBuild(),
+		Cause: "verifier: R2 invalid mem access 'scalar' (EACCES)", At: time.Now()})
+	loads := 0
+	start := time.Now()
+	err := profileCmd{load: func(context.Context, cpu.Options) (*cpu.Sampler, error) {
+		loads++
+		return nil, errors.New("loaded")
+	}}.run(context.Background(), []string{"--pid", strconv.Itoa(os.Getpid()), "--bpf-cache", cache}, io.Discard, log)
+	if err == nil || !strings.Contains(err.Error(), "cached rejection: verifier: R2 invalid mem access") || !strings.Contains(err.Error(), "delete "+cache) ||
+		loads != 0 || time.Since(start) > time.Second {
+		t.Errorf("after %v and %d loads: %v", time.Since(start), loads, err)
 	}
 }

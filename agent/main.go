@@ -12,11 +12,17 @@
 //
 // The commands other than agent log at $GOROSCOPE_LOG_LEVEL (debug, info,
 // warn or error; default info).
+//
+// This package is the binary: main.go dispatches, and each command has its
+// file (cmdagent.go, cmdsnapshot.go, cmdps.go, cmdprofile.go,
+// cmdversion.go). The daemon is agent/daemon, its web UI agent/ui; the BPF
+// loads the daemon and the commands share are agent/bpfload.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,9 +30,6 @@ import (
 	"os/signal"
 	"syscall"
 )
-
-// version is set at link time (-X main.version=...).
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -79,11 +82,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "profile":
 		return cmdProfile(ctx, args[1:], stdout, log)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "goroscope", version)
-		return nil
+		return cmdVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usage)}
+}
+
+// flagHelp lists a command's flags for its usage error.
+func flagHelp(fs *flag.FlagSet) string {
+	var s string
+	fs.VisitAll(func(f *flag.Flag) {
+		s += fmt.Sprintf("  --%s\t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+	})
+	return s
 }

@@ -14,13 +14,14 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/goroscope/goroscope/agent/bpfload"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
 // TestCommandLine runs the commands in-process against a real target.
 func TestCommandLine(t *testing.T) {
-	t.Setenv(verdictsEnv, filepath.Join(t.TempDir(), verdictsFile))
+	t.Setenv(bpfload.VerdictsEnv, filepath.Join(t.TempDir(), bpfload.VerdictsFile))
 	if testing.Short() {
 		t.Skip("builds a target")
 	}

@@ -1,0 +1,156 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goroscope/goroscope/agent/bpfload"
+	"github.com/goroscope/goroscope/collect/cpu"
+	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/scrape"
+	"github.com/goroscope/goroscope/pkg/store"
+)
+
+// Agent watches the Go processes of the host: discovery finds them, the
+// scheduler snapshots each on the cadence, fold turns snapshots into
+// profiles and series, and the sink (the local store, the push endpoints)
+// takes the results. New opens it, Run runs it once.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	version string // the binary's, for User-Agent headers
+	// walkers serve the walks; Run starts the eBPF walker's load.
+	walkers *bpfload.Walkers
+	// verdicts remembers the BPF objects this kernel rejected.
+	verdicts *bpfload.Verdicts
+	// loadWalker and loadCPU load the BPF objects, which Run starts in the
+	// background: the kernel may take long to verify them. Tests replace
+	// them before Run.
+	loadWalker func(context.Context) (bpfload.EBPFWalker, error)
+	loadCPU    func(context.Context, cpu.Options) (*cpu.Sampler, error)
+	// cpuLoad is the CPU sampler's load (nil when sampling is off).
+	cpuLoad *bpfload.Load[*cpu.Sampler]
+	// scanner is the discover stage.
+	scanner discoverer
+	store   *store.Store
+	metrics *selfMetrics
+	// push are the push endpoints; sink takes every output: the store,
+	// then push.
+	push *pushers
+	sink Appender
+	// enc and snapBuf are the snapshot loop's reused encoding buffers.
+	enc     encoder
+	snapBuf []byte
+	// cpu samples the watched processes on CPU once loaded (nil when
+	// disabled, loading or without eBPF); set once, by the discovery loop.
+	cpu atomic.Pointer[cpuSampler]
+	// cpuReason is why CPU sampling is not on ("loading", "off", the
+	// load's failure); a.mu.
+	cpuReason string
+	// scraper collects from pprof endpoints (nil with no targets). The
+	// agent owns it until Run hands it to the scrape loop (and sets this
+	// to nil): scrape.Scraper.Run closes it when it returns.
+	scraper *scrape.Scraper
+
+	mu    sync.Mutex
+	procs map[store.ProcessKey]*watched
+	exes  Executables
+	// retired are processes discovery dropped; the snapshot loop closes
+	// them, since it may be walking one at that moment.
+	retired []*watched
+	// ready is closed after the first discovery scan.
+	ready chan struct{}
+}
+
+// discoverer is the discover stage: it lists the Go processes to watch
+// (discovery.Scanner over /proc).
+type discoverer interface {
+	Scan() ([]discovery.Process, error)
+}
+
+// New opens the agent's resources: the store, the metrics and the push
+// endpoints; the BPF objects load when Run starts. cfg must be valid
+// (Config.Validate); version is the binary's, sent in User-Agent headers.
+// Errors name the setting to change.
+func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
+	ws, err := bpfload.NewWalkers(cfg.Walker)
+	if err != nil {
+		return nil, err
+	}
+	v := bpfload.NewVerdicts(bpfload.VerdictsPath(cfg.DataDir), log)
+	if cfg.Walker == "ebpf" {
+		// Known to fail: say so now, not after the first scan.
+		if err := bpfload.WalkerObject(v, nil).Cached(); err != nil {
+			return nil, fmt.Errorf("--walker ebpf: %w", err)
+		}
+	}
+	st, err := store.Open(cfg.DataDir, store.Options{MaxAge: time.Duration(cfg.Store.MaxAge), MaxBytes: int64(cfg.Store.MaxBytes)})
+	if err != nil {
+		return nil, fmt.Errorf("local store: %w", err)
+	}
+	rules := cfg.Discovery
+	a := &Agent{
+		cfg: cfg, log: log, version: version, store: st, walkers: ws,
+		verdicts:   v,
+		loadWalker: bpfload.LoadEBPFWalker,
+		loadCPU:    func(_ context.Context, o cpu.Options) (*cpu.Sampler, error) { return cpu.New(o) },
+		scanner:    &discovery.Scanner{Proc: "/proc", Rules: &rules},
+		procs:      map[store.ProcessKey]*watched{},
+		exes:       Executables{},
+		ready:      make(chan struct{}),
+		cpuReason:  "off",
+	}
+	if cfg.CPUFrequency != 0 {
+		a.cpuReason = "loading" // by Run
+	}
+	a.metrics = newSelfMetrics(a)
+	if a.push, err = newPushers(cfg, a.metrics.reg, log, version); err != nil {
+		a.close()
+		return nil, err
+	}
+	a.sink = fanout{{name: "store", Appender: storeSink{st}}, {name: "push", Appender: a.push}}
+	if len(cfg.PprofScrape.Targets) > 0 {
+		if a.scraper, err = scrape.New(cfg.PprofScrape, scrape.Options{Logger: log, Version: version}); err != nil {
+			a.close()
+			return nil, fmt.Errorf("pprof_scrape: %w", err)
+		}
+		if err := a.metrics.reg.Register(a.scraper); err != nil {
+			a.close()
+			return nil, fmt.Errorf("pprof_scrape: register metrics: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// close releases everything the agent holds; Run's goroutines must have
+// stopped (the BPF loads excepted: their values are dropped).
+func (a *Agent) close() error {
+	a.mu.Lock()
+	for k, w := range a.procs {
+		a.release(w)
+		delete(a.procs, k)
+	}
+	for _, w := range a.retired {
+		a.release(w)
+	}
+	a.retired = nil
+	a.mu.Unlock()
+	if c := a.cpu.Load(); c != nil {
+		c.s.Close()
+	}
+	if a.cpuLoad != nil {
+		a.cpuLoad.Drop()
+	}
+	a.walkers.Close()
+	if a.scraper != nil { // never handed to the scrape loop
+		a.scraper.Close()
+	}
+	if a.push != nil {
+		a.push.close()
+	}
+	return a.store.Close()
+}

@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/goroscope/goroscope/test/receivers"
+	"github.com/goroscope/goroscope/test/targettest"
+)
+
+// TestAgentPushes runs the agent with a real Prometheus and a real
+// VictoriaMetrics as remote-write endpoints and the official Pyroscope push
+// handler in-process, with Pyroscope failing its first requests: the series
+// read back equal the agent's own, and every profile arrives after the
+// outage with the right labels and sample types.
+func TestAgentPushes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts receivers, a target and the agent")
+	}
+	prom := receivers.StartPrometheus(t)
+	vm := receivers.StartVictoriaMetrics(t)
+	pyro := receivers.StartPyroscope(t)
+	pyro.FailNext(receivers.Failure{Status: 503, RetryAfter: "1"}, receivers.Failure{Status: 500})
+	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0")
+
+	fast := QueueConfig{MaxDelay: Duration(100 * time.Millisecond), MinBackoff: Duration(50 * time.Millisecond), MaxBackoff: Duration(2 * time.Second)}
+	_, base := runAgent(t, func(cfg *Config) {
+		cfg.SnapshotInterval = Duration(time.Second)
+		cfg.RemoteWrite = []EndpointConfig{
+			{Name: "prom", URL: prom.WriteURL, ExternalLabels: map[string]string{"cluster": "test"}, Queue: fast},
+			{Name: "vm", URL: vm.WriteURL, Queue: fast},
+		}
+		cfg.Pyroscope = []EndpointConfig{{Name: "pyro", URL: pyro.URL, Tenant: "team-a", Queue: fast}}
+	})
+
+	// Pyroscope: after the injected failures, goroutines and goroutine_wall
+	// profiles of the target arrive, labelled for Grafana.
+	pid := strconv.Itoa(tgt.PID)
+	deadline := time.Now().Add(60 * time.Second)
+	var names map[string]int
+	for time.Now().Before(deadline) {
+		names = map[string]int{}
+		for _, p := range pyro.Profiles() {
+			if p.Labels["pid"] == pid && p.Labels["service_name"] != "" {
+				names[p.Labels["__name__"]+" "+p.SampleTypes()[0]]++
+			}
+		}
+		if names["goroutine goroutine/count"] >= 2 && names["goroutine_wall wall/nanoseconds"] >= 2 {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if names["goroutine goroutine/count"] < 2 || names["goroutine_wall wall/nanoseconds"] < 2 {
+		t.Fatalf("profiles received for pid %s: %v; want goroutines and goroutine_wall after the outage (errors: %v)", pid, names, pyro.Errors())
+	}
+	for _, r := range pyro.Requests() {
+		if r.Header.Get("X-Scope-OrgID") != "team-a" {
+			t.Errorf("Pyroscope request without the tenant header: %v", r.Header)
+			break
+		}
+	}
+	for _, p := range pyro.Profiles() {
+		if p.Labels["pid"] != pid || p.Labels["__name__"] != "goroutine" {
+			continue
+		}
+		if total := p.Total(0); total < int64(tgt.Goroutines) {
+			t.Errorf("a goroutines profile counts %d goroutines; the target has at least %d", total, tgt.Goroutines)
+		}
+		break
+	}
+
+	// Remote-write: the series in Prometheus and VictoriaMetrics equal the
+	// agent's own newest values for the target.
+	q := `goroscope_goroutines{pid="` + pid + `",state="waiting",wait_reason="chan receive"}`
+	want := metricCounts(t, base, tgt.PID)["waiting/chan receive"]
+	if want == 0 {
+		t.Fatalf("/metrics has no chan receive goroutines for pid %s", pid)
+	}
+	check := func(name string, query func() []receivers.Series, wantCluster bool) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := query()
+			if len(got) == 1 && len(got[0].Samples) > 0 && got[0].Samples[len(got[0].Samples)-1].Value == want {
+				if wantCluster && got[0].Labels["cluster"] != "test" {
+					t.Errorf("%s: series lacks the external label cluster=test: %v", name, got[0].Labels)
+				}
+				if got[0].Labels["service_name"] == "" {
+					t.Errorf("%s: series lacks service_name: %v", name, got[0].Labels)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s: %s = %+v; want one series with value %v", name, q, got, want)
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	check("prometheus", func() []receivers.Series { return prom.Query(t, q) }, true)
+	check("victoria-metrics", func() []receivers.Series { vm.Flush(t); return vm.Query(t, q) }, false)
+}

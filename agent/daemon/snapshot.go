@@ -1,0 +1,76 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/goroscope/goroscope/collect/process"
+	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/pkg/fold"
+)
+
+// snapshotOne takes one process through the pipeline: walk it, fold the
+// snapshot (with its CPU window, when sampled), and hand the output to the
+// sink. It returns how long the walk took.
+func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time.Duration {
+	wk := a.walkers.Pick()
+	if wk == nil {
+		// --walker ebpf, still loading: nothing walks yet.
+		a.metrics.skipped.WithLabelValues("walker_loading").Inc()
+		return 0
+	}
+	w.walker.use(wk)
+	start := time.Now()
+	s, err := w.snap.Snapshot(ctx)
+	took := time.Since(start)
+	w.lastTook = took
+	walker := w.snap.Walker()
+	a.metrics.duration.WithLabelValues(walker).Observe(took.Seconds())
+	if err != nil {
+		if ctx.Err() != nil {
+			return took
+		}
+		reason := "walk"
+		switch {
+		case errors.Is(err, process.ErrProcessGone):
+			reason = "process_gone"
+		case errors.Is(err, walk.ErrLayoutMismatch):
+			reason = "layout_mismatch"
+		}
+		a.metrics.errors.WithLabelValues(reason).Inc()
+		a.mu.Lock()
+		w.lastErr = err.Error()
+		w.failures++
+		a.mu.Unlock()
+		if reason != "process_gone" && w.failures <= 3 {
+			a.log.Warn("snapshot failed", "pid", w.proc.PID, "service_name", w.proc.ServiceName, "err", err)
+		}
+		return took
+	}
+	interval := time.Duration(a.cfg.SnapshotInterval) * time.Duration(w.every)
+	if !w.lastAt.IsZero() {
+		interval = s.Time.Sub(w.lastAt)
+	}
+	var onCPU []fold.OnCPU
+	var cpuProf Profile
+	var haveCPU bool
+	if cw, watched := a.takeCPU(w); watched {
+		onCPU = a.onCPU(cw)
+		cpuProf, haveCPU = a.cpuProfile(&a.enc, cw)
+	}
+	o, err := foldSnapshot(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval, onCPU, fold.ExecutableOf(w.target.Exe, w.target.Bin, w.target.Bias))
+	if haveCPU {
+		o.Profiles = append(o.Profiles, cpuProf)
+	}
+	if err != nil {
+		a.metrics.errors.WithLabelValues("encode").Inc()
+		a.log.Warn("encode snapshot", "pid", w.proc.PID, "err", err)
+	}
+	a.mu.Lock()
+	w.lastAt, w.series, w.counts, w.lastErr, w.failures = s.Time, o.Series, s.Counts, "", 0
+	a.mu.Unlock()
+	a.metrics.snapshots.WithLabelValues(walker).Inc()
+	a.record(ctx, o)
+	return took
+}
