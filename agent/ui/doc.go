@@ -55,4 +55,7 @@
 //	    kind=snapshot the goroutines profile folded from it), folded is
 //	    "state: wait reason;root;...;leaf value" lines, json is the snapshot
 //	    (kind=snapshot) or the flame answer (profile kinds).
+//
+// It is internal to goroscope, not meant for import by other modules: its
+// API may change at any time. The one public API is pkg/inproc.
 package ui

@@ -1,5 +1,8 @@
 // Package fold turns goroutine snapshots into flame profiles (pprof) and
 // series. It is pure: no I/O, no clocks.
+//
+// It is internal to goroscope, not meant for import by other modules: its
+// API may change at any time. The one public API is pkg/inproc.
 package fold
 
 // WaitBucket names the range a wait duration falls in, in words a person

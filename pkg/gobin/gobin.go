@@ -3,6 +3,9 @@
 // the addresses of runtime variables, and the load bias of a running process.
 // It supports Go 1.21–1.26 amd64 ELF binaries, stripped or not, PIE or not, linked by Go or by the
 // external linker.
+//
+// It is internal to goroscope, not meant for import by other modules: its
+// API may change at any time. The one public API is pkg/inproc.
 package gobin
 
 import (

@@ -1,6 +1,9 @@
 // Package goroutinedump parses the text goroutine dumps printed by the Go
 // runtime: runtime.Stack(buf, true), /debug/pprof/goroutine?debug=2 and the
 // goroutine part of a crash traceback, in the formats of go1.21 to go1.26.
+//
+// It is internal to goroscope, not meant for import by other modules: its
+// API may change at any time. The one public API is pkg/inproc.
 package goroutinedump
 
 // Goroutine is one goroutine of a dump, as printed by the runtime's

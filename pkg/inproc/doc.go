@@ -36,4 +36,7 @@
 // the same facts from outside without stopping the program. Prefer the agent
 // wherever it can run, and keep GoroutineInterval at 10s or more for
 // programs with many goroutines.
+//
+// It is goroscope's one public Go API: the other packages of this module
+// are internal to the goroscope binary.
 package inproc

@@ -4,6 +4,9 @@
 //
 // The JSON encoding of Snapshot is a contract other tools rely on; field names
 // and meanings only ever grow.
+//
+// It is internal to goroscope, not meant for import by other modules: its
+// API may change at any time. The one public API is pkg/inproc.
 package snapshot
 
 import "time"

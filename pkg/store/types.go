@@ -2,6 +2,9 @@
 // payloads per process per interval, an index to find them, retention by
 // age and size, and a full disk handled by dropping the oldest data. It is
 // the agent's embedded default backend and what the web UI reads.
+//
+// It is internal to goroscope, not meant for import by other modules: its
+// API may change at any time. The one public API is pkg/inproc.
 package store
 
 import "time"
