@@ -249,65 +249,41 @@ static __always_inline int maps(struct walk_config **cfg, struct walk_result **r
 	return *cfg && *res && *s;
 }
 
-// load_u64 reads the u64 at byte offset off of the copied g.
-static __always_inline u64 load_u64(struct scratch *s, s32 off)
-{
-	u32 o = off;
+// DEFINE_READ defines name(buf, o), which reads a type at byte offset o of
+// buf, an array of size bytes (a power of two), or 0 when the value would
+// not fit. The offset is re-bounded after an optimization barrier: clang
+// may otherwise check one copy of o and index with another, which the
+// verifier rejects.
+#define DEFINE_READ(name, type, size)                                     \
+	static __always_inline type name(const u8 *buf, u32 o)           \
+	{                                                                 \
+		if (o > (size) - sizeof(type))                            \
+			return 0;                                         \
+		barrier_var(o);                                           \
+		o &= (size) - 1;                                          \
+		return *(type *)(buf + o);                                \
+	}
 
-	if (o > MAX_GSIZE - 8)
-		return 0;
-	// Re-bound after an optimization barrier: clang may otherwise check one
-	// copy of o and index with another, which the verifier rejects.
-	barrier_var(o);
-	o &= MAX_GSIZE - 1;
-	return *(u64 *)(s->rec + HDR_SIZE + o);
-}
+DEFINE_READ(g_u64, u64, MAX_GSIZE)
+DEFINE_READ(g_u32, u32, MAX_GSIZE)
+DEFINE_READ(g_u8, u8, MAX_GSIZE)
+DEFINE_READ(span_read_u64, u64, SPAN_MAX)
+DEFINE_READ(span_read_u32, u32, SPAN_MAX)
 
-// load_u32 reads the u32 at byte offset off of the copied g.
-static __always_inline u32 load_u32(struct scratch *s, s32 off)
-{
-	u32 o = off;
+// load_u64, load_u32 and load_u8 read the field at offset off of the copied g.
+static __always_inline u64 load_u64(struct scratch *s, s32 off) { return g_u64(s->rec + HDR_SIZE, off); }
+static __always_inline u32 load_u32(struct scratch *s, s32 off) { return g_u32(s->rec + HDR_SIZE, off); }
+static __always_inline u8 load_u8(struct scratch *s, s32 off) { return g_u8(s->rec + HDR_SIZE, off); }
 
-	if (o > MAX_GSIZE - 4)
-		return 0;
-	barrier_var(o);
-	o &= MAX_GSIZE - 1;
-	return *(u32 *)(s->rec + HDR_SIZE + o);
-}
-
-// load_u8 reads the byte at offset off of the copied g.
-static __always_inline u8 load_u8(struct scratch *s, s32 off)
-{
-	u32 o = off;
-
-	if (o > MAX_GSIZE - 1)
-		return 0;
-	barrier_var(o);
-	o &= MAX_GSIZE - 1;
-	return *(u8 *)(s->rec + HDR_SIZE + o);
-}
-
-// span_u64 reads the u64 at g offset off from the torn-check re-read of span_off.
+// span_u64 and span_u32 read the field at g offset off from the torn-check
+// re-read of the span that starts at span_off.
 static __always_inline u64 span_u64(struct scratch *s, s32 off, u32 span_off)
 {
-	u32 o = (u32)off - span_off;
-
-	if (o > SPAN_MAX - 8)
-		return 0;
-	barrier_var(o);
-	o &= SPAN_MAX - 1;
-	return *(u64 *)(s->span + o);
+	return span_read_u64(s->span, (u32)off - span_off);
 }
-
 static __always_inline u32 span_u32(struct scratch *s, s32 off, u32 span_off)
 {
-	u32 o = (u32)off - span_off;
-
-	if (o > SPAN_MAX - 4)
-		return 0;
-	barrier_var(o);
-	o &= SPAN_MAX - 1;
-	return *(u32 *)(s->span + o);
+	return span_read_u32(s->span, (u32)off - span_off);
 }
 
 // put_pc stores PC number nf of the record whose g part is gsize bytes.
