@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/agent/daemon"
+	"github.com/goroscope/goroscope/push/endpoint"
 )
 
 // cmdAgent runs the daemon: flags for the common settings over the YAML
@@ -61,10 +62,10 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	for _, u := range rwURLs {
-		cfg.RemoteWrite = append(cfg.RemoteWrite, daemon.EndpointConfig{URL: u})
+		cfg.RemoteWrite = append(cfg.RemoteWrite, daemon.EndpointConfig{Config: endpoint.Config{URL: u}})
 	}
 	for _, u := range pyURLs {
-		cfg.Pyroscope = append(cfg.Pyroscope, daemon.EndpointConfig{URL: u})
+		cfg.Pyroscope = append(cfg.Pyroscope, daemon.EndpointConfig{Config: endpoint.Config{URL: u}})
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{"agent: " + err.Error()}

@@ -80,7 +80,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return &valueError{line: n.Line, msg: fmt.Sprintf("%q is not a duration (write e.g. 10s, 5m, 1h)", n.Value)}
+		return &valueError{line: n.Line, msg: notDuration(n.Value)}
 	}
 	*d = Duration(v)
 	return nil
@@ -93,10 +93,15 @@ func (d *Duration) String() string { return time.Duration(*d).String() }
 func (d *Duration) Set(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (write e.g. 10s, 5m, 1h)", s)
+		return errors.New(notDuration(s))
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// notDuration says that v is not a duration and how to write one.
+func notDuration(v string) string {
+	return fmt.Sprintf("%q is not a duration (write e.g. 10s, 5m, 1h)", v)
 }
 
 // ByteSize is a size written as 1073741824, "512MiB", "1GB".
@@ -174,7 +179,12 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	return cfg, nil
 }
 
-var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+var (
+	unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+	// badDuration is the decoder's error for a time.Duration field (the
+	// HTTP client config's and the scrape section's).
+	badDuration = regexp.MustCompile("^line (\\d+): cannot unmarshal !!\\w+ `(.*)` into time.Duration$")
+)
 
 // rewordYAML turns the YAML decoder's errors into ones naming the line and key.
 func rewordYAML(err error) error {
@@ -184,6 +194,8 @@ func rewordYAML(err error) error {
 		for _, e := range te.Errors {
 			if m := unknownField.FindStringSubmatch(e); m != nil {
 				e = fmt.Sprintf("line %s: unknown key %q (configs/goroscope.yaml lists the keys)", m[1], m[2])
+			} else if m := badDuration.FindStringSubmatch(e); m != nil {
+				e = fmt.Sprintf("line %s: %s", m[1], notDuration(m[2]))
 			}
 			msgs = append(msgs, e)
 		}

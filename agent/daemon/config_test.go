@@ -3,6 +3,7 @@ package daemon
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,22 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad regexp", yaml: "discovery:\n  include:\n    - exe: '('\n", err: "discovery.include[0]: exe: bad regular expression"},
 		{name: "not yaml", yaml: "listen: [unclosed\n", err: "line"},
 		{name: "wrong type", yaml: "discovery:\n  min_goroutines: many\n", err: "line 2"},
+		{name: "endpoint timeout", yaml: "remote_write:\n  - url: http://h:1\n    timeout: soon\n", err: `line 3: "soon" is not a duration (write e.g. 10s, 5m, 1h)`},
+		{name: "scrape timeout", yaml: "pprof_scrape:\n  targets:\n    - url: http://h:1\n      timeout: 5\n", err: `line 4: "5" is not a duration`},
+		{name: "endpoint proxy_url", yaml: "pyroscope:\n  - url: http://h:1\n    proxy_url: ftp://p:21\n",
+			err: `pyroscope[0] (pyroscope-h_1): proxy_url: scheme "ftp" is not supported; use http://, https:// or socks5://`},
+		{name: "scrape proxy_url", yaml: "pprof_scrape:\n  targets:\n    - url: http://h:1\n      proxy_url: p:3128\n",
+			err: `pprof_scrape: targets[0].proxy_url: scheme "p" is not supported`},
+		{name: "endpoint client config", yaml: "remote_write:\n  - url: http://h:1\n    tls: {server_name: x}\n    basic_auth: {password: p}\n",
+			err: "tls: set for a plain http URL; use https:// or remove the tls block\nbasic_auth.username: missing"},
+		{name: "endpoint keys", yaml: "remote_write:\n  - name: mimir\n    url: https://mimir.example/api/v1/push\n    tenant: team-a\n    proxy_url: http://proxy:3128\n    timeout: 5s\n    headers: {X-Extra: v}\n",
+			check: func(t *testing.T, c Config) {
+				e := c.RemoteWrite[0]
+				if e.Name != "mimir" || e.URL != "https://mimir.example/api/v1/push" || e.Tenant != "team-a" || e.ProxyURL != "http://proxy:3128" ||
+					e.Timeout != 5*time.Second || e.Headers["X-Extra"] != "v" {
+					t.Errorf("got %+v", e)
+				}
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "goroscope.yaml")
@@ -67,5 +84,72 @@ func TestLoadConfig(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	if _, err := LoadConfig("../../configs/goroscope.yaml", DefaultConfig()); err != nil {
 		t.Fatalf("configs/goroscope.yaml: %v", err)
+	}
+}
+
+// TestSameHTTPClientBlock: the same YAML block (url, auth, headers, tls,
+// proxy_url, timeout) means the same for a pprof scrape target and for a
+// push endpoint: both inline the one httpconf.HTTPClientConfig.
+func TestSameHTTPClientBlock(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	blocks := map[string]string{
+		"basic auth and tls": `url: https://10.0.0.5:8443/internal
+basic_auth: {username: goroscope, password_file: ` + file("pass") + `}
+headers: {X-Extra: "1", X-Other: two}
+tls:
+  ca_file: ` + file("ca.pem") + `
+  cert_file: ` + file("c.pem") + `
+  key_file: ` + file("k.pem") + `
+  server_name: api
+  insecure_skip_verify: true
+proxy_url: socks5://127.0.0.1:1080
+timeout: 7s
+`,
+		"bearer token file": `url: http://127.0.0.1:6060
+bearer_token_file: ` + file("token") + `
+proxy_url: http://user:pw@proxy.example:3128
+`,
+		"inline secrets": `url: https://h
+basic_auth: {username: u, password: p}
+`,
+	}
+	indent := func(block, first, rest string) string {
+		lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
+		for i := range lines {
+			if i == 0 {
+				lines[i] = first + lines[i]
+			} else {
+				lines[i] = rest + lines[i]
+			}
+		}
+		return strings.Join(lines, "\n") + "\n"
+	}
+	for name, block := range blocks {
+		t.Run(name, func(t *testing.T) {
+			yaml := "pprof_scrape:\n  targets:\n" + indent(block, "    - ", "      ") +
+				"remote_write:\n" + indent(block, "  - ", "    ") +
+				"pyroscope:\n" + indent(block, "  - name: py\n    ", "    ")
+			c, err := parseConfig([]byte(yaml), DefaultConfig())
+			if err != nil {
+				t.Fatalf("%v\n%s", err, yaml)
+			}
+			tg, rw, py := c.PprofScrape.Targets[0], c.RemoteWrite[0], c.Pyroscope[0]
+			if tg.HTTPClientConfig.BasicAuth == nil && tg.HTTPClientConfig.BearerTokenFile == "" {
+				t.Fatalf("the block did not decode: %+v", tg)
+			}
+			if !reflect.DeepEqual(tg.HTTPClientConfig, rw.HTTPClientConfig) || !reflect.DeepEqual(rw.HTTPClientConfig, py.HTTPClientConfig) {
+				t.Errorf("client configs differ:\nscrape target %+v\nremote_write  %+v\npyroscope     %+v", tg.HTTPClientConfig, rw.HTTPClientConfig, py.HTTPClientConfig)
+			}
+			if tg.URL != rw.URL || rw.URL != py.URL {
+				t.Errorf("urls differ: %q %q %q", tg.URL, rw.URL, py.URL)
+			}
+		})
 	}
 }

@@ -4,36 +4,20 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"time"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 )
 
 // EndpointConfig is one push endpoint: where, how to authenticate, and how
 // its queue batches and spools.
 type EndpointConfig struct {
 	// Name identifies the endpoint in metrics, logs and its spool directory.
-	Name    string            `yaml:"name"`
-	URL     string            `yaml:"url"`
-	Tenant  string            `yaml:"tenant"` // X-Scope-OrgID
-	Headers map[string]string `yaml:"headers"`
-	Timeout Duration          `yaml:"timeout"`
-	// BasicAuth and bearer tokens; secrets from files (re-read when they
-	// change) or from ${ENV} in this file.
-	BasicAuth *struct {
-		Username     string `yaml:"username"`
-		Password     string `yaml:"password"`
-		PasswordFile string `yaml:"password_file"`
-	} `yaml:"basic_auth"`
-	BearerToken     string `yaml:"bearer_token"`
-	BearerTokenFile string `yaml:"bearer_token_file"`
-	TLS             struct {
-		CAFile             string `yaml:"ca_file"`
-		CertFile           string `yaml:"cert_file"`
-		KeyFile            string `yaml:"key_file"`
-		ServerName         string `yaml:"server_name"`
-		InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-	} `yaml:"tls"`
+	Name string `yaml:"name"`
+	// Config is url, tenant (X-Scope-OrgID) and the HTTP client config
+	// shared with pprof scrape targets (pkg/httpconf): basic_auth,
+	// bearer_token(_file), headers, tls, proxy_url, timeout; inlined. Secrets
+	// come from files (re-read when they change) or from ${ENV} in this file.
+	endpoint.Config `yaml:",inline"`
 	// ExternalLabels are added to every remote-write series lacking them.
 	ExternalLabels map[string]string `yaml:"external_labels"`
 	// Legacy sends profiles to Pyroscope's old /ingest endpoint.
@@ -53,19 +37,12 @@ type QueueConfig struct {
 	MaxBackoff       Duration `yaml:"max_backoff"`
 }
 
-// httpOptions are the endpoint's HTTP client options; version goes in the
+// client is the endpoint's config for the wire client; version goes in the
 // User-Agent.
-func (e *EndpointConfig) httpOptions(version string) httpconf.Options {
-	o := httpconf.Options{
-		URL: e.URL, Tenant: e.Tenant, Headers: e.Headers, Timeout: time.Duration(e.Timeout),
-		BearerToken: e.BearerToken, BearerTokenFile: e.BearerTokenFile, Version: version,
-		TLS: httpconf.TLSOptions{CAFile: e.TLS.CAFile, CertFile: e.TLS.CertFile, KeyFile: e.TLS.KeyFile,
-			ServerName: e.TLS.ServerName, InsecureSkipVerify: e.TLS.InsecureSkipVerify},
-	}
-	if b := e.BasicAuth; b != nil {
-		o.BasicAuth = &httpconf.BasicAuth{Username: b.Username, Password: b.Password, PasswordFile: b.PasswordFile}
-	}
-	return o
+func (e *EndpointConfig) client(version string) endpoint.Config {
+	c := e.Config
+	c.Version = version
+	return c
 }
 
 var (
@@ -92,8 +69,7 @@ func endpointNames(kind string, eps []EndpointConfig, used map[string]bool) erro
 			return fmt.Errorf("%s[%d].name %q is used twice: give each endpoint its own name", kind, i, e.Name)
 		}
 		used[e.Name] = true
-		if o := e.httpOptions(""); o.Validate() != nil {
-			err := o.Validate()
+		if err := e.Validate(); err != nil {
 			return fmt.Errorf("%s[%d] (%s): %w", kind, i, e.Name, err)
 		}
 	}

@@ -60,25 +60,21 @@ func newPushers(cfg Config, reg prometheus.Registerer, log *slog.Logger, version
 		return nil
 	}
 	for _, e := range cfg.RemoteWrite {
-		c, err := remotewrite.New(remotewrite.Options{Name: e.Name, HTTP: e.httpOptions(version), ExternalLabels: e.ExternalLabels})
+		c, err := remotewrite.New(remotewrite.Options{Name: e.Name, HTTP: e.client(version), ExternalLabels: e.ExternalLabels})
 		if err != nil {
-			ps.close()
-			return nil, err
+			return nil, errors.Join(err, ps.close())
 		}
 		if err := mk("remote_write", e, c, true); err != nil {
-			ps.close()
-			return nil, err
+			return nil, errors.Join(err, ps.close())
 		}
 	}
 	for _, e := range cfg.Pyroscope {
-		c, err := pyroscope.New(pyroscope.Options{Name: e.Name, HTTP: e.httpOptions(version), Legacy: e.Legacy})
+		c, err := pyroscope.New(pyroscope.Options{Name: e.Name, HTTP: e.client(version), Legacy: e.Legacy})
 		if err != nil {
-			ps.close()
-			return nil, err
+			return nil, errors.Join(err, ps.close())
 		}
 		if err := mk("pyroscope", e, c, false); err != nil {
-			ps.close()
-			return nil, err
+			return nil, errors.Join(err, ps.close())
 		}
 	}
 	return ps, nil
@@ -98,11 +94,14 @@ func (ps *pushers) run(ctx context.Context) {
 	wg.Wait()
 }
 
-// close releases the queues; run must have returned.
-func (ps *pushers) close() {
+// close releases the queues (persisting their spools' cursors); run must
+// have returned.
+func (ps *pushers) close() error {
+	var errs []error
 	for _, p := range ps.list {
-		p.q.Close()
+		errs = append(errs, p.q.Close())
 	}
+	return errors.Join(errs...)
 }
 
 // Append enqueues one output's series (remote-write endpoints) and

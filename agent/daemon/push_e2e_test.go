@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/push/endpoint"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/receivers"
 	"github.com/goroscope/goroscope/test/targettest"
 )
@@ -28,32 +31,27 @@ func TestAgentPushes(t *testing.T) {
 	_, base := runAgent(t, func(cfg *Config) {
 		cfg.SnapshotInterval = Duration(time.Second)
 		cfg.RemoteWrite = []EndpointConfig{
-			{Name: "prom", URL: prom.WriteURL, ExternalLabels: map[string]string{"cluster": "test"}, Queue: fast},
-			{Name: "vm", URL: vm.WriteURL, Queue: fast},
+			{Name: "prom", Config: endpoint.Config{URL: prom.WriteURL}, ExternalLabels: map[string]string{"cluster": "test"}, Queue: fast},
+			{Name: "vm", Config: endpoint.Config{URL: vm.WriteURL}, Queue: fast},
 		}
-		cfg.Pyroscope = []EndpointConfig{{Name: "pyro", URL: pyro.URL, Tenant: "team-a", Queue: fast}}
+		cfg.Pyroscope = []EndpointConfig{{Name: "pyro", Config: endpoint.Config{URL: pyro.URL, Tenant: "team-a"}, Queue: fast}}
 	})
 
 	// Pyroscope: after the injected failures, goroutines and goroutine_wall
 	// profiles of the target arrive, labelled for Grafana.
 	pid := strconv.Itoa(tgt.PID)
-	deadline := time.Now().Add(60 * time.Second)
-	var names map[string]int
-	for time.Now().Before(deadline) {
-		names = map[string]int{}
+	eventually.Succeeds(t, 60*time.Second, func() error {
+		names := map[string]int{}
 		for _, p := range pyro.Profiles() {
 			if p.Labels["pid"] == pid && p.Labels["service_name"] != "" {
 				names[p.Labels["__name__"]+" "+p.SampleTypes()[0]]++
 			}
 		}
-		if names["goroutine goroutine/count"] >= 2 && names["goroutine_wall wall/nanoseconds"] >= 2 {
-			break
+		if names["goroutine goroutine/count"] < 2 || names["goroutine_wall wall/nanoseconds"] < 2 {
+			return fmt.Errorf("profiles received for pid %s: %v; want goroutines and goroutine_wall after the outage (errors: %v)", pid, names, pyro.Errors())
 		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	if names["goroutine goroutine/count"] < 2 || names["goroutine_wall wall/nanoseconds"] < 2 {
-		t.Fatalf("profiles received for pid %s: %v; want goroutines and goroutine_wall after the outage (errors: %v)", pid, names, pyro.Errors())
-	}
+		return nil
+	})
 	for _, r := range pyro.Requests() {
 		if r.Header.Get("X-Scope-OrgID") != "team-a" {
 			t.Errorf("Pyroscope request without the tenant header: %v", r.Header)
@@ -78,23 +76,22 @@ func TestAgentPushes(t *testing.T) {
 		t.Fatalf("/metrics has no chan receive goroutines for pid %s", pid)
 	}
 	check := func(name string, query func() []receivers.Series, wantCluster bool) {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			got := query()
-			if len(got) == 1 && len(got[0].Samples) > 0 && got[0].Samples[len(got[0].Samples)-1].Value == want {
-				if wantCluster && got[0].Labels["cluster"] != "test" {
-					t.Errorf("%s: series lacks the external label cluster=test: %v", name, got[0].Labels)
-				}
-				if got[0].Labels["service_name"] == "" {
-					t.Errorf("%s: series lacks service_name: %v", name, got[0].Labels)
-				}
-				return
+		t.Helper()
+		var got []receivers.Series
+		if err := eventually.Wait(30*time.Second, func() error {
+			if got = query(); len(got) == 1 && len(got[0].Samples) > 0 && got[0].Samples[len(got[0].Samples)-1].Value == want {
+				return nil
 			}
-			if time.Now().After(deadline) {
-				t.Errorf("%s: %s = %+v; want one series with value %v", name, q, got, want)
-				return
-			}
-			time.Sleep(300 * time.Millisecond)
+			return fmt.Errorf("%s: %s = %+v; want one series with value %v", name, q, got, want)
+		}); err != nil {
+			t.Error(err) // and check the other receiver
+			return
+		}
+		if wantCluster && got[0].Labels["cluster"] != "test" {
+			t.Errorf("%s: series lacks the external label cluster=test: %v", name, got[0].Labels)
+		}
+		if got[0].Labels["service_name"] == "" {
+			t.Errorf("%s: series lacks service_name: %v", name, got[0].Labels)
 		}
 	}
 	check("prometheus", func() []receivers.Series { return prom.Query(t, q) }, true)

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/pkg/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/faults"
 	"github.com/goroscope/goroscope/test/targettest"
 )
@@ -54,9 +57,9 @@ func (s *pushSetup) config(dataDir string, q ...QueueConfig) func(*Config) {
 		// Two profiles per snapshot exactly: no process_cpu profiles, which
 		// come only when the target was seen on CPU.
 		cfg.CPUFrequency = 0
-		timeout := Duration(500 * time.Millisecond) // hung requests end here; answers come in milliseconds
-		cfg.RemoteWrite = []EndpointConfig{{Name: "rw", URL: s.rw.WriteURL, Timeout: timeout, Queue: q[0]}}
-		cfg.Pyroscope = []EndpointConfig{{Name: "py", URL: s.py.URL, Timeout: timeout, Queue: q[len(q)-1]}}
+		timeout := 500 * time.Millisecond // hung requests end here; answers come in milliseconds
+		cfg.RemoteWrite = []EndpointConfig{{Name: "rw", Config: endpoint.Config{URL: s.rw.WriteURL, HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: timeout}}, Queue: q[0]}}
+		cfg.Pyroscope = []EndpointConfig{{Name: "py", Config: endpoint.Config{URL: s.py.URL, HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: timeout}}, Queue: q[len(q)-1]}}
 	}
 }
 
@@ -139,30 +142,25 @@ func received(c faults.Counts) (unique, dups int) {
 
 // quiesce stops the target and waits until the agent has nothing left to
 // send: no process watched, nothing queued for either endpoint, and the
-// enqueued counts unchanged for a while.
+// enqueued counts unchanged for 600ms (three snapshot intervals).
 func quiesce(t *testing.T, s *pushSetup, a *Agent) {
 	t.Helper()
 	s.tgt.Stop()
-	deadline := time.Now().Add(30 * time.Second)
-	last := -1
-	for stable := 0; stable < 3; {
-		if time.Now().After(deadline) {
-			rw, _ := readBooks(t, a, "rw")
-			py, _ := readBooks(t, a, "py")
-			t.Fatalf("agent did not drain within 30s: rw %v; py %v", rw, py)
-		}
-		time.Sleep(200 * time.Millisecond)
+	last, since := -1, time.Now()
+	eventually.Succeeds(t, 30*time.Second, func() error {
 		rw, _ := readBooks(t, a, "rw")
 		py, _ := readBooks(t, a, "py")
 		a.mu.Lock()
 		watched := len(a.procs)
 		a.mu.Unlock()
-		if n := rw.enqueued + py.enqueued; watched == 0 && rw.queued == 0 && py.queued == 0 && n == last {
-			stable++
-		} else {
-			stable, last = 0, n
+		if n := rw.enqueued + py.enqueued; watched != 0 || rw.queued != 0 || py.queued != 0 || n != last {
+			last, since = n, time.Now()
 		}
-	}
+		if time.Since(since) < 600*time.Millisecond {
+			return fmt.Errorf("agent did not drain: %d processes watched; rw %v; py %v", watched, rw, py)
+		}
+		return nil
+	})
 }
 
 // checkBooks asserts one endpoint's exact accounting against its server:
@@ -212,23 +210,28 @@ func TestAgentPushFaults(t *testing.T) {
 	run := startAgent(t, s.config(t.TempDir(), faultQueue()))
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 15s (rw answered %v, py answered %v)", what, s.rw.Counts().Answered, s.py.Counts().Answered)
+		eventually.Succeeds(t, 15*time.Second, func() error {
+			if cond() {
+				return nil
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return fmt.Errorf("%s (rw answered %v, py answered %v)", what, s.rw.Counts().Answered, s.py.Counts().Answered)
+		})
 	}
 	waitFor("first deliveries", func() bool { return s.rw.Counts().Requests > 0 && s.py.Counts().Requests > 0 })
 	for _, mode := range []faults.Mode{faults.Status500, faults.OK, faults.Status503, faults.TooMany, faults.OK, faults.Hang,
 		faults.Reset, faults.OK, faults.BadRequest, faults.OK, faults.Down, faults.OK} {
 		rwBefore, pyBefore := s.rw.Counts().Answered[mode], s.py.Counts().Answered[mode]
-		s.setMode(t, mode)
 		if mode == faults.Down {
-			time.Sleep(time.Second) // five snapshots' worth of data waits in the spool
+			_, snaps := readBooks(t, run.a, "rw")
+			s.setMode(t, mode)
+			waitFor("five snapshots' worth of data in the spools", func() bool {
+				rw, now := readBooks(t, run.a, "rw")
+				py, _ := readBooks(t, run.a, "py")
+				return now >= snaps+5 && rw.queued > 0 && py.queued > 0
+			})
 			continue
 		}
+		s.setMode(t, mode)
 		waitFor(fmt.Sprintf("two requests answered %s by each server", mode), func() bool {
 			return s.rw.Counts().Answered[mode] >= rwBefore+2 && s.py.Counts().Answered[mode] >= pyBefore+2
 		})
@@ -290,17 +293,12 @@ func TestAgentPushRestartMidOutage(t *testing.T) {
 	dataDir := t.TempDir()
 	s.setMode(t, faults.Down)
 	first := startAgent(t, s.config(dataDir, faultQueue()))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		py, snaps := readBooks(t, first.a, "py")
-		if snaps >= 4 && py.failed["error"] > 0 {
-			break
+	eventually.Succeeds(t, 20*time.Second, func() error {
+		if py, snaps := readBooks(t, first.a, "py"); snaps < 4 || py.failed["error"] == 0 {
+			return fmt.Errorf("first agent: %d snapshots, py %v; want 4 snapshots and failed sends", snaps, py)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("first agent: %d snapshots, py %v; want 4 snapshots and failed sends", snaps, py)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	first.stop()
 	rw1, _ := readBooks(t, first.a, "rw")
 	py1, _ := readBooks(t, first.a, "py")
@@ -316,7 +314,15 @@ func TestAgentPushRestartMidOutage(t *testing.T) {
 		t.Fatalf("second agent resumed %d and %d queued items; the first left %d and %d", rw2.queued, py2.queued, rw1.queued, py1.queued)
 	}
 	s.setMode(t, faults.OK)
-	time.Sleep(time.Second)
+	// The second agent delivers what both spooled, with what it snapshots.
+	eventually.Succeeds(t, 20*time.Second, func() error {
+		rw, _ := readBooks(t, second.a, "rw")
+		py, _ := readBooks(t, second.a, "py")
+		if rw.sent < rw1.queued || py.sent < py1.queued {
+			return fmt.Errorf("second agent sent rw %d, py %d; the first left %d and %d queued", rw.sent, py.sent, rw1.queued, py1.queued)
+		}
+		return nil
+	})
 	quiesce(t, s, second.a)
 	second.stop()
 	rw2, _ = readBooks(t, second.a, "rw")
@@ -341,18 +347,14 @@ func TestAgentPushSpoolBudget(t *testing.T) {
 	pyq.SpoolMaxBytes, pyq.MaxItemsPerBatch = 8<<10, 4
 	s.setMode(t, faults.Down)
 	run := startAgent(t, s.config(t.TempDir(), rwq, pyq))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.Succeeds(t, 20*time.Second, func() error {
 		rw, _ := readBooks(t, run.a, "rw")
 		py, _ := readBooks(t, run.a, "py")
-		if rw.dropped["spool_full"] >= 300 && py.dropped["spool_full"] >= 6 { // a few snapshots past the budget
-			break
+		if rw.dropped["spool_full"] < 300 || py.dropped["spool_full"] < 6 { // a few snapshots past the budget
+			return fmt.Errorf("too few spool_full drops with the endpoints down: rw %v; py %v", rw, py)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no spool_full drops after 20s down: rw %v; py %v", rw, py)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	s.setMode(t, faults.OK)
 	quiesce(t, s, run.a)
 	run.stop()

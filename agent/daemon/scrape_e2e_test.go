@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,8 @@ import (
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/pkg/store"
+	"github.com/goroscope/goroscope/push/endpoint"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/receivers"
 	"github.com/goroscope/goroscope/test/targettest"
 )
@@ -26,7 +29,7 @@ func TestAgentScrapesPprof(t *testing.T) {
 	fast := QueueConfig{MaxDelay: Duration(100 * time.Millisecond), MinBackoff: Duration(50 * time.Millisecond), MaxBackoff: Duration(time.Second)}
 	a, _ := runAgent(t, func(cfg *Config) {
 		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/no-such-program$"}}}
-		cfg.Pyroscope = []EndpointConfig{{Name: "pyro", URL: pyro.URL, Queue: fast}}
+		cfg.Pyroscope = []EndpointConfig{{Name: "pyro", Config: endpoint.Config{URL: pyro.URL}, Queue: fast}}
 		cfg.PprofScrape = scrape.Config{
 			Interval: 2 * time.Second, CPUDuration: time.Second,
 			Targets: []scrape.TargetConfig{{URL: "http://" + tgt.PprofAddr, Name: "load-1", ServiceName: "load", Labels: map[string]string{"env": "test"}}},
@@ -38,10 +41,8 @@ func TestAgentScrapesPprof(t *testing.T) {
 		"block": "delay/nanoseconds", "goroutine": "goroutine/count", "goroutine_wall": "wall/nanoseconds",
 	}
 	delta := map[string]bool{"memory": true, "mutex": true, "block": true}
-	deadline := time.Now().Add(45 * time.Second)
-	var got map[string]string
-	for {
-		got = map[string]string{}
+	eventually.Succeeds(t, 45*time.Second, func() error {
+		got := map[string]string{}
 		for _, p := range pyro.Profiles() {
 			if p.Labels["service_name"] != "load" || p.Labels["env"] != "test" || p.Labels["instance"] != "load-1" {
 				continue
@@ -52,20 +53,13 @@ func TestAgentScrapesPprof(t *testing.T) {
 			}
 			got[name] = strings.Join(p.SampleTypes(), ",")
 		}
-		complete := true
 		for name, st := range want {
 			if !strings.Contains(got[name], st) {
-				complete = false
+				return fmt.Errorf("profiles received from the scrape target: %v; want %v (errors: %v)", got, want, pyro.Errors())
 			}
 		}
-		if complete {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("profiles received from the scrape target: %v; want %v (errors: %v)", got, want, pyro.Errors())
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return nil
+	})
 	for _, p := range pyro.Profiles() {
 		if p.Labels["__name__"] == "goroutine" && p.Labels["service_name"] == "load" {
 			if n := p.Total(0); n < int64(tgt.Goroutines) {

@@ -48,8 +48,12 @@ func hang(r *http.Request) {
 func gzipped(b []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	zw.Close()
+	if _, err := zw.Write(b); err != nil {
+		panic(err) // a bytes.Buffer does not fail
+	}
+	if err := zw.Close(); err != nil {
+		panic(err)
+	}
 	return buf.Bytes()
 }
 
@@ -61,6 +65,7 @@ const loginPage = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><bo
 // target's other profiles and a second, healthy target, and never waits
 // longer than its timeout.
 func TestBadInput(t *testing.T) {
+	t.Parallel() // its cases wait on timeouts, as TestRun does on intervals
 	real := startLoad(t, targettest.BuildOpts{}, "-spin", "0", "-mutex-rate", "20", "-block-rate", "20")
 	upstream := "http://" + real.PprofAddr
 	const timeout = time.Second
@@ -131,7 +136,9 @@ func TestBadInput(t *testing.T) {
 			}
 			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", len(b))
 			buf.Write(b[:len(b)/2])
-			buf.Flush()
+			if err := buf.Flush(); err != nil {
+				t.Error(err)
+			}
 			conn.Close()
 		}, ReasonCorrupt, "body cut off after"},
 		{"html instead of goroutine dump", KindGoroutine, func(t *testing.T, w http.ResponseWriter, r *http.Request) {

@@ -10,8 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/goroscope/goroscope/push/httpconf"
-	"github.com/goroscope/goroscope/push/remotewrite"
+	"github.com/goroscope/goroscope/pkg/httpconf"
+	"github.com/goroscope/goroscope/pkg/label"
 )
 
 // Defaults and limits of the configuration.
@@ -69,34 +69,14 @@ type TargetConfig struct {
 	ServiceName string `yaml:"service_name"`
 	// Labels are added to every profile of the target (key "labels").
 	Labels map[string]string `yaml:"labels"`
-	// Profiles, CPUDuration and Timeout override the section's values.
+	// Profiles and CPUDuration override the section's values.
 	Profiles    []string      `yaml:"profiles"`
 	CPUDuration time.Duration `yaml:"cpu_duration"`
-	Timeout     time.Duration `yaml:"timeout"`
-	// Authentication and transport, as for push endpoints: basic auth or a
-	// bearer token (inline or from a file re-read when it changes), extra
-	// headers, TLS.
-	BasicAuth       *BasicAuth        `yaml:"basic_auth"`
-	BearerToken     string            `yaml:"bearer_token"`
-	BearerTokenFile string            `yaml:"bearer_token_file"`
-	Headers         map[string]string `yaml:"headers"`
-	TLS             TLSConfig         `yaml:"tls"`
-}
-
-// BasicAuth is a username with a password inline or from a file.
-type BasicAuth struct {
-	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
-}
-
-// TLSConfig configures https targets.
-type TLSConfig struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// HTTPClientConfig is how to reach the target, the same keys as for
+	// push endpoints (pkg/httpconf, inlined): basic_auth or bearer_token(_file)
+	// (secrets from files are re-read when they change), headers, tls,
+	// proxy_url, and timeout, which overrides the section's.
+	httpconf.HTTPClientConfig `yaml:",inline"`
 }
 
 var targetNameRE = regexp.MustCompile(`^[A-Za-z0-9_.:/\[\]-]{1,128}$`)
@@ -118,7 +98,7 @@ type resolved struct {
 	kinds       []Kind
 	cpuDuration time.Duration
 	timeout     time.Duration
-	http        httpconf.Options
+	http        httpconf.HTTPClientConfig
 }
 
 // settings are the section's values with defaults filled in.
@@ -194,10 +174,7 @@ func (c *Config) resolveTarget(i int, interval time.Duration, defKinds []Kind) (
 	if t.Timeout != 0 {
 		r.timeout = t.Timeout
 	}
-	if r.timeout < 0 {
-		bad("timeout", "%s is negative; use a positive duration such as 10s", r.timeout)
-	}
-	if r.timeout == 0 {
+	if r.timeout <= 0 { // a negative timeout is reported with the section's or the client config's keys
 		r.timeout = DefaultTimeout
 	}
 	if t.CPUDuration != 0 {
@@ -219,16 +196,10 @@ func (c *Config) resolveTarget(i int, interval time.Duration, defKinds []Kind) (
 
 	if t.URL == "" {
 		bad("url", "missing; set it to the program's pprof base address, e.g. http://127.0.0.1:6060")
-	} else if u, err := url.Parse(t.URL); err != nil {
-		bad("url", "%q does not parse (%v); give an absolute http(s) URL", t.URL, err)
+	} else if u, err := httpconf.ParseURL(t.URL); err != nil {
+		errs = append(errs, under(key, err)...)
 	} else {
 		switch {
-		case u.Scheme != "http" && u.Scheme != "https":
-			bad("url", "scheme %q is not supported; use http:// or https://", u.Scheme)
-		case u.Host == "":
-			bad("url", "%q has no host; give an absolute URL such as http://host:6060", t.URL)
-		case u.User != nil:
-			bad("url", "credentials in the URL are not allowed; use basic_auth instead")
 		case u.RawQuery != "" || u.Fragment != "":
 			bad("url", "%q has a query or fragment; give the base address only (the scraper adds /debug/pprof/... and its parameters)", t.URL)
 		case strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/debug/pprof"):
@@ -244,42 +215,25 @@ func (c *Config) resolveTarget(i int, interval time.Duration, defKinds []Kind) (
 		bad("name", "%q: use letters, digits and . _ - : / [ ] (at most 128)", r.Name)
 	}
 	if t.ServiceName != "" && !labelValueOK(t.ServiceName) {
-		bad("service_name", "%q is not a valid label value; use at most 2048 bytes of UTF-8 without control characters", t.ServiceName)
+		bad("service_name", "%q is not a valid label value; use at most %d bytes of UTF-8 without control characters", t.ServiceName, label.MaxValueBytes)
 	}
 	for k, v := range t.Labels {
 		switch {
-		case !remotewrite.ValidLabelName(k) || strings.HasPrefix(k, "__"):
+		case !label.ValidName(k) || strings.HasPrefix(k, "__"):
 			bad("labels."+k, "label name must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __; rename it")
 		case slices.Contains(reservedLabels, k):
 			bad("labels."+k, "%s is set by the scraper; use the service_name or name key instead", k)
 		case !labelValueOK(v):
-			bad("labels."+k, "value is empty or not valid UTF-8 of at most 2048 bytes; fix it")
+			bad("labels."+k, "value is empty or not valid UTF-8 of at most %d bytes; fix it", label.MaxValueBytes)
 		}
 	}
 
-	r.http = httpconf.Options{
-		URL:             t.URL,
-		BearerToken:     t.BearerToken,
-		BearerTokenFile: t.BearerTokenFile,
-		Headers:         t.Headers,
-		TLS: httpconf.TLSOptions{CAFile: t.TLS.CAFile, CertFile: t.TLS.CertFile, KeyFile: t.TLS.KeyFile,
-			ServerName: t.TLS.ServerName, InsecureSkipVerify: t.TLS.InsecureSkipVerify},
-		// Per-request deadlines are shorter; this bounds the longest one.
-		Timeout: r.timeout + r.cpuDuration,
+	if err := t.HTTPClientConfig.Validate(r.base); err != nil {
+		errs = append(errs, under(key, err)...)
 	}
-	if b := t.BasicAuth; b != nil {
-		r.http.BasicAuth = &httpconf.BasicAuth{Username: b.Username, Password: b.Password, PasswordFile: b.PasswordFile}
-	}
-	if r.base != nil {
-		if err := r.http.Validate(); err != nil {
-			for _, e := range unjoin(err) {
-				if strings.HasPrefix(e.Error(), "url:") {
-					continue // checked above, with scrape-specific advice
-				}
-				errs = append(errs, fmt.Errorf("%s.%w", key, e))
-			}
-		}
-	}
+	r.http = t.HTTPClientConfig
+	// Per-request deadlines are shorter; this bounds the longest one.
+	r.http.Timeout = r.timeout + r.cpuDuration
 	return r, errs
 }
 
@@ -308,7 +262,7 @@ func parseKinds(names []string) ([]Kind, error) {
 }
 
 func labelValueOK(v string) bool {
-	if v == "" || len(v) > 2048 || !utf8.ValidString(v) {
+	if v == "" || len(v) > label.MaxValueBytes || !utf8.ValidString(v) {
 		return false
 	}
 	for _, r := range v {
@@ -319,10 +273,16 @@ func labelValueOK(v string) bool {
 	return true
 }
 
-// unjoin splits an errors.Join result into its errors.
-func unjoin(err error) []error {
+// under puts the errors of err (an errors.Join result, each naming a key)
+// under key: "targets[1]." + "tls: ...".
+func under(key string, err error) []error {
+	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+		errs = j.Unwrap()
 	}
-	return []error{err}
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = fmt.Errorf("%s.%w", key, e)
+	}
+	return out
 }

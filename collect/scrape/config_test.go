@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/goroscope/goroscope/pkg/httpconf"
 )
 
 // exampleYAML is the section as documented in docs/scrape.md.
@@ -27,6 +29,7 @@ targets:
     bearer_token: secret
     headers: {X-Debug: "1"}
     tls: {server_name: api, insecure_skip_verify: true}
+    proxy_url: http://proxy.example:3128
   - url: http://127.0.0.1:7070
     cpu_duration: 5s
     basic_auth: {username: goroscope, password: pw}
@@ -81,6 +84,9 @@ func TestConfigYAML(t *testing.T) {
 	if got := rs[0].http.Timeout; got != 24*time.Second {
 		t.Errorf("client timeout %s, want timeout+cpu_duration = 24s", got)
 	}
+	if got := rs[1].http; got.ProxyURL != "http://proxy.example:3128" || got.BearerToken != "secret" || got.Headers["X-Debug"] != "1" || !got.TLS.InsecureSkipVerify {
+		t.Errorf("target 1's client config %+v, want the proxy, token, header and tls of the YAML", got)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -122,14 +128,20 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"targets[0].labels.a-b: label name must match", "targets[0].labels.__x: label name must match"}},
 		{"duplicate names", Config{Targets: []TargetConfig{{URL: "http://h:1"}, {URL: "http://h:1"}}},
 			[]string{`targets[1].name: "h:1" is also the name of targets[0]; give each target its own name`}},
-		{"basic auth without user", Config{Targets: []TargetConfig{{URL: "http://h:1", BasicAuth: &BasicAuth{Password: "p"}}}},
+		{"basic auth without user", Config{Targets: []TargetConfig{{URL: "http://h:1", HTTPClientConfig: httpconf.HTTPClientConfig{BasicAuth: &httpconf.BasicAuth{Password: "p"}}}}},
 			[]string{"targets[0].basic_auth.username: missing; basic auth needs a username"}},
-		{"two auths", Config{Targets: []TargetConfig{{URL: "http://h:1", BasicAuth: &BasicAuth{Username: "u"}, BearerToken: "t"}}},
+		{"two auths", Config{Targets: []TargetConfig{{URL: "http://h:1", HTTPClientConfig: httpconf.HTTPClientConfig{BasicAuth: &httpconf.BasicAuth{Username: "u"}, BearerToken: "t"}}}},
 			[]string{"targets[0].basic_auth: set together with bearer_token(_file)"}},
-		{"tls on http", Config{Targets: []TargetConfig{{URL: "http://h:1", TLS: TLSConfig{ServerName: "x"}}}},
+		{"tls on http", Config{Targets: []TargetConfig{{URL: "http://h:1", HTTPClientConfig: httpconf.HTTPClientConfig{TLS: httpconf.TLSConfig{ServerName: "x"}}}}},
 			[]string{"targets[0].tls: set for a plain http URL; use https:// or remove the tls block"}},
-		{"unreadable token file", Config{Targets: []TargetConfig{{URL: "http://h:1", BearerTokenFile: "/nonexistent/token"}}},
+		{"unreadable token file", Config{Targets: []TargetConfig{{URL: "http://h:1", HTTPClientConfig: httpconf.HTTPClientConfig{BearerTokenFile: "/nonexistent/token"}}}},
 			[]string{"targets[0].bearer_token_file: open /nonexistent/token: no such file or directory; point it at a readable file"}},
+		{"bad proxy", Config{Targets: []TargetConfig{{URL: "http://h:1", HTTPClientConfig: httpconf.HTTPClientConfig{ProxyURL: "ftp://proxy:21"}}}},
+			[]string{`targets[0].proxy_url: scheme "ftp" is not supported; use http://, https:// or socks5://`}},
+		{"negative target timeout", Config{Targets: []TargetConfig{{URL: "http://h:1", HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: -time.Second}}}},
+			[]string{"targets[0].timeout: -1s is negative"}},
+		{"url without host", Config{Targets: []TargetConfig{{URL: "http:///x"}}},
+			[]string{`targets[0].url: "http:///x" has no host`}},
 		{"several at once", Config{Timeout: -1, Targets: []TargetConfig{{}, {URL: "gopher://x"}}},
 			[]string{"timeout:", "targets[0].url: missing", "targets[1].url: scheme"}},
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/goroscope/goroscope/pkg/goroutinedump"
+	"github.com/goroscope/goroscope/pkg/httpconf"
 	"github.com/goroscope/goroscope/pkg/snapshot"
-	"github.com/goroscope/goroscope/push/httpconf"
 )
 
 // leakReprobe is how long a target that lacks /debug/pprof/goroutineleak
@@ -121,9 +121,7 @@ func New(cfg Config, o Options) (*Scraper, error) {
 		m:        newMetrics(),
 	}
 	for _, r := range rs {
-		opts := r.http
-		opts.Version = o.Version
-		c, err := httpconf.NewClient(opts)
+		c, err := httpconf.NewClient(r.http, httpconf.ClientOptions{Version: o.Version})
 		if err != nil {
 			return nil, fmt.Errorf("pprof scrape target %s: %w", r.Name, err)
 		}

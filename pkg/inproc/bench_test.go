@@ -15,6 +15,7 @@ import (
 
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/push/pyroscope"
+	"github.com/goroscope/goroscope/test/eventually"
 )
 
 // park starts n goroutines blocked in channel receives, 64 per channel, in
@@ -45,11 +46,12 @@ func park(tb testing.TB, n int) func() {
 		})
 	}
 	tb.Cleanup(release)
-	for deadline := time.Now().Add(10 * time.Second); ready.Load() < int64(n); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%d of %d goroutines parked after 10s", ready.Load(), n)
+	eventually.Succeeds(tb, 10*time.Second, func() error {
+		if r := ready.Load(); r < int64(n) {
+			return fmt.Errorf("%d of %d goroutines parked", r, n)
 		}
-	}
+		return nil
+	})
 	return release
 }
 

@@ -14,9 +14,9 @@ import (
 	pyroscopego "github.com/grafana/pyroscope-go"
 
 	"github.com/goroscope/goroscope/pkg/fold"
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/pkg/label"
+	"github.com/goroscope/goroscope/push/endpoint"
 	"github.com/goroscope/goroscope/push/pyroscope"
-	"github.com/goroscope/goroscope/push/remotewrite"
 )
 
 // Defaults the zero values of Config fields stand for.
@@ -77,9 +77,10 @@ func DefaultProfileTypes() []ProfileType {
 type Endpoint struct {
 	// HTTP is where and how to send: for Pyroscope the server's base URL
 	// (e.g. http://pyroscope:4040), for remote-write the write URL (e.g.
-	// http://prometheus:9090/api/v1/write); plus tenant, basic or bearer
-	// auth, TLS, extra headers and the request timeout.
-	HTTP httpconf.Options
+	// http://prometheus:9090/api/v1/write); plus tenant and, in
+	// HTTPClientConfig (pkg/httpconf), basic or bearer auth, TLS, extra
+	// headers, the proxy and the request timeout.
+	HTTP endpoint.Config
 	// Legacy sends goroscope's goroutine profiles to Pyroscope's /ingest
 	// instead of the push API (servers before 1.0); the server then names
 	// goroutine_wall "wall" (from its sample type). pyroscope-go's profiles
@@ -153,8 +154,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if strings.TrimSpace(c.ApplicationName) == "" {
 		bad("ApplicationName", "empty; name the service (it becomes the service_name label)")
-	} else if !utf8.ValidString(c.ApplicationName) || len(c.ApplicationName) > pyroscope.MaxLabelValueBytes {
-		bad("ApplicationName", "not valid UTF-8 or longer than %d bytes; shorten or fix it", pyroscope.MaxLabelValueBytes)
+	} else if !utf8.ValidString(c.ApplicationName) || len(c.ApplicationName) > label.MaxValueBytes {
+		bad("ApplicationName", "not valid UTF-8 or longer than %d bytes; shorten or fix it", label.MaxValueBytes)
 	} else if strings.ContainsAny(c.ApplicationName, "{},=") {
 		bad("ApplicationName", "%q contains one of \"{},=\", which Pyroscope's ingest name syntax reserves; remove them", c.ApplicationName)
 	}
@@ -180,12 +181,12 @@ func (c Config) withDefaults() (Config, error) {
 			bad("Tags."+k, "a label of goroscope's profiles or series; rename the tag")
 		case strings.HasPrefix(k, "__"):
 			bad("Tags."+k, "names starting with __ are reserved by the servers; rename it")
-		case !remotewrite.ValidLabelName(k):
+		case !label.ValidName(k):
 			bad("Tags."+k, "name must match [a-zA-Z_][a-zA-Z0-9_]*; replace other characters with '_'")
 		case v == "":
 			bad("Tags."+k, "empty value; give a value or remove the tag")
-		case !utf8.ValidString(v) || len(v) > pyroscope.MaxLabelValueBytes:
-			bad("Tags."+k, "value is not valid UTF-8 or longer than %d bytes; shorten or fix it", pyroscope.MaxLabelValueBytes)
+		case !utf8.ValidString(v) || len(v) > label.MaxValueBytes:
+			bad("Tags."+k, "value is not valid UTF-8 or longer than %d bytes; shorten or fix it", label.MaxValueBytes)
 		case strings.ContainsAny(v, "{},="):
 			bad("Tags."+k, "value %q contains one of \"{},=\", which Pyroscope's ingest name syntax reserves; remove them", v)
 		}

@@ -53,7 +53,7 @@ func TestRejectedUploadsCountedLoggedAndReported(t *testing.T) {
 
 			srv := receivers.StartPyroscope(t)
 			srv.FailPath("/ingest", receivers.Failure{Status: http.StatusUnprocessableEntity, Message: serverRefusal})
-			ep := endpoint(srv.URL)
+			ep := testEndpoint(srv.URL)
 			ep.Legacy = legacy
 			p, err := inproc.Start(context.Background(), inproc.Config{
 				ApplicationName:   "inproc-rejected",
@@ -125,7 +125,7 @@ func TestLoggerGetsEveryFailure(t *testing.T) {
 	srv := receivers.StartPyroscope(t)
 	srv.FailPath("/ingest", receivers.Failure{Status: http.StatusUnprocessableEntity, Message: serverRefusal})
 	p, err := inproc.Start(context.Background(), inproc.Config{
-		ApplicationName: "inproc-logger", Pyroscope: []inproc.Endpoint{endpoint(srv.URL)},
+		ApplicationName: "inproc-logger", Pyroscope: []inproc.Endpoint{testEndpoint(srv.URL)},
 		ProfileTypes: []inproc.ProfileType{inproc.ProfileCPU}, UploadRate: time.Hour, GoroutineInterval: -1,
 		Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -149,7 +149,7 @@ func TestLoggerGetsEveryFailure(t *testing.T) {
 func TestStopWithoutCPUProfile(t *testing.T) {
 	srv := receivers.StartPyroscope(t)
 	p, err := inproc.Start(context.Background(), inproc.Config{
-		ApplicationName: "inproc-nocpu", Pyroscope: []inproc.Endpoint{endpoint(srv.URL)},
+		ApplicationName: "inproc-nocpu", Pyroscope: []inproc.Endpoint{testEndpoint(srv.URL)},
 		ProfileTypes: []inproc.ProfileType{inproc.ProfileInuseSpace}, UploadRate: time.Hour, GoroutineInterval: -1,
 	})
 	if err != nil {

@@ -6,8 +6,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/goroscope/goroscope/pkg/httpconf"
 	"github.com/goroscope/goroscope/pkg/inproc"
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 )
 
 // A program profiles itself: pyroscope-go's CPU, heap, mutex and block
@@ -18,12 +19,14 @@ func Example() {
 	ctx := context.Background()
 	p, err := inproc.Start(ctx, inproc.Config{
 		ApplicationName: "checkout",
-		Pyroscope: []inproc.Endpoint{{HTTP: httpconf.Options{
-			URL:       "https://profiles.example.com",
-			Tenant:    "team-a",
-			BasicAuth: &httpconf.BasicAuth{Username: "123456", Password: os.Getenv("PYROSCOPE_PASSWORD")},
+		Pyroscope: []inproc.Endpoint{{HTTP: endpoint.Config{
+			URL:    "https://profiles.example.com",
+			Tenant: "team-a",
+			HTTPClientConfig: httpconf.HTTPClientConfig{
+				BasicAuth: &httpconf.BasicAuth{Username: "123456", Password: os.Getenv("PYROSCOPE_PASSWORD")},
+			},
 		}}},
-		RemoteWrite: []inproc.Endpoint{{HTTP: httpconf.Options{URL: "http://prometheus:9090/api/v1/write"}}},
+		RemoteWrite: []inproc.Endpoint{{HTTP: endpoint.Config{URL: "http://prometheus:9090/api/v1/write"}}},
 		Tags:        map[string]string{"region": "eu-west-1"},
 	})
 	if err != nil {

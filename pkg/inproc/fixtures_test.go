@@ -97,7 +97,7 @@ func TestRecordFixtures(t *testing.T) {
 	legacy, push := receivers.StartRecorder(t), receivers.StartRecorder(t)
 	p, err := inproc.Start(context.Background(), inproc.Config{
 		ApplicationName: "inproc-fixture",
-		Pyroscope:       []inproc.Endpoint{{HTTP: endpoint(legacy.URL).HTTP, Legacy: true}, endpoint(push.URL)},
+		Pyroscope:       []inproc.Endpoint{{HTTP: testEndpoint(legacy.URL).HTTP, Legacy: true}, testEndpoint(push.URL)},
 		Tags:            map[string]string{"env": "test"},
 		UploadRate:      time.Hour, GoroutineInterval: time.Hour,
 	})

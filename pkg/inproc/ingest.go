@@ -11,8 +11,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/goroscope/goroscope/push/httpconf"
 	"github.com/goroscope/goroscope/push/queue"
+	"github.com/goroscope/goroscope/push/senderr"
 	"github.com/goroscope/goroscope/push/spool"
 )
 
@@ -111,7 +111,7 @@ type ingestClient struct {
 }
 
 func newIngestClient(e Endpoint) (*ingestClient, error) {
-	hc, err := httpconf.NewClient(e.HTTP)
+	hc, err := e.HTTP.NewClient()
 	if err != nil {
 		return nil, fmt.Errorf("pyroscope ingest: %w", err)
 	}
@@ -124,7 +124,7 @@ func (c *ingestClient) Name() string { return c.name }
 
 // Send posts each item as the upload pyroscope-go built, in order, and
 // stops at the first failed request; the error says how many items are
-// done (httpconf.SendError Done and Invalid). Items that do not decode are
+// done (senderr.SendError Done and Invalid). Items that do not decode are
 // dropped.
 func (c *ingestClient) Send(ctx context.Context, items [][]byte) error {
 	invalid := 0
@@ -142,8 +142,8 @@ func (c *ingestClient) Send(ctx context.Context, items [][]byte) error {
 		}
 		req.Header.Set("Content-Type", ct)
 		resp, err := c.http.Do(req)
-		if err := httpconf.Classify(resp, err); err != nil {
-			var se *httpconf.SendError
+		if err := senderr.Classify(resp, err); err != nil {
+			var se *senderr.SendError
 			if errors.As(err, &se) {
 				se.Done, se.Invalid = i, invalid
 			}
@@ -151,7 +151,7 @@ func (c *ingestClient) Send(ctx context.Context, items [][]byte) error {
 		}
 	}
 	if invalid > 0 {
-		return &httpconf.SendError{Done: len(items), Invalid: invalid,
+		return &senderr.SendError{Done: len(items), Invalid: invalid,
 			Err: fmt.Errorf("%s: dropped %d undecodable items: %w", c.name, invalid, dropErr)}
 	}
 	return nil

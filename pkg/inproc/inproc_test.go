@@ -17,8 +17,10 @@ import (
 	"github.com/google/pprof/profile"
 	"golang.org/x/sys/unix"
 
+	"github.com/goroscope/goroscope/pkg/httpconf"
 	"github.com/goroscope/goroscope/pkg/inproc"
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/receivers"
 )
 
@@ -55,13 +57,9 @@ func startPopulation(t *testing.T) {
 		})
 	}
 	// Wait until all are parked: each shows up in the goroutine profile.
-	deadline := time.Now().Add(5 * time.Second)
-	for countStacks("parkOnChan", "waitOnCond", "parkLabelled") < chanN+condN+labelledN {
-		if time.Now().After(deadline) {
-			t.Fatal("population did not park within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(t, 5*time.Second, "the population parked", func() bool {
+		return countStacks("parkOnChan", "waitOnCond", "parkLabelled") >= chanN+condN+labelledN
+	})
 	t.Cleanup(func() {
 		close(p.ch)
 		p.mu.Lock()
@@ -146,7 +144,9 @@ func sumWhere(p *profile.Profile, fn string, labels map[string]string) (total in
 	return total, samples
 }
 
-func endpoint(url string) inproc.Endpoint { return inproc.Endpoint{HTTP: httpconf.Options{URL: url}} }
+func testEndpoint(url string) inproc.Endpoint {
+	return inproc.Endpoint{HTTP: endpoint.Config{URL: url}}
+}
 
 func stop(t *testing.T, p *inproc.Profiler) {
 	t.Helper()
@@ -162,33 +162,32 @@ func stop(t *testing.T, p *inproc.Profiler) {
 func noLeftovers(t *testing.T) {
 	t.Helper()
 	owners := []string{"github.com/grafana/pyroscope-go", "goroscope/push/queue.", "pkg/inproc.(*Profiler)", "pkg/inproc.(*sinks)", "pkg/inproc.Start"}
-	var left []string
-	for range 100 {
+	if err := eventually.Wait(time.Second, func() error {
 		buf := make([]byte, 8<<20)
 		dump := string(buf[:runtime.Stack(buf, true)])
-		left = left[:0]
+		var left []string
 		for _, g := range strings.Split(dump, "\n\n") {
 			if slices.ContainsFunc(owners, func(o string) bool { return strings.Contains(g, o) }) {
 				left = append(left, g)
 			}
 		}
-		if len(left) == 0 {
-			return
+		if len(left) > 0 {
+			return fmt.Errorf("%d goroutines left after Stop, the first:\n%s", len(left), strings.Join(left[:min(len(left), 3)], "\n\n"))
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
-	t.Errorf("%d goroutines left after Stop, the first:\n%s", len(left), strings.Join(left[:min(len(left), 3)], "\n\n"))
 }
 
 func waitCollections(t *testing.T, p *inproc.Profiler, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Stats().Collections < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d collections after 10s, want %d; stats %+v", p.Stats().Collections, n, p.Stats())
+	eventually.Succeeds(t, 10*time.Second, func() error {
+		if st := p.Stats(); st.Collections < n {
+			return fmt.Errorf("%d collections, want %d; stats %+v", st.Collections, n, st)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestGoroutineProfiles pushes goroutine profiles of a known population,
@@ -202,7 +201,7 @@ func TestGoroutineProfiles(t *testing.T) {
 		t.Run("legacy="+strconv.FormatBool(legacy), func(t *testing.T) {
 			srv := receivers.StartPyroscope(t)
 			const interval = 150 * time.Millisecond
-			ep := endpoint(srv.URL)
+			ep := testEndpoint(srv.URL)
 			ep.Legacy = legacy
 			p, err := inproc.Start(context.Background(), inproc.Config{
 				ApplicationName:   "inproc-test",
@@ -329,7 +328,7 @@ func TestPprofLabels(t *testing.T) {
 	startPopulation(t)
 	srv := receivers.StartPyroscope(t)
 	p, err := inproc.Start(context.Background(), inproc.Config{
-		ApplicationName: "inproc-labels", Pyroscope: []inproc.Endpoint{endpoint(srv.URL)},
+		ApplicationName: "inproc-labels", Pyroscope: []inproc.Endpoint{testEndpoint(srv.URL)},
 		ProfileTypes: []inproc.ProfileType{}, GoroutineInterval: time.Hour,
 	})
 	if err != nil {
@@ -402,7 +401,7 @@ func contendMutex(d time.Duration) {
 // labels, auth and tenant on every request.
 func TestRuntimeProfilesAndStopFlush(t *testing.T) {
 	srv := receivers.StartPyroscope(t)
-	ep := endpoint(srv.URL)
+	ep := testEndpoint(srv.URL)
 	ep.HTTP.Tenant = "team-a"
 	ep.HTTP.BasicAuth = &httpconf.BasicAuth{Username: "u", Password: "p"}
 	p, err := inproc.Start(context.Background(), inproc.Config{
@@ -534,7 +533,7 @@ func TestRetriesAndPermanentFailures(t *testing.T) {
 			srv := receivers.StartPyroscope(t)
 			srv.FailNext(tt.fail...)
 			p, err := inproc.Start(context.Background(), inproc.Config{
-				ApplicationName: "inproc-retry", Pyroscope: []inproc.Endpoint{endpoint(srv.URL)},
+				ApplicationName: "inproc-retry", Pyroscope: []inproc.Endpoint{testEndpoint(srv.URL)},
 				ProfileTypes: []inproc.ProfileType{}, GoroutineInterval: time.Hour,
 			})
 			if err != nil {
@@ -574,7 +573,7 @@ func TestRemoteWriteSeries(t *testing.T) {
 	prom := receivers.StartPrometheus(t)
 	startPopulation(t)
 	p, err := inproc.Start(context.Background(), inproc.Config{
-		ApplicationName: "inproc-rw", RemoteWrite: []inproc.Endpoint{endpoint(prom.WriteURL)},
+		ApplicationName: "inproc-rw", RemoteWrite: []inproc.Endpoint{testEndpoint(prom.WriteURL)},
 		Tags: map[string]string{"env": "test"}, ProfileTypes: []inproc.ProfileType{}, GoroutineInterval: time.Hour,
 	})
 	if err != nil {
@@ -600,7 +599,7 @@ func TestRemoteWriteSeries(t *testing.T) {
 // naming the field.
 func TestBadConfig(t *testing.T) {
 	ok := func() inproc.Config {
-		return inproc.Config{ApplicationName: "app", Pyroscope: []inproc.Endpoint{endpoint("http://127.0.0.1:4040")}}
+		return inproc.Config{ApplicationName: "app", Pyroscope: []inproc.Endpoint{testEndpoint("http://127.0.0.1:4040")}}
 	}
 	tests := []struct {
 		name   string
@@ -615,7 +614,7 @@ func TestBadConfig(t *testing.T) {
 			c.Pyroscope[0].HTTP.BearerToken = "t"
 			c.Pyroscope[0].HTTP.BasicAuth = &httpconf.BasicAuth{Username: "u", Password: "p"}
 		}, []string{"Pyroscope[0]", "one kind of auth"}},
-		{"bad remote-write", func(c *inproc.Config) { c.RemoteWrite = []inproc.Endpoint{endpoint("")} }, []string{"RemoteWrite[0]", "url: missing"}},
+		{"bad remote-write", func(c *inproc.Config) { c.RemoteWrite = []inproc.Endpoint{testEndpoint("")} }, []string{"RemoteWrite[0]", "url: missing"}},
 		{"bad tag name", func(c *inproc.Config) { c.Tags = map[string]string{"my-tag": "x"} }, []string{"Tags.my-tag", "must match"}},
 		{"reserved tag", func(c *inproc.Config) { c.Tags = map[string]string{"__x": "x"} }, []string{"Tags.__x", "reserved"}},
 		{"pid tag", func(c *inproc.Config) { c.Tags = map[string]string{"pid": "1"} }, []string{"Tags.pid", "set by the profiler"}},
@@ -625,7 +624,7 @@ func TestBadConfig(t *testing.T) {
 		{"unknown type", func(c *inproc.Config) { c.ProfileTypes = []inproc.ProfileType{"cpu", "wall"} }, []string{"ProfileTypes[1]", "unknown profile type \"wall\""}},
 		{"duplicate type", func(c *inproc.Config) { c.ProfileTypes = []inproc.ProfileType{"cpu", "cpu"} }, []string{"ProfileTypes[1]", "twice"}},
 		{"types without pyroscope", func(c *inproc.Config) {
-			c.Pyroscope, c.RemoteWrite = nil, []inproc.Endpoint{endpoint("http://127.0.0.1:9090/api/v1/write")}
+			c.Pyroscope, c.RemoteWrite = nil, []inproc.Endpoint{testEndpoint("http://127.0.0.1:9090/api/v1/write")}
 		}, []string{"ProfileTypes: pyroscope-go profiles need a Pyroscope endpoint"}},
 		{"short interval", func(c *inproc.Config) { c.GoroutineInterval = time.Millisecond }, []string{"GoroutineInterval", "shorter than 100ms"}},
 		{"nothing on", func(c *inproc.Config) { c.GoroutineInterval, c.ProfileTypes = -1, []inproc.ProfileType{} }, []string{"nothing to profile"}},
@@ -658,7 +657,7 @@ func TestContextEndsProfiling(t *testing.T) {
 	srv := receivers.StartPyroscope(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := inproc.Start(ctx, inproc.Config{
-		ApplicationName: "inproc-ctx", Pyroscope: []inproc.Endpoint{endpoint(srv.URL)},
+		ApplicationName: "inproc-ctx", Pyroscope: []inproc.Endpoint{testEndpoint(srv.URL)},
 		ProfileTypes: []inproc.ProfileType{inproc.ProfileCPU}, GoroutineInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -673,6 +672,8 @@ func TestContextEndsProfiling(t *testing.T) {
 	}
 	noLeftovers(t)
 	n := p.Stats().Collections
+	// Three goroutine intervals in which nothing may happen: no condition
+	// can end this wait sooner.
 	time.Sleep(300 * time.Millisecond)
 	if m := p.Stats().Collections; m != n {
 		t.Errorf("%d collections after stopping, then %d", n, m)

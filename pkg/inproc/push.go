@@ -76,7 +76,7 @@ func newSinks(cfg *Config, log *slog.Logger) (*sinks, error) {
 		}
 		if err != nil {
 			s.close()
-			return nil, fmt.Errorf("Pyroscope[%d]: %w", i, err)
+			return nil, fmt.Errorf("endpoint Pyroscope[%d]: %w", i, err)
 		}
 	}
 	for i, e := range cfg.RemoteWrite {
@@ -86,7 +86,7 @@ func newSinks(cfg *Config, log *slog.Logger) (*sinks, error) {
 		}
 		if err != nil {
 			s.close()
-			return nil, fmt.Errorf("RemoteWrite[%d]: %w", i, err)
+			return nil, fmt.Errorf("endpoint RemoteWrite[%d]: %w", i, err)
 		}
 	}
 	return s, nil
@@ -138,9 +138,11 @@ func (s *sinks) stop() {
 	s.close()
 }
 
+// close releases the queues: memory only, nothing to persist (a queue
+// fails to close only with a spool).
 func (s *sinks) close() {
 	for _, q := range s.all() {
-		q.Close()
+		_ = q.Close()
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
+	"github.com/goroscope/goroscope/push/senderr"
 )
 
 // DefaultMaxRequestBytes bounds one push request when Options leave it zero;
@@ -27,7 +28,7 @@ type Options struct {
 	Name string
 	// HTTP is the endpoint: the server's base URL (e.g.
 	// http://pyroscope:4040; the push path is added), auth, TLS, timeout.
-	HTTP httpconf.Options
+	HTTP endpoint.Config
 	// MaxRequestBytes bounds the encoded size of one request (key
 	// "max_request_bytes"); a batch is split to fit. Zero means
 	// DefaultMaxRequestBytes.
@@ -53,7 +54,7 @@ type Client struct {
 
 // New validates o and returns a Client.
 func New(o Options) (*Client, error) {
-	hc, err := httpconf.NewClient(o.HTTP)
+	hc, err := o.HTTP.NewClient()
 	if err != nil {
 		return nil, fmt.Errorf("pyroscope: %w", err)
 	}
@@ -89,14 +90,14 @@ func (c *Client) Name() string { return c.name }
 // the size limit, in order, stopping at the first failure. Items that do not
 // decode or validate, and profiles larger than the limit by themselves, are
 // dropped and the rest sent. A failure says what of the batch is done
-// despite it (httpconf.SendError Done and Invalid): the items before the
+// despite it (senderr.SendError Done and Invalid): the items before the
 // failed request were delivered or dropped, so the queue retries only the
 // rest and nothing accepted is sent twice; Failed counts the items of the
 // failed request, the only ones a permanent rejection gives up on. (An item
 // of several profiles split over requests may have its first profiles sent
 // again; the agent's items hold one profile.) When everything sendable was
 // accepted but items were dropped, Send returns a non-retryable
-// *httpconf.SendError with Status 0 wrapping ErrInvalid, the whole batch
+// *senderr.SendError with Status 0 wrapping ErrInvalid, the whole batch
 // done and the dropped items in Invalid (an item counts as dropped when any
 // of its profiles was).
 func (c *Client) Send(ctx context.Context, items [][]byte) error {
@@ -117,7 +118,7 @@ func (c *Client) Send(ctx context.Context, items [][]byte) error {
 			err = c.push(ctx, r.msg)
 		}
 		if err != nil {
-			var se *httpconf.SendError
+			var se *senderr.SendError
 			if errors.As(err, &se) {
 				first, next := r.items[0], len(items)
 				if i+1 < len(reqs) {
@@ -129,7 +130,7 @@ func (c *Client) Send(ctx context.Context, items [][]byte) error {
 		}
 	}
 	if dropErr != nil {
-		return &httpconf.SendError{Done: len(items), Invalid: countTrue(invalid),
+		return &senderr.SendError{Done: len(items), Invalid: countTrue(invalid),
 			Err: fmt.Errorf("%s: %w", c.name, dropErr)}
 	}
 	return nil
@@ -268,7 +269,7 @@ func (c *Client) push(ctx context.Context, req *pushv1.PushRequest) error {
 	if err == nil {
 		return nil
 	}
-	var se *httpconf.SendError
+	var se *senderr.SendError
 	var ce *connect.Error
 	switch {
 	case rec.status != 0 && rec.status != http.StatusOK:
@@ -276,13 +277,13 @@ func (c *Client) push(ctx context.Context, req *pushv1.PushRequest) error {
 		if errors.As(err, &ce) {
 			msg = ce.Message()
 		}
-		se = httpconf.StatusError(rec.status, rec.header, msg, c.nowFunc())
+		se = senderr.StatusError(rec.status, rec.header, msg, c.nowFunc())
 	case rec.status == 0:
 		// No response: network failure, timeout or cancellation.
-		se = &httpconf.SendError{Retryable: true, Err: err}
+		se = &senderr.SendError{Retryable: true, Err: err}
 	default:
 		// 200 with an error: an unreadable answer; the push may have landed.
-		se = &httpconf.SendError{Status: rec.status, Err: err}
+		se = &senderr.SendError{Status: rec.status, Err: err}
 	}
 	se.Err = fmt.Errorf("%s: push %d series: %w", c.name, len(req.Series), se.Err)
 	return se

@@ -13,8 +13,10 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/pkg/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 	"github.com/goroscope/goroscope/push/pyroscope"
+	"github.com/goroscope/goroscope/push/senderr"
 	"github.com/goroscope/goroscope/test/faults"
 	"github.com/goroscope/goroscope/test/receivers"
 )
@@ -76,8 +78,8 @@ func seriesLabels(extra ...string) map[string]string {
 
 func TestPushReceivedAndDecoded(t *testing.T) {
 	srv := receivers.StartPyroscope(t)
-	c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: srv.URL, Tenant: "team-a", Version: "1.0.0",
-		BasicAuth: &httpconf.BasicAuth{Username: "u", Password: "p"}}})
+	c, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: srv.URL, Tenant: "team-a", Version: "1.0.0",
+		HTTPClientConfig: httpconf.HTTPClientConfig{BasicAuth: &httpconf.BasicAuth{Username: "u", Password: "p"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func TestPushReceivedAndDecoded(t *testing.T) {
 func TestSendSplitsBySize(t *testing.T) {
 	srv := receivers.StartPyroscope(t)
 	const limit = 64 << 10
-	c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: srv.URL}, MaxRequestBytes: limit})
+	c, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: srv.URL}, MaxRequestBytes: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestSendSplitsBySize(t *testing.T) {
 		t.Fatalf("the huge profile is only %d bytes", len(huge))
 	}
 	err = c.Send(context.Background(), items)
-	var se *httpconf.SendError
+	var se *senderr.SendError
 	if !errors.As(err, &se) || se.Retryable || !errors.Is(err, pyroscope.ErrInvalid) || !strings.Contains(err.Error(), "1 profiles larger than max_request_bytes") {
 		t.Fatalf("Send = %v, want a permanent error for the one oversized profile", err)
 	}
@@ -199,7 +201,7 @@ func TestSendSplitsBySize(t *testing.T) {
 
 func TestSendErrorClassification(t *testing.T) {
 	srv := receivers.StartPyroscope(t)
-	c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: srv.URL, Timeout: 5 * time.Second}})
+	c, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: srv.URL, HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: 5 * time.Second}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +221,7 @@ func TestSendErrorClassification(t *testing.T) {
 	for _, tt := range tests {
 		srv.FailNext(tt.fail)
 		err := c.Send(context.Background(), [][]byte{item})
-		var se *httpconf.SendError
+		var se *senderr.SendError
 		if !errors.As(err, &se) {
 			t.Errorf("HTTP %d: Send = %v, want *SendError", tt.fail.Status, err)
 			continue
@@ -232,17 +234,17 @@ func TestSendErrorClassification(t *testing.T) {
 	// A real decoding failure on the server side: a gzip stream that is not pprof.
 	if err := c.Send(context.Background(), [][]byte{encodeRaw(t, []byte{0x1f, 0x8b, 0, 0})}); err == nil {
 		t.Error("a corrupt profile was accepted")
-	} else if se := (*httpconf.SendError)(nil); !errors.As(err, &se) || se.Status != 400 || se.Retryable {
+	} else if se := (*senderr.SendError)(nil); !errors.As(err, &se) || se.Status != 400 || se.Retryable {
 		t.Errorf("corrupt profile: %v, want permanent 400", err)
 	}
 
 	// No server: retryable, no status.
-	dead, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: "http://127.0.0.1:1", Timeout: 2 * time.Second}})
+	dead, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: "http://127.0.0.1:1", HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: 2 * time.Second}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = dead.Send(context.Background(), [][]byte{item})
-	var se *httpconf.SendError
+	var se *senderr.SendError
 	if !errors.As(err, &se) || !se.Retryable || se.Status != 0 {
 		t.Errorf("connection refused: %v, want retryable without status", err)
 	}
@@ -259,7 +261,7 @@ func encodeRaw(t *testing.T, raw []byte) []byte {
 
 func TestLegacyIngest(t *testing.T) {
 	srv := receivers.StartPyroscope(t)
-	c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: srv.URL}, Legacy: true})
+	c, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: srv.URL}, Legacy: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +299,7 @@ func TestLegacyIngest(t *testing.T) {
 		t.Errorf("Content-Type %q", ct)
 	}
 	srv.FailNext(receivers.Failure{Status: http.StatusServiceUnavailable, RetryAfter: "3"})
-	var se *httpconf.SendError
+	var se *senderr.SendError
 	if err := c.Send(context.Background(), items); !errors.As(err, &se) || !se.Retryable || se.RetryAfter != 3*time.Second {
 		t.Errorf("legacy 503: %v", err)
 	}
@@ -329,7 +331,7 @@ func TestEncodeSeriesValidation(t *testing.T) {
 		}
 	}
 	srv := receivers.StartPyroscope(t)
-	c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: srv.URL}})
+	c, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: srv.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +371,7 @@ func BenchmarkEncodeProfile(b *testing.B) {
 // carried, so retrying the rest delivers every profile exactly once.
 func TestSendReportsDonePart(t *testing.T) {
 	srv := faults.Start(t)
-	c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: srv.URL}, MaxRequestBytes: 4 << 10})
+	c, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: srv.URL}, MaxRequestBytes: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +387,7 @@ func TestSendReportsDonePart(t *testing.T) {
 	// 503 on the second request: the first request's items are done.
 	srv.Script(faults.OK, faults.Status503)
 	err = c.Send(context.Background(), items)
-	var se *httpconf.SendError
+	var se *senderr.SendError
 	if !errors.As(err, &se) || !se.Retryable || se.Status != 503 {
 		t.Fatalf("Send = %v, want a retryable 503", err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 	"github.com/goroscope/goroscope/push/pyroscope"
 	"github.com/goroscope/goroscope/test/receivers"
 )
@@ -155,7 +155,7 @@ func TestRecordFixtures(t *testing.T) {
 	out := map[string][]byte{}
 	for _, legacy := range []bool{false, true} {
 		rec := receivers.StartRecorder(t)
-		c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: rec.URL}, Legacy: legacy})
+		c, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: rec.URL}, Legacy: legacy})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,7 +287,7 @@ func TestLegacyNameParsedByServer(t *testing.T) {
 	for _, tt := range tests {
 		item := encode(t, map[string]string{"service_name": tt.service, "__name__": fold.ProfileGoroutine, "region": tt.value}, goroutineProfile(2, 2))
 		rec := receivers.StartRecorder(t)
-		c, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: rec.URL}, Legacy: true})
+		c, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: rec.URL}, Legacy: true})
 		if err != nil {
 			t.Fatal(err)
 		}

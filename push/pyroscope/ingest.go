@@ -14,7 +14,7 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/senderr"
 )
 
 // ingest sends every profile of req to the legacy /ingest endpoint, one
@@ -61,17 +61,17 @@ func (c *Client) ingestOne(ctx context.Context, name string, profile, config []b
 		err = mw.Close()
 	}
 	if err != nil {
-		return &httpconf.SendError{Err: fmt.Errorf("%s: build ingest form: %w", c.name, err)}
+		return &senderr.SendError{Err: fmt.Errorf("%s: build ingest form: %w", c.name, err)}
 	}
 	q := url.Values{"name": {name}, "spyName": {"goroscope"}}
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/ingest?"+q.Encode(), &body)
 	if err != nil {
-		return &httpconf.SendError{Err: fmt.Errorf("%s: %w", c.name, err)}
+		return &senderr.SendError{Err: fmt.Errorf("%s: %w", c.name, err)}
 	}
 	r.Header.Set("Content-Type", mw.FormDataContentType())
 	resp, err := c.http.Do(r)
-	if err := httpconf.Classify(resp, err); err != nil {
-		var se *httpconf.SendError
+	if err := senderr.Classify(resp, err); err != nil {
+		var se *senderr.SendError
 		if errors.As(err, &se) {
 			se.Err = fmt.Errorf("%s: ingest %s: %w", c.name, name, se.Err)
 		}

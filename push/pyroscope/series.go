@@ -14,6 +14,8 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/goroscope/goroscope/pkg/label"
 )
 
 // Label names with a meaning to the server or to goroscope.
@@ -28,12 +30,10 @@ const (
 	LabelWaitReason = "wait_reason"
 )
 
-// Limits on one series, inside Pyroscope's default validation limits.
-const (
-	MaxLabels          = 30
-	MaxLabelNameBytes  = 1024
-	MaxLabelValueBytes = 2048
-)
+// MaxLabels bounds the labels of one series, Pyroscope's default
+// validation limit; a label's name and value are bounded by package label
+// (MaxNameBytes, MaxValueBytes), also Pyroscope's defaults.
+const MaxLabels = 30
 
 // ErrInvalid marks label, profile and item errors: sending the same data
 // again cannot succeed.
@@ -115,7 +115,7 @@ func ValidateLabels(ls []*typesv1.LabelPair) error {
 			service = true
 		case l.Name == LabelProfileName:
 			name = true
-			if !validName(l.Value) {
+			if !label.ValidName(l.Value) {
 				return fmt.Errorf("%w: profile name (__name__) %q must match [a-zA-Z_][a-zA-Z0-9_]*, e.g. goroutines", ErrInvalid, l.Value)
 			}
 		case l.Name == LabelDelta:
@@ -124,17 +124,17 @@ func ValidateLabels(ls []*typesv1.LabelPair) error {
 			}
 		case strings.HasPrefix(l.Name, "__"):
 			return fmt.Errorf("%w: label %q: names starting with __ are reserved by the server; rename it", ErrInvalid, l.Name)
-		case !validName(l.Name):
+		case !label.ValidName(l.Name):
 			return fmt.Errorf("%w: label name %q must match [a-zA-Z_][a-zA-Z0-9_]*; replace other characters with '_'", ErrInvalid, l.Name)
 		}
-		if len(l.Name) > MaxLabelNameBytes {
-			return fmt.Errorf("%w: label name %.40q… longer than %d bytes; shorten it", ErrInvalid, l.Name, MaxLabelNameBytes)
+		if len(l.Name) > label.MaxNameBytes {
+			return fmt.Errorf("%w: label name %.40q… longer than %d bytes; shorten it", ErrInvalid, l.Name, label.MaxNameBytes)
 		}
 		if l.Value == "" {
 			return fmt.Errorf("%w: label %q has an empty value; give a value or drop the label", ErrInvalid, l.Name)
 		}
-		if len(l.Value) > MaxLabelValueBytes {
-			return fmt.Errorf("%w: label %q value is %d bytes, more than %d; shorten it", ErrInvalid, l.Name, len(l.Value), MaxLabelValueBytes)
+		if len(l.Value) > label.MaxValueBytes {
+			return fmt.Errorf("%w: label %q value is %d bytes, more than %d; shorten it", ErrInvalid, l.Name, len(l.Value), label.MaxValueBytes)
 		}
 		if !utf8.ValidString(l.Value) {
 			return fmt.Errorf("%w: label %q value is not valid UTF-8; fix its encoding", ErrInvalid, l.Name)
@@ -147,20 +147,6 @@ func ValidateLabels(ls []*typesv1.LabelPair) error {
 		return fmt.Errorf("%w: no %s label; give the profile type name, e.g. goroutines", ErrInvalid, LabelProfileName)
 	}
 	return nil
-}
-
-// validName reports whether s matches [a-zA-Z_][a-zA-Z0-9_]*.
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }

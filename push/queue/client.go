@@ -3,7 +3,7 @@ package queue
 import (
 	"context"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/senderr"
 )
 
 // Client sends one batch of items as one request. Items are opaque records
@@ -21,6 +21,6 @@ type Client interface {
 
 // SendError classifies a failed send: status, retryability, the server's
 // Retry-After and the part of the batch that is done despite the failure.
-// It is the wire clients' error type (package httpconf), so the queue and
+// It is the wire clients' error type (package senderr), so the queue and
 // every client share one retry policy.
-type SendError = httpconf.SendError
+type SendError = senderr.SendError

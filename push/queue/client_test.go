@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/senderr"
 )
 
 // step is one scripted response of scriptClient.
@@ -57,7 +57,7 @@ func (c *scriptClient) Send(ctx context.Context, items [][]byte) error {
 		<-ctx.Done()
 		return ctx.Err()
 	case s.status != 0:
-		e := httpconf.StatusError(s.status, nil, "scripted failure", now)
+		e := senderr.StatusError(s.status, nil, "scripted failure", now)
 		if s.done > 0 {
 			s.done, s.invalid = min(s.done, len(items)), min(s.invalid, s.done, len(items))
 			s.failed = min(s.failed, len(items)-s.done)

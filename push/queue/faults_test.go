@@ -12,10 +12,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/pkg/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 	"github.com/goroscope/goroscope/push/pyroscope"
 	"github.com/goroscope/goroscope/push/queue"
 	"github.com/goroscope/goroscope/push/remotewrite"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/faults"
 )
 
@@ -29,6 +31,7 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a few seconds of injected faults")
 	}
+	t.Parallel()
 	protocols := []struct {
 		name   string
 		client func(t *testing.T, s *faults.Server) queue.Client
@@ -36,7 +39,7 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 		shards int
 	}{
 		{"remote-write", func(t *testing.T, s *faults.Server) queue.Client {
-			c, err := remotewrite.New(remotewrite.Options{Name: "ep", HTTP: httpconf.Options{URL: s.WriteURL, Timeout: 400 * time.Millisecond}})
+			c, err := remotewrite.New(remotewrite.Options{Name: "ep", HTTP: endpoint.Config{URL: s.WriteURL, HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: 400 * time.Millisecond}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +49,7 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 		// requests, so failures land in the middle of batches; one shard
 		// makes the scripted mid-batch failures deterministic.
 		{"pyroscope split", func(t *testing.T, s *faults.Server) queue.Client {
-			c, err := pyroscope.New(pyroscope.Options{Name: "ep", HTTP: httpconf.Options{URL: s.URL, Timeout: 400 * time.Millisecond}, MaxRequestBytes: 2 << 10})
+			c, err := pyroscope.New(pyroscope.Options{Name: "ep", HTTP: endpoint.Config{URL: s.URL, HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: 400 * time.Millisecond}}, MaxRequestBytes: 2 << 10})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,6 +64,7 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 	const perPhase = 30
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
+			t.Parallel() // a server each; the phases wait on backoff and timeouts more than on the CPU
 			srv := faults.Start(t)
 			reg := prometheus.NewRegistry()
 			m, err := queue.NewMetrics(reg)
@@ -83,6 +87,7 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 			n := 0
 			for i, mode := range phases {
 				before := srv.Counts().Answered[mode]
+				refusedBefore := metric(t, reg, "goroscope_push_failed_requests_total", "class", "error")
 				if i > 0 && phases[i-1] == faults.Down && mode == faults.OK {
 					srv.Script(midBatch...)
 				}
@@ -94,17 +99,20 @@ func TestExactlyOnceThroughFaults(t *testing.T) {
 						t.Fatal(err)
 					}
 					n++
-					time.Sleep(time.Millisecond)
+					time.Sleep(time.Millisecond) // the workload: items keep coming during the phase
 				}
 				if mode == faults.Down {
-					time.Sleep(150 * time.Millisecond)
+					// Each fault must be met by at least two requests:
+					// here, two refused connections.
+					eventually.True(t, 5*time.Second, "two refused connections", func() bool {
+						return metric(t, reg, "goroscope_push_failed_requests_total", "class", "error") >= refusedBefore+2
+					})
 					if b := metric(t, reg, "goroscope_push_spool_bytes"); b == 0 {
 						t.Errorf("spool_bytes = 0 with the endpoint down and items waiting")
 					}
 					continue
 				}
-				// Each fault must be met by at least two requests.
-				waitFor(t, 5*time.Second, fmt.Sprintf("two requests answered %s", mode), func() bool {
+				eventually.True(t, 5*time.Second, fmt.Sprintf("two requests answered %s", mode), func() bool {
 					return srv.Counts().Answered[mode] >= before+2
 				})
 			}
@@ -187,28 +195,36 @@ func TestRetryAfterOverTheWire(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out two Retry-After seconds per client")
 	}
-	srv := faults.Start(t)
-	rw, err := remotewrite.New(remotewrite.Options{Name: "ep", HTTP: httpconf.Options{URL: srv.WriteURL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	py, err := pyroscope.New(pyroscope.Options{Name: "ep", HTTP: httpconf.Options{URL: srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Parallel()
 	for _, c := range []struct {
 		name   string
-		client queue.Client
+		client func(*faults.Server) (queue.Client, error)
 		item   func(*testing.T, int) []byte
-	}{{"remote-write", rw, rwItem}, {"pyroscope", py, pyItem}} {
+	}{
+		{"remote-write", func(srv *faults.Server) (queue.Client, error) {
+			c, err := remotewrite.New(remotewrite.Options{Name: "ep", HTTP: endpoint.Config{URL: srv.WriteURL}})
+			return c, err
+		}, rwItem},
+		{"pyroscope", func(srv *faults.Server) (queue.Client, error) {
+			c, err := pyroscope.New(pyroscope.Options{Name: "ep", HTTP: endpoint.Config{URL: srv.URL}})
+			return c, err
+		}, pyItem},
+	} {
 		t.Run(c.name, func(t *testing.T) {
-			from := len(srv.Answers())
-			q, err := queue.New(queue.Config{MaxDelay: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, c.client, nil, nil)
+			t.Parallel() // a server each; the test waits out Retry-After seconds
+			srv := faults.Start(t)
+			client, err := c.client(srv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// One batch of exactly three items, however slowly the shard
+			// takes them (a short MaxDelay could send the first alone).
+			q, err := queue.New(queue.Config{MaxItemsPerBatch: 3, MaxDelay: time.Minute, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, client, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			srv.Script(faults.TooMany, faults.TooMany)
-			for i := range 3 { // one batch
+			for i := range 3 {
 				if err := q.Enqueue(c.item(t, 5000+i), 0); err != nil {
 					t.Fatal(err)
 				}
@@ -223,7 +239,7 @@ func TestRetryAfterOverTheWire(t *testing.T) {
 			if rerr := <-done; rerr != nil || err != nil {
 				t.Fatal(rerr, err)
 			}
-			as := srv.Answers()[from:]
+			as := srv.Answers()
 			if len(as) != 3 || as[0].Mode != faults.TooMany || as[1].Mode != faults.TooMany || as[2].Mode != faults.OK {
 				t.Fatalf("answers %+v; want 429, 429, ok", as)
 			}
@@ -233,18 +249,6 @@ func TestRetryAfterOverTheWire(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

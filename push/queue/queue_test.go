@@ -13,12 +13,22 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/pkg/httpconf"
+	"github.com/goroscope/goroscope/push/senderr"
+	"github.com/goroscope/goroscope/test/eventually"
 )
+
+// The tests that depend on timing (batching deadlines, backoff,
+// Retry-After, an endpoint down for a while) run in a synctest bubble: the
+// queue's timers run on the bubble's clock, which advances only when every
+// goroutine of the test waits, so the waits cost no real time and the
+// timings are exact. TestRetryPolicy and faults_test.go use real sockets,
+// which a bubble cannot wait for, and stay outside.
 
 // fastConfig keeps every wait in milliseconds.
 func fastConfig(spoolDir string) Config {
@@ -154,41 +164,44 @@ func TestDeliveryThroughFailures(t *testing.T) {
 	for _, spooled := range []bool{false, true} {
 		for _, sc := range scripts {
 			t.Run(fmt.Sprintf("spool=%v/%s", spooled, sc.name), func(t *testing.T) {
-				dir := ""
-				if spooled {
-					dir = t.TempDir()
-				}
-				c := newScriptClient(sc.script...)
-				c.setDown(sc.down)
-				cfg := fastConfig(dir)
-				cfg.MemoryItems = 1000 // memory ring must hold everything: no drops expected here
-				h := start(t, cfg, c)
-				h.run()
-				want := h.enqueue(8, 50, 0)
-				h.flush()
-				h.stop()
-				checkExactlyOnce(t, c, want, true)
-				if n := int(testutil.ToFloat64(h.m.SentItems.WithLabelValues("fake"))); n != len(want) {
-					t.Fatalf("sent_items_total = %d, want %d", n, len(want))
-				}
-				if h.q.Len() != 0 || testutil.ToFloat64(h.m.QueueItems.WithLabelValues("fake")) != 0 {
-					t.Fatalf("queue not empty after flush: Len %d", h.q.Len())
-				}
-				if enq, _, _ := checkAccounted(t, h); enq != len(want) {
-					t.Fatalf("enqueued_items_total = %d, want %d", enq, len(want))
-				}
-				if f := testutil.CollectAndCount(h.m.DroppedItems); f != 0 {
-					t.Fatalf("%d drop series, want none", f)
-				}
-				if sc.script != nil {
-					fails := testutil.ToFloat64(h.m.Retries.WithLabelValues("fake"))
-					if int(fails) != len(sc.script) {
-						t.Fatalf("retries_total = %v, want %d", fails, len(sc.script))
+				t.Parallel()
+				synctest.Test(t, func(t *testing.T) {
+					dir := ""
+					if spooled {
+						dir = t.TempDir()
 					}
-				}
-				if err := h.q.Close(); err != nil {
-					t.Fatal(err)
-				}
+					c := newScriptClient(sc.script...)
+					c.setDown(sc.down)
+					cfg := fastConfig(dir)
+					cfg.MemoryItems = 1000 // memory ring must hold everything: no drops expected here
+					h := start(t, cfg, c)
+					h.run()
+					want := h.enqueue(8, 50, 0)
+					h.flush()
+					h.stop()
+					checkExactlyOnce(t, c, want, true)
+					if n := int(testutil.ToFloat64(h.m.SentItems.WithLabelValues("fake"))); n != len(want) {
+						t.Fatalf("sent_items_total = %d, want %d", n, len(want))
+					}
+					if h.q.Len() != 0 || testutil.ToFloat64(h.m.QueueItems.WithLabelValues("fake")) != 0 {
+						t.Fatalf("queue not empty after flush: Len %d", h.q.Len())
+					}
+					if enq, _, _ := checkAccounted(t, h); enq != len(want) {
+						t.Fatalf("enqueued_items_total = %d, want %d", enq, len(want))
+					}
+					if f := testutil.CollectAndCount(h.m.DroppedItems); f != 0 {
+						t.Fatalf("%d drop series, want none", f)
+					}
+					if sc.script != nil {
+						fails := testutil.ToFloat64(h.m.Retries.WithLabelValues("fake"))
+						if int(fails) != len(sc.script) {
+							t.Fatalf("retries_total = %v, want %d", fails, len(sc.script))
+						}
+					}
+					if err := h.q.Close(); err != nil {
+						t.Fatal(err)
+					}
+				})
 			})
 		}
 	}
@@ -197,109 +210,114 @@ func TestDeliveryThroughFailures(t *testing.T) {
 func TestNonRetryable4xxDropsBatchOnly(t *testing.T) {
 	for _, spooled := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spool=%v", spooled), func(t *testing.T) {
-			dir := ""
-			if spooled {
-				dir = t.TempDir()
-			}
-			c := newScriptClient(step{status: http.StatusBadRequest})
-			cfg := fastConfig(dir)
-			cfg.Shards, cfg.MaxItemsPerBatch = 1, 10
-			h := start(t, cfg, c)
-			want := h.enqueue(1, 95, 0)
-			h.run()
-			h.flush()
-			h.stop()
-			// The rejected batch is whatever the first request carried (its
-			// size depends on MaxDelay timing): exactly those are dropped.
-			c.mu.Lock()
-			rejected := append([]string(nil), c.rejected...)
-			c.mu.Unlock()
-			if len(rejected) == 0 || len(rejected) > 10 {
-				t.Fatalf("first request carried %d items, want 1..10", len(rejected))
-			}
-			if n := h.dropped("non_retryable_4xx"); n != len(rejected) {
-				t.Fatalf("dropped non_retryable_4xx = %d, want %d", n, len(rejected))
-			}
-			checkExactlyOnce(t, c, want[len(rejected):], true)
-			for i, r := range rejected {
-				if r != want[i] {
-					t.Fatalf("rejected item %d = %s, want %s (the oldest)", i, r, want[i])
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				dir := ""
+				if spooled {
+					dir = t.TempDir()
 				}
-			}
-			if n := testutil.ToFloat64(h.m.FailedRequests.WithLabelValues("fake", "4xx")); n != 1 {
-				t.Fatalf("failed_requests_total{4xx} = %v, want 1", n)
-			}
+				c := newScriptClient(step{status: http.StatusBadRequest})
+				cfg := fastConfig(dir)
+				cfg.Shards, cfg.MaxItemsPerBatch = 1, 10
+				h := start(t, cfg, c)
+				want := h.enqueue(1, 95, 0)
+				h.run()
+				h.flush()
+				h.stop()
+				// The rejected batch is whatever the first request carried (its
+				// size depends on MaxDelay timing): exactly those are dropped.
+				c.mu.Lock()
+				rejected := append([]string(nil), c.rejected...)
+				c.mu.Unlock()
+				if len(rejected) == 0 || len(rejected) > 10 {
+					t.Fatalf("first request carried %d items, want 1..10", len(rejected))
+				}
+				if n := h.dropped("non_retryable_4xx"); n != len(rejected) {
+					t.Fatalf("dropped non_retryable_4xx = %d, want %d", n, len(rejected))
+				}
+				checkExactlyOnce(t, c, want[len(rejected):], true)
+				for i, r := range rejected {
+					if r != want[i] {
+						t.Fatalf("rejected item %d = %s, want %s (the oldest)", i, r, want[i])
+					}
+				}
+				if n := testutil.ToFloat64(h.m.FailedRequests.WithLabelValues("fake", "4xx")); n != 1 {
+					t.Fatalf("failed_requests_total{4xx} = %v, want 1", n)
+				}
+			})
 		})
 	}
 }
 
 func TestRetryAfterHonoured(t *testing.T) {
-	const wait = 120 * time.Millisecond
-	c := newScriptClient(step{status: 429, retryAfter: wait})
-	cfg := fastConfig("")
-	cfg.Shards = 1
-	h := start(t, cfg, c)
-	h.enqueue(1, 5, 0)
-	h.run()
-	h.flush()
-	h.stop()
-	c.mu.Lock()
-	reqs := append([]time.Time(nil), c.requests...)
-	c.mu.Unlock()
-	if len(reqs) != 2 {
-		t.Fatalf("%d requests, want 2 (429 then success)", len(reqs))
-	}
-	if gap := reqs[1].Sub(reqs[0]); gap < wait {
-		t.Fatalf("retried after %v, before the Retry-After of %v", gap, wait)
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const wait = 120 * time.Millisecond
+		c := newScriptClient(step{status: 429, retryAfter: wait})
+		cfg := fastConfig("")
+		cfg.Shards = 1
+		h := start(t, cfg, c)
+		h.enqueue(1, 5, 0)
+		h.run()
+		h.flush()
+		h.stop()
+		c.mu.Lock()
+		reqs := append([]time.Time(nil), c.requests...)
+		c.mu.Unlock()
+		if len(reqs) != 2 {
+			t.Fatalf("%d requests, want 2 (429 then success)", len(reqs))
+		}
+		if gap := reqs[1].Sub(reqs[0]); gap != wait { // the bubble's clock: exact
+			t.Fatalf("retried after %v, want the Retry-After of %v (the backoff is at most 5ms)", gap, wait)
+		}
+	})
 }
 
 // Stop in the middle (endpoint half up, out-of-order acks across shards),
 // reopen the spool with a new Queue: everything arrives exactly once.
 func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
-	dir := t.TempDir()
-	var script []step
-	for i := 0; i < 40; i++ { // alternate failures so shards finish out of order
-		script = append(script, step{}, step{status: 503})
-	}
-	c := newScriptClient(script...)
-	cfg := fastConfig(dir)
-	cfg.MinBackoff, cfg.MaxBackoff = 3*time.Millisecond, 10*time.Millisecond
-	h := start(t, cfg, c)
-	want := h.enqueue(8, 60, 0)
-	h.run()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, _ := c.snapshot()
-		if len(got) >= 100 || time.Now().After(deadline) {
-			break
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		var script []step
+		for i := 0; i < 40; i++ { // alternate failures so shards finish out of order
+			script = append(script, step{}, step{status: 503})
 		}
-		time.Sleep(time.Millisecond)
-	}
-	h.stop()
-	got1, _ := c.snapshot()
-	if len(got1) == 0 || len(got1) == len(want) {
-		t.Fatalf("stopped after %d of %d: the test wants a stop in the middle", len(got1), len(want))
-	}
-	if err := h.q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.q.Enqueue([]byte("x"), 0); err != ErrClosed {
-		t.Fatalf("Enqueue after Close = %v, want ErrClosed", err)
-	}
+		c := newScriptClient(script...)
+		cfg := fastConfig(dir)
+		cfg.MinBackoff, cfg.MaxBackoff = 3*time.Millisecond, 10*time.Millisecond
+		h := start(t, cfg, c)
+		want := h.enqueue(8, 60, 0)
+		h.run()
+		eventually.True(t, time.Second, "100 items delivered", func() bool {
+			got, _ := c.snapshot()
+			return len(got) >= 100
+		})
+		h.stop()
+		got1, _ := c.snapshot()
+		if len(got1) == 0 || len(got1) == len(want) {
+			t.Fatalf("stopped after %d of %d: the test wants a stop in the middle", len(got1), len(want))
+		}
+		if err := h.q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.q.Enqueue([]byte("x"), 0); err != ErrClosed {
+			t.Fatalf("Enqueue after Close = %v, want ErrClosed", err)
+		}
 
-	h2 := start(t, cfg, c) // same client: delivered counts accumulate
-	if left := h2.q.Len(); left != len(want)-len(got1) {
-		t.Fatalf("reopened queue holds %d items, want %d", left, len(want)-len(got1))
-	}
-	more := h2.enqueue(8, 10, 60)
-	h2.run()
-	h2.flush()
-	h2.stop()
-	checkExactlyOnce(t, c, append(want, more...), true)
-	if err := h2.q.Close(); err != nil {
-		t.Fatal(err)
-	}
+		h2 := start(t, cfg, c) // same client: delivered counts accumulate
+		if left := h2.q.Len(); left != len(want)-len(got1) {
+			t.Fatalf("reopened queue holds %d items, want %d", left, len(want)-len(got1))
+		}
+		more := h2.enqueue(8, 10, 60)
+		h2.run()
+		h2.flush()
+		h2.stop()
+		checkExactlyOnce(t, c, append(want, more...), true)
+		if err := h2.q.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // Endpoint down, spool budget too small: the oldest unsent items are dropped
@@ -308,98 +326,107 @@ func TestSpoolBudgetDropsOldest(t *testing.T) {
 	const perRecord = 8 + keyLen + 9 // record header + key + "k0-000123"
 	for _, running := range []bool{false, true} {
 		t.Run(fmt.Sprintf("running=%v", running), func(t *testing.T) {
-			c := newScriptClient()
-			c.setDown(time.Hour)
-			cfg := fastConfig(t.TempDir())
-			cfg.SpoolMaxBytes = 100 * perRecord
-			cfg.MemoryItems = 20
-			h := start(t, cfg, c)
-			if running {
-				h.run()
-				time.Sleep(20 * time.Millisecond) // let shards start failing
-			}
-			want := h.enqueue(1, 1000, 0)
-			if !running {
-				if n := h.dropped("spool_full"); n != 900 {
-					t.Fatalf("dropped spool_full = %d, want 900", n)
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				c := newScriptClient()
+				c.setDown(time.Hour)
+				cfg := fastConfig(t.TempDir())
+				cfg.SpoolMaxBytes = 100 * perRecord
+				cfg.MemoryItems = 20
+				h := start(t, cfg, c)
+				if running {
+					h.run()
+					synctest.Wait() // the dispatcher and shards are up, waiting for items
 				}
-				h.run()
-			}
-			c.setDown(0)
-			h.flush()
-			h.stop()
-			got, order := c.snapshot()
-			dropped := h.dropped("spool_full")
-			if len(got) != len(order) || len(got)+dropped != len(want) {
-				t.Fatalf("delivered %d (%d distinct) + dropped %d != enqueued %d", len(order), len(got), dropped, len(want))
-			}
-			for _, w := range want[len(want)-100:] { // the newest always survive
-				if got[w] != 1 {
-					t.Fatalf("newest item %s delivered %d times", w, got[w])
+				want := h.enqueue(1, 1000, 0)
+				if !running {
+					if n := h.dropped("spool_full"); n != 900 {
+						t.Fatalf("dropped spool_full = %d, want 900", n)
+					}
+					h.run()
 				}
-			}
-			checkOrder(t, order)
-			checkAccounted(t, h)
+				c.setDown(0)
+				h.flush()
+				h.stop()
+				got, order := c.snapshot()
+				dropped := h.dropped("spool_full")
+				if len(got) != len(order) || len(got)+dropped != len(want) {
+					t.Fatalf("delivered %d (%d distinct) + dropped %d != enqueued %d", len(order), len(got), dropped, len(want))
+				}
+				for _, w := range want[len(want)-100:] { // the newest always survive
+					if got[w] != 1 {
+						t.Fatalf("newest item %s delivered %d times", w, got[w])
+					}
+				}
+				checkOrder(t, order)
+				checkAccounted(t, h)
+			})
 		})
 	}
 }
 
 func TestCorruptSpoolSkippedAndCounted(t *testing.T) {
-	dir := t.TempDir()
-	c := newScriptClient()
-	cfg := fastConfig(dir)
-	h := start(t, cfg, c)
-	want := h.enqueue(1, 50, 0)
-	if err := h.q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
-	b, err := os.ReadFile(segs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	const rec = 8 + keyLen + 9
-	b[8+20*rec+8+keyLen+3] ^= 0xff // a payload byte of item 20
-	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h2 := start(t, cfg, c)
-	h2.run()
-	h2.flush()
-	h2.stop()
-	checkExactlyOnce(t, c, append(append([]string(nil), want[:20]...), want[21:]...), true)
-	if n := h2.dropped("corrupt_spool"); n != 1 {
-		t.Fatalf("dropped corrupt_spool = %d, want 1", n)
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		c := newScriptClient()
+		cfg := fastConfig(dir)
+		h := start(t, cfg, c)
+		want := h.enqueue(1, 50, 0)
+		if err := h.q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+		b, err := os.ReadFile(segs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		const rec = 8 + keyLen + 9
+		b[8+20*rec+8+keyLen+3] ^= 0xff // a payload byte of item 20
+		if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h2 := start(t, cfg, c)
+		h2.run()
+		h2.flush()
+		h2.stop()
+		checkExactlyOnce(t, c, append(append([]string(nil), want[:20]...), want[21:]...), true)
+		if n := h2.dropped("corrupt_spool"); n != 1 {
+			t.Fatalf("dropped corrupt_spool = %d, want 1", n)
+		}
+	})
 }
 
 func TestMemoryRingDropsOldestAndCountsShutdown(t *testing.T) {
-	c := newScriptClient()
-	cfg := fastConfig("")
-	cfg.MemoryItems = 10
-	h := start(t, cfg, c)
-	want := h.enqueue(1, 25, 0)
-	if n := h.dropped("queue_full"); n != 15 {
-		t.Fatalf("dropped queue_full = %d, want 15", n)
-	}
-	h.run()
-	h.flush()
-	h.stop()
-	checkExactlyOnce(t, c, want[15:], true)
-	h.enqueue(1, 3, 100)
-	if err := h.q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := h.dropped("shutdown"); n != 3 {
-		t.Fatalf("dropped shutdown = %d, want 3", n)
-	}
-	if enq, _, _ := checkAccounted(t, h); enq != 28 {
-		t.Fatalf("enqueued_items_total = %d, want 28", enq)
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		c := newScriptClient()
+		cfg := fastConfig("")
+		cfg.MemoryItems = 10
+		h := start(t, cfg, c)
+		want := h.enqueue(1, 25, 0)
+		if n := h.dropped("queue_full"); n != 15 {
+			t.Fatalf("dropped queue_full = %d, want 15", n)
+		}
+		h.run()
+		h.flush()
+		h.stop()
+		checkExactlyOnce(t, c, want[15:], true)
+		h.enqueue(1, 3, 100)
+		if err := h.q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := h.dropped("shutdown"); n != 3 {
+			t.Fatalf("dropped shutdown = %d, want 3", n)
+		}
+		if enq, _, _ := checkAccounted(t, h); enq != 28 {
+			t.Fatalf("enqueued_items_total = %d, want 28", enq)
+		}
+	})
 }
 
 // TestRetryPolicy classifies real failures of the wire layer: statuses
-// through httpconf.StatusError, a client timeout against a hanging server
+// through senderr.StatusError, a client timeout against a hanging server
 // and a refused connection.
 func TestRetryPolicy(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -408,7 +435,7 @@ func TestRetryPolicy(t *testing.T) {
 		if retryAfter != "" {
 			h.Set("Retry-After", retryAfter)
 		}
-		return httpconf.StatusError(code, h, "body", now)
+		return senderr.StatusError(code, h, "body", now)
 	}
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -418,13 +445,13 @@ func TestRetryPolicy(t *testing.T) {
 		}
 	}))
 	defer hang.Close()
-	hc, err := httpconf.NewClient(httpconf.Options{URL: hang.URL, Timeout: 50 * time.Millisecond})
+	hc, err := httpconf.NewClient(httpconf.HTTPClientConfig{Timeout: 50 * time.Millisecond}, httpconf.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	do := func(url string) error {
 		resp, err := hc.Post(url, "text/plain", strings.NewReader("x"))
-		return httpconf.Classify(resp, err)
+		return senderr.Classify(resp, err)
 	}
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()

@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 )
 
 // BenchmarkEncodeBatch measures what Send does before the network for a
@@ -19,7 +19,7 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	for _, it := range items {
 		raw += len(it)
 	}
-	c, err := New(Options{HTTP: httpconf.Options{URL: "http://127.0.0.1:1"}, ExternalLabels: map[string]string{"cluster": "bench"}})
+	c, err := New(Options{HTTP: endpoint.Config{URL: "http://127.0.0.1:1"}, ExternalLabels: map[string]string{"cluster": "bench"}})
 	if err != nil {
 		b.Fatal(err)
 	}

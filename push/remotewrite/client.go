@@ -14,7 +14,9 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/pkg/label"
+	"github.com/goroscope/goroscope/push/endpoint"
+	"github.com/goroscope/goroscope/push/senderr"
 )
 
 // Header values the remote-write 1.0 specification requires.
@@ -32,7 +34,7 @@ type Options struct {
 	Name string
 	// HTTP is the endpoint: URL of the write path (e.g.
 	// http://prometheus:9090/api/v1/write), auth, TLS, timeout.
-	HTTP httpconf.Options
+	HTTP endpoint.Config
 	// ExternalLabels are added to every series that lacks the label (key
 	// "external_labels"); they never replace a series' own label.
 	ExternalLabels map[string]string
@@ -49,7 +51,7 @@ type Client struct {
 
 // New validates o and returns a Client.
 func New(o Options) (*Client, error) {
-	hc, err := httpconf.NewClient(o.HTTP)
+	hc, err := o.HTTP.NewClient()
 	if err != nil {
 		return nil, fmt.Errorf("remote_write: %w", err)
 	}
@@ -58,7 +60,7 @@ func New(o Options) (*Client, error) {
 		switch {
 		case l.Name == MetricNameLabel:
 			return nil, fmt.Errorf("remote_write: external_labels: %s cannot be an external label; remove it", MetricNameLabel)
-		case !ValidLabelName(l.Name):
+		case !label.ValidName(l.Name):
 			return nil, fmt.Errorf("remote_write: external_labels: %q must match [a-zA-Z_][a-zA-Z0-9_]*; rename it", l.Name)
 		case l.Value == "":
 			return nil, fmt.Errorf("remote_write: external_labels.%s: empty value; give a value or remove it", l.Name)
@@ -76,17 +78,17 @@ func New(o Options) (*Client, error) {
 func (c *Client) Name() string { return c.name }
 
 // Send merges items into one WriteRequest and posts it. It returns nil when
-// the receiver accepted it, or a *httpconf.SendError. Items that do not
+// the receiver accepted it, or a *senderr.SendError. Items that do not
 // decode or validate are dropped and the rest are sent; if any were
 // dropped and the rest were accepted (or nothing was left to send), Send
-// returns a non-retryable *httpconf.SendError with Status 0 wrapping
+// returns a non-retryable *senderr.SendError with Status 0 wrapping
 // ErrInvalid that marks the whole batch done (Done = len(items)) with the
 // dropped items counted in Invalid, so the queue counts each item once.
 func (c *Client) Send(ctx context.Context, items [][]byte) error {
 	req, dropped, firstErr := c.buildRequest(items)
 	var dropErr error
 	if dropped > 0 {
-		dropErr = &httpconf.SendError{Done: len(items), Invalid: dropped,
+		dropErr = &senderr.SendError{Done: len(items), Invalid: dropped,
 			Err: fmt.Errorf("%s: dropped %d of %d items: %w", c.name, dropped, len(items), firstErr)}
 	}
 	if len(req.Timeseries) == 0 {
@@ -94,7 +96,7 @@ func (c *Client) Send(ctx context.Context, items [][]byte) error {
 	}
 	body, err := EncodeRequest(req)
 	if err != nil {
-		return &httpconf.SendError{Err: fmt.Errorf("%s: encode request: %w", c.name, err)}
+		return &senderr.SendError{Err: fmt.Errorf("%s: encode request: %w", c.name, err)}
 	}
 	if err := c.post(ctx, body); err != nil {
 		return err
@@ -106,14 +108,14 @@ func (c *Client) Send(ctx context.Context, items [][]byte) error {
 func (c *Client) post(ctx context.Context, body []byte) error {
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
-		return &httpconf.SendError{Err: fmt.Errorf("%s: %w", c.name, err)}
+		return &senderr.SendError{Err: fmt.Errorf("%s: %w", c.name, err)}
 	}
 	r.Header.Set("Content-Type", ContentType)
 	r.Header.Set("Content-Encoding", ContentEncoding)
 	r.Header.Set(VersionHeader, Version)
 	resp, err := c.http.Do(r)
-	if err := httpconf.Classify(resp, err); err != nil {
-		var se *httpconf.SendError
+	if err := senderr.Classify(resp, err); err != nil {
+		var se *senderr.SendError
 		if errors.As(err, &se) {
 			se.Err = fmt.Errorf("%s: %w", c.name, se.Err)
 		}

@@ -14,7 +14,9 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/pkg/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
+	"github.com/goroscope/goroscope/push/senderr"
 )
 
 // received is one request as a spec-following receiver decodes it.
@@ -58,7 +60,7 @@ func mustEncode(t testing.TB, labels []prompb.Label, samples []prompb.Sample) []
 func TestSendHeadersAndBody(t *testing.T) {
 	srv, got := specReceiver(t, http.StatusNoContent, "")
 	c, err := New(Options{
-		HTTP:           httpconf.Options{URL: srv.URL + "/api/v1/write", Tenant: "tenant-1", BearerToken: "tok", Version: "0.9.0"},
+		HTTP:           endpoint.Config{URL: srv.URL + "/api/v1/write", Tenant: "tenant-1", Version: "0.9.0", HTTPClientConfig: httpconf.HTTPClientConfig{BearerToken: "tok"}},
 		ExternalLabels: map[string]string{"cluster": "c1", "instance": "host-ext"},
 	})
 	if err != nil {
@@ -113,7 +115,7 @@ func TestSendHeadersAndBody(t *testing.T) {
 
 func TestSendDropsInvalidItems(t *testing.T) {
 	srv, got := specReceiver(t, http.StatusNoContent, "")
-	c, err := New(Options{HTTP: httpconf.Options{URL: srv.URL}})
+	c, err := New(Options{HTTP: endpoint.Config{URL: srv.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func TestSendDropsInvalidItems(t *testing.T) {
 	badBytes, _ := bad.Marshal()
 	items := [][]byte{[]byte{0xff, 0x01}, mustEncode(t, l("__name__", "ok"), s(1, 1)), badBytes}
 	err = c.Send(context.Background(), items)
-	var se *httpconf.SendError
+	var se *senderr.SendError
 	if !errors.As(err, &se) || se.Retryable || se.Status != 0 || !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Send = %v, want a permanent SendError wrapping ErrInvalid", err)
 	}
@@ -159,13 +161,13 @@ func TestSendErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		srv, got := specReceiver(t, tt.status, tt.msg)
-		c, err := New(Options{Name: "prom", HTTP: httpconf.Options{URL: srv.URL}})
+		c, err := New(Options{Name: "prom", HTTP: endpoint.Config{URL: srv.URL}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = c.Send(context.Background(), [][]byte{mustEncode(t, l("__name__", "m"), s(1, 1))})
 		<-got
-		var se *httpconf.SendError
+		var se *senderr.SendError
 		if !errors.As(err, &se) || se.Status != tt.status || se.Retryable != tt.retryable {
 			t.Errorf("HTTP %d: Send = %v, want status %d retryable %v", tt.status, err, tt.status, tt.retryable)
 			continue
@@ -186,7 +188,7 @@ func TestNewRejectsBadExternalLabels(t *testing.T) {
 		if ext == "empty" {
 			v = ""
 		}
-		_, err := New(Options{HTTP: httpconf.Options{URL: "http://127.0.0.1:1"}, ExternalLabels: map[string]string{ext: v}})
+		_, err := New(Options{HTTP: endpoint.Config{URL: "http://127.0.0.1:1"}, ExternalLabels: map[string]string{ext: v}})
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "external_labels") {
 			t.Errorf("external label %q: %v, want %q", ext, err, want)
 		}

@@ -10,8 +10,10 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/pkg/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 	"github.com/goroscope/goroscope/push/remotewrite"
+	"github.com/goroscope/goroscope/push/senderr"
 	"github.com/goroscope/goroscope/test/receivers"
 )
 
@@ -25,7 +27,7 @@ type pushed struct {
 func pushGoroutines(t *testing.T, writeURL string) pushed {
 	t.Helper()
 	c, err := remotewrite.New(remotewrite.Options{
-		HTTP:           httpconf.Options{URL: writeURL, Timeout: 10 * time.Second},
+		HTTP:           endpoint.Config{URL: writeURL, HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: 10 * time.Second}},
 		ExternalLabels: map[string]string{"cluster": "test", "service_name": "ext-default"},
 	})
 	if err != nil {
@@ -96,7 +98,7 @@ func TestPrometheusReceiver(t *testing.T) {
 	if err == nil {
 		t.Skip("this Prometheus accepted an out-of-order sample; nothing more to check")
 	}
-	se, ok := err.(*httpconf.SendError)
+	se, ok := err.(*senderr.SendError)
 	if !ok || se.Status != 400 || se.Retryable {
 		t.Errorf("out-of-order sample: %v, want a permanent HTTP 400", err)
 	}
@@ -111,7 +113,7 @@ func TestVictoriaMetricsReceiver(t *testing.T) {
 
 func sendOne(t *testing.T, url, name string, at time.Time) error {
 	t.Helper()
-	c, err := remotewrite.New(remotewrite.Options{HTTP: httpconf.Options{URL: url}})
+	c, err := remotewrite.New(remotewrite.Options{HTTP: endpoint.Config{URL: url}})
 	if err != nil {
 		t.Fatal(err)
 	}

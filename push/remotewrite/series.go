@@ -12,16 +12,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/goroscope/goroscope/pkg/label"
 )
 
 // MetricNameLabel is the label that holds a series' metric name.
 const MetricNameLabel = "__name__"
 
-// Limits on one series, well inside every known receiver's defaults.
+// Limits on one series, well inside every known receiver's defaults. A
+// label's name and value are bounded by package label (MaxNameBytes,
+// MaxValueBytes), as for Pyroscope.
 const (
 	MaxLabels           = 64
-	MaxLabelNameBytes   = 1024
-	MaxLabelValueBytes  = 4096
 	MaxSamplesPerSeries = 100_000
 )
 
@@ -140,7 +142,8 @@ func sameValue(a, b float64) bool {
 
 // ValidateLabels checks labels as the remote-write spec requires: a valid
 // __name__, valid, unique names in sorted order, non-empty UTF-8 values,
-// and the package's size limits. Errors wrap ErrInvalid and say what to fix.
+// and the size limits (MaxLabels, label.MaxNameBytes, label.MaxValueBytes).
+// Errors wrap ErrInvalid and say what to fix.
 func ValidateLabels(ls []prompb.Label) error {
 	if len(ls) > MaxLabels {
 		return fmt.Errorf("%w: series %s has %d labels, more than %d; drop some", ErrInvalid, labelString(ls), len(ls), MaxLabels)
@@ -162,17 +165,17 @@ func ValidateLabels(ls []prompb.Label) error {
 			}
 			continue
 		}
-		if !ValidLabelName(l.Name) {
+		if !label.ValidName(l.Name) {
 			return fmt.Errorf("%w: series %s: label name %q must match [a-zA-Z_][a-zA-Z0-9_]*; replace other characters with '_'", ErrInvalid, labelString(ls), l.Name)
 		}
-		if len(l.Name) > MaxLabelNameBytes {
-			return fmt.Errorf("%w: label name %.40q… is %d bytes, more than %d; shorten it", ErrInvalid, l.Name, len(l.Name), MaxLabelNameBytes)
+		if len(l.Name) > label.MaxNameBytes {
+			return fmt.Errorf("%w: label name %.40q… is %d bytes, more than %d; shorten it", ErrInvalid, l.Name, len(l.Name), label.MaxNameBytes)
 		}
 		if l.Value == "" {
 			return fmt.Errorf("%w: series %s: label %q has an empty value; drop the label (empty means absent)", ErrInvalid, labelString(ls), l.Name)
 		}
-		if len(l.Value) > MaxLabelValueBytes {
-			return fmt.Errorf("%w: label %q value is %d bytes, more than %d; shorten it", ErrInvalid, l.Name, len(l.Value), MaxLabelValueBytes)
+		if len(l.Value) > label.MaxValueBytes {
+			return fmt.Errorf("%w: label %q value is %d bytes, more than %d; shorten it", ErrInvalid, l.Name, len(l.Value), label.MaxValueBytes)
 		}
 		if !utf8.ValidString(l.Value) {
 			return fmt.Errorf("%w: label %q value %q is not valid UTF-8; fix its encoding", ErrInvalid, l.Name, l.Value)
@@ -192,20 +195,6 @@ func ValidMetricName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidLabelName reports whether s matches [a-zA-Z_][a-zA-Z0-9_]*.
-func ValidLabelName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
 			return false
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/goroscope/goroscope/pkg/label"
 )
 
 func l(kv ...string) []prompb.Label {
@@ -51,7 +53,7 @@ func TestEncodeSeries(t *testing.T) {
 		{"invalid utf8", l("__name__", "m", "a", "\xff"), s(1, 1), nil, nil, `not valid UTF-8`},
 		{"no samples", l("__name__", "m"), nil, nil, nil, `no samples`},
 		{"conflicting duplicate", l("__name__", "m"), s(1, 1, 1, 2), nil, nil, `two samples at timestamp 1 ms`},
-		{"too long value", l("__name__", "m", "a", strings.Repeat("x", MaxLabelValueBytes+1)), s(1, 1), nil, nil, `more than 4096`},
+		{"too long value", l("__name__", "m", "a", strings.Repeat("x", label.MaxValueBytes+1)), s(1, 1), nil, nil, `more than 2048`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,8 +119,8 @@ func TestValidNames(t *testing.T) {
 		if got := ValidMetricName(tt.s); got != tt.metric {
 			t.Errorf("ValidMetricName(%q) = %v", tt.s, got)
 		}
-		if got := ValidLabelName(tt.s); got != tt.labl {
-			t.Errorf("ValidLabelName(%q) = %v", tt.s, got)
+		if got := label.ValidName(tt.s); got != tt.labl {
+			t.Errorf("label.ValidName(%q) = %v", tt.s, got)
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 	"github.com/goroscope/goroscope/push/pyroscope"
 	"github.com/goroscope/goroscope/push/queue"
 	"github.com/goroscope/goroscope/push/remotewrite"
@@ -75,7 +75,7 @@ type outageRow struct {
 	peakGrowth        int64         // highest live heap during the outage minus before
 	drain             time.Duration // from the receiver coming back to every item delivered
 	rwGot, pyGot      int
-	dups, dropped     int
+	dups              int
 	requests          int
 	wire              int64
 	err               string
@@ -232,11 +232,11 @@ func pushCost(n int, s *snapshot.Snapshot) pushRow {
 		return fail(err)
 	}
 	defer srv.Close()
-	rw, err := remotewrite.New(remotewrite.Options{Name: "bench", HTTP: httpconf.Options{URL: srv.WriteURL}})
+	rw, err := remotewrite.New(remotewrite.Options{Name: "bench", HTTP: endpoint.Config{URL: srv.WriteURL}})
 	if err != nil {
 		return fail(err)
 	}
-	py, err := pyroscope.New(pyroscope.Options{Name: "bench", HTTP: httpconf.Options{URL: srv.URL}})
+	py, err := pyroscope.New(pyroscope.Options{Name: "bench", HTTP: endpoint.Config{URL: srv.URL}})
 	if err != nil {
 		return fail(err)
 	}
@@ -362,11 +362,11 @@ func simulateOutage(ctx context.Context, dir string, s *snapshot.Snapshot, procs
 	if err := srv.SetMode(faults.Down); err != nil {
 		return fail(err)
 	}
-	rwc, err := remotewrite.New(remotewrite.Options{Name: "rw", HTTP: httpconf.Options{URL: srv.WriteURL}})
+	rwc, err := remotewrite.New(remotewrite.Options{Name: "rw", HTTP: endpoint.Config{URL: srv.WriteURL}})
 	if err != nil {
 		return fail(err)
 	}
-	pyc, err := pyroscope.New(pyroscope.Options{Name: "py", HTTP: httpconf.Options{URL: srv.URL}})
+	pyc, err := pyroscope.New(pyroscope.Options{Name: "py", HTTP: endpoint.Config{URL: srv.URL}})
 	if err != nil {
 		return fail(err)
 	}
@@ -380,12 +380,12 @@ func simulateOutage(ctx context.Context, dir string, s *snapshot.Snapshot, procs
 	if err != nil {
 		return fail(err)
 	}
-	defer rwq.Close()
+	defer func() { _ = rwq.Close() }() // the spools are thrown away
 	pyq, err := queue.New(queue.Config{SpoolDir: pyDir}, pyc, m, nil)
 	if err != nil {
 		return fail(err)
 	}
-	defer pyq.Close()
+	defer func() { _ = pyq.Close() }()
 	before := liveHeap()
 	stopPeak := make(chan struct{})
 	peak := peakLive(stopPeak)

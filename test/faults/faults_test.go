@@ -10,9 +10,11 @@ import (
 	"github.com/google/pprof/profile"
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/goroscope/goroscope/push/httpconf"
+	"github.com/goroscope/goroscope/pkg/httpconf"
+	"github.com/goroscope/goroscope/push/endpoint"
 	"github.com/goroscope/goroscope/push/pyroscope"
 	"github.com/goroscope/goroscope/push/remotewrite"
+	"github.com/goroscope/goroscope/push/senderr"
 	"github.com/goroscope/goroscope/test/faults"
 )
 
@@ -23,11 +25,11 @@ type sender interface {
 
 func clients(t *testing.T, s *faults.Server, timeout time.Duration) (rw, py sender) {
 	t.Helper()
-	r, err := remotewrite.New(remotewrite.Options{HTTP: httpconf.Options{URL: s.WriteURL, Timeout: timeout}})
+	r, err := remotewrite.New(remotewrite.Options{HTTP: endpoint.Config{URL: s.WriteURL, HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: timeout}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pyroscope.New(pyroscope.Options{HTTP: httpconf.Options{URL: s.URL, Timeout: timeout}})
+	p, err := pyroscope.New(pyroscope.Options{HTTP: endpoint.Config{URL: s.URL, HTTPClientConfig: httpconf.HTTPClientConfig{Timeout: timeout}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func TestModes(t *testing.T) {
 				}
 				continue
 			}
-			var se *httpconf.SendError
+			var se *senderr.SendError
 			if !errors.As(err, &se) || se.Status != tc.status || se.Retryable != tc.retryable || se.RetryAfter != tc.after {
 				t.Fatalf("%s %s: Send = %v; want status %d retryable %v retry-after %v", tc.mode, p.name, err, tc.status, tc.retryable, tc.after)
 			}

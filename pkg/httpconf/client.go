@@ -10,24 +10,49 @@ import (
 	"time"
 )
 
-// NewClient validates o and builds an *http.Client for it. Every request the
-// client sends carries the User-Agent, the tenant, the auth header (secrets
-// read from files are re-read when the file changes) and the extra headers,
-// so wire clients built on it (plain HTTP or connect) need not set them.
-func NewClient(o Options) (*http.Client, error) {
-	if err := o.Validate(); err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", o.URL, err)
+// ClientOptions are what the program, not the configuration, adds to every
+// request.
+type ClientOptions struct {
+	// Version is goroscope's version, sent as User-Agent
+	// "goroscope/<Version>"; empty means "dev".
+	Version string
+	// Header is set on every request after the configured headers, e.g. a
+	// push endpoint's X-Scope-OrgID. The caller's validation keeps the
+	// configured headers from naming these.
+	Header map[string]string
+}
+
+// UserAgent is the User-Agent header value for version; empty means "dev".
+func UserAgent(version string) string {
+	if version == "" {
+		version = "dev"
 	}
-	tlsConf, err := o.TLS.config()
+	return "goroscope/" + version
+}
+
+// NewClient validates c and builds an *http.Client for it. Every request the
+// client sends carries the User-Agent, the auth header (secrets read from
+// files are re-read when the file changes), the configured headers and
+// o.Header, so wire clients built on it (plain HTTP or connect) need not set
+// them. Requests go through c.ProxyURL, else the environment's proxy.
+func NewClient(c HTTPClientConfig, o ClientOptions) (*http.Client, error) {
+	if err := c.Validate(nil); err != nil {
+		return nil, err
+	}
+	tlsConf, err := c.TLS.config()
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", o.URL, err)
+		return nil, err
 	}
-	timeout := o.Timeout
+	proxy := http.ProxyFromEnvironment
+	if u, _ := c.proxy(); u != nil { // validated above
+		proxy = http.ProxyURL(u)
+	}
+	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
 	base := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxy,
 		DialContext:           (&net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
@@ -37,26 +62,21 @@ func NewClient(o Options) (*http.Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	rt := &headerTransport{
-		base:    base,
-		ua:      o.UserAgent(),
-		tenant:  o.Tenant,
-		headers: o.Headers,
-	}
+	rt := &headerTransport{base: base, ua: UserAgent(o.Version), headers: c.Headers, fixed: o.Header}
 	switch {
-	case o.BasicAuth != nil:
-		rt.basicUser = o.BasicAuth.Username
-		rt.basicPass = newSecret(o.BasicAuth.Password, o.BasicAuth.PasswordFile)
+	case c.BasicAuth != nil:
+		rt.basicUser = c.BasicAuth.Username
+		rt.basicPass = newSecret(c.BasicAuth.Password, c.BasicAuth.PasswordFile)
 		rt.hasBasic = true
-	case o.BearerToken != "" || o.BearerTokenFile != "":
-		rt.bearer = newSecret(o.BearerToken, o.BearerTokenFile)
+	case c.BearerToken != "" || c.BearerTokenFile != "":
+		rt.bearer = newSecret(c.BearerToken, c.BearerTokenFile)
 	}
 	return &http.Client{Transport: rt, Timeout: timeout}, nil
 }
 
 // config builds the TLS client configuration, loading the CA bundle and the
 // client key pair.
-func (t TLSOptions) config() (*tls.Config, error) {
+func (t TLSConfig) config() (*tls.Config, error) {
 	c := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         t.ServerName,
@@ -83,28 +103,29 @@ func (t TLSOptions) config() (*tls.Config, error) {
 	return c, nil
 }
 
-// headerTransport adds the endpoint's headers to every request.
+// headerTransport adds the configured and the fixed headers to every
+// request.
 type headerTransport struct {
 	base      http.RoundTripper
 	ua        string
-	tenant    string
 	headers   map[string]string
+	fixed     map[string]string
 	hasBasic  bool
 	basicUser string
 	basicPass *secret
 	bearer    *secret
 }
 
-// RoundTrip clones the request, sets the endpoint's headers and sends it.
+// RoundTrip clones the request, sets the headers and sends it.
 func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	for k, v := range t.headers {
 		r.Header.Set(k, v)
 	}
-	r.Header.Set("User-Agent", t.ua)
-	if t.tenant != "" {
-		r.Header.Set("X-Scope-OrgID", t.tenant)
+	for k, v := range t.fixed {
+		r.Header.Set(k, v)
 	}
+	r.Header.Set("User-Agent", t.ua)
 	switch {
 	case t.hasBasic:
 		pass, err := t.basicPass.get()

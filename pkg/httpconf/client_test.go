@@ -3,8 +3,11 @@ package httpconf
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,54 +19,79 @@ func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
 	tests := []struct {
-		name string
-		opts Options
-		want []string // substrings of the error; none means valid
+		name   string
+		server string // the URL the config is for; empty means unknown
+		cfg    HTTPClientConfig
+		want   []string // substrings of the error; none means valid
 	}{
-		{"minimal http", Options{URL: "http://127.0.0.1:9090/api/v1/write"}, nil},
-		{"https with everything", Options{URL: "https://h:1/x", Tenant: "t1", BearerToken: "tok",
-			Headers: map[string]string{"X-Extra": "1"}, TLS: TLSOptions{ServerName: "h"}, Timeout: time.Second}, nil},
-		{"empty url", Options{}, []string{"url: missing"}},
-		{"relative url", Options{URL: "/api/v1/write"}, []string{"url: scheme", "has no host"}},
-		{"ftp url", Options{URL: "ftp://h/x"}, []string{`scheme "ftp" is not supported`}},
-		{"credentials in url", Options{URL: "http://u:p@h/x"}, []string{"use basic_auth instead"}},
-		{"tls on http", Options{URL: "http://h/x", TLS: TLSOptions{ServerName: "h"}}, []string{"tls: set for a plain http URL"}},
-		{"tenant newline", Options{URL: "http://h/x", Tenant: "a\nb"}, []string{"tenant:"}},
-		{"basic without user", Options{URL: "http://h", BasicAuth: &BasicAuth{Password: "p"}}, []string{"basic_auth.username: missing"}},
-		{"basic both passwords", Options{URL: "http://h", BasicAuth: &BasicAuth{Username: "u", Password: "p", PasswordFile: missing}},
+		{"zero", "http://127.0.0.1:9090/api/v1/write", HTTPClientConfig{}, nil},
+		{"https with everything", "https://h:1/x", HTTPClientConfig{BearerToken: "tok", Headers: map[string]string{"X-Extra": "1"},
+			TLS: TLSConfig{ServerName: "h"}, ProxyURL: "http://proxy:3128", Timeout: time.Second}, nil},
+		{"tls on http", "http://h/x", HTTPClientConfig{TLS: TLSConfig{ServerName: "h"}}, []string{"tls: set for a plain http URL"}},
+		{"tls, server unknown", "", HTTPClientConfig{TLS: TLSConfig{ServerName: "h"}}, nil},
+		{"basic without user", "", HTTPClientConfig{BasicAuth: &BasicAuth{Password: "p"}}, []string{"basic_auth.username: missing"}},
+		{"basic both passwords", "", HTTPClientConfig{BasicAuth: &BasicAuth{Username: "u", Password: "p", PasswordFile: missing}},
 			[]string{"password and password_file are both set", "basic_auth.password_file: open " + missing}},
-		{"basic and bearer", Options{URL: "http://h", BasicAuth: &BasicAuth{Username: "u"}, BearerToken: "t"}, []string{"one kind of auth"}},
-		{"both bearer", Options{URL: "http://h", BearerToken: "t", BearerTokenFile: missing},
+		{"basic and bearer", "", HTTPClientConfig{BasicAuth: &BasicAuth{Username: "u"}, BearerToken: "t"}, []string{"one kind of auth"}},
+		{"both bearer", "", HTTPClientConfig{BearerToken: "t", BearerTokenFile: missing},
 			[]string{"bearer_token and bearer_token_file are both set", "bearer_token_file: open"}},
-		{"bad header name", Options{URL: "http://h", Headers: map[string]string{"a b": "1"}}, []string{`headers.a b: "a b" is not a valid header name`}},
-		{"reserved header", Options{URL: "http://h", Headers: map[string]string{"content-type": "x"}}, []string{"headers.content-type: Content-Type is set by the client"}},
-		{"auth header twice", Options{URL: "http://h", BearerToken: "t", Headers: map[string]string{"Authorization": "x"}}, []string{"Authorization is set by basic_auth/bearer_token"}},
-		{"tenant header twice", Options{URL: "http://h", Tenant: "a", Headers: map[string]string{"X-Scope-OrgID": "b"}}, []string{"X-Scope-OrgID is set by tenant"}},
-		{"cert without key", Options{URL: "https://h", TLS: TLSOptions{CertFile: missing}}, []string{"cert_file and key_file go together", "tls.cert_file: open"}},
-		{"missing ca", Options{URL: "https://h", TLS: TLSOptions{CAFile: missing}}, []string{"tls.ca_file: open " + missing}},
-		{"negative timeout", Options{URL: "http://h", Timeout: -time.Second}, []string{"timeout: -1s is negative"}},
+		{"bad header name", "", HTTPClientConfig{Headers: map[string]string{"a b": "1"}}, []string{`headers.a b: "a b" is not a valid header name`}},
+		{"reserved header", "", HTTPClientConfig{Headers: map[string]string{"content-type": "x"}}, []string{"headers.content-type: Content-Type is set by the client"}},
+		{"auth header twice", "", HTTPClientConfig{BearerToken: "t", Headers: map[string]string{"Authorization": "x"}}, []string{"Authorization is set by basic_auth/bearer_token"}},
+		{"cert without key", "", HTTPClientConfig{TLS: TLSConfig{CertFile: missing}}, []string{"cert_file and key_file go together", "tls.cert_file: open"}},
+		{"missing ca", "", HTTPClientConfig{TLS: TLSConfig{CAFile: missing}}, []string{"tls.ca_file: open " + missing}},
+		{"negative timeout", "", HTTPClientConfig{Timeout: -time.Second}, []string{"timeout: -1s is negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.opts.Validate()
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Validate() = nil, want errors %q", tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Validate() = %q, want it to contain %q", err, w)
+			var server *url.URL
+			if tt.server != "" {
+				var err error
+				if server, err = ParseURL(tt.server); err != nil {
+					t.Fatal(err)
 				}
 			}
-			if _, cerr := NewClient(tt.opts); cerr == nil {
-				t.Errorf("NewClient accepted options Validate rejects")
+			err := tt.cfg.Validate(server)
+			wantErrors(t, "Validate()", err, tt.want)
+			if _, cerr := NewClient(tt.cfg, ClientOptions{}); server == nil && (cerr == nil) != (err == nil) {
+				t.Errorf("NewClient: %v, but Validate: %v", cerr, err)
 			}
 		})
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string // substrings of the error; none means valid
+	}{
+		{"http://127.0.0.1:9090/api/v1/write", nil},
+		{"https://h", nil},
+		{"/api/v1/write", []string{`url: scheme "" is not supported`, "has no host"}},
+		{"127.0.0.1:6060", []string{"url: \"127.0.0.1:6060\" does not parse"}},
+		{"ftp://h/x", []string{`url: scheme "ftp" is not supported; use http:// or https://`}},
+		{"http://u:p@h/x", []string{"url: credentials in the URL are not allowed; use basic_auth instead"}},
+	}
+	for _, tt := range tests {
+		u, err := ParseURL(tt.in)
+		wantErrors(t, fmt.Sprintf("ParseURL(%q)", tt.in), err, tt.want)
+		if err == nil && u == nil {
+			t.Errorf("ParseURL(%q) = nil, nil", tt.in)
+		}
+	}
+}
+
+// wantErrors checks that err holds each of want, or that it is nil when
+// want is empty.
+func wantErrors(t *testing.T, call string, err error, want []string) {
+	t.Helper()
+	if err != nil && len(want) == 0 {
+		t.Errorf("%s = %v, want no error", call, err)
+	}
+	for _, w := range want {
+		if got := fmt.Sprint(err); !strings.Contains(got, w) {
+			t.Errorf("%s = %s, want an error containing %q", call, got, w)
+		}
 	}
 }
 
@@ -86,7 +114,15 @@ func do(t *testing.T, c *http.Client, url string) error {
 	}
 	req.Header.Set("Content-Type", "text/plain")
 	resp, err := c.Do(req)
-	return Classify(resp, err)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
 }
 
 func TestHeaders(t *testing.T) {
@@ -96,9 +132,10 @@ func TestHeaders(t *testing.T) {
 	if err := os.WriteFile(passFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewClient(Options{URL: srv.URL, Tenant: "team-a", Version: "1.2.3",
+	c, err := NewClient(HTTPClientConfig{
 		BasicAuth: &BasicAuth{Username: "agent", PasswordFile: passFile},
-		Headers:   map[string]string{"X-Extra": "yes"}})
+		Headers:   map[string]string{"X-Extra": "yes"},
+	}, ClientOptions{Version: "1.2.3", Header: map[string]string{"X-Scope-OrgID": "team-a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +182,7 @@ func TestBearerTokenFileRotation(t *testing.T) {
 		}
 	}
 	write("tok-0001")
-	c, err := NewClient(Options{URL: srv.URL, BearerTokenFile: tokFile})
+	c, err := NewClient(HTTPClientConfig{BearerTokenFile: tokFile}, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,21 +231,21 @@ func TestTLS(t *testing.T) {
 	tests := []struct {
 		name    string
 		url     string
-		tls     TLSOptions
+		tls     TLSConfig
 		wantErr string
 		wantCN  string
 	}{
-		{"trusted CA", plain.URL, TLSOptions{CAFile: pki.caFile}, "", ""},
-		{"system roots reject test CA", plain.URL, TLSOptions{}, "certificate signed by unknown authority", ""},
-		{"server name overrides host", hostURL, TLSOptions{CAFile: pki.caFile, ServerName: "receiver.test"}, "", ""},
-		{"wrong host without server name", hostURL, TLSOptions{CAFile: pki.caFile}, "not localhost", ""},
-		{"insecure skip verify", plain.URL, TLSOptions{InsecureSkipVerify: true}, "", ""},
-		{"mTLS without client cert", mtls.URL, TLSOptions{CAFile: pki.caFile}, "certificate required", ""},
-		{"mTLS with client cert", mtls.URL, TLSOptions{CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey}, "", "goroscope-agent"},
+		{"trusted CA", plain.URL, TLSConfig{CAFile: pki.caFile}, "", ""},
+		{"system roots reject test CA", plain.URL, TLSConfig{}, "certificate signed by unknown authority", ""},
+		{"server name overrides host", hostURL, TLSConfig{CAFile: pki.caFile, ServerName: "receiver.test"}, "", ""},
+		{"wrong host without server name", hostURL, TLSConfig{CAFile: pki.caFile}, "not localhost", ""},
+		{"insecure skip verify", plain.URL, TLSConfig{InsecureSkipVerify: true}, "", ""},
+		{"mTLS without client cert", mtls.URL, TLSConfig{CAFile: pki.caFile}, "certificate required", ""},
+		{"mTLS with client cert", mtls.URL, TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey}, "", "goroscope-agent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := NewClient(Options{URL: tt.url, TLS: tt.tls, Timeout: 5 * time.Second})
+			c, err := NewClient(HTTPClientConfig{TLS: tt.tls, Timeout: 5 * time.Second}, ClientOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,10 +270,10 @@ func TestTLS(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("not pem"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewClient(Options{URL: plain.URL, TLS: TLSOptions{CAFile: junk}}); err == nil || !strings.Contains(err.Error(), "tls.ca_file") {
+	if _, err := NewClient(HTTPClientConfig{TLS: TLSConfig{CAFile: junk}}, ClientOptions{}); err == nil || !strings.Contains(err.Error(), "tls.ca_file") {
 		t.Errorf("junk CA file: %v, want a tls.ca_file error", err)
 	}
-	if _, err := NewClient(Options{URL: plain.URL, TLS: TLSOptions{CertFile: junk, KeyFile: junk}}); err == nil || !strings.Contains(err.Error(), "tls.cert_file/key_file") {
+	if _, err := NewClient(HTTPClientConfig{TLS: TLSConfig{CertFile: junk, KeyFile: junk}}, ClientOptions{}); err == nil || !strings.Contains(err.Error(), "tls.cert_file/key_file") {
 		t.Errorf("junk key pair: %v, want a tls.cert_file/key_file error", err)
 	}
 }

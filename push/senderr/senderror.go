@@ -1,4 +1,4 @@
-package httpconf
+package senderr
 
 import (
 	"fmt"

@@ -1,0 +1,34 @@
+// Package label defines what a label name and value may be, one definition
+// for everything that names labels: the pprof scraper's target labels, the
+// remote-write series and the Pyroscope profile series. The bounds are the
+// backends' defaults: Mimir (Grafana Cloud Metrics) and Pyroscope both
+// reject names longer than 1024 bytes and values longer than 2048 bytes.
+//
+// It is internal to goroscope, not meant for import by other modules: its
+// API may change at any time. The one public API is pkg/inproc.
+package label
+
+// Bounds on one label, the strictest default of the backends goroscope
+// pushes to.
+const (
+	// MaxNameBytes bounds a label name.
+	MaxNameBytes = 1024
+	// MaxValueBytes bounds a label value.
+	MaxValueBytes = 2048
+)
+
+// ValidName reports whether s is a label name: it matches
+// [a-zA-Z_][a-zA-Z0-9_]*. Names starting with "__" are valid names that the
+// backends reserve; callers that do not set those reject them themselves.
+func ValidName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
