@@ -6,16 +6,34 @@ LDFLAGS   := -X main.version=$(VERSION)
 DATA_DIR  ?= ./data
 LISTEN    ?= 127.0.0.1:7070
 
-.PHONY: build test run demo generate bench kernels lint clean
+# The nested modules: the programs the tests build and run as targets.
+MODULES   := $(shell git ls-files '*/go.mod' 2>/dev/null | xargs -r -n1 dirname)
+# The packages whose code runs goroutines, atomics and locks: make test runs
+# their unit tests (-short) again under the race detector.
+RACE_PKGS := ./agent/bpfload ./agent/daemon ./agent/ui ./bpf ./collect/cpu ./collect/process \
+             ./collect/scrape ./collect/walk ./pkg/inproc ./pkg/store ./push/queue ./push/spool \
+             ./test/eventually ./test/faults ./test/receivers
+
+.PHONY: build test test-short vet run demo generate bench kernels lint clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./agent
 
 # The one test command: README and .ci/run use it. BPF tests need root; with
 # CI=true a BPF test that cannot load its program fails instead of skipping.
-test:
-	$(GO) vet ./...
+# Then the unit tests of the concurrent packages again, under -race.
+test: vet
 	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -timeout 10m -race -short $(RACE_PKGS)
+
+# The inner loop: go vet and the tests that build and start nothing slow
+# (-short), with go test's cache. See CONTRIBUTING.md.
+test-short: vet
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+	@for m in $(MODULES); do echo "(cd $$m && $(GO) vet ./...)"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
 # The agent on its embedded default: local store and web UI, no backend.
 run: build
@@ -42,9 +60,15 @@ bench: kernels
 kernels:
 	$(GO) test -count=1 -timeout 15m -run TestKernelMatrix -v ./test/kernels -update
 
-lint:
-	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+# gofmt, a tidy go.mod, go vet, and staticcheck and errcheck at the
+# versions go.mod pins (its tool block: go get -tool PKG@VERSION to change
+# them). errcheck's exclusions, with why, are in .ci/errcheck-excludes.
+# .ci/run runs it before make test.
+lint: vet
+	$(GO) mod tidy -diff
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' | xargs -r ls -d 2>/dev/null)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) tool staticcheck ./...
+	$(GO) tool errcheck -exclude .ci/errcheck-excludes ./...
 
 clean:
 	rm -rf bin

@@ -13,7 +13,9 @@ import (
 // TestAgentBadSetup: what cannot work fails at start with a clear message.
 func TestAgentBadSetup(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "afile")
-	os.WriteFile(file, nil, 0o644)
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -123,7 +123,9 @@ func TestNoPrivileges(t *testing.T) {
 	}
 	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
 		if strings.HasPrefix(d, os.TempDir()) && d != os.TempDir() {
-			os.Chmod(d, 0o755)
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}))

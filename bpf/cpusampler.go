@@ -226,19 +226,19 @@ func LoadCPUSampler(o CPUSamplerOptions) (*CPUSampler, error) {
 			continue // went offline since the list was read
 		}
 		if err != nil {
-			s.closeLocked()
+			_ = s.closeLocked() // the load's error is the one to report
 			return nil, fmt.Errorf("load CPU sampler: %w", err)
 		}
 		ev, err := attachPerfEvent(cpu, fd, s.objs.SampleCpu)
 		if err != nil {
 			unix.Close(fd)
-			s.closeLocked()
+			_ = s.closeLocked()
 			return nil, fmt.Errorf("load CPU sampler: %w", err)
 		}
 		s.events = append(s.events, ev)
 	}
 	if len(s.events) == 0 {
-		s.closeLocked()
+		_ = s.closeLocked()
 		return nil, fmt.Errorf("load CPU sampler: no online CPU among %v accepted a perf event", cpus)
 	}
 	return s, nil

@@ -186,7 +186,7 @@ func TestCPUSamplerSelf(t *testing.T) {
 		}
 		drained += st.Samples
 	}
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // the workload: sampling windows of the spinner
 	drain()
 	time.Sleep(500 * time.Millisecond)
 	stop.Store(true)

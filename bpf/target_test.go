@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goroscope/goroscope/test/eventually"
 )
 
 // This file holds the test-only plumbing: building and starting the target
@@ -282,6 +284,22 @@ func (rt *runningTarget) command(tb testing.TB, line string) {
 	}
 }
 
+// readingStdin reports whether a thread of process pid is in read(2) of
+// fd 0: /proc/PID/task/TID/syscall starts with the syscall number (0 on
+// amd64) and the first argument.
+func readingStdin(tb testing.TB, pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), "0 0x0 ") {
+			return true
+		}
+	}
+	return false
+}
+
 // runTarget runs bin with args and waits for "ready".
 func runTarget(tb testing.TB, bin string, args ...string) *runningTarget {
 	tb.Helper()
@@ -329,9 +347,11 @@ func runTarget(tb testing.TB, bin string, args ...string) *runningTarget {
 		if !ok || line != "ready\n" {
 			tb.Fatalf("target %s did not get ready: output %q (open %v)", bin, line, ok)
 		}
-		// Let the main goroutine get from its write of "ready" into its
-		// read of stdin, so tests see a settled syscall stack.
-		time.Sleep(100 * time.Millisecond)
+		// Wait for the main goroutine to get from its write of "ready"
+		// into its read of stdin, so tests see a settled syscall stack.
+		eventually.True(tb, 10*time.Second, "the target blocked in its read of stdin", func() bool {
+			return readingStdin(tb, cmd.Process.Pid)
+		})
 	case <-time.After(60 * time.Second):
 		tb.Fatalf("target %s: no ready line after 60s", bin)
 	}

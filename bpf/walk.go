@@ -198,7 +198,7 @@ func (w *GoroutineWalker) pass(ctx context.Context, it *link.Iter, cfg *goroutin
 	go func() {
 		_, err := io.Copy(io.Discard, rc)
 		done <- errors.Join(err, rc.Close())
-		w.rd.Flush() // wake drain now rather than at its next poll
+		_ = w.rd.Flush() // wake drain now; should it fail, drain sees the end at its next poll
 	}()
 
 	fnErr, err = w.drain(ctx, cfg.WalkId, fn, done)
@@ -245,10 +245,11 @@ func (w *GoroutineWalker) drain(ctx context.Context, walkID uint32, fn func(*GRe
 			continue
 		}
 		if !errors.Is(rerr, os.ErrDeadlineExceeded) && !errors.Is(rerr, ringbuf.ErrFlushed) {
+			var passErr error
 			if running {
-				<-done // the pass still writes to the maps; wait for it
+				passErr = <-done // the pass still writes to the maps; wait for it
 			}
-			return fnErr, fmt.Errorf("read ring buffer: %w", rerr)
+			return fnErr, errors.Join(fmt.Errorf("read ring buffer: %w", rerr), passErr)
 		}
 		if !running {
 			if iterErr != nil {

@@ -211,7 +211,7 @@ func TestWalkResumes(t *testing.T) {
 	var idx []uint32
 	stats, err := w.Walk(context.Background(), req, func(r *GRecord) error {
 		if len(idx) == 0 {
-			time.Sleep(time.Second)
+			time.Sleep(time.Second) // the stall under test: the ring fills meanwhile
 		}
 		idx = append(idx, r.Index)
 		return nil

@@ -55,7 +55,7 @@ func LoadGoroutineWalker() (*GoroutineWalker, error) {
 	}
 	w.rd, err = ringbuf.NewReader(w.objs.Events)
 	if err != nil {
-		w.objs.Close()
+		_ = w.objs.Close() // the ring buffer's error is the one to report
 		return nil, fmt.Errorf("load goroutine walker: open ring buffer: %w", err)
 	}
 	return w, nil

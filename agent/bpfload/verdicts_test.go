@@ -40,7 +40,9 @@ func TestVerdicts(t *testing.T) {
 			var log bytes.Buffer
 			v := NewVerdicts(filepath.Join(t.TempDir(), "sub", VerdictsFile), debugLog(&log))
 			if tt.file != "-" {
-				os.MkdirAll(filepath.Dir(v.path), 0o755)
+				if err := os.MkdirAll(filepath.Dir(v.path), 0o755); err != nil {
+					t.Fatal(err)
+				}
 				if err := os.WriteFile(v.path, []byte(tt.file), 0o644); err != nil {
 					t.Fatal(err)
 				}

@@ -76,7 +76,9 @@ func TestWalkersLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws.Await(ctx)
+	if err := ws.Await(ctx); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("cached: Await = %v, want the rejection", err)
+	}
 	if w, reason := ws.Status(); w != "procmem" || reason != "cached rejection: "+want || g.Calls.Load() != 0 {
 		t.Errorf("cached: status %s %q after %d loads; want procmem, cached rejection, no load", w, reason, g.Calls.Load())
 	}
@@ -90,8 +92,12 @@ func TestWalkersLoad(t *testing.T) {
 	v2 := NewVerdicts(filepath.Join(t.TempDir(), VerdictsFile), slog.New(slog.DiscardHandler))
 	g = bpfloadtest.NewGatedLoader[EBPFWalker]()
 	g.Fail <- &bpf.LoadError{What: "goroutine walker", Cause: "missing CAP_BPF and CAP_PERFMON", Err: os.ErrPermission}
-	ws, _ = StartWalkers(ctx, "auto", WalkerObject(v2, g.Load))
-	ws.Await(ctx)
+	if ws, err = StartWalkers(ctx, "auto", WalkerObject(v2, g.Load)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Await(ctx); !errors.Is(err, os.ErrPermission) {
+		t.Errorf("Await = %v, want the missing capability", err)
+	}
 	ws.Close()
 	if got := v2.read(); len(got) != 0 {
 		t.Errorf("a missing capability was remembered: %+v", got)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -109,18 +110,15 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 	}
 	a.metrics = newSelfMetrics(a)
 	if a.push, err = newPushers(cfg, a.metrics.reg, log, version); err != nil {
-		a.close()
-		return nil, err
+		return nil, errors.Join(err, a.close())
 	}
 	a.sink = fanout{{name: "store", Appender: storeSink{st}}, {name: "push", Appender: a.push}}
 	if len(cfg.PprofScrape.Targets) > 0 {
 		if a.scraper, err = scrape.New(cfg.PprofScrape, scrape.Options{Logger: log, Version: version}); err != nil {
-			a.close()
-			return nil, fmt.Errorf("pprof_scrape: %w", err)
+			return nil, errors.Join(fmt.Errorf("pprof_scrape: %w", err), a.close())
 		}
 		if err := a.metrics.reg.Register(a.scraper); err != nil {
-			a.close()
-			return nil, fmt.Errorf("pprof_scrape: register metrics: %w", err)
+			return nil, errors.Join(fmt.Errorf("pprof_scrape: register metrics: %w", err), a.close())
 		}
 	}
 	return a, nil
@@ -149,8 +147,9 @@ func (a *Agent) close() error {
 	if a.scraper != nil { // never handed to the scrape loop
 		a.scraper.Close()
 	}
+	var err error
 	if a.push != nil {
-		a.push.close()
+		err = a.push.close()
 	}
-	return a.store.Close()
+	return errors.Join(err, a.store.Close())
 }

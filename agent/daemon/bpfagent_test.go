@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -50,19 +52,16 @@ func TestAgentServesWhileBPFLoads(t *testing.T) {
 	// Within a second: /metrics says the BPF objects are loading and
 	// /healthz answers (503 until the first discovery scan, which reads
 	// every executable on the host and does not wait for BPF either).
-	for {
+	eventually.Succeeds(t, time.Second-time.Since(start), func() error {
 		status, _ := tryGet(r.base + "/healthz")
 		_, metrics := tryGet(r.base + "/metrics")
-		if status != 0 && containsAll(metrics, want) {
-			break
+		if status == 0 || !containsAll(metrics, want) {
+			return fmt.Errorf("/healthz %d, /metrics lacks some of %q:\n%s", status, want, grepLines(metrics, "goroscope_walker_info", "goroscope_cpu_sampler_info"))
 		}
-		if time.Since(start) > time.Second {
-			t.Fatalf("1s after start: /healthz %d, /metrics lacks some of %q:\n%s", status, want, grepLines(metrics, "goroscope_walker_info", "goroscope_cpu_sampler_info"))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	t.Logf("/healthz and /metrics answered %v after start", time.Since(start).Round(time.Millisecond))
-	waitFor(t, 10*time.Second, "200 from /healthz while BPF loads", func() bool {
+	eventually.True(t, 10*time.Second, "200 from /healthz while BPF loads", func() bool {
 		status, _ := tryGet(r.base + "/healthz")
 		return status == http.StatusOK
 	})
@@ -89,9 +88,9 @@ func TestAgentServesWhileBPFLoads(t *testing.T) {
 		}
 		return seen
 	}
-	waitFor(t, 20*time.Second, "a procmem snapshot of the target", func() bool { return walkers()["procmem"] })
+	eventually.True(t, 20*time.Second, "a procmem snapshot of the target", func() bool { return walkers()["procmem"] })
 	g.Release <- &bpfloadtest.FakeEBPF{}
-	waitFor(t, 20*time.Second, "an eBPF snapshot of the target", func() bool { return walkers()["ebpf"] })
+	eventually.True(t, 20*time.Second, "an eBPF snapshot of the target", func() bool { return walkers()["ebpf"] })
 	_, metrics := tryGet(r.base + "/metrics")
 	if !strings.Contains(metrics, `goroscope_walker_info{reason="",walker="ebpf"} 1`) {
 		t.Errorf("after the switch /metrics has:\n%s", grepLines(metrics, "goroscope_walker_info"))
@@ -122,7 +121,7 @@ func TestAgentRejectedWalker(t *testing.T) {
 		a.loadWalker = g.Load
 	})
 	cause := "verifier: too complex, 1,000,001 instructions processed, limit 1,000,000"
-	waitFor(t, 5*time.Second, "walker_info with the cause", func() bool {
+	eventually.True(t, 5*time.Second, "walker_info with the cause", func() bool {
 		_, m := tryGet(r.base + "/metrics")
 		return strings.Contains(m, `goroscope_walker_info{reason="`+cause+`",walker="procmem"} 1`)
 	})
@@ -168,18 +167,6 @@ func grepLines(s string, prefixes ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// waitFor polls cond until it holds, or fails after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // syncBuffer is a bytes.Buffer the agent's goroutines may log to.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -35,27 +37,24 @@ func TestAgentCPUProfiles(t *testing.T) {
 	waitCPUSampler(t, a)
 	key := store.ProcessKey{PID: tgt.PID, StartTime: processStart(t, tgt.PID)}
 	var cpuEntries, wallEntries []store.Meta
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually.Succeeds(t, 30*time.Second, func() error {
 		var err error
-		cpuEntries, err = a.store.List(store.Query{Process: key, Kind: store.KindCPU})
-		if err != nil {
+		if cpuEntries, err = a.store.List(store.Query{Process: key, Kind: store.KindCPU}); err != nil {
 			t.Fatal(err)
 		}
-		wallEntries, _ = a.store.List(store.Query{Process: key, Kind: store.KindGoroutineWall})
+		if wallEntries, err = a.store.List(store.Query{Process: key, Kind: store.KindGoroutineWall}); err != nil {
+			t.Fatal(err)
+		}
 		if len(cpuEntries) > 0 {
 			// Snapshots before the sampler loaded have no CPU samples.
 			first := cpuEntries[0].Time
 			wallEntries = slices.DeleteFunc(wallEntries, func(m store.Meta) bool { return m.Time.Before(first) })
 		}
-		if len(cpuEntries) >= 3 && len(wallEntries) >= 3 {
-			break
+		if len(cpuEntries) < 3 || len(wallEntries) < 3 {
+			return fmt.Errorf("%d process_cpu and %d goroutine_wall entries, want 3 each", len(cpuEntries), len(wallEntries))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %d process_cpu and %d goroutine_wall entries, want 3 each", len(cpuEntries), len(wallEntries))
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return nil
+	})
 	var total, burn, labelled, withGoid int64
 	for _, m := range cpuEntries {
 		p := readProfile(t, a, m.ID)
@@ -106,19 +105,18 @@ func TestAgentCPUProfiles(t *testing.T) {
 // background, and fails with the reason when it does not.
 func waitCPUSampler(t *testing.T, a *Agent) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for a.cpu.Load() == nil {
+	eventually.True(t, 30*time.Second, "the CPU sampler loaded", func() bool {
+		if a.cpu.Load() != nil {
+			return true
+		}
 		a.mu.Lock()
 		reason := a.cpuReason
 		a.mu.Unlock()
 		if reason != "loading" && reason != "" {
 			t.Fatalf("the CPU sampler did not load: %s", reason)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the CPU sampler was still loading after 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 func readProfile(t *testing.T, a *Agent, id uint64) *profile.Profile {

@@ -109,7 +109,9 @@ func (a *Agent) discover() {
 		if !seen[k] {
 			a.log.Info("Go process gone", "pid", k.PID, "service_name", w.proc.ServiceName)
 			if w.cpuWatched {
-				a.cpu.Load().s.Remove(k.PID)
+				if err := a.cpu.Load().s.Remove(k.PID); err != nil {
+					a.log.Warn("could not stop CPU sampling of a gone process", "pid", k.PID, "err", err)
+				}
 			}
 			a.retired = append(a.retired, w)
 			delete(a.procs, k)

@@ -23,6 +23,7 @@ import (
 	"github.com/goroscope/goroscope/pkg/goroutinedump"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -44,22 +45,18 @@ func TestAgentEndToEnd(t *testing.T) {
 	})
 
 	// Wait until every target has been snapshotted at least twice.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	eventually.Succeeds(t, 60*time.Second, func() error {
 		n := 0
 		for _, tg := range targets {
 			if len(storeEntries(t, a, tg.PID, store.KindGoroutines)) >= 2 {
 				n++
 			}
 		}
-		if n == len(targets) {
-			break
+		if n < len(targets) {
+			return fmt.Errorf("only %d of %d targets snapshotted twice", n, len(targets))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d targets snapshotted twice in 60s", n, len(targets))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	if resp, err := http.Get(base + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("/healthz: %v %v", resp, err)
 	}
@@ -107,15 +104,18 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 	}
 
-	// The growing target's chart rises and the diff shows what appeared.
-	time.Sleep(2 * time.Second)
-	var series struct {
-		Total []float64 `json:"total"`
-	}
-	getJSON(t, fmt.Sprintf("%s/api/processes/%d/%d/series", base, growing.PID, processStart(t, growing.PID)), &series)
-	if n := len(series.Total); n < 3 || series.Total[n-1] < series.Total[0]+20 {
-		t.Errorf("series of the growing target does not grow by 20 a second: %v", series.Total)
-	}
+	// The growing target's chart rises (20 goroutines a second) and the
+	// diff shows what appeared.
+	eventually.Succeeds(t, 30*time.Second, func() error {
+		var series struct {
+			Total []float64 `json:"total"`
+		}
+		getJSON(t, fmt.Sprintf("%s/api/processes/%d/%d/series", base, growing.PID, processStart(t, growing.PID)), &series)
+		if n := len(series.Total); n < 3 || series.Total[n-1] < series.Total[0]+20 {
+			return fmt.Errorf("series of the growing target does not grow by 20 a second: %v", series.Total)
+		}
+		return nil
+	})
 	entries := storeEntries(t, a, growing.PID, store.KindGoroutines)
 	from, to := entries[0].Time.Format(time.RFC3339Nano), entries[len(entries)-1].Time.Format(time.RFC3339Nano)
 	var diff struct {
@@ -138,18 +138,16 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 	// A process that exits is dropped; the agent keeps going.
 	steady.Cmd.Process.Kill()
-	deadline = time.Now().Add(30 * time.Second)
-	for !strings.Contains(get(t, base+"/metrics"), "goroscope_processes_watched 2") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the exited target is still watched after 30s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	eventually.True(t, 30*time.Second, "the exited target no longer watched", func() bool {
+		return strings.Contains(get(t, base+"/metrics"), "goroscope_processes_watched 2")
+	})
 	before := len(storeEntries(t, a, growing.PID, store.KindGoroutines))
-	time.Sleep(1500 * time.Millisecond)
-	if after := len(storeEntries(t, a, growing.PID, store.KindGoroutines)); after <= before {
-		t.Errorf("snapshots stopped after a target exited: %d then %d", before, after)
-	}
+	eventually.Succeeds(t, 10*time.Second, func() error { // snapshots come every 500ms
+		if after := len(storeEntries(t, a, growing.PID, store.KindGoroutines)); after < before+2 {
+			return fmt.Errorf("snapshots stopped after a target exited: %d then %d", before, after)
+		}
+		return nil
+	})
 
 	// Self-metrics are served.
 	body := get(t, base+"/metrics")

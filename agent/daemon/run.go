@@ -34,16 +34,14 @@ const shutdownGrace = 5 * time.Second
 func (a *Agent) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
-		a.close()
-		return fmt.Errorf("listen on %s: %w (set another address with --listen)", a.cfg.Listen, err)
+		return errors.Join(fmt.Errorf("listen on %s: %w (set another address with --listen)", a.cfg.Listen, err), a.close())
 	}
 	// Every goroutine below belongs to g: the first failure cancels ctx
 	// for all, and g.Wait returns when all have returned.
 	g, ctx := errgroup.WithContext(ctx)
 	if err := a.walkers.Start(ctx, bpfload.WalkerObject(a.verdicts, a.loadWalker)); err != nil {
 		ln.Close()
-		a.close()
-		return fmt.Errorf("--walker %s: %w", a.cfg.Walker, err)
+		return errors.Join(fmt.Errorf("--walker %s: %w", a.cfg.Walker, err), a.close())
 	}
 	if a.cfg.CPUFrequency != 0 {
 		o := cpu.Options{Frequency: a.cfg.CPUFrequency, KernelFrames: a.cfg.CPUKernelFrames}
@@ -65,7 +63,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("goroscope agent stopping")
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
-		srv.Shutdown(shutCtx)
+		if err := srv.Shutdown(shutCtx); err != nil {
+			a.log.Warn("HTTP connections still open at shutdown; closed", "err", err)
+		}
 		return nil
 	})
 	g.Go(func() error { a.push.run(ctx); return nil })

@@ -13,6 +13,7 @@ import (
 	"github.com/goroscope/goroscope/agent/bpfload"
 	"github.com/goroscope/goroscope/agent/bpfload/bpfloadtest"
 	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/test/eventually"
 )
 
 // lateScanner counts the scans made after Run returned.
@@ -55,7 +56,14 @@ func TestRunFailureStopsEverything(t *testing.T) {
 	// The load fails once the agent serves: the failure stops a running
 	// agent, not one still starting.
 	go func() {
-		waitFor(t, 5*time.Second, "/healthz", func() bool { status, _ := tryGet("http://" + cfg.Listen + "/healthz"); return status != 0 })
+		if err := eventually.Wait(5*time.Second, func() error {
+			if status, _ := tryGet("http://" + cfg.Listen + "/healthz"); status == 0 {
+				return errors.New("/healthz does not answer")
+			}
+			return nil
+		}); err != nil {
+			t.Error(err) // and fail the load all the same, so that Run returns
+		}
 		g.Fail <- errors.New("no BPF here")
 	}()
 	done := make(chan error, 1)
@@ -69,6 +77,8 @@ func TestRunFailureStopsEverything(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--walker ebpf: no BPF here") {
 		t.Fatalf("Run = %v, want the walker's failure", err)
 	}
+	// Watch five discovery intervals for late scans: a wait for nothing to
+	// happen, which no condition can end sooner.
 	time.Sleep(5 * time.Duration(cfg.DiscoveryInterval))
 	if n := scanner.late.Load(); n != 0 {
 		t.Errorf("%d discovery scans after Run returned", n)

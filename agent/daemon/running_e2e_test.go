@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -32,19 +35,14 @@ func TestAgentRunningGoroutineStacks(t *testing.T) {
 	})
 	waitCPUSampler(t, a)
 	key := store.ProcessKey{PID: tgt.PID, StartTime: processStart(t, tgt.PID)}
-	deadline := time.Now().Add(30 * time.Second)
 	var running, sampled, live int64
-	for running == 0 || sampled == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %d running goroutines in goroutine profiles, %d with a sampled stack", running, sampled)
-		}
-		time.Sleep(300 * time.Millisecond)
+	eventually.Succeeds(t, 30*time.Second, func() error {
 		cpu, err := a.store.List(store.Query{Process: key, Kind: store.KindCPU})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(cpu) == 0 {
-			continue // snapshots before the sampler's first window have no samples
+			return errors.New("no process_cpu entry") // snapshots before the sampler's first window have no samples
 		}
 		entries, err := a.store.List(store.Query{Process: key, Kind: store.KindGoroutines})
 		if err != nil {
@@ -69,7 +67,11 @@ func TestAgentRunningGoroutineStacks(t *testing.T) {
 				}
 			}
 		}
-	}
+		if running == 0 || sampled == 0 {
+			return fmt.Errorf("%d running goroutines in goroutine profiles, %d with a sampled stack", running, sampled)
+		}
+		return nil
+	})
 	t.Logf("%d running goroutines: %d with a sampled stack, %d with %s", running, sampled, live, fold.RunningFunction)
 	if sampled+live != running {
 		t.Errorf("%d running goroutines: %d with a sampled stack, %d with %s; want all in one or the other", running, sampled, live, fold.RunningFunction)

@@ -46,10 +46,6 @@ type watched struct {
 	cpuDrained bool
 }
 
-func (w *watched) key() store.ProcessKey {
-	return store.ProcessKey{PID: w.proc.PID, StartTime: w.proc.StartTime}
-}
-
 func (w *watched) storeProcess() store.Process {
 	return store.Process{PID: w.proc.PID, StartTime: w.proc.StartTime, ServiceName: w.proc.ServiceName, Exe: w.proc.Exe, GoVersion: w.proc.GoVersion}
 }

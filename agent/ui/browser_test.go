@@ -91,6 +91,9 @@ type specResult struct {
 // kind the API lists, and goroutineleak's hostile frame name shows as text.
 // Screenshots land in test/ui/artifacts/.
 func TestUIInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a target and Chromium")
+	}
 	chromium, node, dir := browserPrereqs(t)
 	const grow = 25
 	bin := targettest.Build(t, "population", targettest.BuildOpts{})
@@ -110,7 +113,7 @@ func TestUIInBrowser(t *testing.T) {
 	const moments = 4
 	for i := range moments {
 		if i > 0 {
-			time.Sleep(1100 * time.Millisecond) // the target grows every second
+			time.Sleep(1100 * time.Millisecond) // the workload: moments a second apart, the target grows every second
 		}
 		s, err := snapper.Snapshot(ctx)
 		if err != nil {

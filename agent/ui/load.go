@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -128,9 +127,4 @@ func loadSnapshot(src Source, m store.Meta) (*snapshot.Snapshot, error) {
 		return nil, fmt.Errorf("parse %s entry %d as a JSON snapshot: %w", m.Kind, m.ID, err)
 	}
 	return &s, nil
-}
-
-// isProfileKind reports whether entries of kind are pprof profiles the UI folds.
-func isProfileKind(kind string) bool {
-	return slices.Contains(store.ProfileKinds, kind)
 }

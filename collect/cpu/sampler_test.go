@@ -52,7 +52,11 @@ func TestSamplesMatchTarget(t *testing.T) {
 			if err := s.Add(tgt); err != nil {
 				t.Fatal(err)
 			}
-			defer s.Remove(b.PID)
+			defer func() {
+				if err := s.Remove(b.PID); err != nil {
+					t.Error(err)
+				}
+			}()
 			if _, err := s.Drain(context.Background()); err != nil { // start the window now
 				t.Fatal(err)
 			}
@@ -66,7 +70,7 @@ func TestSamplesMatchTarget(t *testing.T) {
 				defer wg.Done()
 				own, ownErr = fetchProfile(b.URL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(sampleWindow/time.Second))))
 			}()
-			time.Sleep(sampleWindow / 2)
+			time.Sleep(sampleWindow / 2) // the snapshot in the middle of the profile's window
 			snap, err := walk.NewSnapshotter(tgt, walk.ProcMemWalker{}).Snapshot(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -289,7 +293,7 @@ func TestNativeFrames(t *testing.T) {
 	if _, err := s.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(sampleWindow)
+	time.Sleep(sampleWindow) // the workload: one window of samples
 	iv, err := s.Drain(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -359,9 +363,8 @@ func TestProcessExitsMidInterval(t *testing.T) {
 	if _, err := s.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(sampleWindow / 2)
-	b.Stop()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(sampleWindow / 2) // the workload: half a window of samples
+	b.Stop()                     // returns once the process has exited
 	iv, err := s.Drain(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +411,7 @@ func TestKernelFrames(t *testing.T) {
 	if _, err := s.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(sampleWindow)
+	time.Sleep(sampleWindow) // the workload: one window of samples
 	iv, err := s.Drain(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -363,6 +363,7 @@ func TestGoroutineLeak(t *testing.T) {
 
 // TestRun runs the scraper's loop for a few intervals.
 func TestRun(t *testing.T) {
+	t.Parallel() // it waits, as TestBadInput's hangs do
 	tgt := startLoad(t, targettest.BuildOpts{}, "-spin", "0", "-alloc-rate", "1000", "-mutex-rate", "20", "-block-rate", "20")
 	s := newScraper(t, Config{
 		Interval: time.Second,

@@ -35,7 +35,7 @@ func TestChannelFactsFollowQueues(t *testing.T) {
 			largest := []int{}
 			for i := range 4 {
 				if i > 0 {
-					time.Sleep(1100 * time.Millisecond)
+					time.Sleep(1100 * time.Millisecond) // the workload: snapshots a second apart, the target grows every second
 				}
 				s, err := sn.Snapshot(ctx)
 				if err != nil {

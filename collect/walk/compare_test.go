@@ -178,7 +178,9 @@ func compareOnce(t *testing.T, tgt *targettest.Target, w walk.Walker) (matched, 
 		t.Errorf("%s walker: %d/%d stable goroutines match the runtime's dump; mismatches:\n%s", w.Name(), matched, total, strings.Join(failures, "\n"))
 		if os.Getenv("GOROSCOPE_TEST_VERBOSE") != "" {
 			var b strings.Builder
-			snapshot.WriteText(&b, s2, snapshot.TextOptions{All: true})
+			if err := snapshot.WriteText(&b, s2, snapshot.TextOptions{All: true}); err != nil {
+				t.Error(err)
+			}
 			t.Logf("runtime dump:\n%s\n\nsnapshot:\n%s", raw, b.String())
 		}
 	}

@@ -3,6 +3,7 @@ package fold
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -68,6 +69,7 @@ func TestFold(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// Round-trip through the encoding to check the profile is valid.
 			var buf bytes.Buffer
 			if err := tc.p.Write(&buf); err != nil {
@@ -99,11 +101,27 @@ func TestFold(t *testing.T) {
 					t.Errorf("sample %q = %d, want %d", k, got[k], v)
 				}
 			}
-			// The inlined frame shares its caller's location.
+			// The inlined frame shares its caller's location: exactly one
+			// location has two lines, main.inner inlined into main.worker,
+			// and no location has main.inner alone.
+			inlined := 0
 			for _, l := range p.Location {
-				if len(l.Line) == 2 && (l.Line[0].Function.Name != "main.inner" || l.Line[1].Function.Name != "main.worker") {
-					t.Errorf("inlined location lines %v", l.Line)
+				var fns []string
+				for _, ln := range l.Line {
+					fns = append(fns, ln.Function.Name)
 				}
+				switch {
+				case len(l.Line) > 1:
+					inlined++
+					if !slices.Equal(fns, []string{"main.inner", "main.worker"}) {
+						t.Errorf("inlined location has lines %v, want main.inner then main.worker", fns)
+					}
+				case slices.Equal(fns, []string{"main.inner"}):
+					t.Errorf("location %d holds the inlined main.inner alone", l.ID)
+				}
+			}
+			if inlined != 1 {
+				t.Errorf("%d locations with inlined lines, want 1 (main.inner in main.worker)", inlined)
 			}
 		})
 	}
@@ -234,6 +252,7 @@ func TestProfilesOnCPU(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := testSnapshot() // four waiting goroutines, goroutine 5 running
 			g, w := ProfilesOnCPU(s, 10*time.Second, tc.onCPU)
 			for _, p := range []struct {

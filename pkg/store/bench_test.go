@@ -38,7 +38,7 @@ func BenchmarkAppend10k(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		s.Close()
+		mustClose(b, s)
 		b.StartTimer()
 	}
 }
@@ -90,7 +90,7 @@ func BenchmarkOpen10k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	s.Close()
+	mustClose(b, s)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		s, err := Open(dir, Options{Now: (&clock{now: t0}).Now})
@@ -100,6 +100,6 @@ func BenchmarkOpen10k(b *testing.B) {
 		if n := s.Stats().Entries; n != 10000 {
 			b.Fatal(fmt.Sprint("entries ", n))
 		}
-		s.Close()
+		mustClose(b, s)
 	}
 }

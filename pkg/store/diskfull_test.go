@@ -45,7 +45,7 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close() // before the unmount
+	closeAtEnd(t, s) // before the unmount
 	appended := make(map[uint64]Entry)
 	var last Meta
 	for i := 0; i < n; i++ {
@@ -68,7 +68,7 @@ func TestDiskFull(t *testing.T) {
 	if st.Bytes < fsBytes*3/4 {
 		t.Errorf("only %d payload bytes kept on a %d-byte filesystem: too much dropped", st.Bytes, fsBytes)
 	}
-	ms, _ := s.List(Query{})
+	ms := mustList(t, s, Query{})
 	if want := seq(last.ID-uint64(st.Entries)+1, last.ID); !reflect.DeepEqual(ids(ms), want) {
 		t.Errorf("kept IDs %v, want the newest %d", ids(ms), st.Entries)
 	}
@@ -89,7 +89,7 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	closeAtEnd(t, s)
 	if st2 := s.Stats(); st2.Entries != st.Entries || st2.DiskBytes != st.DiskBytes || len(st2.Dropped) != 0 {
 		t.Errorf("after restart: %+v, want %d entries, %d bytes, nothing dropped", st2, st.Entries, st.DiskBytes)
 	}
@@ -106,7 +106,7 @@ func TestDiskFullTooBig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	closeAtEnd(t, s)
 	for i := 0; i < 5; i++ {
 		mustAppend(t, s, ent(1, KindCPU, t0.Add(time.Duration(i)*time.Second), 1000))
 	}
@@ -146,7 +146,7 @@ func TestUnusableDir(t *testing.T) {
 			dir := tt.dir(t)
 			s, err := Open(dir, Options{})
 			if err == nil {
-				s.Close()
+				_ = s.Close() // the test fails anyway
 				t.Fatalf("Open(%s) succeeded", dir)
 			}
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "--data-dir") {

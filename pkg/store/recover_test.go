@@ -34,7 +34,7 @@ func TestRestartRecovers(t *testing.T) {
 	s := open(t, dir, Options{SegmentBytes: 4 << 10})
 	appended := fill(t, s, 10)
 	before := s.Stats()
-	list, _ := s.List(Query{})
+	list := mustList(t, s, Query{})
 	procs := s.Processes()
 	if before.Segments < 8 {
 		t.Fatalf("Segments = %d, want several (4 KiB segments, ~36 KiB)", before.Segments)
@@ -49,7 +49,7 @@ func TestRestartRecovers(t *testing.T) {
 		after.Segments != before.Segments || len(after.Dropped) != 0 {
 		t.Errorf("Stats after restart = %+v, want entries, bytes and segments of %+v, nothing dropped", after, before)
 	}
-	if got, _ := s.List(Query{}); !reflect.DeepEqual(got, list) {
+	if got := mustList(t, s, Query{}); !reflect.DeepEqual(got, list) {
 		t.Errorf("List after restart differs:\n got %+v\nwant %+v", got, list)
 	}
 	if got := s.Processes(); !reflect.DeepEqual(got, procs) {
@@ -104,12 +104,14 @@ func TestRecoverDamage(t *testing.T) {
 			flip(t, seg, offs[3]+100)
 		}, 1, []uint64{3, 4}, 1}, // adjacent: one bad region
 		{"garbage segment file", func(t *testing.T, dir, _ string, _ []int64) {
-			os.WriteFile(filepath.Join(dir, segmentName(5000)), bytes.Repeat([]byte("GSR1junk"), 100), 0o640)
+			writeFile(t, filepath.Join(dir, segmentName(5000)), bytes.Repeat([]byte("GSR1junk"), 100))
 		}, 1, nil, 0},
 		{"other files ignored", func(t *testing.T, dir, _ string, _ []int64) {
-			os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hello"), 0o640)
-			os.WriteFile(filepath.Join(dir, "x.seg"), []byte("not a segment name"), 0o640)
-			os.Mkdir(filepath.Join(dir, segmentName(7000)), 0o750)
+			writeFile(t, filepath.Join(dir, "notes.txt"), []byte("hello"))
+			writeFile(t, filepath.Join(dir, "x.seg"), []byte("not a segment name"))
+			if err := os.Mkdir(filepath.Join(dir, segmentName(7000)), 0o750); err != nil {
+				t.Fatal(err)
+			}
 		}, 0, nil, 0},
 	}
 	for _, tt := range tests {
@@ -121,7 +123,7 @@ func TestRecoverDamage(t *testing.T) {
 				e := ent(1+i%2, KindGoroutines, t0.Add(time.Duration(i)*time.Second), 400)
 				appended[mustAppend(t, s, e).ID] = e
 			}
-			s.Close()
+			mustClose(t, s)
 			segs, _ := segFiles(t, dir)
 			if len(segs) != 1 {
 				t.Fatalf("segments = %v, want one", segs)
@@ -164,7 +166,7 @@ func TestRecoverDamage(t *testing.T) {
 				// A lost tail record's ID is given out again.
 				appended[m.ID] = ent(3, KindCPU, t0.Add(time.Hour), 100)
 				delete(missing, m.ID)
-				s.Close()
+				mustClose(t, s)
 			}
 		})
 	}
@@ -215,6 +217,13 @@ func flip(t *testing.T, path string, off int64) {
 	}
 	b[0] ^= 0xff
 	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o640); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -45,7 +45,7 @@ func TestRetainAge(t *testing.T) {
 				t.Errorf("Stats = %+v with %d segment files of %d bytes; want %d dropped for age, %d segments",
 					st, len(paths), disk, tt.wantDropped, tt.wantSegments)
 			}
-			ms, _ := s.List(Query{})
+			ms := mustList(t, s, Query{})
 			if len(ms) != st.Entries || len(ms) > 0 && ms[0].ID != tt.wantOldest {
 				t.Errorf("List = %d entries from ID %v, want %d from %d", len(ms), ids(ms)[:min(1, len(ms))], st.Entries, tt.wantOldest)
 			}
@@ -59,7 +59,7 @@ func TestRetainAge(t *testing.T) {
 				t.Errorf("Processes = %d, want %d", procs, want)
 			}
 			// The same holds after a restart (the aged-out data is gone).
-			s.Close()
+			mustClose(t, s)
 			s = open(t, dir, Options{MaxAge: time.Hour, Now: (&clock{now: tt.now}).Now})
 			if st2 := s.Stats(); st2.Entries != st.Entries || st2.Dropped[reasonAge] != 0 {
 				t.Errorf("after restart: %d entries, %d dropped for age; want %d, 0", st2.Entries, st2.Dropped[reasonAge], st.Entries)
@@ -112,11 +112,11 @@ func TestRetainSize(t *testing.T) {
 		if st.Entries != tt.wantEntries || st.Dropped[reasonSize] != uint64(tt.n-tt.wantEntries) || st.DiskBytes != disk {
 			t.Errorf("n=%d: Stats = %+v (files %d bytes), want %d entries, %d dropped for size", tt.n, st, disk, tt.wantEntries, tt.n-tt.wantEntries)
 		}
-		ms, _ := s.List(Query{})
+		ms := mustList(t, s, Query{})
 		if want := seq(uint64(tt.n-tt.wantEntries+1), uint64(tt.n)); !reflect.DeepEqual(ids(ms), want) {
 			t.Errorf("n=%d: IDs kept = %v, want the newest %v", tt.n, ids(ms), want)
 		}
-		s.Close()
+		mustClose(t, s)
 	}
 }
 
@@ -127,13 +127,13 @@ func TestRetainSizeLowered(t *testing.T) {
 	for i := 0; i < 10; i++ { // 5 segments of 2 records
 		mustAppend(t, s, ent(1, KindSnapshot, t0.Add(time.Duration(i)*time.Second), 900))
 	}
-	s.Close()
+	mustClose(t, s)
 	s = open(t, dir, Options{SegmentBytes: 2500, MaxBytes: 5000})
 	st := s.Stats()
 	if st.Segments != 2 || st.Entries != 4 || st.Dropped[reasonSize] != 6 {
 		t.Errorf("Stats = %+v, want 2 segments, 4 entries, 6 dropped for size", st)
 	}
-	if des, _ := os.ReadDir(dir); len(des) != 3 {
-		t.Errorf("%d files in the directory, want LOCK and 2 segments", len(des))
+	if des, err := os.ReadDir(dir); err != nil || len(des) != 3 {
+		t.Errorf("%d files in the directory (%v), want LOCK and 2 segments", len(des), err)
 	}
 }

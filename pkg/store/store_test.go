@@ -65,8 +65,34 @@ func open(tb testing.TB, dir string, o Options) *Store {
 	if err != nil {
 		tb.Fatalf("Open(%s): %v", dir, err)
 	}
-	tb.Cleanup(func() { s.Close() })
+	closeAtEnd(tb, s)
 	return s
+}
+
+// closeAtEnd closes s when the test ends, unless the test did, before the
+// cleanups registered earlier (such as an unmount).
+func closeAtEnd(tb testing.TB, s *Store) {
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, ErrClosed) {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+}
+
+func mustClose(tb testing.TB, s *Store) {
+	tb.Helper()
+	if err := s.Close(); err != nil {
+		tb.Fatalf("Close: %v", err)
+	}
+}
+
+func mustList(tb testing.TB, s *Store, q Query) []Meta {
+	tb.Helper()
+	ms, err := s.List(q)
+	if err != nil {
+		tb.Fatalf("List(%+v): %v", q, err)
+	}
+	return ms
 }
 
 func mustAppend(tb testing.TB, s *Store, e Entry) Meta {
@@ -178,11 +204,11 @@ func TestAppendListRead(t *testing.T) {
 
 	// Entries out of time order come back in time order.
 	late := mustAppend(t, s, ent(104, KindCPU, t0.Add(-time.Hour), 10))
-	ms, _ := s.List(Query{Limit: 2})
+	ms := mustList(t, s, Query{Limit: 2})
 	if got := ids(ms); !reflect.DeepEqual(got, []uint64{59, 60}) {
 		t.Errorf("newest two = %v, want [59 60]", got)
 	}
-	ms, _ = s.List(Query{Limit: 61})
+	ms = mustList(t, s, Query{Limit: 61})
 	if ms[0].ID != late.ID {
 		t.Errorf("oldest by time = %d, want %d (appended last, an hour earlier)", ms[0].ID, late.ID)
 	}
@@ -294,7 +320,7 @@ func TestDirInUse(t *testing.T) {
 	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "--data-dir") {
 		t.Fatalf("second Open error = %v, want 'in use' naming --data-dir", err)
 	}
-	s.Close()
+	mustClose(t, s)
 	open(t, dir, Options{}) // released by Close
 }
 

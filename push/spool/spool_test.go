@@ -14,6 +14,8 @@ const recSize = recHeaderLen + 13
 
 type drops map[DropReason]int
 
+// open opens the spool in dir; it is closed at the end of the test (a
+// no-op if the test closed it), and must close without error.
 func open(t *testing.T, dir string, o Options) (*Spool, drops) {
 	t.Helper()
 	d := drops{}
@@ -23,7 +25,30 @@ func open(t *testing.T, dir string, o Options) (*Spool, drops) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return s, d
+}
+
+// read reads up to n records of at most maxBytes.
+func read(t *testing.T, s *Spool, n, maxBytes int) []Record {
+	t.Helper()
+	recs, err := s.Read(n, maxBytes)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	return recs
+}
+
+// ack acknowledges the records at offs.
+func ack(t *testing.T, s *Spool, offs ...int64) {
+	t.Helper()
+	if err := s.Ack(offs...); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
 }
 
 func appendN(t *testing.T, s *Spool, from, to int) {
@@ -40,10 +65,7 @@ func readAll(t *testing.T, s *Spool) []string {
 	t.Helper()
 	var got []string
 	for {
-		recs, err := s.Read(7, 1<<20)
-		if err != nil {
-			t.Fatalf("Read: %v", err)
-		}
+		recs := read(t, s, 7, 1<<20)
 		if len(recs) == 0 {
 			return got
 		}
@@ -52,9 +74,7 @@ func readAll(t *testing.T, s *Spool) []string {
 			got = append(got, string(r.Data))
 			offs = append(offs, r.Off)
 		}
-		if err := s.Ack(offs...); err != nil {
-			t.Fatalf("Ack: %v", err)
-		}
+		ack(t, s, offs...)
 	}
 }
 
@@ -73,19 +93,15 @@ func TestAppendReadAckAcrossSegmentsAndReopen(t *testing.T) {
 	if got := s.Stats().Segments; got != 10 {
 		t.Fatalf("segments = %d, want 10", got)
 	}
-	recs, _ := s.Read(40, 1<<20)
 	var offs []int64
-	for _, r := range recs {
+	for _, r := range read(t, s, 40, 1<<20) {
 		offs = append(offs, r.Off)
 	}
-	if err := s.Ack(offs...); err != nil {
-		t.Fatal(err)
-	}
+	ack(t, s, offs...)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s, d2 := open(t, dir, Options{MaxBytes: 1 << 20, SegmentBytes: 10 * recSize})
-	defer s.Close()
 	if st := s.Stats(); st.Records != 55 || st.Segments != 6 || st.Bytes != 55*recSize {
 		t.Fatalf("after reopen stats = %+v, want 55 records, 6 segments, %d bytes", st, 55*recSize)
 	}
@@ -103,21 +119,17 @@ func TestOutOfOrderAckSkipSetSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := open(t, dir, Options{})
 	appendN(t, s, 0, 20)
-	recs, _ := s.Read(20, 1<<20)
 	var offs []int64
-	for i, r := range recs {
+	for i, r := range read(t, s, 20, 1<<20) {
 		if i%3 != 0 { // leave 0,3,6,...,18 unacknowledged
 			offs = append(offs, r.Off)
 		}
 	}
-	if err := s.Ack(offs...); err != nil {
-		t.Fatal(err)
-	}
+	ack(t, s, offs...)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s, _ = open(t, dir, Options{})
-	defer s.Close()
 	if got := s.Len(); got != 7 {
 		t.Fatalf("Len after reopen = %d, want 7", got)
 	}
@@ -131,8 +143,8 @@ func TestOutOfOrderAckSkipSetSurvivesReopen(t *testing.T) {
 	}
 	// Rewind within one process behaves the same way.
 	appendN(t, s, 20, 30)
-	recs, _ = s.Read(10, 1<<20)
-	_ = s.Ack(recs[1].Off, recs[5].Off)
+	recs := read(t, s, 10, 1<<20)
+	ack(t, s, recs[1].Off, recs[5].Off)
 	s.Rewind()
 	if got := readAll(t, s); len(got) != 8 || got[0] != string(payload(20)) || slices.Contains(got, string(payload(21))) {
 		t.Fatalf("after Rewind read %v, want 20..29 without 21 and 25", got)
@@ -141,7 +153,6 @@ func TestOutOfOrderAckSkipSetSurvivesReopen(t *testing.T) {
 
 func TestBudgetEvictsOldestExactly(t *testing.T) {
 	s, d := open(t, t.TempDir(), Options{MaxBytes: 50 * recSize, SegmentBytes: 8 * recSize})
-	defer s.Close()
 	appendN(t, s, 0, 130)
 	if d[DropSpoolFull] != 80 || s.Stats().DroppedFull != 80 {
 		t.Fatalf("dropped = %v / %d, want 80", d, s.Stats().DroppedFull)
@@ -150,12 +161,12 @@ func TestBudgetEvictsOldestExactly(t *testing.T) {
 		t.Fatalf("stats %+v: want 50 records of bytes and at most %d segments", st, 50/8+2)
 	}
 	// Held records do not count as dropped when evicted and later acknowledged...
-	recs, _ := s.Read(5, 1<<20)
+	recs := read(t, s, 5, 1<<20)
 	appendN(t, s, 130, 140) // evicts the 5 held + 5 unread
 	if d[DropSpoolFull] != 85 {
 		t.Fatalf("dropped = %d, want 85", d[DropSpoolFull])
 	}
-	_ = s.Ack(recs[0].Off, recs[1].Off)
+	ack(t, s, recs[0].Off, recs[1].Off)
 	// ...but are lost (and counted) when given back unacknowledged.
 	if lost := s.Rewind(); lost != 3 || d[DropSpoolFull] != 88 {
 		t.Fatalf("Rewind lost %d (total %d), want 3 (88)", lost, d[DropSpoolFull])
@@ -163,8 +174,8 @@ func TestBudgetEvictsOldestExactly(t *testing.T) {
 	if got := readAll(t, s); !slices.Equal(got, want(90, 140)) {
 		t.Fatalf("remaining %d records from %v, want 90..139", len(got), got[:1])
 	}
-	if _, err := s.Read(1, 1); err != nil || s.Len() != 0 {
-		t.Fatalf("Len = %d, want 0", s.Len())
+	if recs := read(t, s, 1, 1); len(recs) != 0 || s.Len() != 0 {
+		t.Fatalf("read %d more records, Len = %d; want none, 0", len(recs), s.Len())
 	}
 	if err := s.Append(make([]byte, 50*recSize)); err == nil {
 		t.Fatal("Append larger than the budget succeeded")
@@ -172,6 +183,7 @@ func TestBudgetEvictsOldestExactly(t *testing.T) {
 }
 
 func segFiles(t *testing.T, dir string) []string {
+	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +211,10 @@ func TestCorruptionIsSkippedAndCounted(t *testing.T) {
 		{"torn tail", func(t *testing.T, dir string) {
 			f := segFiles(t, dir)
 			last := f[len(f)-1]
-			fi, _ := os.Stat(last)
+			fi, err := os.Stat(last)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := os.Truncate(last, fi.Size()-4); err != nil {
 				t.Fatal(err)
 			}
@@ -219,6 +234,7 @@ func TestCorruptionIsSkippedAndCounted(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			s, _ := open(t, dir, Options{SegmentBytes: 10 * recSize})
 			appendN(t, s, 0, 30)
@@ -227,7 +243,6 @@ func TestCorruptionIsSkippedAndCounted(t *testing.T) {
 			}
 			tc.damage(t, dir)
 			s, d := open(t, dir, Options{SegmentBytes: 10 * recSize})
-			defer s.Close()
 			got := readAll(t, s)
 			if tc.corrupt < 0 { // only "never crash, never return garbage"
 				for _, g := range got {
@@ -270,7 +285,11 @@ func BenchmarkAppend(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer s.Close()
+			defer func() {
+				if err := s.Close(); err != nil {
+					b.Error(err)
+				}
+			}()
 			p := make([]byte, 200)
 			b.SetBytes(int64(len(p)))
 			for b.Loop() {
@@ -287,7 +306,11 @@ func BenchmarkAppendReadAck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	defer func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	}()
 	p := make([]byte, 200)
 	b.SetBytes(int64(len(p)))
 	i := 0
@@ -296,12 +319,17 @@ func BenchmarkAppendReadAck(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i++; i%500 == 0 {
-			recs, _ := s.Read(500, 1<<30)
+			recs, err := s.Read(500, 1<<30)
+			if err != nil {
+				b.Fatal(err)
+			}
 			offs := make([]int64, len(recs))
 			for j, r := range recs {
 				offs[j] = r.Off
 			}
-			_ = s.Ack(offs...)
+			if err := s.Ack(offs...); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

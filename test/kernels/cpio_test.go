@@ -91,13 +91,23 @@ func TestCPIOErrors(t *testing.T) {
 		wantSub string
 	}{
 		{"no directory", func(c *CPIO) error { return c.File("bin/x", 0o644, nil, 0) }, "before its directory bin"},
-		{"twice", func(c *CPIO) error { c.Dir("bin"); return c.Dir("bin") }, "added twice"},
+		{"twice", func(c *CPIO) error {
+			if err := c.Dir("bin"); err != nil {
+				return err
+			}
+			return c.Dir("bin")
+		}, "added twice"},
 		{"empty name", func(c *CPIO) error { return c.Dir("/") }, "invalid entry name"},
 		{"trailer name", func(c *CPIO) error { return c.Dir("TRAILER!!!") }, "invalid entry name"},
 		{"short content", func(c *CPIO) error { return c.File("x", 0o644, strings.NewReader("ab"), 3) }, "2 of 3 bytes"},
 		{"size without content", func(c *CPIO) error { return c.File("x", 0o644, nil, 3) }, "without content"},
 		{"too big", func(c *CPIO) error { return c.File("x", 0o644, strings.NewReader(""), 1<<32) }, "does not fit"},
-		{"write error", func(c *CPIO) error { c.File("x", 0o644, strings.NewReader("a"), 1); return c.Close() }, "disk full"},
+		{"write error", func(c *CPIO) error {
+			if err := c.File("x", 0o644, strings.NewReader("a"), 1); err != nil {
+				return err
+			}
+			return c.Close()
+		}, "disk full"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

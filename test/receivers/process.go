@@ -11,6 +11,7 @@ package receivers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/goroscope/goroscope/test/eventually"
 )
 
 // startTimeout bounds a receiver's start-up.
@@ -95,25 +98,26 @@ func startProcess(tb testing.TB, path string, args ...string) *process {
 // startTimeout passes.
 func (p *process) waitReady(tb testing.TB, url string) {
 	tb.Helper()
-	deadline := time.Now().Add(startTimeout)
 	client := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
+	if err := eventually.Wait(startTimeout, func() error {
 		select {
 		case <-p.done:
 			tb.Fatalf("%s exited before it was ready (%v); output:\n%s", p.cmd.Path, p.err, p.out)
 		default:
 		}
 		resp, err := client.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	}); err != nil {
+		tb.Fatalf("%s not ready at %s: %v; output:\n%s", p.cmd.Path, url, err, p.out)
 	}
-	tb.Fatalf("%s not ready at %s after %s; output:\n%s", p.cmd.Path, url, startTimeout, p.out)
 }
 
 // boundedBuffer keeps the last max bytes written to it.

@@ -18,6 +18,8 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/goroscope/goroscope/test/eventually"
 )
 
 // maxPyroscopeBody bounds one request body the test server reads.
@@ -152,17 +154,14 @@ func (p *Pyroscope) Errors() []error {
 // WaitProfiles waits up to timeout until at least n profiles arrived.
 func (p *Pyroscope) WaitProfiles(tb testing.TB, n int, timeout time.Duration) []ReceivedProfile {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := p.Profiles()
-		if len(got) >= n {
-			return got
+	var got []ReceivedProfile
+	eventually.Succeeds(tb, timeout, func() error {
+		if got = p.Profiles(); len(got) < n {
+			return fmt.Errorf("pyroscope: %d profiles, want %d; errors: %v", len(got), n, p.Errors())
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("pyroscope: %d profiles after %s, want %d; errors: %v", len(got), timeout, n, p.Errors())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return got
 }
 
 // record logs each request and applies queued failures before the

@@ -453,7 +453,8 @@ func toGoogle(p *profilev1.Profile) (*profile.Profile, error) {
 
 // validateLabels mirrors pkg/validation/validate.go, ValidateLabels, with
 // the default limits. Names and the metric name are checked with
-// prometheus/common's model, as the server checks them.
+// prometheus/common's model, as the server checks them (its default,
+// UTF-8 validation).
 func validateLabels(ls map[string]string) error {
 	if len(ls) == 0 {
 		return errors.New("error at least one label pair is required per profile")
@@ -461,7 +462,7 @@ func validateLabels(ls map[string]string) error {
 	if len(ls) > serverMaxLabelNamesPerSeries {
 		return fmt.Errorf("profile series '%v' has %d label names; limit %d", ls, len(ls), serverMaxLabelNamesPerSeries)
 	}
-	if !model.IsValidMetricName(model.LabelValue(ls[model.MetricNameLabel])) {
+	if !model.UTF8Validation.IsValidMetricName(ls[model.MetricNameLabel]) {
 		return fmt.Errorf("invalid labels '%v' with error: invalid metric name", ls)
 	}
 	if ls["service_name"] == "" {
@@ -474,7 +475,7 @@ func validateLabels(ls map[string]string) error {
 			return fmt.Errorf("profile with labels '%v' has label name too long: '%s'", ls, k)
 		case len(v) > serverMaxLabelValueLength:
 			return fmt.Errorf("profile with labels '%v' has label value too long: '%s'", ls, v)
-		case !model.LabelName(k).IsValid():
+		case !model.UTF8Validation.IsValidLabelName(k):
 			return fmt.Errorf("invalid labels '%v' with error: invalid label name '%s'", ls, k)
 		case !model.LabelValue(v).IsValid():
 			return fmt.Errorf("invalid labels '%v' with error: invalid label value '%s'", ls, v)

@@ -179,7 +179,9 @@ func fixedForm(t *testing.T, parts ...string) (contentType string, body []byte) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		fw.Write([]byte(parts[i+1]))
+		if _, err := fw.Write([]byte(parts[i+1])); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := mw.Close(); err != nil {
 		t.Fatal(err)
@@ -202,8 +204,12 @@ func TestCheckPush(t *testing.T) {
 	noLoc.Location[0].ID = 0
 	var notGz bytes.Buffer
 	zw := gzip.NewWriter(&notGz)
-	zw.Write([]byte("not a profile"))
-	zw.Close()
+	if _, err := zw.Write([]byte("not a profile")); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		req  *pushv1.PushRequest

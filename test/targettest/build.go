@@ -175,12 +175,15 @@ func Compile(pkg string, o BuildOpts) (string, error) {
 }
 
 // goCommand returns the go command on PATH (go test puts its own GOROOT/bin
-// first), falling back to the one of the GOROOT the tests were built with.
+// first), falling back to $GOROOT/bin/go.
 func goCommand() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	if root := os.Getenv("GOROOT"); root != "" {
+		return filepath.Join(root, "bin", "go")
+	}
+	return "go" // not found: running it says so
 }
 
 // hashSources hashes go.mod and every file of the target's directory and

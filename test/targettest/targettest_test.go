@@ -3,6 +3,7 @@ package targettest
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/pkg/goroutinedump"
+	"github.com/goroscope/goroscope/test/eventually"
 )
 
 var captureDir = flag.String("capture", "", "write the population dumps of every toolchain into this directory (for pkg/goroutinedump/testdata)")
@@ -31,7 +33,10 @@ func TestToolchains(t *testing.T) {
 		if tt.set {
 			t.Setenv("GOROSCOPE_GO_VERSIONS", tt.env)
 		} else {
-			os.Unsetenv("GOROSCOPE_GO_VERSIONS")
+			t.Setenv("GOROSCOPE_GO_VERSIONS", "") // restores the environment's value at the end
+			if err := os.Unsetenv("GOROSCOPE_GO_VERSIONS"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if got := Toolchains(); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Toolchains() with %q = %q, want %q", tt.env, got, tt.want)
@@ -106,20 +111,16 @@ func TestLocalPopulation(t *testing.T) {
 	}
 
 	// -grow 2 adds two goroutines a second.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.Succeeds(t, 20*time.Second, func() error {
 		p2, err := tg.Population(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g, _ := p2.Group("grow"); len(g.IDs) >= 4 {
-			break
+		if g, _ := p2.Group("grow"); len(g.IDs) < 4 {
+			return fmt.Errorf("grow group has %d goroutines, want 4", len(g.IDs))
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("grow group did not reach 4 goroutines in 20s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestTracebackSystem checks the GOTRACEBACK=system crash format (gp=, m=,
