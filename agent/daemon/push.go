@@ -46,36 +46,36 @@ func newPushers(cfg Config, reg prometheus.Registerer, log *slog.Logger, version
 	if err != nil {
 		return nil, err
 	}
-	mk := func(kind string, e EndpointConfig, c queue.Client, ordered bool) error {
-		qc := queue.Config{
-			MaxItemsPerBatch: e.Queue.MaxItemsPerBatch, MaxDelay: time.Duration(e.Queue.MaxDelay), Shards: e.Queue.Shards,
-			MemoryItems: e.Queue.MemoryItems, MemoryBytes: int64(e.Queue.MemoryBytes), SpoolDir: filepath.Join(cfg.DataDir, "spool", e.Name), SpoolMaxBytes: int64(e.Queue.SpoolMaxBytes),
-			MinBackoff: time.Duration(e.Queue.MinBackoff), MaxBackoff: time.Duration(e.Queue.MaxBackoff), Ordered: ordered,
+	// add opens a queue for each of es, delivering with the client newClient makes.
+	add := func(kind string, es []EndpointConfig, ordered bool, newClient func(EndpointConfig) (queue.Client, error)) error {
+		for _, e := range es {
+			c, err := newClient(e)
+			if err != nil {
+				return err
+			}
+			qc := queue.Config{
+				MaxItemsPerBatch: e.Queue.MaxItemsPerBatch, MaxDelay: time.Duration(e.Queue.MaxDelay), Shards: e.Queue.Shards,
+				MemoryItems: e.Queue.MemoryItems, MemoryBytes: int64(e.Queue.MemoryBytes), SpoolDir: filepath.Join(cfg.DataDir, "spool", e.Name), SpoolMaxBytes: int64(e.Queue.SpoolMaxBytes),
+				MinBackoff: time.Duration(e.Queue.MinBackoff), MaxBackoff: time.Duration(e.Queue.MaxBackoff), Ordered: ordered,
+			}
+			q, err := queue.New(qc, c, m, log) // the queue names its endpoint
+			if err != nil {
+				return fmt.Errorf("%s endpoint %s: %w", kind, e.Name, err)
+			}
+			ps.list = append(ps.list, &pusher{kind: kind, q: q})
 		}
-		q, err := queue.New(qc, c, m, log) // the queue names its endpoint
-		if err != nil {
-			return fmt.Errorf("%s endpoint %s: %w", kind, e.Name, err)
-		}
-		ps.list = append(ps.list, &pusher{kind: kind, q: q})
 		return nil
 	}
-	for _, e := range cfg.RemoteWrite {
-		c, err := remotewrite.New(remotewrite.Options{Name: e.Name, HTTP: e.client(version), ExternalLabels: e.ExternalLabels})
-		if err != nil {
-			return nil, errors.Join(err, ps.close())
-		}
-		if err := mk("remote_write", e, c, true); err != nil {
-			return nil, errors.Join(err, ps.close())
-		}
+	err = add("remote_write", cfg.RemoteWrite, true, func(e EndpointConfig) (queue.Client, error) {
+		return remotewrite.New(remotewrite.Options{Name: e.Name, HTTP: e.client(version), ExternalLabels: e.ExternalLabels})
+	})
+	if err == nil {
+		err = add("pyroscope", cfg.Pyroscope, false, func(e EndpointConfig) (queue.Client, error) {
+			return pyroscope.New(pyroscope.Options{Name: e.Name, HTTP: e.client(version), Legacy: e.Legacy})
+		})
 	}
-	for _, e := range cfg.Pyroscope {
-		c, err := pyroscope.New(pyroscope.Options{Name: e.Name, HTTP: e.client(version), Legacy: e.Legacy})
-		if err != nil {
-			return nil, errors.Join(err, ps.close())
-		}
-		if err := mk("pyroscope", e, c, false); err != nil {
-			return nil, errors.Join(err, ps.close())
-		}
+	if err != nil {
+		return nil, errors.Join(err, ps.close())
 	}
 	return ps, nil
 }

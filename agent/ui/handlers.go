@@ -98,11 +98,7 @@ func (s *server) flame(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := entryAt(s.src, pr.key, pr.kind, at)
-	if err != nil {
-		return nil, err
-	}
-	p, err := loadProfile(s.src, m)
+	m, p, err := profileAt(s.src, pr.key, pr.kind, at)
 	if err != nil {
 		return nil, err
 	}
@@ -128,19 +124,11 @@ func (s *server) diff(r *http.Request) (any, error) {
 	if from.IsZero() {
 		return nil, badRequest("diff needs from= (an RFC 3339 time); to= defaults to the newest entry")
 	}
-	mf, err := entryAt(s.src, pr.key, pr.kind, from)
+	mf, pf, err := profileAt(s.src, pr.key, pr.kind, from)
 	if err != nil {
 		return nil, err
 	}
-	mt, err := entryAt(s.src, pr.key, pr.kind, to)
-	if err != nil {
-		return nil, err
-	}
-	pf, err := loadProfile(s.src, mf)
-	if err != nil {
-		return nil, err
-	}
-	pt, err := loadProfile(s.src, mt)
+	mt, pt, err := profileAt(s.src, pr.key, pr.kind, to)
 	if err != nil {
 		return nil, err
 	}

@@ -95,6 +95,17 @@ func gunzip(data []byte, what string) ([]byte, error) {
 	return out, nil
 }
 
+// profileAt finds (as entryAt does) and reads the pprof entry of kind for
+// process k at moment at.
+func profileAt(src Source, k store.ProcessKey, kind string, at time.Time) (store.Meta, *profile.Profile, error) {
+	m, err := entryAt(src, k, kind, at)
+	if err != nil {
+		return store.Meta{}, nil, err
+	}
+	p, err := loadProfile(src, m)
+	return m, p, err
+}
+
 // loadProfile reads a pprof entry.
 func loadProfile(src Source, m store.Meta) (*profile.Profile, error) {
 	raw, err := readPayload(src, m)

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -76,15 +77,7 @@ func parseKallsyms(r io.Reader) (*kallsyms, error) {
 	if len(syms) == 0 {
 		return nil, errors.New("no kernel text symbols with addresses (kernel.kptr_restrict hides them without CAP_SYSLOG)")
 	}
-	slices.SortFunc(syms, func(a, b sym) int {
-		switch {
-		case a.addr < b.addr:
-			return -1
-		case a.addr > b.addr:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(syms, func(a, b sym) int { return cmp.Compare(a.addr, b.addr) })
 	k := &kallsyms{addrs: make([]uint64, len(syms)), names: make([]string, len(syms))}
 	for i, s := range syms {
 		k.addrs[i], k.names[i] = s.addr, s.name

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,15 +69,7 @@ func readMappings(pid int) ([]mapping, error) {
 	if err := sc.Err(); err != nil {
 		return out, fmt.Errorf("read mappings of pid %d: %w", pid, err)
 	}
-	slices.SortFunc(out, func(a, b mapping) int {
-		switch {
-		case a.lo < b.lo:
-			return -1
-		case a.lo > b.lo:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b mapping) int { return cmp.Compare(a.lo, b.lo) })
 	return out, nil
 }
 

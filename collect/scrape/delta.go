@@ -168,11 +168,7 @@ func (kb *keyBuilder) key(s *profile.Sample) string {
 		kb.b.WriteByte(0xff)
 	}
 	kb.b.WriteByte(0xfe)
-	kb.keys = kb.keys[:0]
-	for k := range s.Label {
-		kb.keys = append(kb.keys, k)
-	}
-	slices.Sort(kb.keys)
+	kb.keys = sortedKeys(kb.keys, s.Label)
 	for _, k := range kb.keys {
 		kb.b.WriteString(k)
 		for _, v := range s.Label[k] {
@@ -181,11 +177,7 @@ func (kb *keyBuilder) key(s *profile.Sample) string {
 		}
 		kb.b.WriteByte(0xfd)
 	}
-	kb.keys = kb.keys[:0]
-	for k := range s.NumLabel {
-		kb.keys = append(kb.keys, k)
-	}
-	slices.Sort(kb.keys)
+	kb.keys = sortedKeys(kb.keys, s.NumLabel)
 	for _, k := range kb.keys {
 		kb.b.WriteString(k)
 		for i, v := range s.NumLabel[k] {
@@ -198,6 +190,16 @@ func (kb *keyBuilder) key(s *profile.Sample) string {
 		kb.b.WriteByte(0xfc)
 	}
 	return kb.b.String()
+}
+
+// sortedKeys returns m's keys in order, reusing keys' storage.
+func sortedKeys[V any](keys []string, m map[string]V) []string {
+	keys = keys[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // leafName names the innermost function of a sample, for messages.

@@ -284,24 +284,17 @@ func (d *binDecoder) fail(err error) {
 	}
 }
 
-func (d *binDecoder) uint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail(errBinaryShort)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *binDecoder) uint() uint64 { return decodeVarint(d, binary.Uvarint) }
 
-func (d *binDecoder) int() int64 {
+func (d *binDecoder) int() int64 { return decodeVarint(d, binary.Varint) }
+
+// decodeVarint consumes one varint that read (binary.Uvarint or
+// binary.Varint) decodes; a short or overlong one fails the decoder.
+func decodeVarint[T uint64 | int64](d *binDecoder, read func([]byte) (T, int)) T {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.b)
+	v, n := read(d.b)
 	if n <= 0 {
 		d.fail(errBinaryShort)
 		return 0

@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -108,15 +109,7 @@ func sortSamples(ss []prompb.Sample) error {
 	if len(ss) > MaxSamplesPerSeries {
 		return fmt.Errorf("%w: %d samples, more than %d; split the series over several items", ErrInvalid, len(ss), MaxSamplesPerSeries)
 	}
-	slices.SortStableFunc(ss, func(a, b prompb.Sample) int {
-		switch {
-		case a.Timestamp < b.Timestamp:
-			return -1
-		case a.Timestamp > b.Timestamp:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(ss, func(a, b prompb.Sample) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
 	for i := 1; i < len(ss); i++ {
 		if ss[i].Timestamp == ss[i-1].Timestamp {
 			if sameValue(ss[i].Value, ss[i-1].Value) {

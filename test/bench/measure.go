@@ -242,6 +242,14 @@ func snapshotCost(ctx context.Context, cfg config, t *target, w walk.Walker, n i
 		}
 		return nil
 	}
+	// measure times a snapshot and checks it.
+	measure := func() (sample, error) {
+		x, err := timed(snap)
+		if err == nil {
+			err = check(x)
+		}
+		return x, err
+	}
 	if row.cold, err = timed(snap); err != nil {
 		return fail(fmt.Errorf("cold snapshot: %w", err))
 	}
@@ -251,10 +259,7 @@ func snapshotCost(ctx context.Context, cfg config, t *target, w walk.Walker, n i
 	stopProf := startProfile(prof, "-steady.pprof")
 	deadline := time.Now().Add(3 * time.Second)
 	for i := 0; i < cfg.steadyMax && (i < 3 || time.Now().Before(deadline)); i++ {
-		x, err := timed(snap)
-		if err == nil {
-			err = check(x)
-		}
+		x, err := measure()
 		if err != nil {
 			stopProf()
 			return fail(fmt.Errorf("steady snapshot %d: %w", i, err))
@@ -274,10 +279,7 @@ func snapshotCost(ctx context.Context, cfg config, t *target, w walk.Walker, n i
 		if i == 0 {
 			stopProf = startProfile(prof, "-churn.pprof")
 		}
-		x, err := timed(snap)
-		if err == nil {
-			err = check(x)
-		}
+		x, err := measure()
 		if err != nil {
 			stopProf()
 			return fail(fmt.Errorf("snapshot after churn %d: %w", i, err))

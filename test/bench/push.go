@@ -232,11 +232,7 @@ func pushCost(n int, s *snapshot.Snapshot) pushRow {
 		return fail(err)
 	}
 	defer srv.Close()
-	rw, err := remotewrite.New(remotewrite.Options{Name: "bench", HTTP: endpoint.Config{URL: srv.WriteURL}})
-	if err != nil {
-		return fail(err)
-	}
-	py, err := pyroscope.New(pyroscope.Options{Name: "bench", HTTP: endpoint.Config{URL: srv.URL}})
+	rw, py, err := benchClients(srv, "bench", "bench")
 	if err != nil {
 		return fail(err)
 	}
@@ -362,11 +358,7 @@ func simulateOutage(ctx context.Context, dir string, s *snapshot.Snapshot, procs
 	if err := srv.SetMode(faults.Down); err != nil {
 		return fail(err)
 	}
-	rwc, err := remotewrite.New(remotewrite.Options{Name: "rw", HTTP: endpoint.Config{URL: srv.WriteURL}})
-	if err != nil {
-		return fail(err)
-	}
-	pyc, err := pyroscope.New(pyroscope.Options{Name: "py", HTTP: endpoint.Config{URL: srv.URL}})
+	rwc, pyc, err := benchClients(srv, "rw", "py")
 	if err != nil {
 		return fail(err)
 	}
@@ -557,4 +549,18 @@ func bytesStr(n int64) string {
 		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// benchClients makes a remote-write and a Pyroscope client of srv, named
+// rwName and pyName.
+func benchClients(srv *faults.Server, rwName, pyName string) (*remotewrite.Client, *pyroscope.Client, error) {
+	rw, err := remotewrite.New(remotewrite.Options{Name: rwName, HTTP: endpoint.Config{URL: srv.WriteURL}})
+	if err != nil {
+		return nil, nil, err
+	}
+	py, err := pyroscope.New(pyroscope.Options{Name: pyName, HTTP: endpoint.Config{URL: srv.URL}})
+	if err != nil {
+		return nil, nil, err
+	}
+	return rw, py, nil
 }

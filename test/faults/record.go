@@ -61,12 +61,8 @@ func (r *record) addError(mu *sync.Mutex, err error) {
 func (r *record) ingest(mu *sync.Mutex, samples, profiles, ids []string, bytes int) {
 	mu.Lock()
 	defer mu.Unlock()
-	for _, k := range samples {
-		r.samples[k]++
-	}
-	for _, k := range profiles {
-		r.profiles[k]++
-	}
+	count(r.samples, samples)
+	count(r.profiles, profiles)
 	for _, id := range ids {
 		if id != "" {
 			r.ids[id]++
@@ -80,11 +76,14 @@ func (r *record) ingest(mu *sync.Mutex, samples, profiles, ids []string, bytes i
 func (r *record) reject(mu *sync.Mutex, samples, profiles []string) {
 	mu.Lock()
 	defer mu.Unlock()
-	for _, k := range samples {
-		r.rejSamples[k]++
-	}
-	for _, k := range profiles {
-		r.rejProfiles[k]++
+	count(r.rejSamples, samples)
+	count(r.rejProfiles, profiles)
+}
+
+// count adds one to m[k] for each of keys.
+func count(m map[string]int, keys []string) {
+	for _, k := range keys {
+		m[k]++
 	}
 }
 
