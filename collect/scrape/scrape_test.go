@@ -15,6 +15,7 @@ import (
 
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -331,6 +332,13 @@ func TestGoroutineLeak(t *testing.T) {
 	const leaks = 4
 	tgt := targettest.Start(t, buildLeakLoad(t), "-spin", "0", "-leak", fmt.Sprint(leaks))
 	s := newScraper(t, Config{Profiles: []string{"goroutine", "goroutineleak"}, Targets: []TargetConfig{{URL: "http://" + tgt.PprofAddr}}})
+	// The target starts its leaking goroutines before it says it is ready,
+	// but they may not all have parked yet: the runtime finds only parked
+	// ones. Once parked they never leave, so every later cycle sees all.
+	eventually.True(t, 30*time.Second, "every leaked goroutine in the goroutineleak profile", func() bool {
+		leak := scrapeOne(t, s).profileOf(KindGoroutineLeak)
+		return leak != nil && sumOf(t, leak, "goroutineleak", "main.leakForever", false) == leaks
+	})
 	for cycle := 1; cycle <= 2; cycle++ {
 		r := scrapeOne(t, s)
 		if len(r.Errors) > 0 {
