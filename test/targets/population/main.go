@@ -49,13 +49,16 @@ func run() error {
 	if err := p.build(cfg); err != nil {
 		return fmt.Errorf("build population: %w", err)
 	}
+	// Set up the exit signals before the ready line: signal.Notify runs
+	// on the main goroutine and starts the runtime's signal watcher, which
+	// would otherwise still be moving when a test takes its first look.
+	done := ready.Done(cfg.stdin)
 	if err := p.waitParked(cfg, 30*time.Second); err != nil {
 		return err
 	}
 	if err := ready.Announce(ln); err != nil {
 		return err
 	}
-	done := ready.Done(cfg.stdin)
 	if cfg.grow > 0 {
 		go p.growEverySecond(cfg.grow, done)
 	}
