@@ -20,8 +20,12 @@ import (
 // Config is everything the agent can be told. Flags set the common fields;
 // the YAML file (--config) sets any. See configs/goroscope.yaml.
 type Config struct {
-	// Listen is the address of the web UI, /metrics, /healthz and /debug/pprof.
+	// Listen is the address of the web UI and its API, /metrics, /healthz
+	// and (with HTTP.Pprof) /debug/pprof.
 	Listen string `yaml:"listen"`
+	// HTTP bounds and guards the HTTP servers: timeouts, a connection cap,
+	// a token for the UI, a separate metrics address.
+	HTTP HTTPConfig `yaml:"http"`
 	// DataDir holds the local store.
 	DataDir           string   `yaml:"data_dir"`
 	SnapshotInterval  Duration `yaml:"snapshot_interval"`
@@ -63,6 +67,7 @@ type StoreConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:            "127.0.0.1:7070",
+		HTTP:              defaultHTTP(),
 		DataDir:           "/var/lib/goroscope",
 		SnapshotInterval:  Duration(10 * time.Second),
 		DiscoveryInterval: Duration(10 * time.Second),
@@ -268,6 +273,7 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		errs = append(errs, "listen is empty (e.g. 127.0.0.1:7070)")
 	}
+	errs = append(errs, c.HTTP.validate(c.Listen)...)
 	if c.DataDir == "" {
 		errs = append(errs, "data_dir is empty")
 	}

@@ -21,7 +21,7 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("defaults not kept: %+v", c)
 			}
 		}},
-		{name: "values", yaml: "listen: 0.0.0.0:9000\nsnapshot_interval: 30s\nstore:\n  max_bytes: 512MiB\n  max_age: 2h\ndiscovery:\n  min_goroutines: 10\n  exclude:\n    - exe: '/usr/bin/containerd'\n",
+		{name: "values", yaml: "listen: 0.0.0.0:9000\nhttp:\n  bearer_token_file: /etc/goroscope/token\nsnapshot_interval: 30s\nstore:\n  max_bytes: 512MiB\n  max_age: 2h\ndiscovery:\n  min_goroutines: 10\n  exclude:\n    - exe: '/usr/bin/containerd'\n",
 			check: func(t *testing.T, c Config) {
 				if c.Listen != "0.0.0.0:9000" || time.Duration(c.SnapshotInterval) != 30*time.Second || c.Store.MaxBytes != 512<<20 ||
 					time.Duration(c.Store.MaxAge) != 2*time.Hour || c.Discovery.MinGoroutines != 10 || len(c.Discovery.Exclude) != 1 {

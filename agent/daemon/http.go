@@ -12,10 +12,41 @@ import (
 	"github.com/goroscope/goroscope/pkg/store"
 )
 
-// handler serves the agent's HTTP endpoints, whatever the address: the web
-// UI, /metrics, /healthz and the agent's own /debug/pprof.
-func (a *Agent) handler() http.Handler {
+// handler serves the agent's HTTP endpoints on Config.Listen: the web UI
+// and its API behind HTTPConfig.guard, /metrics, /healthz and, when asked
+// for, the agent's own /debug/pprof.
+func (a *Agent) handler() (http.Handler, error) {
 	mux := http.NewServeMux()
+	a.serveHealth(mux)
+	if a.cfg.HTTP.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	mux.Handle("/", ui.New(agentSource{a}, a.log))
+	guarded, err := a.cfg.HTTP.guard(mux)
+	if err != nil {
+		return nil, err
+	}
+	// /healthz answers any client, as probes do not authenticate.
+	outer := http.NewServeMux()
+	outer.Handle("/healthz", mux)
+	outer.Handle("/", guarded)
+	return outer, nil
+}
+
+// metricsHandler serves /metrics and /healthz alone, for
+// HTTPConfig.MetricsListen.
+func (a *Agent) metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	a.serveHealth(mux)
+	return mux
+}
+
+// serveHealth adds /metrics and /healthz to mux.
+func (a *Agent) serveHealth(mux *http.ServeMux) {
 	mux.Handle("/metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -25,13 +56,6 @@ func (a *Agent) handler() http.Handler {
 			http.Error(w, "starting: first discovery scan not done", http.StatusServiceUnavailable)
 		}
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/", ui.New(agentSource{a}, a.log))
-	return mux
 }
 
 // agentSource is the UI's ui.Source: the agent's live view and its store.

@@ -32,39 +32,61 @@ const shutdownGrace = 5 * time.Second
 // auto), and CPU sampling starts when its sampler is ready. Run may be
 // called once.
 func (a *Agent) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", a.cfg.Listen)
+	h, err := a.handler()
 	if err != nil {
-		return errors.Join(fmt.Errorf("listen on %s: %w (set another address with --listen)", a.cfg.Listen, err), a.close())
+		return errors.Join(err, a.close())
+	}
+	servers := []*server{{addr: a.cfg.Listen, what: "--listen", h: h}}
+	if a.cfg.HTTP.MetricsListen != "" {
+		servers = append(servers, &server{addr: a.cfg.HTTP.MetricsListen, what: "http.metrics_listen", h: a.metricsHandler()})
+	}
+	for _, s := range servers {
+		if s.ln, err = a.cfg.HTTP.listen(s.addr); err != nil {
+			for _, o := range servers {
+				if o.ln != nil {
+					o.ln.Close()
+				}
+			}
+			return errors.Join(fmt.Errorf("listen on %s: %w (set another address with %s)", s.addr, err, s.what), a.close())
+		}
+	}
+	ln := servers[0].ln
+	closeListeners := func() {
+		for _, s := range servers {
+			s.ln.Close()
+		}
 	}
 	// Every goroutine below belongs to g: the first failure cancels ctx
 	// for all, and g.Wait returns when all have returned.
 	g, ctx := errgroup.WithContext(ctx)
 	if err := a.walkers.Start(ctx, bpfload.WalkerObject(a.verdicts, a.loadWalker)); err != nil {
-		ln.Close()
+		closeListeners()
 		return errors.Join(fmt.Errorf("--walker %s: %w", a.cfg.Walker, err), a.close())
 	}
 	if a.cfg.CPUFrequency != 0 {
 		o := cpu.Options{Frequency: a.cfg.CPUFrequency, KernelFrames: a.cfg.CPUKernelFrames}
 		a.cpuLoad = bpfload.CPUSamplerObject(a.verdicts, o, a.loadCPU).Start(ctx)
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
 	walker, reason := a.walkers.Status()
 	a.log.Info("goroscope agent started", "ui", "http://"+ln.Addr().String()+"/", "data_dir", a.cfg.DataDir,
 		"snapshot_interval", a.cfg.SnapshotInterval.String(), "walker", walker, "walker_reason", reason)
 
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve %s: %w", a.cfg.Listen, err)
-		}
-		return nil
-	})
+	if !isLoopback(a.cfg.Listen) && a.cfg.HTTP.BearerTokenFile == "" {
+		a.log.Warn("the UI and API are served without authentication on a non-loopback address: any host that reaches it reads every watched process's stacks and labels; set http.bearer_token_file", "listen", a.cfg.Listen)
+	}
+	for _, s := range servers {
+		s.srv = a.cfg.HTTP.newServer(s.h)
+		g.Go(func() error { return errServe(s.addr, s.srv.Serve(s.ln)) })
+	}
 	g.Go(func() error {
 		<-ctx.Done()
 		a.log.Info("goroscope agent stopping")
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
-		if err := srv.Shutdown(shutCtx); err != nil {
-			a.log.Warn("HTTP connections still open at shutdown; closed", "err", err)
+		for _, s := range servers {
+			if err := s.srv.Shutdown(shutCtx); err != nil {
+				a.log.Warn("HTTP connections still open at shutdown; closed", "addr", s.addr, "err", err)
+			}
 		}
 		return nil
 	})
@@ -125,4 +147,12 @@ func (a *Agent) waitLoads(d time.Duration) {
 			return
 		}
 	}
+}
+
+// server is one of the agent's HTTP servers.
+type server struct {
+	addr, what string // the address and the setting that names it
+	h          http.Handler
+	ln         net.Listener
+	srv        *http.Server
 }

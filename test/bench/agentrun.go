@@ -300,7 +300,7 @@ func startAgent(procs *processes, agentBin, targetBin, dir, walker string) (*age
 	// The rule is a regular expression in a single-quoted YAML string.
 	rule := strings.ReplaceAll("^"+regexp.QuoteMeta(exe)+"$", "'", "''")
 	conf := filepath.Join(dir, "goroscope.yaml")
-	yaml := fmt.Sprintf("# The defaults, watching only the benchmark's targets.\nwalker: %s\ndiscovery:\n  include:\n    - exe: '%s'\n", walker, rule)
+	yaml := fmt.Sprintf("# The defaults, watching only the benchmark's targets; /debug/pprof for -profile.\nwalker: %s\nhttp:\n  pprof: true\ndiscovery:\n  include:\n    - exe: '%s'\n", walker, rule)
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		return nil, fmt.Errorf("write agent config: %w", err)
 	}
