@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/goroscope/goroscope/pkg/httpconf"
 )
 
 // Limits on what one response may make the scraper hold.
@@ -30,6 +32,7 @@ const (
 	ReasonTimeout     = "timeout"      // no complete answer within the timeout
 	ReasonConnect     = "connect"      // connection refused, reset, DNS, TLS
 	ReasonStatus      = "status"       // an HTTP status other than 200
+	ReasonRedirect    = "redirect"     // a redirect off the target's origin, or too many
 	ReasonNotFound    = "not_found"    // 404: the endpoint does not exist
 	ReasonNotPprof    = "not_pprof"    // an HTML page, JSON, empty body, ...
 	ReasonCorrupt     = "corrupt"      // truncated body, broken gzip stream
@@ -125,6 +128,9 @@ func reasonOf(err error) string {
 }
 
 func classifyTransport(ctx context.Context, err error) error {
+	if re := (*httpconf.RedirectError)(nil); errors.As(err, &re) {
+		return classify(ReasonRedirect, re)
+	}
 	if ctx.Err() != nil || isTimeout(err) {
 		return classify(ReasonTimeout, fmt.Errorf("no answer in time: %w", err))
 	}

@@ -23,7 +23,7 @@ func newMetrics() *metrics {
 		}, []string{"target", "profile"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goroscope_scrape_errors_total",
-			Help: "Failed profile collections by reason: timeout, connect, status, not_found, not_pprof, corrupt, too_large, parse, unexpected, partial_dump.",
+			Help: "Failed profile collections by reason: timeout, connect, status, redirect, not_found, not_pprof, corrupt, too_large, parse, unexpected, partial_dump.",
 		}, []string{"target", "profile", "reason"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goroscope_scrape_target_restarts_total",

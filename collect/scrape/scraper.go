@@ -121,7 +121,7 @@ func New(cfg Config, o Options) (*Scraper, error) {
 		m:        newMetrics(),
 	}
 	for _, r := range rs {
-		c, err := httpconf.NewClient(r.http, httpconf.ClientOptions{Version: o.Version})
+		c, err := httpconf.NewClient(r.http, httpconf.ClientOptions{Version: o.Version, Origin: r.base})
 		if err != nil {
 			return nil, fmt.Errorf("pprof scrape target %s: %w", r.Name, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 )
@@ -20,6 +21,11 @@ type ClientOptions struct {
 	// push endpoint's X-Scope-OrgID. The caller's validation keeps the
 	// configured headers from naming these.
 	Header map[string]string
+	// Origin is the configured server's URL. Only requests to its origin
+	// (scheme, host and port) carry the auth, the configured headers and
+	// Header, and only redirects to it are followed. nil means the origin
+	// of the request that starts each exchange.
+	Origin *url.URL
 }
 
 // UserAgent is the User-Agent header value for version; empty means "dev".
@@ -34,7 +40,11 @@ func UserAgent(version string) string {
 // client sends carries the User-Agent, the auth header (secrets read from
 // files are re-read when the file changes), the configured headers and
 // o.Header, so wire clients built on it (plain HTTP or connect) need not set
-// them. Requests go through c.ProxyURL, else the environment's proxy.
+// them; requests to another origin than o.Origin get none of them.
+// Redirects are followed only for a GET or HEAD, to o.Origin, at most
+// MaxRedirects times; any other redirect fails the request with a
+// *RedirectError. Requests go through c.ProxyURL, else the environment's
+// proxy.
 func NewClient(c HTTPClientConfig, o ClientOptions) (*http.Client, error) {
 	if err := c.Validate(nil); err != nil {
 		return nil, err
@@ -62,7 +72,7 @@ func NewClient(c HTTPClientConfig, o ClientOptions) (*http.Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	rt := &headerTransport{base: base, ua: UserAgent(o.Version), headers: c.Headers, fixed: o.Header}
+	rt := &headerTransport{base: base, ua: UserAgent(o.Version), origin: o.Origin, headers: c.Headers, fixed: o.Header}
 	switch {
 	case c.BasicAuth != nil:
 		rt.basicUser = c.BasicAuth.Username
@@ -71,7 +81,7 @@ func NewClient(c HTTPClientConfig, o ClientOptions) (*http.Client, error) {
 	case c.BearerToken != "" || c.BearerTokenFile != "":
 		rt.bearer = newSecret(c.BearerToken, c.BearerTokenFile)
 	}
-	return &http.Client{Transport: rt, Timeout: timeout}, nil
+	return &http.Client{Transport: rt, CheckRedirect: checkRedirect(o.Origin), Timeout: timeout}, nil
 }
 
 // config builds the TLS client configuration, loading the CA bundle and the
@@ -103,11 +113,13 @@ func (t TLSConfig) config() (*tls.Config, error) {
 	return c, nil
 }
 
-// headerTransport adds the configured and the fixed headers to every
-// request.
+// headerTransport adds the User-Agent to every request, and the auth, the
+// configured and the fixed headers to those for origin (nil: the origin of
+// the request that started the exchange).
 type headerTransport struct {
 	base      http.RoundTripper
 	ua        string
+	origin    *url.URL
 	headers   map[string]string
 	fixed     map[string]string
 	hasBasic  bool
@@ -119,13 +131,20 @@ type headerTransport struct {
 // RoundTrip clones the request, sets the headers and sends it.
 func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context())
+	r.Header.Set("User-Agent", t.ua)
+	home := t.origin
+	if home == nil {
+		home = firstRequest(req).URL
+	}
+	if !sameOrigin(home, req.URL) {
+		return t.base.RoundTrip(r)
+	}
 	for k, v := range t.headers {
 		r.Header.Set(k, v)
 	}
 	for k, v := range t.fixed {
 		r.Header.Set(k, v)
 	}
-	r.Header.Set("User-Agent", t.ua)
 	switch {
 	case t.hasBasic:
 		pass, err := t.basicPass.get()

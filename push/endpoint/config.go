@@ -64,12 +64,16 @@ func (c *Config) Validate() error {
 }
 
 // NewClient validates c and builds the endpoint's *http.Client: every
-// request carries the User-Agent, the tenant, the auth and the headers.
+// request carries the User-Agent, and every request to the origin of URL
+// (scheme, host and port) the tenant, the auth and the headers. The wire
+// clients only POST, and a POST is never redirected: a 3xx fails the send
+// with an *httpconf.RedirectError, which senderr classifies as permanent.
 func (c *Config) NewClient() (*http.Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", c.URL, err)
 	}
-	o := httpconf.ClientOptions{Version: c.Version}
+	u, _ := httpconf.ParseURL(c.URL) // validated above
+	o := httpconf.ClientOptions{Version: c.Version, Origin: u}
 	if c.Tenant != "" {
 		o.Header = map[string]string{TenantHeader: c.Tenant}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/goroscope/goroscope/pkg/httpconf"
 )
 
 // MaxMessageBytes bounds the part of an error response body kept as the
@@ -25,7 +27,9 @@ const maxDrainBytes = 64 << 10
 // whether to try again is the caller's call, e.g. not after its own context
 // ended); they carry the Retry-After the server sent (seconds or an HTTP
 // date). Other statuses (4xx, unfollowed 3xx) are permanent and carry the
-// server's message, truncated to MaxMessageBytes.
+// server's message, truncated to MaxMessageBytes. So is a redirect the
+// client refused (*httpconf.RedirectError): the same URL will redirect
+// again, and the fix is configuring the final URL.
 func Classify(resp *http.Response, err error) error {
 	return classifyAt(resp, err, time.Now())
 }
@@ -34,6 +38,9 @@ func classifyAt(resp *http.Response, err error, now time.Time) error {
 	if err != nil {
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
+		}
+		if re := (*httpconf.RedirectError)(nil); errors.As(err, &re) {
+			return &SendError{Status: re.Status, Err: err}
 		}
 		return &SendError{Retryable: true, Err: err}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goroscope/goroscope/pkg/httpconf"
 )
 
 func TestClassify(t *testing.T) {
@@ -152,5 +154,28 @@ func TestSendErrorText(t *testing.T) {
 	}
 	if got, want := (&SendError{Err: base}).Error(), "permanent failure: server said Too Many Requests"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// A redirect the client refused is permanent: the same URL redirects again.
+func TestClassifyRefusedRedirect(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://elsewhere.invalid/x", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	u, err := httpconf.ParseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := httpconf.NewClient(httpconf.HTTPClientConfig{}, httpconf.ClientOptions{Origin: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.URL, strings.NewReader("payload"))
+	resp, err := c.Do(req)
+	var se *SendError
+	if got := Classify(resp, err); !errors.As(got, &se) || se.Retryable || se.Status != http.StatusTemporaryRedirect ||
+		!strings.Contains(se.Error(), "configure the final URL") {
+		t.Errorf("Classify = %v, want a permanent HTTP 307 failure naming the fix", got)
 	}
 }
