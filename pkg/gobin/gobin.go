@@ -96,7 +96,7 @@ func OpenProcess(pid int) (*Binary, error) {
 		case errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("open executable of process %d: process does not exist or is a kernel thread: %w", pid, err)
 		case errors.Is(err, os.ErrPermission):
-			return nil, fmt.Errorf("open executable of process %d: permission denied (run as root or with CAP_SYS_PTRACE): %w", pid, err)
+			return nil, fmt.Errorf("open executable of process %d: permission denied: reading another user's executable needs root or CAP_DAC_READ_SEARCH (for an execute-only file) and CAP_SYS_PTRACE: %w", pid, err)
 		}
 		return nil, fmt.Errorf("open executable of process %d: %w", pid, err)
 	}
