@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -39,7 +41,9 @@ func (a *Agent) discoverLoop(ctx context.Context) {
 }
 
 // discover adds new Go processes, drops exited ones (and ones whose pid
-// was reused: a new start time is a new process).
+// was reused: a new start time is a new process), and re-attaches those
+// that exec'd another executable: exec keeps the pid and start time, but
+// the program, its symbols and layout are new.
 func (a *Agent) discover() {
 	procs, err := a.scanner.Scan()
 	if err != nil {
@@ -54,9 +58,19 @@ func (a *Agent) discover() {
 		k := store.ProcessKey{PID: p.PID, StartTime: p.StartTime}
 		seen[k] = true
 		a.mu.Lock()
-		_, known := a.procs[k]
+		old, known := a.procs[k]
+		if known && execed(old, p) {
+			a.log.Info(fmt.Sprintf("process %d exec'd a new executable: %s → %s", p.PID, old.proc.Exe, p.Exe),
+				"pid", p.PID, "old_service_name", old.proc.ServiceName, "service_name", p.ServiceName)
+			a.retire(old)
+			delete(a.procs, k)
+			known = false
+		}
+		// The CPU sampler tracks a pid once: the new program waits until
+		// the old one's samples were drained (the next cycle or so).
+		busy := !known && a.pidRetiring(p.PID)
 		a.mu.Unlock()
-		if known {
+		if known || busy {
 			continue
 		}
 		a.mu.Lock()
@@ -108,14 +122,38 @@ func (a *Agent) discover() {
 	for k, w := range a.procs {
 		if !seen[k] {
 			a.log.Info("Go process gone", "pid", k.PID, "service_name", w.proc.ServiceName)
-			if w.cpuWatched {
-				if err := a.cpu.Load().s.Remove(k.PID); err != nil {
-					a.log.Warn("could not stop CPU sampling of a gone process", "pid", k.PID, "err", err)
-				}
-			}
-			a.retired = append(a.retired, w)
+			a.retire(w)
 			delete(a.procs, k)
 		}
 	}
 	a.mu.Unlock()
+}
+
+// execed reports whether the process discovery found runs another
+// executable than w was attached to.
+func execed(w *watched, p discovery.Process) bool {
+	return !p.ExeID.IsZero() && !w.target.ExeID.IsZero() && p.ExeID != w.target.ExeID
+}
+
+// retire stops CPU sampling of w and hands it to the snapshot loop to
+// close once its last samples are drained; a.mu held. The caller removes
+// it from a.procs.
+func (a *Agent) retire(w *watched) {
+	if w.cpuWatched {
+		if err := a.cpu.Load().s.Remove(w.proc.PID); err != nil {
+			a.log.Warn("could not stop CPU sampling of a gone process", "pid", w.proc.PID, "err", err)
+		}
+	}
+	a.retired = append(a.retired, w)
+}
+
+// pidRetiring reports whether a retired process with this pid still waits
+// for its CPU samples to be drained; a.mu held.
+func (a *Agent) pidRetiring(pid int) bool {
+	for _, w := range a.retired {
+		if w.proc.PID == pid && w.cpuWatched && !w.cpuDrained {
+			return true
+		}
+	}
+	return false
 }

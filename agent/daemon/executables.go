@@ -1,19 +1,11 @@
 package daemon
 
 import (
-	"fmt"
-	"os"
-	"syscall"
-
 	"github.com/goroscope/goroscope/collect/process"
 )
 
 // ExeKey identifies an executable file whatever its path.
-type ExeKey struct {
-	dev, ino uint64
-	size     int64
-	mtime    int64
-}
+type ExeKey = process.ExeID
 
 type sharedExe struct {
 	x    *process.Executable
@@ -30,15 +22,10 @@ type Executables map[ExeKey]*sharedExe
 // Acquire returns the executable of process pid, opening it on first use,
 // and its key, to Release when the process is done with it.
 func (e Executables) Acquire(pid int) (*process.Executable, ExeKey, error) {
-	fi, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	k, err := process.ExeIdentity(pid)
 	if err != nil {
-		return nil, ExeKey{}, fmt.Errorf("pid %d: %w", pid, err)
+		return nil, ExeKey{}, err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, ExeKey{}, fmt.Errorf("pid %d: no inode for its executable", pid)
-	}
-	k := ExeKey{dev: st.Dev, ino: st.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if s, ok := e[k]; ok {
 		s.refs++
 		return s.x, k, nil
@@ -46,6 +33,14 @@ func (e Executables) Acquire(pid int) (*process.Executable, ExeKey, error) {
 	x, err := process.OpenExecutable(pid)
 	if err != nil {
 		return nil, k, err
+	}
+	// The process exec'd between the stat and the open: x is the new
+	// file. Key it by what it is.
+	k = x.ID
+	if s, ok := e[k]; ok {
+		x.Close()
+		s.refs++
+		return s.x, k, nil
 	}
 	e[k] = &sharedExe{x: x, refs: 1}
 	return x, k, nil

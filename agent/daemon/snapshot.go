@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/goroscope/goroscope/collect/process"
@@ -31,8 +32,20 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 		if ctx.Err() != nil {
 			return took
 		}
+		// A walk that failed on a process that exec'd read another
+		// program with the old one's layout: say why, once a cycle at
+		// most, until discovery re-attaches it.
+		if !errors.Is(err, process.ErrProcessGone) {
+			if ierr := w.target.Intact(); errors.Is(ierr, process.ErrExeced) {
+				err = fmt.Errorf("%w (%v)", ierr, err)
+			}
+		}
 		reason := "walk"
 		switch {
+		case errors.Is(err, process.ErrExeced):
+			// Dropped: taken across an exec, it would name the new
+			// program's functions with the old one's symbols.
+			reason = "exec"
 		case errors.Is(err, process.ErrProcessGone):
 			reason = "process_gone"
 		case errors.Is(err, walk.ErrLayoutMismatch):
@@ -43,7 +56,7 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 		w.lastErr = err.Error()
 		w.failures++
 		a.mu.Unlock()
-		if reason != "process_gone" && w.failures <= 3 {
+		if reason != "process_gone" && reason != "exec" && w.failures <= 3 {
 			a.log.Warn("snapshot failed", "pid", w.proc.PID, "service_name", w.proc.ServiceName, "err", err)
 		}
 		return took

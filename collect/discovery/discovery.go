@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/gobin"
@@ -26,7 +25,10 @@ type Process struct {
 	StartTime uint64
 	// Exe is the executable's path as the process sees it (it may carry a
 	// " (deleted)" suffix when the file was replaced).
-	Exe       string
+	Exe string
+	// ExeID identifies the executable file: it changes when the process
+	// exec's another program under the same pid and start time.
+	ExeID     process.ExeID
 	Cmdline   []string
 	GoVersion string
 	// MainModule is the module path of the program, when built in module mode.
@@ -36,13 +38,6 @@ type Process struct {
 	ServiceName, ServiceSource string
 	// Cgroup is the process's cgroup path.
 	Cgroup string
-}
-
-// exeKey identifies an executable file regardless of its path.
-type exeKey struct {
-	dev, ino uint64
-	size     int64
-	mtime    int64
 }
 
 type exeInfo struct {
@@ -57,23 +52,23 @@ type Scanner struct {
 	Proc string
 	// Rules choose and name processes; nil watches every Go process.
 	Rules *Rules
-	cache map[exeKey]exeInfo
+	cache map[process.ExeID]exeInfo
 	// procs keeps what was learnt of each Go process (service name,
 	// command line), by pid, while its start time stays the same.
 	procs map[int]cachedProc
 	// seenExes and seenPIDs are this scan's, for pruning both caches.
-	seenExes map[exeKey]bool
+	seenExes map[process.ExeID]bool
 	seenPIDs map[int]bool
 }
 
 // cachedProc is a process as inspected, with the executable it ran.
 type cachedProc struct {
 	p   Process
-	exe exeKey
+	exe process.ExeID
 }
 
 // NewScanner returns a Scanner of /proc.
-func NewScanner() *Scanner { return &Scanner{Proc: "/proc", cache: map[exeKey]exeInfo{}} }
+func NewScanner() *Scanner { return &Scanner{Proc: "/proc", cache: map[process.ExeID]exeInfo{}} }
 
 // Scan lists the Go processes running now, by PID. Processes that vanish
 // during the scan, kernel threads and processes whose executable cannot be
@@ -89,7 +84,7 @@ func (s *Scanner) Scan() ([]Process, error) {
 	}
 	var out []Process
 	self := os.Getpid()
-	s.seenExes, s.seenPIDs = map[exeKey]bool{}, map[int]bool{}
+	s.seenExes, s.seenPIDs = map[process.ExeID]bool{}, map[int]bool{}
 	defer func() {
 		// Forget executables and processes gone since the last scan, so
 		// the caches stay as small as the host's process table.
@@ -150,11 +145,10 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 	if err != nil {
 		return Process{}, false
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	key, ok := process.ExeIDOf(fi)
 	if !ok {
 		return Process{}, false
 	}
-	key := exeKey{dev: st.Dev, ino: st.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	if s.seenExes != nil {
 		s.seenExes[key] = true
 	}
@@ -162,7 +156,7 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 	if !seen {
 		info = s.recognise(exePath)
 		if s.cache == nil {
-			s.cache = map[exeKey]exeInfo{}
+			s.cache = map[process.ExeID]exeInfo{}
 		}
 		s.cache[key] = info
 	}
@@ -180,7 +174,7 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 		return c.p, true // same process, same executable: nothing to re-read
 	}
 	exe, _ := os.Readlink(exePath)
-	p := Process{PID: pid, StartTime: start, Exe: exe, GoVersion: info.goVersion, MainModule: info.module}
+	p := Process{PID: pid, StartTime: start, Exe: exe, ExeID: key, GoVersion: info.goVersion, MainModule: info.module}
 	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 		p.Cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 	}

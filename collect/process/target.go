@@ -28,8 +28,11 @@ type Target struct {
 	// PID reuse.
 	StartTime uint64
 	Exe       string
-	Bin       *gobin.Binary
-	Layout    *golayout.Layout
+	// ExeID is the identity of the executable attached: exec keeps the
+	// pid, start time and pidfd, and changes only this (Intact checks it).
+	ExeID  ExeID
+	Bin    *gobin.Binary
+	Layout *golayout.Layout
 	// Vars are link-time addresses; Bias turns them into run-time ones.
 	Vars gobin.RuntimeVars
 	Bias uint64
@@ -47,6 +50,8 @@ type Target struct {
 // the layout of its runtime structures, its runtime variables and wait
 // reasons. Processes running the same file share one.
 type Executable struct {
+	// ID is the identity of the file read.
+	ID          ExeID
 	Bin         *gobin.Binary
 	Layout      *golayout.Layout
 	Vars        gobin.RuntimeVars
@@ -57,9 +62,19 @@ type Executable struct {
 // replaced or deleted files and other mount namespaces work) and finds its
 // layout and runtime variables. Errors name the pid and what is missing.
 func OpenExecutable(pid int) (*Executable, error) {
+	id, err := ExeIdentity(pid)
+	if err != nil {
+		return nil, err
+	}
 	bin, err := gobin.OpenProcess(pid)
 	if err != nil {
 		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	// An exec between the stat and the open would pair one file's
+	// identity with another's contents.
+	if err := CheckExe(pid, id); err != nil {
+		bin.Close()
+		return nil, err
 	}
 	x, err := newExecutable(bin)
 	if err != nil {
@@ -67,6 +82,7 @@ func OpenExecutable(pid int) (*Executable, error) {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		return nil, fmt.Errorf("pid %d (%s, %s): %w", pid, exe, bin.GoVersion(), err)
 	}
+	x.ID = id
 	return x, nil
 }
 
@@ -123,7 +139,7 @@ func AttachExecutable(pid int, x *Executable) (*Target, error) {
 		return nil, err
 	}
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	t := &Target{PID: pid, StartTime: start, Exe: exe, Bin: x.Bin, Layout: x.Layout, Vars: x.Vars, waitReasons: x.waitReasons}
+	t := &Target{PID: pid, StartTime: start, Exe: exe, ExeID: x.ID, Bin: x.Bin, Layout: x.Layout, Vars: x.Vars, waitReasons: x.waitReasons}
 	if t.Bias, err = x.Bin.LoadBias(pid); err != nil {
 		return nil, fmt.Errorf("pid %d (%s): %w", pid, exe, err)
 	}
@@ -131,6 +147,11 @@ func AttachExecutable(pid int, x *Executable) (*Target, error) {
 		return nil, err
 	}
 	t.openPidfd()
+	// The process must still run x: it may have exec'd since x was read.
+	if err := CheckExe(pid, x.ID); err != nil {
+		t.Close()
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -203,15 +224,25 @@ func (t *Target) WaitReason(r uint8) string {
 func (t *Target) Alive() error { return t.AliveWithin(0) }
 
 // Intact is Alive, and also checks that the process still has its address
-// space: a process being killed loses it (and its exe link) before its
-// pidfd reports the exit, so what was read of it just before may be
-// partial.
+// space and still runs the executable attached. A process being killed
+// loses its address space (and its exe link) before its pidfd reports the
+// exit, so what was read of it just before may be partial; one that
+// exec'd keeps its pid, start time and pidfd but runs another program,
+// which the attached symbols and layout do not describe (the error then
+// wraps ErrExeced). It costs a poll and one stat.
 func (t *Target) Intact() error {
 	if err := t.Alive(); err != nil {
 		return err
 	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d/exe", t.PID)); errors.Is(err, os.ErrNotExist) {
+	fi, err := os.Stat(fmt.Sprintf("/proc/%d/exe", t.PID))
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("pid %d is exiting: %w", t.PID, ErrProcessGone)
+	}
+	if err != nil || t.ExeID.IsZero() {
+		return nil // cannot tell: as before, trust the pidfd
+	}
+	if now, ok := ExeIDOf(fi); ok && now != t.ExeID {
+		return execedError(t.PID, t.ExeID, now)
 	}
 	return nil
 }

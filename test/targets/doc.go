@@ -15,4 +15,6 @@
 //   - selectchurn: thousands of idle goroutines on one channel and a few
 //     that wake every 2 ms in a select on a timer and a stop channel, for
 //     the blocked_on re-check of goroutines that move during a walk.
+//   - execer: parks goroutines in one function and, on SIGUSR1, exec's
+//     another program under the same pid, for the detection of exec.
 package targets
