@@ -29,9 +29,13 @@ package store
 //
 // Open rebuilds the in-memory index (Meta only, no payloads) by reading
 // every segment. A record whose CRC, lengths or meta do not check out is
-// skipped: the reader looks for the next magic that starts a valid record
-// and counts the skipped region as one Dropped["corrupt"]. A bad region with
-// no valid record after it (a torn tail) is truncated away.
+// skipped: the reader looks for the next magic that starts a valid record.
+// IDs are consecutive, so the records the region held are counted exactly
+// in Dropped["corrupt"] from the IDs around it; only a bad tail of the
+// newest segment counts as one record. Each damaged file is logged once
+// (Options.Logger) with its path and the offset of the first damage. A bad
+// region with no valid record after it (a torn tail) is truncated away; a
+// bad region in the middle stays and is counted again by the next Open.
 //
 // Retention deletes whole segment files: the oldest ones for size and a
 // full disk, any whose entries have all aged out. Entries older than MaxAge

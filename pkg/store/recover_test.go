@@ -3,9 +3,13 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,7 +106,14 @@ func TestRecoverDamage(t *testing.T) {
 		{"two bad records", func(t *testing.T, _, seg string, offs []int64) {
 			flip(t, seg, offs[2]+100)
 			flip(t, seg, offs[3]+100)
-		}, 1, []uint64{3, 4}, 1}, // adjacent: one bad region
+		}, 2, []uint64{3, 4}, 2}, // adjacent: one bad region, two records
+		{"ten bad records apart", func(t *testing.T, _ string, seg string, offs []int64) {
+			for i := 2; i < 20; i += 2 {
+				flip(t, seg, offs[i]+headerLen+100)
+			}
+			flip(t, seg, offs[19]+5) // the last one's CRC: not a torn tail
+			appendFile(t, seg, nil)
+		}, 10, []uint64{3, 5, 7, 9, 11, 13, 15, 17, 19, 20}, 8}, // the bad tail is cut off
 		{"garbage segment file", func(t *testing.T, dir, _ string, _ []int64) {
 			writeFile(t, filepath.Join(dir, segmentName(5000)), bytes.Repeat([]byte("GSR1junk"), 100))
 		}, 1, nil, 0},
@@ -169,6 +180,58 @@ func TestRecoverDamage(t *testing.T) {
 				mustClose(t, s)
 			}
 		})
+	}
+}
+
+// TestCorruptLogged: ten records damaged in the middle of a segment count
+// as ten, with one log line naming the file and the first damage's offset;
+// the records around them, and the other segments, are intact.
+func TestCorruptLogged(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{SegmentBytes: 16 << 10})
+	appended := make(map[uint64]Entry)
+	for i := 0; i < 60; i++ {
+		e := ent(1, KindGoroutines, t0.Add(time.Duration(i)*time.Second), 400)
+		appended[mustAppend(t, s, e).ID] = e
+	}
+	mustClose(t, s)
+	segs, _ := segFiles(t, dir)
+	if len(segs) < 2 {
+		t.Fatalf("segments = %v, want several", segs)
+	}
+	offs := recordOffsets(t, segs[0])
+	if len(offs) < 20 {
+		t.Fatalf("%d records in the first segment, want 20 or more", len(offs))
+	}
+	first, _ := strconv.ParseUint(strings.TrimSuffix(filepath.Base(segs[0]), segmentSuffix), 10, 64)
+	lost := make(map[uint64]bool)
+	for i := 5; i < 15; i++ {
+		flip(t, segs[0], offs[i]+headerLen+50)
+		lost[first+uint64(i)] = true
+	}
+	var logs bytes.Buffer
+	s, err := Open(dir, Options{Now: (&clock{now: t0}).Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, s)
+	if st := s.Stats(); st.Dropped[reasonCorrupt] != 10 || st.Entries != 50 {
+		t.Errorf("Stats: %d corrupt, %d entries; want 10, 50", st.Dropped[reasonCorrupt], st.Entries)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	want := fmt.Sprintf("path=%s offset=%d records_lost=10 ", segs[0], offs[5])
+	if len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Errorf("log = %q, want one line with %q", lines, want)
+	}
+	for id, e := range appended {
+		b, err := s.Read(id)
+		if lost[id] {
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("Read(%d) of a damaged record: %v, want ErrNotFound", id, err)
+			}
+		} else if err != nil || !bytes.Equal(b, e.Data) {
+			t.Errorf("Read(%d): %d bytes, %v; want the payload", id, len(b), err)
+		}
 	}
 }
 

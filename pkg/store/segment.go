@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"sort"
@@ -52,31 +53,72 @@ func (g *segment) find(id uint64) *entry {
 
 // scanResult is what loading a segment found.
 type scanResult struct {
-	corrupt   uint64 // bad regions skipped, torn tail included
+	regions   uint64 // bad regions skipped, torn tail included
+	lost      uint64 // records in them, from the gap in IDs around each region
+	inexact   bool   // a region's record count is unknown and counted as one
+	firstBad  int64  // file offset of the first bad region
+	badBytes  int64  // bytes in the bad regions
 	truncated bool   // a torn tail was cut off
 }
 
 // loadSegment reads the segment at path and indexes its valid records with
-// IDs above lastID. A torn tail is truncated. The whole file is read at
+// IDs above lastID. nextFirst is the first ID of the following segment, 0
+// if there is none. A torn tail is truncated. The whole file is read at
 // once; segments are bounded by Options.SegmentBytes (and one record).
-func loadSegment(path string, firstID, lastID uint64) (*segment, scanResult, error) {
-	var res scanResult
+//
+// Record IDs are consecutive, so a bad region held exactly the IDs between
+// the valid records around it (or the segment's first ID, or nextFirst). Only
+// a bad tail of the newest segment has nothing after it: it counts as one
+// record, the one being written when the agent stopped.
+func loadSegment(path string, firstID, lastID, nextFirst uint64) (*segment, scanResult, error) {
+	res := scanResult{firstBad: -1}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, res, fmt.Errorf("read segment %s: %w", path, err)
 	}
 	g := &segment{firstID: firstID, path: path}
+	prev := max(lastID, firstID-1) // the ID before the next record
 	off := 0
 	for off < len(b) {
 		m, n, metaLen, ok := decodeRecord(b[off:])
 		if ok && m.ID > lastID && m.ID >= firstID {
 			g.add(m, int64(off), metaLen)
-			lastID = m.ID
+			lastID, prev = m.ID, m.ID
 			off += n
 			continue
 		}
-		res.corrupt++
+		res.regions++
+		if res.firstBad < 0 {
+			res.firstBad = int64(off)
+		}
 		next := nextRecord(b, off+1)
+		end := next
+		if next < 0 {
+			end = len(b)
+		}
+		res.badBytes += int64(end - off)
+		var after uint64 // the ID of what follows the region, 0 if unknown
+		if next >= 0 {
+			m, _, _, _ := decodeRecord(b[next:])
+			after = m.ID
+		} else if nextFirst > 0 {
+			after = nextFirst
+		}
+		switch {
+		case after > prev:
+			res.lost += after - prev - 1
+		case after == 0:
+			// A bad tail of the newest segment: the records whose
+			// headers still chain to the end, else the torn one.
+			if k, ok := framedRecords(b[off:]); ok {
+				res.lost += k
+			} else {
+				res.lost++
+				res.inexact = true
+			}
+		}
+		// else: the record after the region repeats an earlier ID and is
+		// skipped in turn; the region held nothing new.
 		if next < 0 {
 			// Nothing valid follows: a torn tail, or garbage at the end.
 			if err := os.Truncate(path, int64(off)); err != nil {
@@ -97,4 +139,22 @@ func (g *segment) lastID() uint64 {
 		return 0
 	}
 	return g.entries[len(g.entries)-1].meta.ID
+}
+
+// framedRecords counts the records in b by their headers alone (magic and
+// lengths, not checksums); ok is false unless they end exactly at len(b).
+func framedRecords(b []byte) (n uint64, ok bool) {
+	off := 0
+	for ; off < len(b); n++ {
+		if len(b)-off < headerLen || string(b[off:off+4]) != recordMagic {
+			return 0, false
+		}
+		metaLen := binary.LittleEndian.Uint32(b[off+8:])
+		dataLen := binary.LittleEndian.Uint32(b[off+12:])
+		if metaLen == 0 || metaLen > maxMetaLen || dataLen > maxDataLen {
+			return 0, false
+		}
+		off += headerLen + int(metaLen) + int(dataLen)
+	}
+	return n, n > 0 && off == len(b)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -97,6 +98,9 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, unusableDir(dir, err)
 	}
@@ -185,20 +189,38 @@ func (s *Store) load() error {
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].id < files[j].id })
 	var last uint64
-	for _, f := range files {
+	for i, f := range files {
 		path := filepath.Join(s.dir, f.name)
+		var nextFirst uint64
+		if i+1 < len(files) {
+			nextFirst = files[i+1].id
+		}
 		// A failed truncation leaves a torn tail that the next Open skips
 		// again, so only an unreadable segment is an error here.
-		g, res, _ := loadSegment(path, f.id, last)
-		if res.corrupt > 0 {
-			s.dropped[reasonCorrupt] += res.corrupt
-		}
+		g, res, err := loadSegment(path, f.id, last, nextFirst)
 		if g == nil {
 			// Unreadable: count it, leave it for a person to look at and
-			// do not reuse its name.
-			s.dropped[reasonCorrupt]++
+			// do not reuse its name. It held the IDs up to the next
+			// segment's first, if there is one.
+			lost, inexact := uint64(1), true
+			if nextFirst > f.id {
+				lost, inexact = nextFirst-f.id, false
+			}
+			s.dropped[reasonCorrupt] += lost
+			s.logDamage(path, 0, lost, inexact, "unreadable segment: "+err.Error())
 			s.nextID = max(s.nextID, f.id+1)
 			continue
+		}
+		if res.regions > 0 {
+			s.dropped[reasonCorrupt] += res.lost
+			what := fmt.Sprintf("%d bad regions, %d bytes skipped", res.regions, res.badBytes)
+			if res.truncated {
+				what += ", torn tail truncated"
+			}
+			if err != nil {
+				what += ": " + err.Error()
+			}
+			s.logDamage(path, res.firstBad, res.lost, res.inexact, what)
 		}
 		if g.size == 0 && len(files) > 1 && f != files[len(files)-1] {
 			os.Remove(path)
@@ -218,6 +240,17 @@ func (s *Store) load() error {
 		}
 	}
 	return nil
+}
+
+// logDamage logs one line for a damaged segment file: where the first
+// damage is and how many records it cost.
+func (s *Store) logDamage(path string, off int64, lost uint64, inexact bool, what string) {
+	n := strconv.FormatUint(lost, 10)
+	if inexact {
+		n = "at least " + n
+	}
+	s.opt.Logger.Warn("store: damaged segment, skipped what did not verify",
+		"path", path, "offset", off, "records_lost", n, "damage", what)
 }
 
 // openActive opens the newest segment for appending, when there is one.

@@ -7,7 +7,10 @@
 // API may change at any time. The one public API is pkg/inproc.
 package store
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // Kinds of entries the agent writes. A Kind is any short lowercase name;
 // these are the ones in use.
@@ -103,6 +106,9 @@ type Options struct {
 	SegmentBytes int64
 	// Now is the clock used by Append's retention (default time.Now).
 	Now func() time.Time
+	// Logger gets one warning per damaged segment found by Open: its path,
+	// the offset of the first damage and the records lost (default: none).
+	Logger *slog.Logger
 }
 
 // Stats counts what the store did, for self-metrics.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/goroscope/goroscope/push/spool"
@@ -210,11 +211,12 @@ type spoolBacklog struct {
 	drop dropFunc
 }
 
-func newSpoolBacklog(dir string, maxBytes int64, noSync bool, drop dropFunc) (*spoolBacklog, error) {
+func newSpoolBacklog(dir string, maxBytes int64, noSync bool, drop dropFunc, log *slog.Logger) (*spoolBacklog, error) {
 	sp, err := spool.Open(dir, spool.Options{
 		MaxBytes: maxBytes,
 		NoSync:   noSync,
 		OnDrop:   func(r spool.DropReason, n int) { drop(string(r), n) },
+		Logger:   log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: open spool (set SpoolDir to a writable directory or \"\" for memory only): %w", err)

@@ -40,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		SentBytes:      counter("sent_bytes_total", "Item bytes delivered (before the wire client's encoding)."),
 		FailedRequests: counter("failed_requests_total", "Requests that failed, by class (429, 5xx, 4xx, timeout, error).", "class"),
 		Retries:        counter("retries_total", "Requests retried after a retryable failure."),
-		DroppedItems:   counter("dropped_items_total", "Items given up on, by reason (non_retryable_4xx, non_retryable, invalid, spool_full, corrupt_spool, queue_full, too_large, spool_error, shutdown); corrupt_spool counts corrupt regions, each of which may have held several items.", "reason"),
+		DroppedItems:   counter("dropped_items_total", "Items given up on, by reason (non_retryable_4xx, non_retryable, invalid, spool_full, corrupt_spool, queue_full, too_large, spool_error, shutdown); corrupt_spool counts the items in corrupt spool regions (one per region when a region's framing is too damaged to count them).", "reason"),
 		QueueItems:     gauge("queue_items", "Items enqueued and not yet delivered or dropped."),
 		SpoolBytes:     gauge("spool_bytes", "Live bytes in the on-disk spool."),
 		LastSuccess:    gauge("last_success_timestamp_seconds", "Unix time of the last successful request."),

@@ -80,7 +80,7 @@ func New(cfg Config, c Client, m *Metrics, log *slog.Logger) (*Queue, error) {
 	drop := func(reason string, n int) { q.drop(reason, n, nil) }
 	if cfg.SpoolDir == "" {
 		q.bl = newMemBacklog(cfg.MemoryItems, drop)
-	} else if q.bl, err = newSpoolBacklog(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.SpoolNoSync, drop); err != nil {
+	} else if q.bl, err = newSpoolBacklog(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.SpoolNoSync, drop, q.log); err != nil {
 		return nil, err
 	}
 	q.updateGauges()

@@ -48,9 +48,16 @@
 //
 // A record whose header or checksum does not verify is never returned and
 // never crashes the reader: the reader scans forward in the same segment for
-// the next record that verifies and counts one corrupt region (DropCorrupt).
-// A segment with a bad magic header is skipped whole. A torn record at the
-// end of the newest segment (crash during a write) is truncated at Open and
-// counted the same way. An unreadable cursor file restarts from the oldest
-// segment (duplicates rather than loss).
+// the next record that verifies and skips the region in between. The region
+// counts as the records it held (DropCorrupt, Stats.CorruptRecords): exact
+// when the length prefixes still chain across it, one otherwise (counted in
+// Stats.CorruptInexact). Open checks every unconsumed record, so damage is
+// counted once and logged (Options.Logger) as one line per damaged file with
+// its path and the offset of the first damage; damage that appears later is
+// logged when it is read. A segment with a bad magic header keeps its
+// records, which carry their own checksums: the header is rewritten. A torn
+// record at the end of the newest segment (crash during a write) is
+// truncated at Open and counted the same way. An unreadable cursor file
+// restarts from the oldest segment (duplicates rather than loss: logged,
+// no records counted).
 package spool

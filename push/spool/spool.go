@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,8 +20,12 @@ type DropReason string
 const (
 	// DropSpoolFull: the oldest records were evicted to respect MaxBytes.
 	DropSpoolFull DropReason = "spool_full"
-	// DropCorrupt: a region of a segment did not verify and was skipped; one
-	// region may have held any number of records, so counts are lower bounds.
+	// DropCorrupt: records in a region of a segment that did not verify
+	// and was skipped. The count is exact when the region's length prefixes
+	// still chain from its start to the next valid record (the usual case:
+	// damaged payloads or checksums); otherwise the region counts as one
+	// record, a lower bound, and Stats.CorruptInexact says how often that
+	// happened.
 	DropCorrupt DropReason = "corrupt_spool"
 )
 
@@ -50,6 +55,9 @@ type Options struct {
 	// OnDrop, when set, is told about every discarded record (reason, count).
 	// It runs with the spool locked and must not call the spool.
 	OnDrop func(reason DropReason, n int)
+	// Logger, when set, gets one warning per damaged file: its path, the
+	// file offset of the first damage and the records lost (default: none).
+	Logger *slog.Logger
 }
 
 // Record is one payload handed out by Read. Off identifies it for Ack.
@@ -66,6 +74,8 @@ type Stats struct {
 	DroppedFull    int64 // records evicted unread because of MaxBytes
 	CorruptRegions int64 // regions skipped because they did not verify
 	CorruptBytes   int64 // bytes in those regions
+	CorruptRecords int64 // records lost in those regions (reported as DropCorrupt)
+	CorruptInexact int64 // regions whose record count is unknown, each counted as one record
 }
 
 type segment struct{ start, size int64 }
@@ -106,6 +116,22 @@ type Spool struct {
 	commitMu      sync.Mutex
 	writtenGen    uint64
 	maxPayloadCap int
+
+	// counted holds the start of every corrupt region already counted, so
+	// that reading it again (after Rewind) does not count it twice.
+	counted map[int64]struct{}
+	// pending collects the damage found by Open, one report per file.
+	pending map[string]*damage
+}
+
+// damage is what Open found wrong with one file, for a single log line.
+type damage struct {
+	off      int64 // file offset of the first damage
+	what     string
+	records  int64
+	bytes    int64
+	inexact  bool
+	repaired bool // the segment header was rewritten
 }
 
 // Open opens (creating if needed) the spool in dir, validates its segments,
@@ -113,6 +139,9 @@ type Spool struct {
 func Open(dir string, opts Options) (*Spool, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 256 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = min(max(opts.MaxBytes/16, 4<<10), 16<<20)
@@ -122,10 +151,13 @@ func Open(dir string, opts Options) (*Spool, error) {
 	}
 	s := &Spool{
 		dir: dir, opts: opts, orphans: map[int64]struct{}{},
+		counted: map[int64]struct{}{}, pending: map[string]*damage{},
 		rfSeg: -1, rbufSeg: -1,
 		maxPayloadCap: int(min(int64(HardMaxRecordBytes), opts.MaxBytes-recHeaderLen)),
 	}
-	if err := s.load(); err != nil {
+	err := s.load()
+	s.flushDamage()
+	if err != nil {
 		s.closeFiles()
 		return nil, err
 	}
@@ -142,10 +174,85 @@ func (s *Spool) drop(reason DropReason, n int) {
 	}
 }
 
-func (s *Spool) corrupt(bytes int64) {
+// corrupt counts a damaged region of the file at path (file offset off,
+// n bytes) that held records records (exact unless inexact), and reports
+// it: at once, or as part of the file's single line when Open is loading.
+func (s *Spool) corrupt(path string, off, n int64, records int, inexact bool, what string) {
 	s.stats.CorruptRegions++
-	s.stats.CorruptBytes += bytes
-	s.drop(DropCorrupt, 1)
+	s.stats.CorruptBytes += n
+	s.stats.CorruptRecords += int64(records)
+	if inexact {
+		s.stats.CorruptInexact++
+	}
+	s.drop(DropCorrupt, records)
+	if s.pending != nil {
+		d := s.pending[path]
+		if d == nil {
+			d = &damage{off: off, what: what}
+			s.pending[path] = d
+		}
+		d.records += int64(records)
+		d.bytes += n
+		d.inexact = d.inexact || inexact
+		return
+	}
+	s.logDamage(path, &damage{off: off, what: what, records: int64(records), bytes: n, inexact: inexact})
+}
+
+func (s *Spool) logDamage(path string, d *damage) {
+	lost := strconv.FormatInt(d.records, 10)
+	if d.inexact {
+		lost = "at least " + lost
+	}
+	s.opts.Logger.Warn("spool: damaged file, skipped what did not verify",
+		"path", path, "offset", d.off, "damage", d.what, "records_lost", lost,
+		"bytes_skipped", d.bytes, "header_repaired", d.repaired)
+}
+
+// flushDamage logs what Open found, one line per file in name order, and
+// from then on reports damage as it is found.
+func (s *Spool) flushDamage() {
+	paths := make([]string, 0, len(s.pending))
+	for p := range s.pending {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		s.logDamage(p, s.pending[p])
+	}
+	s.pending = nil
+}
+
+// corruptRegion counts the region [pos, next) of segment g, once.
+func (s *Spool) corruptRegion(g segment, pos, next int64) {
+	if _, ok := s.counted[pos]; ok {
+		return
+	}
+	s.counted[pos] = struct{}{}
+	records, exact := s.regionRecords(g, pos, next)
+	s.corrupt(s.segPath(g.start), segHeaderLen+pos-g.start, next-pos, records, !exact, "record does not verify")
+}
+
+// regionRecords returns how many records the corrupt region [pos, next) of
+// segment g held: exact when the length prefixes chain from pos to next,
+// else one (at least one record was there to be damaged).
+func (s *Spool) regionRecords(g segment, pos, next int64) (int, bool) {
+	b, err := s.bytesAt(g, pos, next-pos)
+	if err != nil {
+		return 1, false
+	}
+	n := 0
+	for q := 0; q < len(b); n++ {
+		if len(b)-q < recHeaderLen {
+			return 1, false
+		}
+		l, ok := recordLen(b[q:], s.maxPayloadCap, int64(len(b)-q))
+		if !ok {
+			return 1, false
+		}
+		q += recHeaderLen + l
+	}
+	return max(n, 1), true
 }
 
 func (s *Spool) load() error {
@@ -163,21 +270,29 @@ func (s *Spool) load() error {
 			continue // not ours; leave it alone
 		}
 		path := filepath.Join(s.dir, name)
-		size, ok := checkSegmentFile(path)
-		if !ok {
-			if size > 0 {
-				s.corrupt(size)
-			}
+		size, ok, err := checkSegmentFile(path)
+		if err != nil {
+			// Too short to hold a record, or unreadable: nothing to recover.
+			s.corrupt(path, 0, size, 0, false, err.Error())
 			_ = os.Remove(path)
 			continue
+		}
+		if !ok {
+			// Records are framed and checksummed on their own: keep them,
+			// and let the record checks below deal with any damage beyond
+			// the header.
+			s.corrupt(path, 0, segHeaderLen, 0, false, "bad segment header")
+			s.pending[path].repaired = repairHeader(path) == nil
 		}
 		s.segs = append(s.segs, segment{start: start, size: size})
 	}
 	sort.Slice(s.segs, func(i, j int) bool { return s.segs[i].start < s.segs[j].start })
 	for i := 0; i+1 < len(s.segs); i++ { // overlapping segments: trust the later start
 		if over := s.segs[i].end() - s.segs[i+1].start; over > 0 {
-			s.corrupt(over)
-			s.segs[i].size -= over
+			g := s.segs[i]
+			g.size -= over
+			s.corrupt(s.segPath(g.start), segHeaderLen+g.size, over, 1, true, "segment overlaps the next one")
+			s.segs[i] = g
 		}
 	}
 
@@ -185,7 +300,7 @@ func (s *Spool) load() error {
 	if b, rerr := os.ReadFile(filepath.Join(s.dir, cursorName)); rerr == nil {
 		if cur, err = decodeCursor(b); err != nil {
 			cur = cursorState{} // restart from the oldest data: duplicates, not loss
-			s.corrupt(int64(len(b)))
+			s.corrupt(filepath.Join(s.dir, cursorName), 0, int64(len(b)), 0, false, "bad cursor, reading again from the oldest record")
 		}
 	}
 	head := cur.head
@@ -206,7 +321,7 @@ func (s *Spool) load() error {
 	validEnd := s.read
 	skip := s.skip
 	for pos := s.read; pos < s.tail; {
-		off, _, next, st := s.recordAt(pos, false)
+		off, _, next, st := s.recordAt(pos, true)
 		if st == recEnd {
 			break
 		}
@@ -229,7 +344,10 @@ func (s *Spool) load() error {
 			validEnd = last.start
 		}
 		if validEnd < last.end() {
-			s.corrupt(last.end() - validEnd)
+			// The loop above counted this region unless it lies before
+			// the read position; new records will be written over it.
+			s.corruptRegion(*last, validEnd, last.end())
+			delete(s.counted, validEnd)
 			if err := os.Truncate(s.segPath(last.start), segHeaderLen+validEnd-last.start); err != nil {
 				return fmt.Errorf("spool: truncate torn segment %s: %w", s.segPath(last.start), err)
 			}
@@ -250,22 +368,36 @@ func (s *Spool) load() error {
 }
 
 // checkSegmentFile returns the record bytes of a segment file and whether
-// its magic header is intact.
-func checkSegmentFile(path string) (int64, bool) {
+// its magic header is intact. It fails, with the file size when known, for
+// a file that cannot be read or is too short to hold a header.
+func checkSegmentFile(path string) (int64, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, false
+		return 0, false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, false
+		return 0, false, err
 	}
 	var m [segHeaderLen]byte
-	if _, err := io.ReadFull(f, m[:]); err != nil || string(m[:]) != segMagic {
-		return fi.Size(), false
+	if _, err := io.ReadFull(f, m[:]); err != nil {
+		return fi.Size(), false, fmt.Errorf("segment shorter than its %d-byte header: %w", segHeaderLen, err)
 	}
-	return fi.Size() - segHeaderLen, true
+	return fi.Size() - segHeaderLen, string(m[:]) == segMagic, nil
+}
+
+// repairHeader rewrites the magic header of the segment at path.
+func repairHeader(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt([]byte(segMagic), 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // newSegment starts a segment at the current tail and makes it the writer.
@@ -350,7 +482,7 @@ func (s *Spool) recordAt(pos int64, count bool) (off int64, payload []byte, next
 			next = pos + int64(resync(rest, s.maxPayloadCap))
 		}
 		if count {
-			s.corrupt(next - pos)
+			s.corruptRegion(g, pos, next)
 		}
 		return pos, nil, next, recCorrupt
 	}
@@ -488,6 +620,13 @@ func (s *Spool) trimSegments() {
 		n++
 	}
 	s.segs = s.segs[n:]
+	if n > 0 {
+		for off := range s.counted {
+			if off < s.segs[0].start {
+				delete(s.counted, off)
+			}
+		}
+	}
 }
 
 // Read returns up to maxRecords records (and, past the first, at most

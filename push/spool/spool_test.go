@@ -1,10 +1,13 @@
 package spool
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -193,22 +196,62 @@ func segFiles(t *testing.T, dir string) []string {
 }
 
 func TestCorruptionIsSkippedAndCounted(t *testing.T) {
+	const segBytes = 10 * recSize // three segments of ten records
 	cases := []struct {
 		name     string
+		segBytes int64
 		damage   func(t *testing.T, dir string)
 		wantRecs []string
-		corrupt  int
+		corrupt  int // DropCorrupt: records lost
+		inexact  int64
+		// logs are the "path offset" pairs of the log lines, path relative
+		// to dir.
+		logs []string
 	}{
-		{"payload byte", func(t *testing.T, dir string) {
+		{"payload byte", segBytes, func(t *testing.T, dir string) {
 			flip(t, segFiles(t, dir)[0], segHeaderLen+3*recSize+recHeaderLen+2)
-		}, append(want(0, 3), want(4, 30)...), 1},
-		{"length prefix", func(t *testing.T, dir string) {
+		}, append(want(0, 3), want(4, 30)...), 1, 0, []string{segName(0) + " 71"}},
+		{"ten payloads in a row", 0, func(t *testing.T, dir string) {
+			for i := int64(10); i < 20; i++ {
+				flip(t, segFiles(t, dir)[0], segHeaderLen+i*recSize+recHeaderLen+2)
+			}
+		}, append(want(0, 10), want(20, 30)...), 10, 0, []string{segName(0) + " 218"}},
+		{"ten checksums apart", 0, func(t *testing.T, dir string) {
+			for i := int64(5); i < 25; i += 2 {
+				flip(t, segFiles(t, dir)[0], segHeaderLen+i*recSize+5)
+			}
+		}, []string{
+			"record-000000", "record-000001", "record-000002", "record-000003", "record-000004",
+			"record-000006", "record-000008", "record-000010", "record-000012", "record-000014",
+			"record-000016", "record-000018", "record-000020", "record-000022", "record-000024",
+			"record-000025", "record-000026", "record-000027", "record-000028", "record-000029",
+		}, 10, 0, []string{segName(0) + " 113"}},
+		{"length prefix", segBytes, func(t *testing.T, dir string) {
 			flip(t, segFiles(t, dir)[0], segHeaderLen+5*recSize+1)
-		}, append(want(0, 5), want(6, 30)...), 1},
-		{"segment magic", func(t *testing.T, dir string) {
+		}, append(want(0, 5), want(6, 30)...), 1, 1, []string{segName(0) + " 113"}},
+		{"segment magic", segBytes, func(t *testing.T, dir string) {
 			flip(t, segFiles(t, dir)[1], 0)
-		}, append(want(0, 10), want(20, 30)...), 1},
-		{"torn tail", func(t *testing.T, dir string) {
+		}, want(0, 30), 0, 0, []string{segName(10*recSize) + " 0"}},
+		{"whole 8-byte header before 30 records", 0, func(t *testing.T, dir string) {
+			f := segFiles(t, dir)
+			if len(f) != 1 {
+				t.Fatalf("%d segments, want 1", len(f))
+			}
+			for i := range segHeaderLen {
+				flip(t, f[0], i)
+			}
+		}, want(0, 30), 0, 0, []string{segName(0) + " 0"}},
+		{"header and a payload: one line", segBytes, func(t *testing.T, dir string) {
+			f := segFiles(t, dir)[2]
+			flip(t, f, 3)
+			flip(t, f, segHeaderLen+4*recSize+recHeaderLen)
+		}, append(want(0, 24), want(25, 30)...), 1, 0, []string{segName(20*recSize) + " 0"}},
+		{"short segment file", segBytes, func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, segName(1<<40)), []byte("GSS"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, want(0, 30), 0, 0, []string{segName(1<<40) + " 0"}},
+		{"torn tail", segBytes, func(t *testing.T, dir string) {
 			f := segFiles(t, dir)
 			last := f[len(f)-1]
 			fi, err := os.Stat(last)
@@ -218,31 +261,32 @@ func TestCorruptionIsSkippedAndCounted(t *testing.T) {
 			if err := os.Truncate(last, fi.Size()-4); err != nil {
 				t.Fatal(err)
 			}
-		}, want(0, 29), 1},
-		{"cursor", func(t *testing.T, dir string) {
+		}, want(0, 29), 1, 1, []string{segName(20*recSize) + " 197"}},
+		{"cursor", segBytes, func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, cursorName), []byte("garbage garbage garbage"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, want(0, 30), 1},
-		{"random junk everywhere", func(t *testing.T, dir string) {
+		}, want(0, 30), 0, 0, []string{cursorName + " 0"}},
+		{"random junk everywhere", segBytes, func(t *testing.T, dir string) {
 			for i, f := range segFiles(t, dir) {
 				for off := segHeaderLen + int64(i); off < segHeaderLen+10*recSize; off += 17 {
 					flip(t, f, off)
 				}
 			}
-		}, nil, -1},
+		}, nil, -1, 0, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			s, _ := open(t, dir, Options{SegmentBytes: 10 * recSize})
+			s, _ := open(t, dir, Options{SegmentBytes: tc.segBytes})
 			appendN(t, s, 0, 30)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			tc.damage(t, dir)
-			s, d := open(t, dir, Options{SegmentBytes: 10 * recSize})
+			var logs bytes.Buffer
+			s, d := open(t, dir, Options{SegmentBytes: tc.segBytes, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			got := readAll(t, s)
 			if tc.corrupt < 0 { // only "never crash, never return garbage"
 				for _, g := range got {
@@ -253,16 +297,61 @@ func TestCorruptionIsSkippedAndCounted(t *testing.T) {
 				if d[DropCorrupt] == 0 {
 					t.Fatal("no corruption counted")
 				}
+				if n := strings.Count(logs.String(), "\n"); n != len(segFiles(t, dir)) {
+					t.Fatalf("%d log lines for %d damaged segments:\n%s", n, len(segFiles(t, dir)), &logs)
+				}
 				return
 			}
 			if !slices.Equal(got, tc.wantRecs) || d[DropCorrupt] != tc.corrupt {
 				t.Fatalf("got %d records, %d corrupt; want %d records, %d corrupt", len(got), d[DropCorrupt], len(tc.wantRecs), tc.corrupt)
+			}
+			if st := s.Stats(); st.CorruptRecords != int64(tc.corrupt) || st.CorruptInexact != tc.inexact {
+				t.Errorf("Stats: %d corrupt records (%d inexact regions), want %d (%d)", st.CorruptRecords, st.CorruptInexact, tc.corrupt, tc.inexact)
+			}
+			var lines []string
+			for l := range strings.Lines(logs.String()) {
+				var path, off string
+				for _, f := range strings.Fields(l) {
+					if v, ok := strings.CutPrefix(f, "path="); ok {
+						path, _ = filepath.Rel(dir, v)
+					}
+					if v, ok := strings.CutPrefix(f, "offset="); ok {
+						off = v
+					}
+				}
+				lines = append(lines, path+" "+off)
+			}
+			if !slices.Equal(lines, tc.logs) {
+				t.Errorf("logged (path offset) %q, want %q:\n%s", lines, tc.logs, &logs)
 			}
 			appendN(t, s, 30, 32) // still writable after repair
 			if got := readAll(t, s); !slices.Equal(got, want(30, 32)) {
 				t.Fatalf("after repair got %v", got)
 			}
 		})
+	}
+}
+
+// TestCorruptionCountedOnce: reading a damaged region again after Rewind
+// or after a restart that left it in place does not count it again.
+func TestCorruptionCountedOnce(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, Options{})
+	appendN(t, s, 0, 10)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flip(t, segFiles(t, dir)[0], segHeaderLen+4*recSize+recHeaderLen)
+	var logs bytes.Buffer
+	s, d := open(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 3 {
+		if got := read(t, s, 100, 1<<20); len(got) != 9 {
+			t.Fatalf("read %d records, want 9", len(got))
+		}
+		s.Rewind()
+	}
+	if d[DropCorrupt] != 1 || strings.Count(logs.String(), "\n") != 1 {
+		t.Fatalf("DropCorrupt = %d, want 1; log:\n%s", d[DropCorrupt], &logs)
 	}
 }
 
