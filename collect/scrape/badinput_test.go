@@ -69,6 +69,7 @@ func TestBadInput(t *testing.T) {
 	real := startLoad(t, targettest.BuildOpts{}, "-spin", "0", "-mutex-rate", "20", "-block-rate", "20")
 	upstream := "http://" + real.PprofAddr
 	const timeout = time.Second
+	bomb := gzipBomb(t, 256<<20) // 4x the default max_profile_bytes
 
 	tests := []struct {
 		name   string
@@ -92,6 +93,10 @@ func TestBadInput(t *testing.T) {
 		{"empty body", KindHeap, func(t *testing.T, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/octet-stream")
 		}, ReasonNotPprof, "empty body; not a pprof profile"},
+		{"gzip bomb", KindMutex, func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(bomb)
+		}, ReasonTooLarge, fmt.Sprintf("inflates to more than the limit of %d bytes (64 MiB), a gzip bomb or an oversized profile; raise max_profile_bytes", DefaultMaxProfileBytes)},
 		{"truncated gzip", KindHeap, func(t *testing.T, w http.ResponseWriter, r *http.Request) {
 			b := upstreamBody(t, upstream, r)
 			w.Write(b[:len(b)/2])
@@ -276,7 +281,7 @@ func FuzzDecodeProfile(f *testing.F) {
 	f.Add([]byte(loginPage), "text/html")
 	f.Add([]byte{0x1f, 0x8b, 0, 0}, "")
 	f.Fuzz(func(t *testing.T, body []byte, ct string) {
-		p, err := decodeProfile(response{body: body, contentType: ct})
+		p, err := decodeProfile(response{body: body, contentType: ct}, DefaultMaxProfileBytes)
 		if err == nil {
 			if p == nil {
 				t.Fatal("nil profile without error")

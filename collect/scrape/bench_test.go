@@ -26,7 +26,7 @@ func BenchmarkHeapDelta(b *testing.B) {
 	}
 	types := KindHeap.cumulativeTypes()
 	decode := func() (*aggregateInput, error) {
-		p, err := decodeProfile(response{body: body})
+		p, err := decodeProfile(response{body: body}, DefaultMaxProfileBytes)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -48,6 +49,11 @@ type Config struct {
 	// all targets (key "concurrency"), default 8. Requests waiting for the
 	// target (a CPU profile recording, a hung server) do not count.
 	Concurrency int `yaml:"concurrency"`
+	// MaxProfileBytes bounds a profile once decompressed (key
+	// "max_profile_bytes"), default DefaultMaxProfileBytes (64 MiB), from
+	// MinProfileBytes to MaxProfileBytes: a larger one (a gzip bomb) is
+	// refused, reason too_large, before it is held whole.
+	MaxProfileBytes int64 `yaml:"max_profile_bytes"`
 	// Profiles to collect (key "profiles"): cpu, heap, mutex, block,
 	// goroutine, goroutineleak. Default: all of them.
 	Profiles []string `yaml:"profiles"`
@@ -72,6 +78,8 @@ type TargetConfig struct {
 	// Profiles and CPUDuration override the section's values.
 	Profiles    []string      `yaml:"profiles"`
 	CPUDuration time.Duration `yaml:"cpu_duration"`
+	// MaxProfileBytes overrides the section's max_profile_bytes.
+	MaxProfileBytes int64 `yaml:"max_profile_bytes"`
 	// HTTPClientConfig is how to reach the target, the same keys as for
 	// push endpoints (pkg/httpconf, inlined): basic_auth or bearer_token(_file)
 	// (secrets from files are re-read when they change), headers, tls,
@@ -98,6 +106,7 @@ type resolved struct {
 	kinds       []Kind
 	cpuDuration time.Duration
 	timeout     time.Duration
+	maxProfile  int64
 	http        httpconf.HTTPClientConfig
 }
 
@@ -127,6 +136,11 @@ func (c *Config) resolve() (settings, []resolved, error) {
 	}
 	if s.concurrency < 1 || s.concurrency > MaxConcurrency {
 		bad("concurrency", "%d is out of range; use 1 to %d, or 0 for the default %d", c.Concurrency, MaxConcurrency, DefaultConcurrency)
+	}
+	if c.MaxProfileBytes != 0 {
+		if err := checkMaxProfile(c.MaxProfileBytes); err != nil {
+			bad("max_profile_bytes", "%v", err)
+		}
 	}
 	defKinds, err := parseKinds(c.Profiles)
 	if err != nil {
@@ -173,6 +187,12 @@ func (c *Config) resolveTarget(i int, interval time.Duration, defKinds []Kind) (
 	}
 	if t.Timeout != 0 {
 		r.timeout = t.Timeout
+	}
+	r.maxProfile = cmp.Or(t.MaxProfileBytes, c.MaxProfileBytes, DefaultMaxProfileBytes)
+	if t.MaxProfileBytes != 0 {
+		if err := checkMaxProfile(t.MaxProfileBytes); err != nil {
+			bad("max_profile_bytes", "%v", err)
+		}
 	}
 	if r.timeout <= 0 { // a negative timeout is reported with the section's or the client config's keys
 		r.timeout = DefaultTimeout
@@ -235,6 +255,14 @@ func (c *Config) resolveTarget(i int, interval time.Duration, defKinds []Kind) (
 	// Per-request deadlines are shorter; this bounds the longest one.
 	r.http.Timeout = r.timeout + r.cpuDuration
 	return r, errs
+}
+
+// checkMaxProfile checks a max_profile_bytes value.
+func checkMaxProfile(n int64) error {
+	if n < MinProfileBytes || n > MaxProfileBytes {
+		return fmt.Errorf("%d is out of range; use %d (64 KiB) to %d (512 MiB) bytes, or 0 for the default %d (64 MiB)", n, MinProfileBytes, MaxProfileBytes, DefaultMaxProfileBytes)
+	}
+	return nil
 }
 
 // parseKinds parses a profiles list; nil or empty means every kind.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +23,16 @@ const (
 	// MaxBodyBytes bounds a response body as received. The runtime cuts
 	// goroutine dumps at 64 MiB; a gzip-compressed profile is far smaller.
 	MaxBodyBytes = 64<<20 + 64<<10
-	// MaxProfileBytes bounds a decompressed profile (a gzip bomb stops here).
+	// DefaultMaxProfileBytes bounds a decompressed profile (a gzip bomb
+	// stops here) when max_profile_bytes is not set.
+	DefaultMaxProfileBytes = 64 << 20
+	// MaxProfileBytes is the largest max_profile_bytes allowed.
 	MaxProfileBytes = 512 << 20
+	// MinProfileBytes is the smallest max_profile_bytes allowed.
+	MinProfileBytes = 64 << 10
+	// inflateChunk is the most inflateBounded allocates at a time once
+	// the gzip trailer's size hint is used up.
+	inflateChunk = 4 << 20
 )
 
 // Reasons a collection fails, the "reason" label of
@@ -36,7 +45,7 @@ const (
 	ReasonNotFound    = "not_found"    // 404: the endpoint does not exist
 	ReasonNotPprof    = "not_pprof"    // an HTML page, JSON, empty body, ...
 	ReasonCorrupt     = "corrupt"      // truncated body, broken gzip stream
-	ReasonTooLarge    = "too_large"    // above MaxBodyBytes or MaxProfileBytes
+	ReasonTooLarge    = "too_large"    // above MaxBodyBytes, or inflating above max_profile_bytes
 	ReasonParse       = "parse"        // not a valid pprof protobuf or dump
 	ReasonUnexpected  = "unexpected"   // a valid profile of another kind
 	ReasonPartialDump = "partial_dump" // a goroutine dump cut short; the part before is kept
@@ -143,32 +152,24 @@ func isTimeout(err error) bool {
 }
 
 // decodeProfile turns a /debug/pprof/<profile> body into a profile: gzip
-// is inflated (bounded by MaxProfileBytes), text and HTML are refused with
-// a preview, and the result must be a valid pprof protobuf.
-func decodeProfile(r response) (*profile.Profile, error) {
+// is inflated, at most limit bytes of it (an uncompressed body is held to
+// limit too), text and HTML are refused with a preview, and the result
+// must be a valid pprof protobuf. The protobuf is parsed uncompressed:
+// profile.Parse would inflate again, without a bound.
+func decodeProfile(r response, limit int64) (*profile.Profile, error) {
 	data := r.body
 	if len(data) == 0 {
 		return nil, classify(ReasonNotPprof, errors.New("empty body; not a pprof profile (is the endpoint enabled?)"))
 	}
 	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, classify(ReasonCorrupt, fmt.Errorf("gzip header is corrupt: %w", err))
+		var err error
+		if data, err = inflateBounded(data, limit); err != nil {
+			return nil, err
 		}
-		var buf bytes.Buffer
-		_, err = io.Copy(&buf, io.LimitReader(zr, MaxProfileBytes+1))
-		switch {
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, classify(ReasonCorrupt, fmt.Errorf("gzip stream is truncated: it ends after %d bytes received (%d inflated): %w", len(data), buf.Len(), err))
-		case err != nil:
-			return nil, classify(ReasonCorrupt, fmt.Errorf("gzip stream is corrupt (%d bytes received, %d inflated before the error): %w", len(data), buf.Len(), err))
-		}
-		if buf.Len() > MaxProfileBytes {
-			return nil, classify(ReasonTooLarge, fmt.Errorf("profile inflates to more than %d bytes", MaxProfileBytes))
-		}
-		data = buf.Bytes()
 	} else if looksLikeText(r.contentType, data) {
 		return nil, classify(ReasonNotPprof, fmt.Errorf("not a pprof profile (Content-Type %q), it starts with %s; check the URL and that the program serves net/http/pprof there", r.contentType, preview(data)))
+	} else if int64(len(data)) > limit {
+		return nil, classify(ReasonTooLarge, fmt.Errorf("uncompressed profile of %d bytes is above the limit of %d bytes (%s); raise max_profile_bytes (at most %d) if the target's profiles are this large", len(data), limit, mib(limit), MaxProfileBytes))
 	}
 	p, err := parseProto(data)
 	if err != nil {
@@ -176,6 +177,61 @@ func decodeProfile(r response) (*profile.Profile, error) {
 	}
 	return p, nil
 }
+
+// inflateBounded inflates a gzip body, refusing (ReasonTooLarge) once it
+// passes limit bytes: a gzip bomb costs at most limit bytes of memory, and
+// is never inflated whole. The output is read into chunks, the first sized
+// by the gzip trailer's length (a hint: it may lie, and is only the last
+// member's), the next at most inflateChunk each, so that growing never
+// copies; an output in several chunks is joined once at the end.
+func inflateBounded(data []byte, limit int64) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, classify(ReasonCorrupt, fmt.Errorf("gzip header is corrupt: %w", err))
+	}
+	hint := int64(64 << 10)
+	if len(data) >= 18 {
+		hint = max(hint, int64(binary.LittleEndian.Uint32(data[len(data)-4:]))+1)
+	}
+	var chunks [][]byte
+	var total int64
+	size := min(hint, limit+1)
+	for eof := false; !eof; {
+		buf := make([]byte, min(size, limit+1-total))
+		n := 0
+		for n < len(buf) {
+			m, err := zr.Read(buf[n:])
+			n += m
+			if err == io.EOF {
+				eof = true
+				break
+			}
+			switch {
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				return nil, classify(ReasonCorrupt, fmt.Errorf("gzip stream is truncated: it ends after %d bytes received (%d inflated): %w", len(data), total+int64(n), err))
+			case err != nil:
+				return nil, classify(ReasonCorrupt, fmt.Errorf("gzip stream is corrupt (%d bytes received, %d inflated before the error): %w", len(data), total+int64(n), err))
+			}
+		}
+		chunks = append(chunks, buf[:n])
+		total += int64(n)
+		if total > limit {
+			return nil, classify(ReasonTooLarge, fmt.Errorf("the %d-byte gzip body inflates to more than the limit of %d bytes (%s), a gzip bomb or an oversized profile; raise max_profile_bytes (at most %d) if the target's profiles are this large", len(data), limit, mib(limit), MaxProfileBytes))
+		}
+		size = inflateChunk
+	}
+	if len(chunks) == 1 {
+		return chunks[0], nil
+	}
+	out := make([]byte, 0, total)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
+}
+
+// mib formats a byte count in MiB.
+func mib(n int64) string { return fmt.Sprintf("%.4g MiB", float64(n)/(1<<20)) }
 
 // parseProto parses an uncompressed pprof protobuf, turning a panic of
 // the decoder on hostile input into an error.

@@ -397,7 +397,7 @@ func (s *Scraper) collect(ctx context.Context, t *target, k Kind) collected {
 			}
 			return nil
 		}
-		p, err := decodeProfile(resp)
+		p, err := decodeProfile(resp, t.r.maxProfile)
 		if err != nil {
 			return err
 		}
