@@ -13,6 +13,7 @@ import (
 	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/scrape"
+	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
 )
 
@@ -65,6 +66,9 @@ type Agent struct {
 	retired []*watched
 	// ready is closed after the first discovery scan.
 	ready chan struct{}
+	// labelLimits bound each watched process's pprof label values across
+	// its snapshots (see limiterOf); a.mu.
+	labelLimits map[store.ProcessKey]*fold.LabelLimiter
 }
 
 // discoverer is the discover stage: it lists the Go processes to watch

@@ -16,16 +16,12 @@ import (
 // and goroutine_wall profiles and its series, and encodes the profiles and
 // the snapshot with enc (buf is the binary snapshot's reused buffer).
 // onCPU, when not nil, is the process's sampled on-CPU time over the
-// interval. exe, when its File is set, is the profiles' main mapping (else
+// interval. lim bounds the target pprof labels (fold.ProfilesLimited; nil:
+// as they are); the caller counts its overflows. exe, when its File is set, is the profiles' main mapping (else
 // the snapshot's path). An encoding failure is returned with the output
 // of what did encode.
-func foldSnapshot(enc *encoder, buf *[]byte, proc store.Process, labels map[string]string, s *snapshot.Snapshot, interval time.Duration, onCPU []fold.OnCPU, exe fold.Executable) (Output, error) {
-	var goroutines, wall *profile.Profile
-	if onCPU != nil {
-		goroutines, wall = fold.ProfilesOnCPU(s, interval, onCPU)
-	} else {
-		goroutines, wall = fold.Profiles(s, interval)
-	}
+func foldSnapshot(enc *encoder, buf *[]byte, proc store.Process, labels map[string]string, s *snapshot.Snapshot, interval time.Duration, onCPU []fold.OnCPU, lim *fold.LabelLimiter, exe fold.Executable) (Output, error) {
+	goroutines, wall := fold.ProfilesLimited(s, interval, onCPU, lim)
 	if exe.File != "" {
 		fold.SetExecutable(goroutines, exe)
 		fold.SetExecutable(wall, exe)

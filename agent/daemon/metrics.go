@@ -17,6 +17,9 @@ type selfMetrics struct {
 	snapshots *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	skipped   *prometheus.CounterVec
+	// labelOverflow counts the pprof labels bounded by the processes'
+	// fold.LabelLimiters.
+	labelOverflow *prometheus.CounterVec
 }
 
 // newSelfMetrics registers a's metrics and collectors in a new registry.
@@ -40,8 +43,12 @@ func newSelfMetrics(a *Agent) *selfMetrics {
 			Name: "goroscope_snapshot_skipped_total",
 			Help: "Snapshots postponed: budget (no room left in the cycle budget), too_large (the process alone exceeds it and is sampled less often) or walker_loading (--walker ebpf before the walker loaded).",
 		}, []string{"reason"}),
+		labelOverflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goroscope_label_values_overflow_total",
+			Help: "Goroutines (and on-CPU sample stacks) whose pprof label was changed to bound the profiles, once per snapshot, by reason: values (the key had its limit of distinct values; the value became \"other\"), keys (the process had its limit of keys; the label was left out, key=\"\"), truncated (a value over the backends' byte limit was cut, ending in \"…[truncated]\").",
+		}, []string{"service_name", "key", "reason"}),
 	}
-	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped,
+	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped, m.labelOverflow,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&seriesCollector{a: a}, &storeCollector{a: a}, &bpfCollector{a: a})
 	return m
@@ -201,4 +208,14 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStoreDropped, prometheus.CounterValue, float64(st.Dropped[r]), r)
 	}
 	ch <- prometheus.MustNewConstMetric(descStoreErrors, prometheus.CounterValue, float64(st.WriteErrors))
+}
+
+// countLabelOverflows adds the overflows lim counted since the previous
+// call to goroscope_label_values_overflow_total. The key label takes the
+// process's admitted keys only (at most fold.DefaultMaxLabelKeys), never a
+// value.
+func (m *selfMetrics) countLabelOverflows(serviceName string, lim *fold.LabelLimiter) {
+	for _, o := range lim.TakeOverflows() {
+		m.labelOverflow.WithLabelValues(serviceName, o.Key, o.Reason).Add(float64(o.N))
+	}
 }

@@ -23,12 +23,14 @@ type scrapeFold struct {
 	interval time.Duration
 	// last is each target's previous snapshot time, for goroutine_wall.
 	last map[string]time.Time
+	// limits bound each target's pprof label values across its dumps.
+	limits map[string]*fold.LabelLimiter
 }
 
 // runScraper collects from the configured pprof endpoints until ctx is
 // done. It owns s: s.Run closes it when it returns.
 func (a *Agent) runScraper(ctx context.Context, s *scrape.Scraper) {
-	f := &scrapeFold{a: a, interval: s.Interval(), last: map[string]time.Time{}}
+	f := &scrapeFold{a: a, interval: s.Interval(), last: map[string]time.Time{}, limits: map[string]*fold.LabelLimiter{}}
 	emit := func(r scrape.Result) { f.emit(ctx, r) }
 	if err := s.Run(ctx, emit); err != nil && ctx.Err() == nil {
 		a.log.Error("pprof scraper stopped", "err", err)
@@ -71,7 +73,13 @@ func (s *scrapeFold) emit(ctx context.Context, r scrape.Result) {
 		interval = r.Snapshot.Time.Sub(prev)
 	}
 	s.last[r.Target] = r.Snapshot.Time
-	o, err := foldSnapshot(&s.enc, &s.buf, proc, r.Labels, r.Snapshot, interval, nil, fold.Executable{})
+	lim := s.limits[r.Target]
+	if lim == nil {
+		lim = fold.NewLabelLimiter(fold.LabelLimits{})
+		s.limits[r.Target] = lim
+	}
+	o, err := foldSnapshot(&s.enc, &s.buf, proc, r.Labels, r.Snapshot, interval, nil, lim, fold.Executable{})
+	a.metrics.countLabelOverflows(r.Labels["service_name"], lim)
 	if err != nil {
 		a.metrics.errors.WithLabelValues("encode").Inc()
 		a.log.Warn("encode scraped goroutines", "target", r.Target, "err", err)

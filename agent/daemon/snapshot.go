@@ -9,6 +9,7 @@ import (
 	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/fold"
+	"github.com/goroscope/goroscope/pkg/store"
 )
 
 // snapshotOne takes one process through the pipeline: walk it, fold the
@@ -68,11 +69,14 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	var onCPU []fold.OnCPU
 	var cpuProf Profile
 	var haveCPU bool
+	lim := a.limiterOf(w)
 	if cw, watched := a.takeCPU(w); watched {
+		limitCPU(lim, cw)
 		onCPU = a.onCPU(cw)
 		cpuProf, haveCPU = a.cpuProfile(&a.enc, cw)
 	}
-	o, err := foldSnapshot(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval, onCPU, fold.ExecutableOf(w.target.Exe, w.target.Bin, w.target.Bias))
+	o, err := foldSnapshot(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval, onCPU, lim, fold.ExecutableOf(w.target.Exe, w.target.Bin, w.target.Bias))
+	a.metrics.countLabelOverflows(w.proc.ServiceName, lim)
 	if haveCPU {
 		o.Profiles = append(o.Profiles, cpuProf)
 	}
@@ -86,4 +90,40 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	a.metrics.snapshots.WithLabelValues(walker).Inc()
 	a.record(ctx, o)
 	return took
+}
+
+// limiterOf returns the label limiter of w, made on its first snapshot.
+// Making one drops those of the processes no longer watched. Only the
+// snapshot loop calls it.
+func (a *Agent) limiterOf(w *watched) *fold.LabelLimiter {
+	key := w.storeProcess().Key()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l, ok := a.labelLimits[key]; ok {
+		return l
+	}
+	if a.labelLimits == nil {
+		a.labelLimits = map[store.ProcessKey]*fold.LabelLimiter{}
+	}
+	for k := range a.labelLimits {
+		if _, ok := a.procs[k]; !ok {
+			delete(a.labelLimits, k)
+		}
+	}
+	l := fold.NewLabelLimiter(fold.LabelLimits{})
+	a.labelLimits[key] = l
+	return l
+}
+
+// limitCPU bounds the pprof labels of a CPU window's samples with lim, in
+// place (the window is the caller's), for both the process_cpu profile and
+// the on-CPU part of goroutine_wall; the fold passes them on unchanged and
+// uncounted.
+func limitCPU(lim *fold.LabelLimiter, cw cpuWindow) {
+	if cw.proc == nil {
+		return
+	}
+	for i := range cw.proc.Samples {
+		cw.proc.Samples[i].Labels = lim.Labels(cw.proc.Samples[i].Labels)
+	}
 }

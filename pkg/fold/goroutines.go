@@ -42,15 +42,14 @@ const RunningFunction = "(running: stack is live)"
 // target pprof labels, valued by how many goroutines share them. Running
 // goroutines without a stack get RunningFunction.
 func Goroutines(s *snapshot.Snapshot) *profile.Profile {
-	return group(s.Goroutines, nil, nil).goroutines(s.Time, exeOf(s))
+	return group(s.Goroutines, nil, nil, nil).goroutines(s.Time, exeOf(s))
 }
 
 // Profiles folds a snapshot into its "goroutine" and "goroutine_wall"
 // profiles at once, grouping the goroutines a single time; the result
 // equals Goroutines(s) and GoroutineWall(s, interval).
 func Profiles(s *snapshot.Snapshot, interval time.Duration) (goroutines, wall *profile.Profile) {
-	gs := group(s.Goroutines, nil, nil)
-	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, nil)
+	return ProfilesLimited(s, interval, nil, nil)
 }
 
 // OnCPU is time measured on CPU by sampling in one stack with one set of
@@ -73,14 +72,26 @@ type OnCPU struct {
 // sampled in most often in the interval (the samples carry no time, so
 // the latest one is not known), or RunningFunction when it was not sampled.
 func ProfilesOnCPU(s *snapshot.Snapshot, interval time.Duration, onCPU []OnCPU) (goroutines, wall *profile.Profile) {
-	gs := group(s.Goroutines, nil, sampledStacks(onCPU))
+	return ProfilesLimited(s, interval, onCPU, nil)
+}
+
+// ProfilesLimited is ProfilesOnCPU (Profiles when onCPU is nil) with the
+// target pprof labels of the goroutines and of onCPU bounded by lim (nil:
+// as they are), which counts what it changes: once per goroutine and per
+// onCPU entry. The snapshot is not modified.
+func ProfilesLimited(s *snapshot.Snapshot, interval time.Duration, onCPU []OnCPU, lim *LabelLimiter) (goroutines, wall *profile.Profile) {
+	if onCPU == nil {
+		gs := group(s.Goroutines, nil, nil, lim)
+		return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, nil)
+	}
+	gs := group(s.Goroutines, nil, sampledStacks(onCPU), lim)
 	cpu := make([]snapshot.Goroutine, len(onCPU))
 	weights := make([]int64, len(onCPU))
 	for i, c := range onCPU {
 		cpu[i] = snapshot.Goroutine{ID: c.Goid, State: snapshot.StateRunning, Labels: c.Labels, Frames: c.Frames}
 		weights[i] = c.Nanos
 	}
-	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, group(cpu, weights, nil))
+	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, group(cpu, weights, nil, lim))
 }
 
 // sampledStacks returns, for every goroutine id of onCPU, its stack with
@@ -107,10 +118,12 @@ func sampledStacks(onCPU []OnCPU) map[uint64][]snapshot.Frame {
 type groups struct {
 	// first is a representative goroutine of each group, frames its stack
 	// as folded (a running goroutine's may be stand-ins), count its size
-	// (or the sum of its goroutines' weights).
+	// (or the sum of its goroutines' weights), labels its pprof labels as
+	// bounded by the LabelLimiter.
 	first  []*snapshot.Goroutine
 	frames [][]snapshot.Frame
 	count  []int64
+	labels []map[string]string
 }
 
 // stackOf is the stack g is folded with: its own, or for a running
@@ -127,10 +140,12 @@ func stackOf(g *snapshot.Goroutine, sampled map[uint64][]snapshot.Frame, running
 }
 
 // group groups goroutines, each counting 1 or weights[i]; sampled gives
-// stackless running goroutines a stack (see stackOf). The identity key is
+// stackless running goroutines a stack (see stackOf); lim bounds the
+// pprof labels (nil: as they are) before grouping, so that the values it
+// replaces merge under OtherValue. The identity key is
 // built in one reused buffer from the labels and the stack's number in a
 // snapshot.StackIndex.
-func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64][]snapshot.Frame) *groups {
+func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64][]snapshot.Frame, lim *LabelLimiter) *groups {
 	gs := &groups{}
 	running := []snapshot.Frame{{Function: RunningFunction}}
 	index := make(map[string]int, 64)
@@ -150,16 +165,17 @@ func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64]
 		key = append(key, 0)
 		key = append(key, WaitBucket(g.WaitingSeconds)...)
 		key = append(key, 0)
-		if len(g.Labels) > 0 {
+		labels := lim.Labels(g.Labels)
+		if len(labels) > 0 {
 			names = names[:0]
-			for k := range g.Labels {
+			for k := range labels {
 				names = append(names, k)
 			}
 			slices.Sort(names)
 			for _, k := range names {
 				key = append(key, k...)
 				key = append(key, 0)
-				key = append(key, g.Labels[k]...)
+				key = append(key, labels[k]...)
 				key = append(key, 0)
 			}
 		}
@@ -175,6 +191,7 @@ func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64]
 		gs.first = append(gs.first, g)
 		gs.frames = append(gs.frames, frames)
 		gs.count = append(gs.count, w)
+		gs.labels = append(gs.labels, labels)
 	}
 	return gs
 }
@@ -183,7 +200,7 @@ func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64]
 func (gs *groups) goroutines(t time.Time, exe Executable) *profile.Profile {
 	b := newBuilder(t, exe, []*profile.ValueType{{Type: "goroutine", Unit: "count"}})
 	for i, g := range gs.first {
-		b.add(g, gs.frames[i], gs.count[i])
+		b.add(g, gs.labels[i], gs.frames[i], gs.count[i])
 	}
 	return b.p
 }
@@ -197,7 +214,7 @@ func (gs *groups) wall(t time.Time, exe Executable, interval time.Duration, onCP
 	b.p.DurationNanos = int64(interval)
 	if onCPU != nil {
 		for i, g := range onCPU.first {
-			b.add(g, onCPU.frames[i], onCPU.count[i])
+			b.add(g, onCPU.labels[i], onCPU.frames[i], onCPU.count[i])
 		}
 	}
 	for i, g := range gs.first {
@@ -208,7 +225,7 @@ func (gs *groups) wall(t time.Time, exe Executable, interval time.Duration, onCP
 		if interval > 0 && gs.count[i] > math.MaxInt64/int64(interval) {
 			v = math.MaxInt64
 		}
-		b.add(g, gs.frames[i], v)
+		b.add(g, gs.labels[i], gs.frames[i], v)
 	}
 	return b.p
 }
@@ -233,10 +250,10 @@ func newBuilder(t time.Time, exe Executable, types []*profile.ValueType) *builde
 	return &builder{p: p, locs: NewLocations(p, m)}
 }
 
-// add appends the sample of goroutine g's group, with stack frames,
-// valued v.
-func (b *builder) add(g *snapshot.Goroutine, frames []snapshot.Frame, v int64) {
-	labels := make(map[string][]string, 3+len(g.Labels))
+// add appends the sample of goroutine g's group, with pprof labels
+// target (g's, bounded) and stack frames, valued v.
+func (b *builder) add(g *snapshot.Goroutine, target map[string]string, frames []snapshot.Frame, v int64) {
+	labels := make(map[string][]string, 3+len(target))
 	labels[LabelState] = []string{string(g.State)}
 	if g.WaitReason != "" {
 		labels[LabelWaitReason] = []string{g.WaitReason}
@@ -244,7 +261,7 @@ func (b *builder) add(g *snapshot.Goroutine, frames []snapshot.Frame, v int64) {
 	if bk := WaitBucket(g.WaitingSeconds); bk != "" {
 		labels[LabelWaitBucket] = []string{bk}
 	}
-	for k, v := range g.Labels {
+	for k, v := range target {
 		if _, reserved := labels[k]; !reserved {
 			labels[k] = []string{v}
 		}

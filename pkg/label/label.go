@@ -8,6 +8,8 @@
 // API may change at any time. The one public API is pkg/inproc.
 package label
 
+import "unicode/utf8"
+
 // Bounds on one label, the strictest default of the backends goroscope
 // pushes to.
 const (
@@ -31,4 +33,21 @@ func ValidName(s string) bool {
 		}
 	}
 	return true
+}
+
+// TruncatedMarker ends a value that Truncate cut short.
+const TruncatedMarker = "…[truncated]"
+
+// Truncate returns v cut to at most MaxValueBytes, ending in
+// TruncatedMarker, and whether it cut. The cut falls on a UTF-8 boundary
+// (of valid UTF-8), so the result is as valid as v was.
+func Truncate(v string) (string, bool) {
+	if len(v) <= MaxValueBytes {
+		return v, false
+	}
+	n := MaxValueBytes - len(TruncatedMarker)
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return v[:n] + TruncatedMarker, true
 }
