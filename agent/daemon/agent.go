@@ -93,7 +93,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 			return nil, fmt.Errorf("--walker ebpf: %w", err)
 		}
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{MaxAge: time.Duration(cfg.Store.MaxAge), MaxBytes: int64(cfg.Store.MaxBytes)})
+	st, err := store.Open(cfg.DataDir, store.Options{MaxAge: time.Duration(cfg.Store.MaxAge), MaxBytes: int64(cfg.Store.MaxBytes), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("local store: %w", err)
 	}
