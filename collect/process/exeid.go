@@ -43,6 +43,9 @@ func ExeIdentity(pid int) (ExeID, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return ExeID{}, fmt.Errorf("pid %d has no executable (exited, or a kernel thread): %w", pid, ErrProcessGone)
 		}
+		if errors.Is(err, os.ErrPermission) {
+			return ExeID{}, fmt.Errorf("pid %d: stat its executable: permission denied: another user's process needs root, or CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH for an execute-only file): %w", pid, err)
+		}
 		return ExeID{}, fmt.Errorf("pid %d: stat its executable: %w", pid, err)
 	}
 	id, ok := ExeIDOf(fi)
