@@ -116,7 +116,11 @@ func (a *Agent) discover() {
 		a.mu.Lock()
 		a.procs[k] = w
 		a.mu.Unlock()
-		a.log.Info("watching Go process", "pid", p.PID, "service_name", p.ServiceName, "service_source", p.ServiceSource, "go", p.GoVersion, "exe", p.Exe, "walker", w.snap.Walker())
+		if len(p.Sanitized) > 0 {
+			// The target chose names discovery had to cut or rewrite.
+			a.metrics.errors.WithLabelValues("discovery_sanitized").Inc()
+		}
+		a.log.Info("watching Go process", "pid", p.PID, "service_name", p.ServiceName, "service_source", p.ServiceSource, "go", p.GoVersion, "exe", p.Exe, "walker", w.snap.Walker(), "sanitized", p.Sanitized)
 	}
 	a.mu.Lock()
 	for k, w := range a.procs {

@@ -37,7 +37,7 @@ func newSelfMetrics(a *Agent) *selfMetrics {
 		}, []string{"walker"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goroscope_errors_total",
-			Help: "Failures by stage: discovery, attach, walk, process_gone, layout_mismatch, store.",
+			Help: "Failures by stage: discovery, discovery_sanitized (a target-chosen name cut or rewritten), attach, walk, process_gone, exec, layout_mismatch, store.",
 		}, []string{"reason"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goroscope_snapshot_skipped_total",

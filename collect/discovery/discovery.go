@@ -36,8 +36,17 @@ type Process struct {
 	// ServiceName names the process in profiles and series; ServiceSource
 	// says where the name came from (rule, systemd, kubernetes, exe).
 	ServiceName, ServiceSource string
-	// Cgroup is the process's cgroup path.
+	// Cgroup is the process's cgroup path: the unified (v2) one, else
+	// the v1 name=systemd one.
 	Cgroup string
+	// PodUID and ContainerID place a process in a Kubernetes pod, from
+	// its cgroup; both "" outside one (ContainerID is also "" when the
+	// runtime's cgroup naming is not known).
+	PodUID, ContainerID string
+	// Sanitized lists the fields (FieldServiceName, FieldExe, ...) whose
+	// values, taken from the target, were cut to their bound or had
+	// characters replaced; nil when none was.
+	Sanitized []string
 }
 
 type exeInfo struct {
@@ -174,16 +183,39 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 		return c.p, true // same process, same executable: nothing to re-read
 	}
 	exe, _ := os.Readlink(exePath)
-	p := Process{PID: pid, StartTime: start, Exe: exe, ExeID: key, GoVersion: info.goVersion, MainModule: info.module}
-	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+	p := Process{PID: pid, StartTime: start, ExeID: key}
+	p.Exe = p.bound(FieldExe, exe)
+	p.GoVersion = p.bound(FieldGoVersion, info.goVersion)
+	p.MainModule = p.bound(FieldMainModule, info.module)
+	if b, err := readProcFile(filepath.Join(dir, "cmdline"), maxCmdlineBytes); err == nil {
 		p.Cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 	}
-	p.ServiceName, p.ServiceSource = s.serviceName(proc, &p)
+	s.name(proc, &p)
 	if s.procs == nil {
 		s.procs = map[int]cachedProc{}
 	}
 	s.procs[pid] = cachedProc{p, key}
 	return p, true
+}
+
+// bound returns v within MaxTextBytes and free of control characters,
+// noting field in p.Sanitized when it had to change v.
+func (p *Process) bound(field, v string) string {
+	out, changed := sanitizeText(v)
+	if changed {
+		p.Sanitized = append(p.Sanitized, field)
+	}
+	return out
+}
+
+// sanitizeName returns name as a valid service name (SanitizeName), noting
+// FieldServiceName in p.Sanitized when it had to change it.
+func (p *Process) sanitizeName(name string) string {
+	out, changed := SanitizeName(name)
+	if changed {
+		p.Sanitized = append(p.Sanitized, FieldServiceName)
+	}
+	return out
 }
 
 // recognise reads an executable's Go build info: the .go.buildinfo

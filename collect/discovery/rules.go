@@ -48,8 +48,10 @@ func (r *Rules) Compile() error {
 		}
 	}
 	for i := range r.Services {
-		if r.Services[i].ServiceName == "" {
+		if n := r.Services[i].ServiceName; n == "" {
 			return fmt.Errorf("service_names[%d]: service_name is empty", i)
+		} else if !ValidServiceName(n) {
+			return fmt.Errorf("service_names[%d]: service_name %.64q (%d bytes): want 1 to %d bytes of [A-Za-z0-9._/-]", i, n, len(n), MaxNameBytes)
 		}
 		if r.Services[i].Match.ServiceName != "" {
 			return fmt.Errorf("service_names[%d]: match.service_name cannot be used to name a service", i)
