@@ -37,10 +37,20 @@ package store
 // region with no valid record after it (a torn tail) is truncated away; a
 // bad region in the middle stays and is counted again by the next Open.
 //
-// Retention deletes whole segment files: the oldest ones for size and a
-// full disk, any whose entries have all aged out. Entries older than MaxAge
+// Retention deletes whole segment files for a full disk (the oldest) and
+// for age (any whose entries have all aged out); entries older than MaxAge
 // in a segment that is still kept are dropped from the index at once and
-// their bytes go with the segment.
+// their bytes go with the segment. Size retention is per process: it drops
+// all entries of the process using the most bytes from the oldest sealed
+// segment holding any, by rewriting that segment without them (the other
+// live records copied to <name>.seg.compact, synced, renamed over it;
+// Open deletes a leftover .compact file) or deleting it when nothing else
+// lives in it. A rewritten segment keeps its name and its records' IDs, so
+// IDs increase strictly but with gaps: a bad region found by Open in such a
+// segment counts the evicted IDs around it as lost too. Each rewrite takes
+// one process out of a segment, so a segment is rewritten at most once per
+// process in it less one, and needs its surviving bytes free on disk while
+// it runs.
 
 import (
 	"bytes"
@@ -59,6 +69,7 @@ const (
 	maxDataLen    = 256 << 20
 	maxKindLen    = 64
 	segmentSuffix = ".seg"
+	compactSuffix = ".compact" // appended to a segment's name while it is rewritten
 	lockName      = "LOCK"
 )
 

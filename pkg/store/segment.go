@@ -16,6 +16,9 @@ type entry struct {
 	dead    bool // dropped by age retention; its bytes go with the segment
 }
 
+// recordLen is the length of the entry's record in its segment file.
+func (e *entry) recordLen() int64 { return headerLen + int64(e.metaLen) + e.meta.Size }
+
 // segment is one segment file and the index of its records.
 type segment struct {
 	firstID uint64

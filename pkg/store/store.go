@@ -69,6 +69,7 @@ type Store struct {
 	written   uint64
 	dropped   map[string]uint64
 	writeErrs uint64
+	compacted uint64    // segments rewritten by fair-share retention
 	lastAge   time.Time // last age pass by Append
 	lastSync  time.Time
 	dirty     bool // the active segment has unsynced writes
@@ -81,6 +82,7 @@ type procState struct {
 	info Process
 	last time.Time
 	n    int
+	disk int64 // bytes of its live records, framing and meta included
 }
 
 // Open opens (creating it with mode 0750 if needed) the store in dir and
@@ -173,6 +175,11 @@ func (s *Store) load() error {
 	var files []named
 	for _, de := range des {
 		name := de.Name()
+		if strings.HasSuffix(name, segmentSuffix+compactSuffix) && de.Type().IsRegular() {
+			// A rewrite cut short by a crash: the segment is still whole.
+			os.Remove(filepath.Join(s.dir, name))
+			continue
+		}
 		if !strings.HasSuffix(name, segmentSuffix) {
 			continue
 		}
@@ -229,7 +236,7 @@ func (s *Store) load() error {
 		s.segs = append(s.segs, g)
 		s.diskBytes += g.size
 		for i := range g.entries {
-			s.indexed(&g.entries[i].meta)
+			s.indexed(&g.entries[i])
 		}
 		last = max(last, g.lastID())
 		s.nextID = max(s.nextID, last+1, f.id)
@@ -268,7 +275,8 @@ func (s *Store) openActive() error {
 }
 
 // indexed accounts for an entry added to the index.
-func (s *Store) indexed(m *Meta) {
+func (s *Store) indexed(e *entry) {
+	m := &e.meta
 	s.entries++
 	s.bytes += m.Size
 	k := m.Process.Key()
@@ -278,18 +286,21 @@ func (s *Store) indexed(m *Meta) {
 		s.procs[k] = p
 	}
 	p.n++
+	p.disk += e.recordLen()
 	if p.n == 1 || !m.Time.Before(p.last) {
 		p.info, p.last = m.Process, m.Time
 	}
 }
 
 // unindexed accounts for an entry dropped from the index for reason.
-func (s *Store) unindexed(m *Meta, reason string) {
+func (s *Store) unindexed(e *entry, reason string) {
+	m := &e.meta
 	s.entries--
 	s.bytes -= m.Size
 	s.dropped[reason]++
 	k := m.Process.Key()
 	if p := s.procs[k]; p != nil {
+		p.disk -= e.recordLen()
 		if p.n--; p.n <= 0 {
 			delete(s.procs, k)
 		}
@@ -354,9 +365,9 @@ func (s *Store) append(e Entry) (Meta, error) {
 	if g := s.active(); g != nil && g.size > 0 && (s.broken || g.size+rec > s.segMax || hourOf(m.Time).After(g.hour)) {
 		s.seal(g)
 	}
-	// Make room for the record: the active segment is never dropped here.
-	for s.diskBytes+rec > s.opt.MaxBytes && s.dropOldestSealed(reasonSize) {
-	}
+	// Make room for the record, taking it from the processes over their
+	// fair share: the active segment is never touched here.
+	s.makeRoom(rec)
 
 	var g *segment
 	var off int64
@@ -371,7 +382,7 @@ func (s *Store) append(e Entry) (Meta, error) {
 	}
 	s.nextID++
 	g.add(m, off, uint32(rec-headerLen-m.Size))
-	s.indexed(&m)
+	s.indexed(&g.entries[len(g.entries)-1])
 	if now.Sub(s.lastSync) >= syncInterval {
 		s.lastSync = now
 		if g.f.Sync() == nil {
@@ -572,6 +583,7 @@ func (s *Store) Stats() Stats {
 		Written:     s.written,
 		Dropped:     d,
 		WriteErrors: s.writeErrs,
+		Compactions: s.compacted,
 	}
 }
 

@@ -97,12 +97,19 @@ type Options struct {
 	// MaxAge drops entries older than this (default 24h).
 	MaxAge time.Duration
 	// MaxBytes bounds the payload bytes on disk (default 1 GiB). It is
-	// applied to whole segment files, records' framing and metadata included.
+	// applied to whole segment files, records' framing and metadata
+	// included, after every Append. It is shared fairly between processes:
+	// beyond it, the oldest entries of the process using the most bytes go
+	// first (max-min fairness), so one process flooding the store evicts
+	// its own history, not the others'. A process evicted from may drop up
+	// to one segment below its share; a rewrite needs up to one segment of
+	// free disk on top of MaxBytes while it runs.
 	MaxBytes int64
 	// SegmentBytes is the size at which a segment file is sealed and a new
 	// one started (default: 1/32 of the smaller of MaxBytes and the
-	// filesystem, between 16 KiB and 32 MiB). Retention drops whole
-	// segments, so this is the granularity of size and disk-full drops.
+	// filesystem, between 16 KiB and 32 MiB). Age and disk-full retention
+	// drop whole segments and size retention rewrites them, so this is the
+	// granularity of drops.
 	SegmentBytes int64
 	// Now is the clock used by Append's retention (default time.Now).
 	Now func() time.Time
@@ -128,4 +135,7 @@ type Stats struct {
 	Dropped map[string]uint64
 	// WriteErrors counts appends that failed (the agent keeps running).
 	WriteErrors uint64
+	// Compactions counts sealed segments rewritten without the entries of
+	// the process that size retention evicted from (see Options.MaxBytes).
+	Compactions uint64
 }
