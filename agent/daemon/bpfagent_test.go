@@ -1,14 +1,12 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
 	"github.com/goroscope/goroscope/test/eventually"
+	"github.com/goroscope/goroscope/test/logbuf"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -113,7 +112,7 @@ func TestAgentServesWhileBPFLoads(t *testing.T) {
 // cause and where the verifier's log is, and goroscope_walker_info says
 // why procmem serves.
 func TestAgentRejectedWalker(t *testing.T) {
-	var logBuf syncBuffer
+	var logBuf logbuf.Buffer
 	g := bpfloadtest.NewGatedLoader[bpfload.EBPFWalker]()
 	g.Fail <- bpfloadtest.TooComplex()
 	r := startAgentWith(t, func(cfg *Config) { cfg.CPUFrequency = 0 }, func(a *Agent) {
@@ -167,22 +166,4 @@ func grepLines(s string, prefixes ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// syncBuffer is a bytes.Buffer the agent's goroutines may log to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package scrape
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -9,25 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/goroscope/goroscope/test/logbuf"
 )
-
-// lockedBuffer is a bytes.Buffer for a logger used by several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestStopDuringCPUProfileLogsNothing: stopping the scraper while a CPU
 // profile is being recorded cuts the request short; that is no failure of
@@ -44,7 +27,7 @@ func TestStopDuringCPUProfileLogsNothing(t *testing.T) {
 		<-r.Context().Done() // recording until the client goes away
 	}))
 	defer srv.Close()
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	s, err := New(Config{Profiles: []string{"cpu"}, Targets: []TargetConfig{{URL: srv.URL, Name: "t"}}},
 		Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Version: "test"})
 	if err != nil {

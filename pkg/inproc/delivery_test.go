@@ -1,37 +1,18 @@
 package inproc_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/goroscope/goroscope/pkg/inproc"
+	"github.com/goroscope/goroscope/test/logbuf"
 	"github.com/goroscope/goroscope/test/receivers"
 )
-
-// syncBuffer is a bytes.Buffer safe for the loggers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serverRefusal is what Grafana Pyroscope answered to pyroscope-go's
 // uploads when goroscope added format=pprof to them (issue 11).
@@ -46,7 +27,7 @@ const serverRefusal = "parsing IngestInput-pprof failed invalid_argument: proto:
 func TestRejectedUploadsCountedLoggedAndReported(t *testing.T) {
 	for _, legacy := range []bool{false, true} {
 		t.Run(map[bool]string{false: "push API", true: "legacy"}[legacy], func(t *testing.T) {
-			var logged syncBuffer
+			var logged logbuf.Buffer
 			old := slog.Default()
 			slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
 			t.Cleanup(func() { slog.SetDefault(old) })
@@ -117,7 +98,7 @@ func TestRejectedUploadsCountedLoggedAndReported(t *testing.T) {
 // TestLoggerGetsEveryFailure: with a Logger, failures go there and not to
 // slog's default logger.
 func TestLoggerGetsEveryFailure(t *testing.T) {
-	var logged, def syncBuffer
+	var logged, def logbuf.Buffer
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&def, nil)))
 	t.Cleanup(func() { slog.SetDefault(old) })

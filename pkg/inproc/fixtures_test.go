@@ -41,20 +41,7 @@ func TestFixturesAcceptedByServerRules(t *testing.T) {
 	fixtures := receivers.ReadFixtures(t, fixtureDir)
 	for _, name := range slices.Sorted(maps.Keys(fixtureIDs)) {
 		t.Run(name, func(t *testing.T) {
-			dump, ok := fixtures[name]
-			if !ok {
-				t.Fatalf("no fixture %s.http; record the fixtures with %s=1", name, receivers.RecordEnv)
-			}
-			v, err := receivers.CheckDump(dump)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := v.Err(); err != nil {
-				t.Fatalf("refused: %v", err)
-			}
-			if ids := v.ProfileTypeIDs(); !slices.Equal(ids, fixtureIDs[name]) {
-				t.Errorf("stored as %v, want %v", ids, fixtureIDs[name])
-			}
+			v := receivers.CheckFixture(t, fixtures, name, fixtureIDs[name])
 			for _, s := range v.Series {
 				if s.Labels["service_name"] != "inproc-fixture" || s.Labels["pid"] == "" || s.Labels["env"] != "test" {
 					t.Errorf("series labels %v, want service_name, pid and the tag", s.Labels)
@@ -66,7 +53,7 @@ func TestFixturesAcceptedByServerRules(t *testing.T) {
 			if v.Path != "pprof (multipart)" {
 				t.Errorf("server reads it as %s, want pprof (multipart)", v.Path)
 			}
-			req, body, err := receivers.ParseDump(dump)
+			req, body, err := receivers.ParseDump(fixtures[name])
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -74,20 +74,7 @@ func TestFixturesAcceptedByServerRules(t *testing.T) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		t.Run(name, func(t *testing.T) {
-			dump, ok := fixtures[name]
-			if !ok {
-				t.Fatalf("no fixture %s.http; record the fixtures with %s=1", name, receivers.RecordEnv)
-			}
-			v, err := receivers.CheckDump(dump)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := v.Err(); err != nil {
-				t.Fatalf("refused: %v", err)
-			}
-			if ids := v.ProfileTypeIDs(); !slices.Equal(ids, want[name]) {
-				t.Errorf("stored as %v, want %v", ids, want[name])
-			}
+			v := receivers.CheckFixture(t, fixtures, name, want[name])
 			for _, s := range v.Series {
 				if s.Labels["service_name"] != "checkout" || s.Labels["pid"] != "42" {
 					t.Errorf("series labels %v", s.Labels)

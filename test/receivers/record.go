@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -171,4 +172,26 @@ func ReadFixtures(tb testing.TB, dir string) map[string][]byte {
 		out[filepath.Base(f[:len(f)-len(".http")])] = b
 	}
 	return out
+}
+
+// CheckFixture checks the recorded request name of fixtures against the
+// server's rules: it must exist, be accepted, and be stored under wantIDs.
+// The verdict is returned for the caller's own checks of the series.
+func CheckFixture(tb testing.TB, fixtures map[string][]byte, name string, wantIDs []string) IngestVerdict {
+	tb.Helper()
+	dump, ok := fixtures[name]
+	if !ok {
+		tb.Fatalf("no fixture %s.http; record the fixtures with %s=1", name, RecordEnv)
+	}
+	v, err := CheckDump(dump)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := v.Err(); err != nil {
+		tb.Fatalf("refused: %v", err)
+	}
+	if ids := v.ProfileTypeIDs(); !slices.Equal(ids, wantIDs) {
+		tb.Errorf("stored as %v, want %v", ids, wantIDs)
+	}
+	return v
 }
