@@ -33,6 +33,9 @@ func AppendBinary(dst []byte, s *Snapshot) []byte {
 	if s.Goroutines == nil {
 		flags |= binNilGoroutines
 	}
+	if s.Stride > 1 {
+		flags |= binSampled
+	}
 	e.b = append(e.b, flags)
 	e.int(int64(s.PID))
 	e.str(s.Exe)
@@ -46,6 +49,9 @@ func AppendBinary(dst []byte, s *Snapshot) []byte {
 		e.uint(uint64(s.Counts.Get(st)))
 	}
 	e.uint(uint64(s.Dropped))
+	if s.Stride > 1 {
+		e.uint(uint64(s.Stride))
+	}
 	e.uint(uint64(len(s.Goroutines)))
 	for i := range s.Goroutines {
 		e.goroutine(&s.Goroutines[i])
@@ -67,6 +73,7 @@ const (
 const (
 	binZeroTime = 1 << iota
 	binNilGoroutines
+	binSampled // a sample stride follows the dropped count
 )
 
 // Frame flag bits in the binary form.
@@ -457,6 +464,12 @@ func (d *binDecoder) snapshot() *Snapshot {
 		s.Counts.set(st, int(d.uint()))
 	}
 	s.Dropped = int(d.uint())
+	if flags&binSampled != 0 {
+		s.Stride = int(d.uint())
+		if s.Stride < 2 && d.err == nil {
+			d.fail(fmt.Errorf("sample stride %d with the sampled flag set", s.Stride))
+		}
+	}
 	n := d.count("goroutine", 17)
 	if flags&binNilGoroutines == 0 {
 		s.Goroutines = make([]Goroutine, 0, n)

@@ -40,6 +40,7 @@ func binaryCases() []Snapshot {
 			Counts: Counts{Running: 1, Runnable: 2, Syscall: 3, Waiting: 4, Leaked: 5}, Dropped: 7,
 			Goroutines: []Goroutine{g, {ID: 2, State: StateRunning, Frames: []Frame{}}, {ID: 3, State: StateRunnable}}},
 		{PID: 9, Goroutines: many},
+		{PID: 10, Counts: Counts{Waiting: 300}, Stride: 3, Goroutines: many[:100]},
 	}
 }
 

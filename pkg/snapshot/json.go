@@ -13,7 +13,7 @@ import (
 // memory whole; the output equals json.Marshal(s).
 func WriteJSON(w io.Writer, s *Snapshot) error {
 	head := *s
-	head.Goroutines, head.Dropped = nil, 0
+	head.Goroutines, head.Dropped, head.Stride = nil, 0, 0
 	b, err := json.Marshal(&head)
 	if err != nil {
 		return err
@@ -45,6 +45,9 @@ func WriteJSON(w io.Writer, s *Snapshot) error {
 	}
 	if s.Dropped != 0 {
 		bw.WriteString(`,"dropped":` + strconv.Itoa(s.Dropped))
+	}
+	if s.Stride != 0 {
+		bw.WriteString(`,"sample_stride":` + strconv.Itoa(s.Stride))
 	}
 	bw.WriteString("}\n")
 	return bw.Flush()

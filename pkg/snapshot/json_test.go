@@ -22,6 +22,7 @@ func TestWriteJSON(t *testing.T) {
 		{"some", Snapshot{PID: 1234, Exe: "/usr/bin/app", GoVersion: "go1.26.8", Walker: "ebpf", Counts: Counts{Waiting: 2},
 			Goroutines: []Goroutine{g, {ID: 2, State: StateRunning, Frames: []Frame{}}}}},
 		{"dropped", Snapshot{PID: 1, Goroutines: []Goroutine{g}, Dropped: 3}},
+		{"sampled", Snapshot{PID: 1, Counts: Counts{Waiting: 4}, Goroutines: []Goroutine{g}, Stride: 4}},
 		{"sync", Snapshot{Goroutines: []Goroutine{{ID: 3, State: StateWaiting, WaitReason: "sync.Mutex.Lock", BlockedOn: &BlockedOn{Kind: BlockedOnSync, Address: "0x1"}}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

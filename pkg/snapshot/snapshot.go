@@ -44,6 +44,20 @@ type Snapshot struct {
 	// Dropped counts goroutines seen but left out because their memory changed
 	// under the walk twice in a row (torn reads) or could not be read.
 	Dropped int `json:"dropped,omitempty"`
+	// Stride is set above 1 when the process had more goroutines than the
+	// walker keeps in detail: Goroutines then holds every Stride-th goroutine
+	// (in the runtime's allgs order), each standing for Stride goroutines,
+	// while Counts still counts every goroutine. 0 and 1 mean all are kept.
+	Stride int `json:"sample_stride,omitempty"`
+}
+
+// Weight is how many goroutines each goroutine of s stands for: Stride, or
+// 1 when every goroutine was kept.
+func (s *Snapshot) Weight() int {
+	if s.Stride > 1 {
+		return s.Stride
+	}
+	return 1
 }
 
 // Counts is the number of goroutines in each state.
