@@ -2,6 +2,7 @@ package fold
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -42,7 +43,16 @@ const RunningFunction = "(running: stack is live)"
 // target pprof labels, valued by how many goroutines share them. Running
 // goroutines without a stack get RunningFunction.
 func Goroutines(s *snapshot.Snapshot) *profile.Profile {
-	return group(s.Goroutines, nil, nil, nil).goroutines(s.Time, exeOf(s))
+	return group(s.Goroutines, s.Weight(), nil, nil, nil).goroutines(s.Time, exeOf(s), sampledComment(s))
+}
+
+// sampledComment says, in a profile's comments, that a snapshot kept only
+// every Stride-th goroutine; nil when it kept all.
+func sampledComment(s *snapshot.Snapshot) []string {
+	if s.Stride <= 1 {
+		return nil
+	}
+	return []string{fmt.Sprintf("goroscope: sampled snapshot of %d goroutines: one in %d kept, each counted %d times", s.Counts.Total(), s.Stride, s.Stride)}
 }
 
 // Profiles folds a snapshot into its "goroutine" and "goroutine_wall"
@@ -81,17 +91,17 @@ func ProfilesOnCPU(s *snapshot.Snapshot, interval time.Duration, onCPU []OnCPU) 
 // onCPU entry. The snapshot is not modified.
 func ProfilesLimited(s *snapshot.Snapshot, interval time.Duration, onCPU []OnCPU, lim *LabelLimiter) (goroutines, wall *profile.Profile) {
 	if onCPU == nil {
-		gs := group(s.Goroutines, nil, nil, lim)
-		return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, nil)
+		gs := group(s.Goroutines, s.Weight(), nil, nil, lim)
+		return gs.goroutines(s.Time, exeOf(s), sampledComment(s)), gs.wall(s.Time, exeOf(s), interval, nil, sampledComment(s))
 	}
-	gs := group(s.Goroutines, nil, sampledStacks(onCPU), lim)
+	gs := group(s.Goroutines, s.Weight(), nil, sampledStacks(onCPU), lim)
 	cpu := make([]snapshot.Goroutine, len(onCPU))
 	weights := make([]int64, len(onCPU))
 	for i, c := range onCPU {
 		cpu[i] = snapshot.Goroutine{ID: c.Goid, State: snapshot.StateRunning, Labels: c.Labels, Frames: c.Frames}
 		weights[i] = c.Nanos
 	}
-	return gs.goroutines(s.Time, exeOf(s)), gs.wall(s.Time, exeOf(s), interval, group(cpu, weights, nil, lim))
+	return gs.goroutines(s.Time, exeOf(s), sampledComment(s)), gs.wall(s.Time, exeOf(s), interval, group(cpu, 1, weights, nil, lim), sampledComment(s))
 }
 
 // sampledStacks returns, for every goroutine id of onCPU, its stack with
@@ -139,13 +149,13 @@ func stackOf(g *snapshot.Goroutine, sampled map[uint64][]snapshot.Frame, running
 	return running
 }
 
-// group groups goroutines, each counting 1 or weights[i]; sampled gives
+// group groups goroutines, each counting each or weights[i]; sampled gives
 // stackless running goroutines a stack (see stackOf); lim bounds the
 // pprof labels (nil: as they are) before grouping, so that the values it
 // replaces merge under OtherValue. The identity key is
 // built in one reused buffer from the labels and the stack's number in a
 // snapshot.StackIndex.
-func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64][]snapshot.Frame, lim *LabelLimiter) *groups {
+func group(goroutines []snapshot.Goroutine, each int, weights []int64, sampled map[uint64][]snapshot.Frame, lim *LabelLimiter) *groups {
 	gs := &groups{}
 	running := []snapshot.Frame{{Function: RunningFunction}}
 	index := make(map[string]int, 64)
@@ -154,7 +164,7 @@ func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64]
 	var stacks snapshot.StackIndex
 	for i := range goroutines {
 		g := &goroutines[i]
-		w := int64(1)
+		w := int64(each)
 		if weights != nil {
 			w = weights[i]
 		}
@@ -197,8 +207,9 @@ func group(goroutines []snapshot.Goroutine, weights []int64, sampled map[uint64]
 }
 
 // goroutines is the "goroutine" profile of the groups.
-func (gs *groups) goroutines(t time.Time, exe Executable) *profile.Profile {
+func (gs *groups) goroutines(t time.Time, exe Executable, comments []string) *profile.Profile {
 	b := newBuilder(t, exe, []*profile.ValueType{{Type: "goroutine", Unit: "count"}})
+	b.p.Comments = comments
 	for i, g := range gs.first {
 		b.add(g, gs.labels[i], gs.frames[i], gs.count[i])
 	}
@@ -208,8 +219,9 @@ func (gs *groups) goroutines(t time.Time, exe Executable) *profile.Profile {
 // wall is the "goroutine_wall" profile of the groups: each goroutine
 // counts for interval. With onCPU (groups weighted in nanoseconds), the
 // running goroutines are replaced by onCPU's stacks.
-func (gs *groups) wall(t time.Time, exe Executable, interval time.Duration, onCPU *groups) *profile.Profile {
+func (gs *groups) wall(t time.Time, exe Executable, interval time.Duration, onCPU *groups, comments []string) *profile.Profile {
 	b := newBuilder(t, exe, []*profile.ValueType{{Type: "wall", Unit: "nanoseconds"}})
+	b.p.Comments = comments
 	b.p.Period = int64(interval)
 	b.p.DurationNanos = int64(interval)
 	if onCPU != nil {

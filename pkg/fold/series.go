@@ -66,9 +66,10 @@ func ProcessSeries(s *snapshot.Snapshot, target map[string]string) []Series {
 		sum     float64
 	}
 	blocked := map[string]*hist{}
+	w := s.Weight() // each goroutine of a sampled snapshot stands for w
 	for i := range s.Goroutines {
 		g := &s.Goroutines[i]
-		counts[stateKey{string(g.State), g.WaitReason}]++
+		counts[stateKey{string(g.State), g.WaitReason}] += w
 		if g.State != snapshot.StateWaiting {
 			continue
 		}
@@ -77,11 +78,11 @@ func ProcessSeries(s *snapshot.Snapshot, target map[string]string) []Series {
 			h = &hist{buckets: make([]int, len(BlockedBuckets))}
 			blocked[g.WaitReason] = h
 		}
-		h.count++
-		h.sum += g.WaitingSeconds
+		h.count += w
+		h.sum += g.WaitingSeconds * float64(w)
 		for j, le := range BlockedBuckets {
 			if g.WaitingSeconds <= le {
-				h.buckets[j]++
+				h.buckets[j] += w
 			}
 		}
 	}
@@ -120,7 +121,10 @@ func ProcessSeries(s *snapshot.Snapshot, target map[string]string) []Series {
 // Summary condenses a snapshot into the numbers charts need:
 // "goroutines", "state/<state>" and "wait_reason/<reason>".
 func Summary(s *snapshot.Snapshot) map[string]float64 {
-	m := map[string]float64{"goroutines": float64(len(s.Goroutines))}
+	m := map[string]float64{"goroutines": float64(len(s.Goroutines) * s.Weight())}
+	if s.Stride > 1 {
+		m["goroutines"] = float64(s.Counts.Total())
+	}
 	for _, st := range snapshot.States {
 		if n := s.Counts.Get(st); n > 0 || st != snapshot.StateLeaked {
 			m["state/"+string(st)] = float64(n)
@@ -128,7 +132,7 @@ func Summary(s *snapshot.Snapshot) map[string]float64 {
 	}
 	for i := range s.Goroutines {
 		if r := s.Goroutines[i].WaitReason; r != "" {
-			m["wait_reason/"+r]++
+			m["wait_reason/"+r] += float64(s.Weight())
 		}
 	}
 	return m

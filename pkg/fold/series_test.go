@@ -1,7 +1,13 @@
 package fold
 
 import (
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
 func TestProcessSeries(t *testing.T) {
@@ -40,5 +46,50 @@ func TestProcessSeries(t *testing.T) {
 	sum := Summary(s)
 	if sum["goroutines"] != 5 || sum["state/waiting"] != 4 || sum["wait_reason/chan receive"] != 4 {
 		t.Errorf("Summary = %v", sum)
+	}
+}
+
+// TestSampledSnapshot: a snapshot that kept every third goroutine folds
+// each kept goroutine as three, in profiles, series and summary, and says
+// so in the profiles' comments.
+func TestSampledSnapshot(t *testing.T) {
+	full := testSnapshot()
+	s := testSnapshot()
+	s.Stride = 3
+	s.Counts = snapshot.Counts{Waiting: 13, Running: 2} // exact, not 3x the kept
+	sum := func(p *profile.Profile) int64 {
+		var n int64
+		for _, x := range p.Sample {
+			n += x.Value[0]
+		}
+		return n
+	}
+	g, wall := Profiles(s, time.Second)
+	gf, wallf := Profiles(full, time.Second)
+	for _, tc := range []struct {
+		name          string
+		got, unsample int64
+		comments      []string
+	}{
+		{"goroutine", sum(g), sum(gf), g.Comments},
+		{"goroutine_wall", sum(wall), sum(wallf), wall.Comments},
+	} {
+		if tc.got != 3*tc.unsample {
+			t.Errorf("%s: total %d, want 3 x %d", tc.name, tc.got, tc.unsample)
+		}
+		if len(tc.comments) != 1 || !strings.Contains(tc.comments[0], "one in 3 kept") {
+			t.Errorf("%s: comments %q, want the sampling said", tc.name, tc.comments)
+		}
+	}
+	if c := Goroutines(full).Comments; c != nil {
+		t.Errorf("unsampled profile has comments %q", c)
+	}
+	for _, sr := range ProcessSeries(s, nil) {
+		if sr.Name == MetricGoroutines && sr.Labels["state"] == "waiting" && sr.Value != 12 {
+			t.Errorf("waiting series %v = %v, want 3 x 4", sr.Labels, sr.Value)
+		}
+	}
+	if m := Summary(s); m["goroutines"] != 15 || m["wait_reason/chan receive"] != 12 {
+		t.Errorf("Summary = %v, want 15 goroutines (the counts) and 12 chan receive", m)
 	}
 }

@@ -17,5 +17,5 @@ import (
 // have no stack in a walk's snapshot; they count under RunningFunction
 // (ProfilesOnCPU puts sampled stacks there instead).
 func GoroutineWall(s *snapshot.Snapshot, interval time.Duration) *profile.Profile {
-	return group(s.Goroutines, nil, nil, nil).wall(s.Time, exeOf(s), interval, nil)
+	return group(s.Goroutines, s.Weight(), nil, nil, nil).wall(s.Time, exeOf(s), interval, nil, sampledComment(s))
 }
