@@ -143,6 +143,11 @@ type blockedResolver struct {
 	state  []waitState
 	tries  []uint8
 	cur    []uint64
+	// scratch holds a sudog read only to follow a queue.
+	scratch []byte
+	// sampled is set for a walk that keeps only some goroutines: a queue's
+	// waiters that no confirmed goroutine owns then count, unconfirmed.
+	sampled bool
 	// rereads counts goroutines read again because they moved during the
 	// resolution, lost those left without an answer; the snapshotter
 	// resets them for each snapshot.
@@ -437,11 +442,15 @@ func (r *blockedResolver) queue(c, first uint64) []uint64 {
 		r.qseen[sg] = struct{}{}
 		s := r.sudogs[sg]
 		if s == nil {
-			s = make([]byte, sl.Size)
+			// A waiter no chain holds (another goroutine's, or one the
+			// snapshot does not keep): read it into scratch, not kept.
+			if int64(cap(r.scratch)) < sl.Size {
+				r.scratch = make([]byte, sl.Size)
+			}
+			s = r.scratch[:sl.Size]
 			if err := r.mem.ReadAt(s, sg); err != nil {
 				break
 			}
-			r.sudogs[sg] = s
 		}
 		// A sudog being woken has its channel cleared while still queued.
 		if sc := golayout.Uint64(s, sl.C); sc != 0 && sc != c {
@@ -634,8 +643,12 @@ func (r *blockedResolver) channel(c uint64, cr *chanRead) *snapshot.BlockedOn {
 	count := func(q []uint64) int {
 		n := 0
 		for _, a := range q {
-			if oc, ok := r.owner[a]; ok && oc == c {
-				n++
+			if oc, ok := r.owner[a]; ok {
+				if oc == c {
+					n++
+				}
+			} else if r.sampled {
+				n++ // maybe a goroutine the sample left out: queued here, unconfirmed
 			}
 		}
 		return n

@@ -44,6 +44,8 @@ type Snapshotter struct {
 	syncs   []pendingWait
 	// seen is how many goroutines the last walk kept.
 	seen int
+	// keep bounds the goroutines kept in detail per snapshot; 0 keeps all.
+	keep int
 	// stats describes the last walk.
 	stats Stats
 }
@@ -101,6 +103,21 @@ func NewSnapshotter(t *process.Target, w Walker) *Snapshotter {
 	}
 }
 
+// KeepAtMost bounds the goroutines a snapshot keeps in detail, and so the
+// memory a walk of a huge process takes: when the process has more than n
+// goroutines, the snapshot keeps every k-th of allgs (k the smallest stride
+// that fits n) and says so in its Stride, while its Counts still count every
+// goroutine. n <= 0 keeps all.
+func (s *Snapshotter) KeepAtMost(n int) { s.keep = n }
+
+// stride is the sampling stride for a process of glen goroutines.
+func (s *Snapshotter) stride(glen uint64) uint32 {
+	if s.keep <= 0 || glen <= uint64(s.keep) {
+		return 1
+	}
+	return uint32((glen + uint64(s.keep) - 1) / uint64(s.keep))
+}
+
 // Target is the process snapshotted.
 func (s *Snapshotter) Target() *process.Target { return s.t }
 
@@ -141,11 +158,23 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 		Time: startWall, Walker: s.walker.Name(),
 	}
 	walkNo := uint64(startWall.UnixNano())
-	snap.Goroutines = make([]snapshot.Goroutine, 0, s.seen+16)
+	stride := uint32(1)
+	if s.keep > 0 {
+		// allglen now; goroutines created during the walk only make the
+		// sample a little larger than asked.
+		if glen, err := (&reader{mem: t.Mem()}).u64(s.req.Allglen); err == nil {
+			stride = s.stride(glen)
+		}
+	}
+	snap.Goroutines = make([]snapshot.Goroutine, 0, min(s.seen+16, max(s.keep, 16)))
 	pending, syncs := s.pending[:0], s.syncs[:0]
 	s.labels.Reset()
 	req := s.req
+	var skipped snapshot.Counts // goroutines counted but not kept
 	req.Unchanged = func(index uint32, gaddr uint64, g []byte) bool {
+		if index%stride != 0 {
+			return true // not kept: its stack is not wanted
+		}
 		f := readFields(t.Layout, g)
 		return s.unchanged(s.prevOf(index, gaddr), &f)
 	}
@@ -159,8 +188,15 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 		// Walkers may pass on goroutines the runtime keeps but that do not
 		// exist for anyone else: dead ones, and Go 1.26's dead goroutines
 		// parked on cgo's extra Ms.
-		switch golayout.Status(golayout.Uint32(r.G, int64(s.req.Off.AtomicStatus))).Strip() {
+		status := golayout.Status(golayout.Uint32(r.G, int64(s.req.Off.AtomicStatus))).Strip()
+		switch status {
 		case golayout.StatusIdle, golayout.StatusDead, golayout.StatusDeadExtra:
+			return nil
+		}
+		if r.Index%stride != 0 {
+			if st, ok := state(status); ok {
+				skipped.Add(st)
+			}
 			return nil
 		}
 		if r.Flags&bpf.FlagTorn != 0 {
@@ -229,6 +265,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	// What the waiting goroutines are blocked on is read after the walk:
 	// those that moved meanwhile are read again, their entries replaced.
 	s.blocked.rereads, s.blocked.lost = 0, 0
+	s.blocked.sampled = stride > 1
 	want := waitChan
 	again := func(ps []*pendingWait) []rereadResult {
 		return s.reread(ctx, snap.Goroutines, ps, want, now, walkNo, &syncs)
@@ -257,8 +294,12 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) 
 	if dup := duplicateGoid(snap.Goroutines); dup != 0 {
 		return nil, fmt.Errorf("pid %d (%s): goroutine id %d seen twice: %w", t.PID, snap.GoVersion, dup, ErrLayoutMismatch)
 	}
+	snap.Counts = skipped
 	for _, g := range snap.Goroutines {
 		snap.Counts.Add(g.State)
+	}
+	if stride > 1 {
+		snap.Stride = int(stride)
 	}
 	// Forget goroutines and stacks not seen in this walk.
 	s.sym.endWalk()

@@ -22,11 +22,15 @@ type symbolizer struct {
 	// frame slice; key is the reused lookup buffer.
 	stacks, oldStacks map[string][]snapshot.Frame
 	key               []byte
+	// creators and oldCreators intern created-by frames by gopc the same
+	// way: a million goroutines started by one go statement share one.
+	creators, oldCreators map[uint64]*snapshot.Frame
 }
 
 func newSymbolizer(bin *gobin.Binary, bias uint64) *symbolizer {
 	return &symbolizer{Symbolizer: process.NewSymbolizer(bin, bias), bin: bin, bias: bias,
-		stacks: make(map[string][]snapshot.Frame), oldStacks: make(map[string][]snapshot.Frame)}
+		stacks: make(map[string][]snapshot.Frame), oldStacks: make(map[string][]snapshot.Frame),
+		creators: make(map[uint64]*snapshot.Frame), oldCreators: make(map[uint64]*snapshot.Frame)}
 }
 
 // stack returns the frames of a stack of PCs (leaf first), shared with
@@ -54,6 +58,9 @@ func (s *symbolizer) endWalk() {
 	old := s.oldStacks
 	clear(old)
 	s.oldStacks, s.stacks = s.stacks, old
+	oldc := s.oldCreators
+	clear(oldc)
+	s.oldCreators, s.creators = s.creators, oldc
 }
 
 // frames appends the frames of a stack of PCs (leaf first) to dst: the
@@ -72,10 +79,25 @@ func (s *symbolizer) frames(dst []snapshot.Frame, pcs []uint64) []snapshot.Frame
 // createdBy describes the go statement at gopc the way the runtime's
 // printcreatedby does: the physical function, named as printFuncName prints
 // it (a generic function's shape as "[...]"), and the line of gopc-1.
+// The frame is shared by every goroutine of this walk and the last one with
+// the same gopc: callers must not modify it.
 func (s *symbolizer) createdBy(gopc uint64) *snapshot.Frame {
 	if gopc == 0 {
 		return nil
 	}
+	if fr, ok := s.creators[gopc]; ok {
+		return fr
+	}
+	fr, ok := s.oldCreators[gopc]
+	if !ok {
+		fr = s.lookupCreatedBy(gopc)
+	}
+	s.creators[gopc] = fr
+	return fr
+}
+
+// lookupCreatedBy is createdBy without the interning.
+func (s *symbolizer) lookupCreatedBy(gopc uint64) *snapshot.Frame {
 	lpc := gopc - s.bias
 	f, ok := s.bin.FuncForPC(lpc)
 	if !ok {
