@@ -30,7 +30,7 @@ const (
 
 // Defaults of CPUSamplerOptions.
 const (
-	DefaultMaxStacks = 8192  // distinct stacks per interval
+	DefaultMaxStacks = 4096  // distinct stacks per interval (two maps of 1304-byte entries, preallocated: 11 MB)
 	DefaultMaxCounts = 16384 // distinct {pid, goroutine, labels, stack} per interval
 	maxMapEntries    = 1 << 20
 	maxFieldOffset   = 4096 // bound on the runtime field offsets of a CPUProcess

@@ -21,6 +21,13 @@ const minKernel = "5.18"
 // mapped twice) at the cost of more passes for the largest processes.
 const ringSize = 4 << 20
 
+// seenEntries sizes the walker's LRU map of goroutines parked unchanged,
+// whose stacks a walk need not copy again (SEEN_MAX in goroutines.bpf.c is
+// the largest). LRU maps are preallocated and charged to the agent's
+// memory cgroup: 2^17 entries take 15 MB and cover hosts of 130k
+// goroutines; beyond that the least recently walked are read in full.
+const seenEntries = 1 << 17
+
 // GoroutineWalker holds the loaded iterator program and its maps; load once, walk many processes.
 // Walks are serialized: concurrent Walk calls wait for each other.
 type GoroutineWalker struct {
@@ -49,6 +56,7 @@ func LoadGoroutineWalker() (*GoroutineWalker, error) {
 		return nil, fmt.Errorf("load goroutine walker: parse embedded BPF object: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = ringSize
+	spec.Maps["seen"].MaxEntries = seenEntries
 	w := &GoroutineWalker{}
 	if err := spec.LoadAndAssign(&w.objs, loadOptions()); err != nil {
 		return nil, explainLoadError("goroutine walker", "sleepable task iterators, bpf_copy_from_user_task and bpf_loop", err)
