@@ -71,6 +71,11 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{"agent: " + err.Error()}
 	}
 	log := newLogger(cfg.Log, stderr)
+	limit, source, err := daemon.SetMemoryLimit(cfg.Limits, log)
+	if err != nil {
+		return usageError{"agent: " + err.Error()}
+	}
+	log.Info("memory limit", "soft_limit_bytes", limit, "source", source)
 	a, err := daemon.New(cfg, log, version)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/scrape"
+	"github.com/goroscope/goroscope/pkg/fold"
 )
 
 // Config is everything the agent can be told. Flags set the common fields;
@@ -49,6 +50,43 @@ type Config struct {
 	// PprofScrape lists programs serving net/http/pprof to collect CPU,
 	// heap, mutex, block and goroutine profiles from (docs/scrape.md).
 	PprofScrape scrape.Config `yaml:"pprof_scrape"`
+	// Limits bound the memory the agent takes, whatever the programs it
+	// watches do.
+	Limits LimitsConfig `yaml:"limits"`
+}
+
+// LimitsConfig bounds what the agent holds for the programs it watches.
+type LimitsConfig struct {
+	// Memory is the agent's soft memory limit (the Go runtime's
+	// GOMEMLIMIT): "auto" sets MemoryRatio of the limit of the agent's own
+	// memory cgroup (v1 or v2) when it has one, "off" sets none, or a size
+	// ("200MiB"). A GOMEMLIMIT in the environment wins over it.
+	Memory string `yaml:"memory"`
+	// MaxGoroutines bounds the goroutines one snapshot keeps in detail: a
+	// process with more has every k-th kept, each counted k times in the
+	// profiles, and its per-state counts stay exact.
+	MaxGoroutines int `yaml:"max_goroutines"`
+	// LabelKeys and LabelValues bound the target pprof labels of each
+	// process: keys past LabelKeys are left out, values past LabelValues
+	// per key become "other"; both are counted in
+	// goroscope_label_values_overflow_total.
+	LabelKeys   int `yaml:"label_keys"`
+	LabelValues int `yaml:"label_values"`
+}
+
+// MemoryRatio is the part of its cgroup's memory limit the agent's soft
+// limit takes with limits.memory "auto": the rest is for what the Go
+// runtime does not count but the cgroup charges, above all the eBPF maps
+// (about 35 MB, preallocated), and the page cache of the store.
+const MemoryRatio = 0.7
+
+// DefaultMaxGoroutines is limits.max_goroutines by default: a walk keeps
+// about 770 bytes per goroutine kept in detail, so 100k take about 80 MB.
+const DefaultMaxGoroutines = 100_000
+
+// labelLimits are the label bounds the limits set.
+func (l LimitsConfig) labelLimits() fold.LabelLimits {
+	return fold.LabelLimits{MaxKeys: l.LabelKeys, MaxValues: l.LabelValues}
 }
 
 // LogConfig sets the agent's logging.
@@ -75,6 +113,8 @@ func DefaultConfig() Config {
 		CPUFrequency:      99,
 		Log:               LogConfig{Format: "text", Level: "info"},
 		Store:             StoreConfig{MaxAge: Duration(24 * time.Hour), MaxBytes: 1 << 30},
+		Limits: LimitsConfig{Memory: "auto", MaxGoroutines: DefaultMaxGoroutines,
+			LabelKeys: fold.DefaultMaxLabelKeys, LabelValues: fold.DefaultMaxLabelValues},
 	}
 }
 
@@ -280,6 +320,7 @@ func (c *Config) Validate() error {
 	if c.Store.MaxBytes < 1<<20 {
 		errs = append(errs, fmt.Sprintf("store.max_bytes %d is below 1MiB", c.Store.MaxBytes))
 	}
+	errs = append(errs, c.Limits.validate()...)
 	if err := c.Discovery.Compile(); err != nil {
 		errs = append(errs, "discovery."+err.Error())
 	}
@@ -299,4 +340,38 @@ func (c *Config) Validate() error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// validate names what is wrong with the limits.
+func (l LimitsConfig) validate() []string {
+	var errs []string
+	if _, _, err := l.memoryLimit(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if l.MaxGoroutines < 1000 {
+		errs = append(errs, fmt.Sprintf("limits.max_goroutines %d: want at least 1000", l.MaxGoroutines))
+	}
+	if l.LabelKeys < 1 || l.LabelValues < 1 {
+		errs = append(errs, fmt.Sprintf("limits.label_keys %d and limits.label_values %d: want at least 1 each", l.LabelKeys, l.LabelValues))
+	}
+	return errs
+}
+
+// memoryLimit reads limits.memory: auto, or off, or a size of at least
+// 32MiB.
+func (l LimitsConfig) memoryLimit() (auto bool, size int64, err error) {
+	switch l.Memory {
+	case "auto", "":
+		return true, 0, nil
+	case "off":
+		return false, 0, nil
+	}
+	n, err := ParseByteSize(l.Memory)
+	if err != nil {
+		return false, 0, fmt.Errorf("limits.memory %q: want auto, off or a size such as 200MiB", l.Memory)
+	}
+	if n < 32<<20 {
+		return false, 0, fmt.Errorf("limits.memory %q is below 32MiB: the agent cannot run in it", l.Memory)
+	}
+	return false, int64(n), nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goroscope/goroscope/pkg/fold"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -51,6 +53,22 @@ func TestLoadConfig(t *testing.T) {
 			err: `pprof_scrape: targets[0].proxy_url: scheme "p" is not supported`},
 		{name: "endpoint client config", yaml: "remote_write:\n  - url: http://h:1\n    tls: {server_name: x}\n    basic_auth: {password: p}\n",
 			err: "tls: set for a plain http URL; use https:// or remove the tls block\nbasic_auth.username: missing"},
+		{name: "limits", yaml: "limits:\n  memory: 180MiB\n  max_goroutines: 50000\n  label_keys: 8\n  label_values: 20\n",
+			check: func(t *testing.T, c Config) {
+				if auto, size, _ := c.Limits.memoryLimit(); auto || size != 180<<20 || c.Limits.MaxGoroutines != 50000 ||
+					c.Limits.labelLimits() != (fold.LabelLimits{MaxKeys: 8, MaxValues: 20}) {
+					t.Errorf("got %+v", c.Limits)
+				}
+			}},
+		{name: "limits by default", yaml: "", check: func(t *testing.T, c Config) {
+			if auto, _, _ := c.Limits.memoryLimit(); !auto || c.Limits.MaxGoroutines != DefaultMaxGoroutines {
+				t.Errorf("got %+v", c.Limits)
+			}
+		}},
+		{name: "bad memory limit", yaml: "limits:\n  memory: plenty\n", err: `limits.memory "plenty": want auto, off or a size such as 200MiB`},
+		{name: "tiny memory limit", yaml: "limits:\n  memory: 1MiB\n", err: `limits.memory "1MiB" is below 32MiB`},
+		{name: "tiny goroutine limit", yaml: "limits:\n  max_goroutines: 10\n", err: "limits.max_goroutines 10: want at least 1000"},
+		{name: "no label values", yaml: "limits:\n  label_values: 0\n", err: "limits.label_keys 32 and limits.label_values 0: want at least 1 each"},
 		{name: "endpoint keys", yaml: "remote_write:\n  - name: mimir\n    url: https://mimir.example/api/v1/push\n    tenant: team-a\n    proxy_url: http://proxy:3128\n    timeout: 5s\n    headers: {X-Extra: v}\n",
 			check: func(t *testing.T, c Config) {
 				e := c.RemoteWrite[0]

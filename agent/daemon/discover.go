@@ -105,6 +105,7 @@ func (a *Agent) discover() {
 		}
 		pw := &procWalker{w: a.walkers.Pick()}
 		w := &watched{proc: p, target: t, exe: xk, snap: walk.NewSnapshotter(t, pw), walker: pw, every: 1}
+		w.snap.KeepAtMost(a.cfg.Limits.MaxGoroutines)
 		w.offset = jitter(p, interval)
 		w.due = now.Truncate(interval).Add(w.offset)
 		if w.due.Before(now) {

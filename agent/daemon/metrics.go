@@ -20,6 +20,8 @@ type selfMetrics struct {
 	// labelOverflow counts the pprof labels bounded by the processes'
 	// fold.LabelLimiters.
 	labelOverflow *prometheus.CounterVec
+	// sampled counts snapshots that kept only some goroutines.
+	sampled *prometheus.CounterVec
 }
 
 // newSelfMetrics registers a's metrics and collectors in a new registry.
@@ -47,8 +49,12 @@ func newSelfMetrics(a *Agent) *selfMetrics {
 			Name: "goroscope_label_values_overflow_total",
 			Help: "Goroutines (and on-CPU sample stacks) whose pprof label was changed to bound the profiles, once per snapshot, by reason: values (the key had its limit of distinct values; the value became \"other\"), keys (the process had its limit of keys; the label was left out, key=\"\"), truncated (a value over the backends' byte limit was cut, ending in \"…[truncated]\").",
 		}, []string{"service_name", "key", "reason"}),
+		sampled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goroscope_snapshots_sampled_total",
+			Help: "Snapshots of processes with more goroutines than limits.max_goroutines, which kept one goroutine in k (each counted k times in the profiles; per-state counts exact).",
+		}, []string{"service_name"}),
 	}
-	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped, m.labelOverflow,
+	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped, m.labelOverflow, m.sampled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&seriesCollector{a: a}, &storeCollector{a: a}, &bpfCollector{a: a})
 	return m

@@ -75,7 +75,7 @@ func (s *scrapeFold) emit(ctx context.Context, r scrape.Result) {
 	s.last[r.Target] = r.Snapshot.Time
 	lim := s.limits[r.Target]
 	if lim == nil {
-		lim = fold.NewLabelLimiter(fold.LabelLimits{})
+		lim = fold.NewLabelLimiter(a.cfg.Limits.labelLimits())
 		s.limits[r.Target] = lim
 	}
 	o, err := foldSnapshot(&s.enc, &s.buf, proc, r.Labels, r.Snapshot, interval, nil, lim, fold.Executable{})

@@ -88,6 +88,14 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	w.lastAt, w.series, w.counts, w.lastErr, w.failures = s.Time, o.Series, s.Counts, "", 0
 	a.mu.Unlock()
 	a.metrics.snapshots.WithLabelValues(walker).Inc()
+	if s.Stride > 1 {
+		a.metrics.sampled.WithLabelValues(w.proc.ServiceName).Inc()
+		if !w.sampledSaid {
+			w.sampledSaid = true
+			a.log.Info("snapshots of this process keep one goroutine in k (limits.max_goroutines); profiles count each k times, counts stay exact",
+				"pid", w.proc.PID, "service_name", w.proc.ServiceName, "goroutines", s.Counts.Total(), "k", s.Stride, "max_goroutines", a.cfg.Limits.MaxGoroutines)
+		}
+	}
 	a.record(ctx, o)
 	return took
 }
@@ -110,7 +118,7 @@ func (a *Agent) limiterOf(w *watched) *fold.LabelLimiter {
 			delete(a.labelLimits, k)
 		}
 	}
-	l := fold.NewLabelLimiter(fold.LabelLimits{})
+	l := fold.NewLabelLimiter(a.cfg.Limits.labelLimits())
 	a.labelLimits[key] = l
 	return l
 }

@@ -37,6 +37,9 @@ type watched struct {
 	counts   snapshot.Counts
 	lastErr  string
 	failures int
+	// sampledSaid is set once the agent logged that snapshots of the
+	// process are sampled (limits.max_goroutines).
+	sampledSaid bool
 	// cpuWatched says the CPU sampler watches the process; cpuWin holds
 	// its samples since its last snapshot; cpuDrained is set once a drain
 	// followed its retirement (the sampler symbolises with its target
