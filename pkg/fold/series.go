@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/goroscope/goroscope/pkg/label"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
@@ -15,6 +16,13 @@ const (
 	MetricGoroutines     = "goroscope_goroutines"
 	MetricBlockedSeconds = "goroscope_goroutine_blocked_seconds"
 	MetricProcessInfo    = "goroscope_process_info"
+)
+
+// Bounds on goroscope_process_info's labels, which the target chooses: a
+// path (PATH_MAX is 4096) and the Go version its build info claims.
+const (
+	MaxExeLabelBytes       = 512
+	MaxGoVersionLabelBytes = 64
 )
 
 // BlockedBuckets are the upper bounds of the blocked-time distribution.
@@ -87,7 +95,11 @@ func ProcessSeries(s *snapshot.Snapshot, target map[string]string) []Series {
 		}
 	}
 	var out []Series
-	out = append(out, Series{Name: MetricProcessInfo, Labels: with("exe", s.Exe, "go_version", s.GoVersion), Value: 1})
+	// The executable's path and its build info's Go version are the
+	// target's choice: bounded like any label value from a target.
+	exe, _ := label.Printable(s.Exe, MaxExeLabelBytes)
+	goVersion, _ := label.Printable(s.GoVersion, MaxGoVersionLabelBytes)
+	out = append(out, Series{Name: MetricProcessInfo, Labels: with("exe", exe, "go_version", goVersion), Value: 1})
 	// Every state appears, zero or not, so that a state that empties
 	// drops to 0 rather than vanishing.
 	for _, st := range snapshot.States {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/goroscope/goroscope/pkg/label"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
@@ -92,4 +93,26 @@ func TestSampledSnapshot(t *testing.T) {
 	if m := Summary(s); m["goroutines"] != 15 || m["wait_reason/chan receive"] != 12 {
 		t.Errorf("Summary = %v, want 15 goroutines (the counts) and 12 chan receive", m)
 	}
+}
+
+// TestProcessInfoBounded: the executable path and Go version a target
+// shows become bounded, printable label values.
+func TestProcessInfoBounded(t *testing.T) {
+	s := testSnapshot()
+	s.Exe = "/tmp/" + strings.Repeat("x", 5000)
+	s.GoVersion = "go1.22\n" + strings.Repeat("v", 100)
+	for _, sr := range ProcessSeries(s, nil) {
+		if sr.Name != MetricProcessInfo {
+			continue
+		}
+		exe, ver := sr.Labels["exe"], sr.Labels["go_version"]
+		if len(exe) > MaxExeLabelBytes || !strings.HasPrefix(exe, "/tmp/xxx") || !strings.HasSuffix(exe, label.TruncatedMarker) {
+			t.Errorf("exe label of %d bytes: %.40q…", len(exe), exe)
+		}
+		if len(ver) > MaxGoVersionLabelBytes || strings.ContainsRune(ver, '\n') {
+			t.Errorf("go_version label %q", ver)
+		}
+		return
+	}
+	t.Fatal("no goroscope_process_info series")
 }

@@ -8,7 +8,11 @@
 // API may change at any time. The one public API is pkg/inproc.
 package label
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Bounds on one label, the strictest default of the backends goroscope
 // pushes to.
@@ -50,4 +54,27 @@ func Truncate(v string) (string, bool) {
 		n--
 	}
 	return v[:n] + TruncatedMarker, true
+}
+
+// Printable returns a target-chosen string fit for a label value: valid
+// UTF-8 (invalid bytes become U+FFFD), control characters replaced by
+// U+FFFD, and at most limit bytes (ending in TruncatedMarker when cut;
+// limit is raised to hold the marker, and lowered to MaxValueBytes). It
+// reports whether it changed s.
+func Printable(s string, limit int) (string, bool) {
+	limit = min(max(limit, len(TruncatedMarker)+1), MaxValueBytes)
+	out := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+	if len(out) > limit {
+		n := limit - len(TruncatedMarker)
+		for n > 0 && !utf8.RuneStart(out[n]) {
+			n--
+		}
+		out = out[:n] + TruncatedMarker
+	}
+	return out, out != s
 }

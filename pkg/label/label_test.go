@@ -51,3 +51,27 @@ func TestTruncate(t *testing.T) {
 		})
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		max     int
+		want    string
+		changed bool
+	}{
+		{"go1.22.12", 64, "go1.22.12", false},
+		{"/usr/bin/app (deleted)", 512, "/usr/bin/app (deleted)", false},
+		{"go1.22\n\x1b[31m", 64, "go1.22\ufffd\ufffd[31m", true},
+		{"bad\xffutf8", 64, "bad\ufffdutf8", true},
+		{strings.Repeat("é", 40), 32, strings.Repeat("é", 9) + TruncatedMarker, true},
+		{strings.Repeat("a", 5000), 1 << 20, strings.Repeat("a", MaxValueBytes-len(TruncatedMarker)) + TruncatedMarker, true},
+	} {
+		got, changed := Printable(tc.in, tc.max)
+		if got != tc.want || changed != tc.changed {
+			t.Errorf("Printable(%q, %d) = %q, %v; want %q, %v", tc.in, tc.max, got, changed, tc.want, tc.changed)
+		}
+		if len(got) > max(tc.max, len(TruncatedMarker)+1) || !utf8.ValidString(got) {
+			t.Errorf("Printable(%q, %d) = %q: too long or invalid UTF-8", tc.in, tc.max, got)
+		}
+	}
+}
