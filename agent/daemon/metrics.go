@@ -197,6 +197,7 @@ var (
 	descStoreEntries = prometheus.NewDesc("goroscope_store_entries", "Entries in the local store.", nil, nil)
 	descStoreDropped = prometheus.NewDesc("goroscope_store_dropped_total", "Entries dropped from the local store, by reason (age, size, disk_full, corrupt).", []string{"reason"}, nil)
 	descStoreErrors  = prometheus.NewDesc("goroscope_store_write_errors_total", "Appends to the local store that failed.", nil, nil)
+	descStoreCompact = prometheus.NewDesc("goroscope_store_compactions_total", "Sealed segments of the local store rewritten without the oldest entries of the process using most space (its fair share exceeded).", nil, nil)
 )
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -204,6 +205,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descStoreEntries
 	ch <- descStoreDropped
 	ch <- descStoreErrors
+	ch <- descStoreCompact
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -214,6 +216,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStoreDropped, prometheus.CounterValue, float64(st.Dropped[r]), r)
 	}
 	ch <- prometheus.MustNewConstMetric(descStoreErrors, prometheus.CounterValue, float64(st.WriteErrors))
+	ch <- prometheus.MustNewConstMetric(descStoreCompact, prometheus.CounterValue, float64(st.Compactions))
 }
 
 // countLabelOverflows adds the overflows lim counted since the previous
