@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
-	"io"
 )
 
 // ELF note types of the build IDs (cmd/internal/buildid/note.go).
@@ -13,7 +12,7 @@ const (
 	noteGoBuildID  = 4 // ELF_NOTE_GOBUILDID_TAG, owner "Go"
 )
 
-// maxNoteSize bounds the note section or segment read for build IDs.
+// maxNoteSize bounds a note section or segment read for build IDs.
 const maxNoteSize = 1 << 16
 
 // BuildID returns the executable's build ID as pprof mappings carry it: the GNU build ID in hex
@@ -26,25 +25,29 @@ func (b *Binary) BuildID() string {
 	return b.goBuildID
 }
 
-// readBuildIDs reads the GNU (hex) and Go build IDs from the SHT_NOTE sections of ef, as
+// readBuildIDs reads the GNU (hex) and Go build IDs from the SHT_NOTE sections, as
 // runtime/pprof does (Go 1.26's linker leaves the GNU note out of the PT_NOTE segment), and
 // without section headers from the PT_NOTE segments.
-func readBuildIDs(ef *elf.File) (gnu, gobuild string) {
-	var notes []io.ReaderAt
-	for _, s := range ef.Sections {
+func (b *Binary) readBuildIDs() (gnu, gobuild string) {
+	var notes [][]byte
+	for _, s := range b.elf.Sections {
 		if s.Type == elf.SHT_NOTE && s.Size <= maxNoteSize {
-			notes = append(notes, io.NewSectionReader(s, 0, int64(s.Size)))
-		}
-	}
-	if len(notes) == 0 {
-		for _, p := range ef.Progs {
-			if p.Type == elf.PT_NOTE && p.Filesz <= maxNoteSize {
-				notes = append(notes, io.NewSectionReader(p, 0, int64(p.Filesz)))
+			if data, err := b.sectionBytes(s); err == nil {
+				notes = append(notes, data)
 			}
 		}
 	}
-	for _, r := range notes {
-		g, gb := parseNotes(r)
+	if len(notes) == 0 {
+		for _, p := range b.elf.Progs {
+			if p.Type == elf.PT_NOTE && p.Filesz <= maxNoteSize {
+				if data, ok := b.fileBytes(p.Off, p.Filesz); ok {
+					notes = append(notes, data)
+				}
+			}
+		}
+	}
+	for _, data := range notes {
+		g, gb := parseNotes(data)
 		if gnu == "" {
 			gnu = g
 		}
@@ -55,12 +58,9 @@ func readBuildIDs(ef *elf.File) (gnu, gobuild string) {
 	return gnu, gobuild
 }
 
-// parseNotes returns the GNU (hex) and Go build IDs among the ELF notes in r (at most maxNoteSize
-// bytes of little-endian notes).
-func parseNotes(r io.ReaderAt) (gnu, gobuild string) {
-	data := make([]byte, maxNoteSize)
-	n, _ := r.ReadAt(data, 0)
-	data = data[:n]
+// parseNotes returns the GNU (hex) and Go build IDs among the little-endian ELF notes in data.
+// The results are copies.
+func parseNotes(data []byte) (gnu, gobuild string) {
 	le := binary.LittleEndian
 	for len(data) >= 12 {
 		namesz, descsz, typ := uint64(le.Uint32(data)), uint64(le.Uint32(data[4:])), le.Uint32(data[8:])

@@ -1,10 +1,6 @@
 package gobin
 
-import (
-	"encoding/binary"
-	"strings"
-	"sync"
-)
+import "encoding/binary"
 
 // Frame is one logical (possibly inlined) frame, as runtime.CallersFrames reports it.
 type Frame struct {
@@ -23,15 +19,22 @@ const maxInlineDepth = 256
 // innermost first, exactly as runtime.CallersFrames would report them (it follows
 // runtime.inlineUnwinder in src/runtime/symtabinl.go). pc is the "symbol PC": callers pass
 // retaddr-1 for return addresses. Frames appends to dst and returns it; it does not allocate
-// when dst has capacity and pc was seen before. An unknown pc yields no frames.
+// when dst has capacity and pc was seen before. An unknown pc yields no frames, and so does any
+// pc after Close or once the file has been truncated under the mapping.
 // Wrapper frames (FuncID == FuncIDWrapper) are included; the runtime elides them in tracebacks.
-func (b *Binary) Frames(pc uint64, dst []Frame) []Frame {
-	if cached, ok := b.cache.get(pc); ok {
+// The strings of the frames are heap copies, shared between calls: they stay valid after Close.
+func (b *Binary) Frames(pc uint64, dst []Frame) (out []Frame) {
+	start := len(dst)
+	old, open := b.enter()
+	if !open {
+		return dst
+	}
+	defer b.leave(old, func(any) { out = dst[:start] })
+	if cached, ok := b.cache.getFrames(pc); ok {
 		return append(dst, cached...)
 	}
-	start := len(dst)
 	dst = b.frames(pc, dst)
-	b.cache.put(pc, dst[start:])
+	b.cache.putFrames(pc, dst[start:])
 	return dst
 }
 
@@ -57,7 +60,7 @@ func (b *Binary) frames(pc uint64, dst []Frame) []Frame {
 				idx = v
 			}
 		}
-		file, line := t.fileLine(&f, upc)
+		file, line := b.fileLine(&f, upc)
 		if idx < 0 {
 			return append(dst, Frame{
 				Function: b.printName(f.nameOff),
@@ -83,14 +86,14 @@ func (b *Binary) frames(pc uint64, dst []Frame) []Frame {
 }
 
 // inlineTree returns the FUNCDATA_InlTree entries of f (a whole number of inlinedCall records,
-// as many as its PCDATA_InlTreeIndex table can index), or nil.
+// as many as its PCDATA_InlTreeIndex table can index), or nil. The result aliases the mapping.
 func (b *Binary) inlineTree(f *funcRec) []byte {
 	off, ok := f.funcdataOff(funcdataInlTree)
 	if !ok {
 		return nil
 	}
-	data, base, err := b.loadGofunc()
-	if err != nil || b.gofunc < base {
+	data, base := b.gofuncData, b.gofuncBase
+	if data == nil || b.gofunc < base {
 		return nil
 	}
 	start := b.gofunc - base + uint64(off)
@@ -106,69 +109,4 @@ func (b *Binary) inlineTree(f *funcRec) []byte {
 		n = (uint64(len(data)) - start) / inlinedCallSize * inlinedCallSize
 	}
 	return data[start : start+n]
-}
-
-// printName mirrors runtime.funcNameForPrint: the shape in a generic function name becomes "[...]".
-func (b *Binary) printName(nameOff int32) string {
-	name := b.tab.funcName(nameOff)
-	i := strings.IndexByte(name, '[')
-	if i < 0 {
-		return name
-	}
-	j := strings.LastIndexByte(name, ']')
-	if j <= i {
-		return name
-	}
-	if s, ok := b.cache.name(nameOff); ok {
-		return s
-	}
-	s := name[:i] + "[...]" + name[j+1:]
-	b.cache.putName(nameOff, s)
-	return s
-}
-
-// frameCache memoises Frames per pc and printed generic names per name offset.
-type frameCache struct {
-	mu     sync.RWMutex
-	frames map[uint64][]Frame
-	names  map[int32]string
-}
-
-// maxCachedPCs bounds the frame cache; it is reset when full.
-const maxCachedPCs = 1 << 18
-
-func (c *frameCache) init() {
-	c.frames = make(map[uint64][]Frame)
-	c.names = make(map[int32]string)
-}
-
-func (c *frameCache) get(pc uint64) ([]Frame, bool) {
-	c.mu.RLock()
-	fr, ok := c.frames[pc]
-	c.mu.RUnlock()
-	return fr, ok
-}
-
-func (c *frameCache) put(pc uint64, fr []Frame) {
-	cp := make([]Frame, len(fr))
-	copy(cp, fr)
-	c.mu.Lock()
-	if len(c.frames) >= maxCachedPCs {
-		clear(c.frames)
-	}
-	c.frames[pc] = cp
-	c.mu.Unlock()
-}
-
-func (c *frameCache) name(off int32) (string, bool) {
-	c.mu.RLock()
-	s, ok := c.names[off]
-	c.mu.RUnlock()
-	return s, ok
-}
-
-func (c *frameCache) putName(off int32, s string) {
-	c.mu.Lock()
-	c.names[off] = s
-	c.mu.Unlock()
 }

@@ -209,16 +209,21 @@ func checkMeta(t *testing.T, b *Binary, tb testBuild) {
 	}
 	// The pclntab and the moduledata found by scanning agree with the symbol table.
 	if !tb.stripped {
-		syms, err := b.symbols()
-		if err != nil {
+		if _, err := b.symbols(); err != nil {
 			t.Fatal(err)
 		}
-		if start, end := syms["runtime.pclntab"], syms["runtime.epclntab"]; b.pclnAddr != start || b.pclnAddr+uint64(len(b.tab.data)) > end {
+		sym := func(i int) uint64 {
+			v, ok := b.symbol(i)
+			if !ok {
+				t.Errorf("%s not in .symtab", symbolNames[i])
+			}
+			return v
+		}
+		if start, end := sym(symPclntab), sym(symEpclntab); b.pclnAddr != start || b.pclnAddr+uint64(len(b.tab.data)) > end {
 			t.Errorf("pclntab [%#x, %#x); symtab says [%#x, %#x)", b.pclnAddr, b.pclnAddr+uint64(len(b.tab.data)), start, end)
 		}
-		if b.modAddr != syms["runtime.firstmoduledata"] || b.gofunc != syms["go:func.*"] || b.text != syms["runtime.text"] {
-			t.Errorf("moduledata %#x gofunc %#x text %#x; symtab says %#x %#x %#x", b.modAddr, b.gofunc, b.text,
-				syms["runtime.firstmoduledata"], syms["go:func.*"], syms["runtime.text"])
+		if md, gofunc, text := sym(symFirstModuledata), sym(symGofunc), sym(symText); b.modAddr != md || b.gofunc != gofunc || b.text != text {
+			t.Errorf("moduledata %#x gofunc %#x text %#x; symtab says %#x %#x %#x", b.modAddr, b.gofunc, b.text, md, gofunc, text)
 		}
 	} else if b.modAddr == 0 {
 		t.Error("stripped binary: moduledata not found by scanning")

@@ -40,25 +40,20 @@ func (b *Binary) loadPCLNTab() error {
 		sec = b.elf.Section(".data.rel.ro.gopclntab") // PIE before Go 1.26
 	}
 	if sec != nil && sec.Type != elf.SHT_NOBITS {
-		if sec.Size > maxSectionSize {
-			return fmt.Errorf("%s: .gopclntab of %d bytes is too large", b.name, sec.Size)
-		}
-		data, err := sec.Data()
+		data, err := b.sectionBytes(sec)
 		if err != nil {
 			return fmt.Errorf("read .gopclntab of %s: %w", b.name, err)
 		}
 		return b.usePCLNTab(data, sec.Addr, "section .gopclntab")
 	}
-	if syms, err := b.symbols(); err == nil {
-		start, ok1 := syms["runtime.pclntab"]
-		end, ok2 := syms["runtime.epclntab"]
-		if ok1 && ok2 && end > start {
-			data, err := b.readVA(start, end-start)
-			if err != nil {
-				return fmt.Errorf("read pclntab of %s (runtime.pclntab to runtime.epclntab): %w", b.name, err)
-			}
-			return b.usePCLNTab(data, start, "runtime.pclntab to runtime.epclntab")
+	start, ok1 := b.symbol(symPclntab)
+	end, ok2 := b.symbol(symEpclntab)
+	if ok1 && ok2 && end > start {
+		data, err := b.readVA(start, end-start)
+		if err != nil {
+			return fmt.Errorf("read pclntab of %s (runtime.pclntab to runtime.epclntab): %w", b.name, err)
 		}
+		return b.usePCLNTab(data, start, "runtime.pclntab to runtime.epclntab")
 	}
 	return b.searchPCLNTab()
 }
@@ -137,25 +132,16 @@ func (b *Binary) segmentRest(addr uint64) uint64 {
 }
 
 // findInSegment calls found with the link-time address of every 8-byte-aligned occurrence of pat
-// (8 bytes) in the file-backed part of segment p, until found returns false. It reads the segment
-// in chunks.
+// (8 bytes) in the file-backed part of segment p (as much of it as the file holds), until found
+// returns false.
 func (b *Binary) findInSegment(p *elf.Prog, pat []byte, found func(addr uint64) bool) {
-	const chunk = 1 << 20
-	n := min(p.Filesz, b.size)
-	start := (8 - p.Vaddr%8) % 8 // first aligned offset in the segment
-	buf := make([]byte, chunk)
-	for off := start; off+8 <= n; off += chunk {
-		m := min(uint64(chunk), n-off) &^ 7
-		got, err := p.ReadAt(buf[:m], int64(off))
-		if got < 8 {
-			return
-		}
-		for i := 0; i+8 <= got; i += 8 {
-			if string(buf[i:i+8]) == string(pat) && !found(p.Vaddr+off+uint64(i)) {
-				return
-			}
-		}
-		if err != nil {
+	size := uint64(len(b.data))
+	if p.Off > size {
+		return
+	}
+	data, _ := b.fileBytes(p.Off, min(p.Filesz, size-p.Off, maxSectionSize))
+	for i := (8 - p.Vaddr%8) % 8; i+8 <= uint64(len(data)); i += 8 {
+		if string(data[i:i+8]) == string(pat) && !found(p.Vaddr+i) {
 			return
 		}
 	}
@@ -170,12 +156,11 @@ func (b *Binary) findModuledata() error {
 	if scanErr == nil {
 		return nil
 	}
-	syms, err := b.symbols()
-	if err != nil {
+	if _, err := b.symbols(); err != nil {
 		return fmt.Errorf("locate runtime.firstmoduledata: %v; symbol table: %v (file an issue with the binary's Go version)", scanErr, err)
 	}
-	gofunc, ok1 := syms["go:func.*"]
-	text, ok2 := syms["runtime.text"]
+	gofunc, ok1 := b.symbol(symGofunc)
+	text, ok2 := b.symbol(symText)
 	if !ok1 || !ok2 {
 		return fmt.Errorf("locate runtime.firstmoduledata: %v; symbol table has no go:func.* or runtime.text (file an issue with the binary's Go version)", scanErr)
 	}
@@ -186,7 +171,7 @@ func (b *Binary) findModuledata() error {
 // dataRegion is writable, file-backed data that may hold the moduledata.
 type dataRegion struct {
 	addr, size uint64
-	read       func() ([]byte, error)
+	read       func() ([]byte, error) // aliases the mapping
 }
 
 // dataRegions lists the writable PROGBITS sections, .go.module and .noptrdata (where the
@@ -197,7 +182,7 @@ func (b *Binary) dataRegions() []dataRegion {
 		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_WRITE == 0 || s.Flags&elf.SHF_ALLOC == 0 || s.Size > maxSectionSize {
 			continue
 		}
-		r := dataRegion{addr: s.Addr, size: s.Size, read: s.Data}
+		r := dataRegion{addr: s.Addr, size: s.Size, read: func() ([]byte, error) { return b.sectionBytes(s) }}
 		if s.Name == ".go.module" || s.Name == ".noptrdata" {
 			first = append(first, r)
 		} else {
@@ -277,29 +262,23 @@ func (b *Binary) inLoad(addr uint64) bool {
 	return false
 }
 
-// loadGofunc reads, once, the section (or segment) holding go:func.*, where inline trees live.
-func (b *Binary) loadGofunc() ([]byte, uint64, error) {
-	b.gofuncOnce.Do(func() {
-		if s := b.sectionFor(b.gofunc); s != nil && s.Size <= maxSectionSize {
-			data, err := s.Data()
-			if err == nil {
-				b.gofuncData, b.gofuncBase = data, s.Addr
-				return
-			}
+// findGofunc returns the section (or, without section headers, the segment) holding go:func.*,
+// where inline trees live, and its link-time address. It aliases the mapping.
+func (b *Binary) findGofunc() ([]byte, uint64, error) {
+	if s := b.sectionFor(b.gofunc); s != nil {
+		if data, err := b.sectionBytes(s); err == nil {
+			return data, s.Addr, nil
 		}
-		for _, p := range b.elf.Progs {
-			if p.Type != elf.PT_LOAD || b.gofunc < p.Vaddr || b.gofunc-p.Vaddr >= p.Filesz {
-				continue
-			}
-			data, err := b.readVA(p.Vaddr, p.Filesz)
-			if err != nil {
-				b.gofuncErr = fmt.Errorf("read go:func.* data: %w", err)
-				return
-			}
-			b.gofuncData, b.gofuncBase = data, p.Vaddr
-			return
+	}
+	for _, p := range b.elf.Progs {
+		if p.Type != elf.PT_LOAD || b.gofunc < p.Vaddr || b.gofunc-p.Vaddr >= p.Filesz {
+			continue
 		}
-		b.gofuncErr = fmt.Errorf("go:func.* address %#x is not in the file", b.gofunc)
-	})
-	return b.gofuncData, b.gofuncBase, b.gofuncErr
+		data, err := b.readVA(p.Vaddr, p.Filesz)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read go:func.* data: %w", err)
+		}
+		return data, p.Vaddr, nil
+	}
+	return nil, 0, fmt.Errorf("go:func.* address %#x is not in the file", b.gofunc)
 }

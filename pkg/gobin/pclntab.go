@@ -1,10 +1,10 @@
 package gobin
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"unsafe"
 )
 
 // pclntab magics (internal/abi.PCLnTabMagic).
@@ -57,7 +57,8 @@ const inlinedCallSize = 16
 var errPCLNTab = errors.New("malformed .gopclntab")
 
 // pclntab is a parsed Go 1.20+ pclntab (the .gopclntab section, or runtime.pclntab to
-// runtime.epclntab). All slices alias data.
+// runtime.epclntab). All slices alias data, which aliases the mapping of the executable: nothing
+// read from them may leave the package without a copy.
 type pclntab struct {
 	data        []byte
 	nfunc       int
@@ -249,53 +250,35 @@ func (f *funcRec) funcdataOff(idx uint32) (uint32, bool) {
 	return off, off != ^uint32(0)
 }
 
-// cstring returns the NUL-terminated string at off in tab without copying.
-// The result aliases tab, which is never modified.
-func cstring(tab []byte, off uint64) (string, bool) {
+// cstring returns the NUL-terminated string at off in tab, without its NUL (or up to the end of
+// tab when unterminated). The result aliases tab: copy it before it leaves the package (see
+// Binary.funcName). ok is false when off is out of range.
+func cstring(tab []byte, off uint64) ([]byte, bool) {
 	if off >= uint64(len(tab)) {
-		return "", false
+		return nil, false
 	}
 	s := tab[off:]
-	n := 0
-	for n < len(s) && s[n] != 0 {
-		n++
+	if n := bytes.IndexByte(s, 0); n >= 0 {
+		s = s[:n]
 	}
-	if n == 0 {
-		return "", true
-	}
-	return unsafe.String(&s[0], n), true
+	return s[:len(s):len(s)], true
 }
 
-// funcName returns the name at nameOff in funcnametab, "?" if out of range.
-func (t *pclntab) funcName(nameOff int32) string {
-	if nameOff < 0 {
-		return "?"
-	}
-	s, ok := cstring(t.funcnametab, uint64(nameOff))
-	if !ok {
-		return "?"
-	}
-	return s
-}
-
-// fileName mirrors runtime.funcfile: cutab[cuOffset+fileno] indexes filetab.
-func (t *pclntab) fileName(f *funcRec, fileno int32) string {
+// fileOff mirrors runtime.funcfile: cutab[cuOffset+fileno] is the offset in filetab of the name
+// of file fileno of f's compilation unit. ok is false when out of range.
+func (t *pclntab) fileOff(f *funcRec, fileno int32) (uint32, bool) {
 	if fileno < 0 || int(fileno) >= len(t.filetab) {
-		return "?"
+		return 0, false
 	}
 	i := uint64(f.cuOffset) + uint64(fileno)
 	if i*4+4 > uint64(len(t.cutab)) {
-		return "?"
+		return 0, false
 	}
 	fileoff := binary.LittleEndian.Uint32(t.cutab[i*4:])
-	if fileoff == ^uint32(0) {
-		return "?"
+	if fileoff == ^uint32(0) || uint64(fileoff) >= uint64(len(t.filetab)) {
+		return 0, false
 	}
-	s, ok := cstring(t.filetab, uint64(fileoff))
-	if !ok {
-		return "?"
-	}
-	return s
+	return fileoff, true
 }
 
 // readVarint decodes an unsigned LEB128 value of at most 32 bits, returning the bytes used (0 on error).
@@ -386,14 +369,4 @@ func (t *pclntab) maxPCValue(f *funcRec, off uint32) int32 {
 		}
 		p = rest
 	}
-}
-
-// fileLine mirrors runtime.funcline1 for text offset target.
-func (t *pclntab) fileLine(f *funcRec, target uint64) (string, int) {
-	fileno, ok1 := t.pcvalue(f, f.pcfile, target)
-	line, ok2 := t.pcvalue(f, f.pcln, target)
-	if !ok1 || !ok2 || fileno == -1 || line == -1 || int(fileno) >= len(t.filetab) {
-		return "?", 0
-	}
-	return t.fileName(f, fileno), int(line)
 }

@@ -23,40 +23,57 @@ const maxDisasmBytes = 64 << 10
 // RuntimeVars finds the link-time addresses of runtime.allgs, runtime.allglen and runtime.semtable:
 // from .symtab when present, otherwise by decoding the runtime's own RIP-relative references
 // (runtime.allgadd for allgs/allglen, runtime.semacquire1 ∩ runtime.semrelease1 for semtable).
-func (b *Binary) RuntimeVars() (RuntimeVars, error) {
+// The first call computes them (a scan of .symtab, or the decoding of three functions) and then
+// drops the pages it touched (Trim); later calls return the same answer. After Close the error
+// wraps ErrClosed.
+func (b *Binary) RuntimeVars() (v RuntimeVars, err error) {
+	old, open := b.enter()
+	if !open {
+		return RuntimeVars{}, b.closedError()
+	}
+	defer b.leave(old, func(p any) { v, err = RuntimeVars{}, b.faultError(p) })
 	b.varsOnce.Do(func() {
-		if !b.stripped {
-			if v, err := b.varsFromSymtab(); err == nil {
-				b.vars = v
-				return
+		defer func() {
+			if p := recover(); p != nil { // a fault on the mapping: Once would record success
+				b.vars, b.varsErr = RuntimeVars{}, b.faultError(p)
 			}
-		}
-		v, err := b.varsFromDisasm()
-		if err != nil {
-			how := "build without -ldflags=-s, or file an issue with the binary's Go version"
-			if !b.stripped {
-				how = "file an issue with the binary's Go version"
-			}
-			b.varsErr = fmt.Errorf("%s (built with %s, stripped=%t): %w; %s", b.name, b.GoVersion(), b.stripped, err, how)
-			return
-		}
-		b.vars = v
+		}()
+		b.vars, b.varsErr = b.runtimeVars()
+		b.dropPages()
 	})
 	return b.vars, b.varsErr
 }
 
+// runtimeVars implements RuntimeVars.
+func (b *Binary) runtimeVars() (RuntimeVars, error) {
+	if !b.stripped {
+		if v, err := b.varsFromSymtab(); err == nil {
+			return v, nil
+		}
+	}
+	v, err := b.varsFromDisasm()
+	if err != nil {
+		how := "build without -ldflags=-s, or file an issue with the binary's Go version"
+		if !b.stripped {
+			how = "file an issue with the binary's Go version"
+		}
+		return RuntimeVars{}, fmt.Errorf("%s (built with %s, stripped=%t): %w; %s", b.name, b.GoVersion(), b.stripped, err, how)
+	}
+	return v, nil
+}
+
 // varsFromSymtab reads the variables from .symtab.
 func (b *Binary) varsFromSymtab() (RuntimeVars, error) {
-	syms, err := b.symbols()
-	if err != nil {
+	if _, err := b.symbols(); err != nil {
 		return RuntimeVars{}, err
 	}
-	v := RuntimeVars{Source: "symtab", Semtable: syms["runtime.semtable"]}
+	v := RuntimeVars{Source: "symtab"}
+	v.Semtable, _ = b.symbol(symSemtable)
 	var ok bool
-	if v.Allgs, ok = syms["runtime.allgs"]; !ok {
+	if v.Allgs, ok = b.symbol(symAllgs); !ok {
 		return v, errors.New("no runtime.allgs in .symtab")
 	}
-	if v.Allglen, ok = syms["runtime.allglen"]; !ok {
+	if v.Allglen, ok = b.symbol(symAllglen); !ok {
 		return v, errors.New("no runtime.allglen in .symtab")
 	}
 	return v, nil
@@ -73,7 +90,7 @@ type ripRef struct {
 // decodeFunc disassembles a function found by name and calls fn for every instruction
 // with its address. It stops at the function end or on an undecodable byte sequence.
 func (b *Binary) decodeFunc(name string, fn func(pc uint64, inst x86asm.Inst)) error {
-	f, ok := b.FuncByName(name)
+	f, ok := b.funcByName(name)
 	if !ok {
 		return fmt.Errorf("function %s not found in pclntab", name)
 	}
@@ -81,7 +98,7 @@ func (b *Binary) decodeFunc(name string, fn func(pc uint64, inst x86asm.Inst)) e
 	if n == 0 || n > maxDisasmBytes {
 		return fmt.Errorf("function %s has implausible size %d", name, n)
 	}
-	code, err := b.readVA(f.Entry, n)
+	code, err := b.readVA(f.Entry, n) // aliases the mapping; x86asm copies what it keeps
 	if err != nil {
 		return fmt.Errorf("read code of %s: %w", name, err)
 	}
