@@ -51,6 +51,9 @@ func (a *Agent) snapshotLoop(ctx context.Context) {
 				continue
 			}
 			took := a.snapshotOne(ctx, w, now)
+			// The executable's pages the walk symbolised from are not
+			// needed until the next walk: out of the agent's RSS.
+			w.target.Bin.Trim()
 			spent += took
 			// A process whose walk alone exceeds the budget is sampled
 			// every n-th interval.

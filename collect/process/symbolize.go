@@ -59,10 +59,20 @@ func (s *Symbolizer) Lookup(pc uint64, exact bool) (frames []snapshot.Frame, goC
 	return e.frames, e.goCode, e.injector
 }
 
+// maxSymbolized bounds a Symbolizer's cache: about 200 bytes a pc, so
+// 2^14 pcs (far more than the distinct return addresses of a process's
+// parked stacks) take 3 MB at most.
+const maxSymbolized = 1 << 14
+
 func (s *Symbolizer) lookup(pc uint64, exact bool) symEntry {
 	k := symKey{pc, exact}
 	if e, ok := s.cache[k]; ok {
 		return e
+	}
+	if len(s.cache) >= maxSymbolized {
+		// A process that shows ever new pcs (JIT-like code, a long life
+		// of rare paths) starts over rather than growing without bound.
+		clear(s.cache)
 	}
 	var e symEntry
 	lpc := pc - s.bias
