@@ -111,12 +111,17 @@ func (a *Agent) drainCPU(ctx context.Context, c *cpuSampler, enc *encoder) {
 	c.dropped.Add(float64(iv.Dropped))
 	var gone []*watched
 	a.mu.Lock()
-	byPID := make(map[int]*watched, len(a.procs))
+	// Samples go to the processes known now: one retired while the drain
+	// ran has its samples in this interval too, and its window goes out
+	// at the next drain.
+	byPID := make(map[int]*watched, len(a.procs)+len(a.retired))
 	for _, w := range a.procs {
 		byPID[w.proc.PID] = w
 	}
-	for w := range pending {
-		byPID[w.proc.PID] = w
+	for _, w := range a.retired {
+		if w.cpuWatched && !w.cpuDrained {
+			byPID[w.proc.PID] = w
+		}
 	}
 	for pid, p := range iv.Processes {
 		c.samples.Add(float64(p.Total))
@@ -147,9 +152,16 @@ func (a *Agent) takeCPU(w *watched) (cpuWindow, bool) {
 	return cw, w.cpuWatched
 }
 
-// cpuOutput is the process_cpu profile of w's CPU window, if it has samples.
+// cpuOutput is the process_cpu profile of w's CPU window, if it has
+// samples: the last samples of a process no longer snapshotted. Their
+// pprof labels are bounded like every other profile's, by a limiter of
+// their own (the process's own may still be in use by a last snapshot
+// in the snapshot loop, and it is not safe for concurrent use).
 func (a *Agent) cpuOutput(enc *encoder, w *watched) (Output, bool) {
 	cw, _ := a.takeCPU(w)
+	lim := fold.NewLabelLimiter(a.cfg.Limits.labelLimits())
+	limitCPU(lim, cw)
+	a.metrics.countLabelOverflows(w.proc.ServiceName, lim)
 	prof, ok := a.cpuProfile(enc, cw)
 	if !ok {
 		return Output{}, false

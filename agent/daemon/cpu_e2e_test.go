@@ -138,3 +138,52 @@ func inFunction(s *profile.Sample, fn string) bool {
 	}
 	return false
 }
+
+// TestCPULabelsBounded: the process_cpu profiles of a process, the last
+// one (sent when it is gone) included, hold at most limits.label_values
+// values of a key, the rest under "other".
+func TestCPULabelsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a target and the agent")
+	}
+	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
+		t.Skip("eBPF needs root")
+	}
+	const values = 3
+	// 12 burners labelled index=0..11.
+	tgt := targettest.Start(t, targettest.Build(t, "cpuburn", targettest.BuildOpts{}), "-burners", "12", "-labeled", "12")
+	a, _ := runAgent(t, func(cfg *Config) {
+		cfg.SnapshotInterval = Duration(time.Second)
+		cfg.DiscoveryInterval = Duration(200 * time.Millisecond)
+		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/cpuburn-"}}}
+		cfg.Limits.LabelValues = values
+	})
+	waitCPUSampler(t, a)
+	key := store.ProcessKey{PID: tgt.PID, StartTime: processStart(t, tgt.PID)}
+	list := func() []store.Meta {
+		ms, err := a.store.List(store.Query{Process: key, Kind: store.KindCPU})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	eventually.True(t, 30*time.Second, "two process_cpu profiles", func() bool { return len(list()) >= 2 })
+	before := len(list())
+	tgt.Stop()
+	// The last window goes out once discovery dropped the process and the
+	// sampler was drained.
+	eventually.True(t, 30*time.Second, "the gone process's last process_cpu profile", func() bool { return len(list()) > before })
+	for _, m := range list() {
+		p := readProfile(t, a, m.ID)
+		seen := map[string]bool{}
+		for _, s := range p.Sample {
+			for _, v := range s.Label["index"] {
+				seen[v] = true
+			}
+		}
+		delete(seen, fold.OtherValue)
+		if len(seen) > values {
+			t.Errorf("process_cpu profile at %s has %d values of index (%v), want at most %d and %q", m.Time, len(seen), seen, values, fold.OtherValue)
+		}
+	}
+}
