@@ -113,6 +113,13 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 		a.cpuReason = "loading" // by Run
 	}
 	a.metrics = newSelfMetrics(a)
+	if sc, ok := a.scanner.(*discovery.Scanner); ok {
+		sc.OnDenied = func(pid int, exe string, err error) {
+			a.metrics.errors.WithLabelValues("exe_unreadable").Inc()
+			a.log.Warn("cannot read a process's executable to tell whether it is Go: it is not watched; give the agent CAP_DAC_READ_SEARCH (execute-only files need it)",
+				"pid", pid, "exe", exe, "err", err)
+		}
+	}
 	if a.push, err = newPushers(cfg, a.metrics.reg, log, version); err != nil {
 		return nil, errors.Join(err, a.close())
 	}

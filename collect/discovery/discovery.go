@@ -7,6 +7,7 @@ package discovery
 
 import (
 	"debug/buildinfo"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,6 +53,8 @@ type Process struct {
 type exeInfo struct {
 	goVersion, module string
 	isGo              bool
+	// denied is the error of an executable goroscope may not read.
+	denied error
 }
 
 // Scanner scans /proc. It remembers executables it has inspected, so a
@@ -61,7 +64,12 @@ type Scanner struct {
 	Proc string
 	// Rules choose and name processes; nil watches every Go process.
 	Rules *Rules
-	cache map[process.ExeID]exeInfo
+	// OnDenied, if set, is told of each executable that could not be read
+	// for lack of permission (an execute-only file without
+	// CAP_DAC_READ_SEARCH, say): once per executable, while it runs. Its
+	// processes are left out, Go or not.
+	OnDenied func(pid int, exe string, err error)
+	cache    map[process.ExeID]exeInfo
 	// procs keeps what was learnt of each Go process (service name,
 	// command line), by pid, while its start time stays the same.
 	procs map[int]cachedProc
@@ -168,6 +176,11 @@ func (s *Scanner) inspect(proc string, pid int) (Process, bool) {
 			s.cache = map[process.ExeID]exeInfo{}
 		}
 		s.cache[key] = info
+		if info.denied != nil && s.OnDenied != nil {
+			exe, _ := os.Readlink(exePath)
+			exe, _ = sanitizeText(exe)
+			s.OnDenied(pid, exe, info.denied)
+		}
 	}
 	if !info.isGo {
 		return Process{}, false
@@ -230,6 +243,9 @@ func (s *Scanner) recognise(exe string) (info exeInfo) {
 		}
 	}()
 	bi, err := buildinfo.ReadFile(exe)
+	if errors.Is(err, os.ErrPermission) {
+		return exeInfo{denied: err}
+	}
 	if err != nil {
 		return exeInfo{}
 	}
