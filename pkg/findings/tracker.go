@@ -1,0 +1,132 @@
+package findings
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/goroscope/goroscope/pkg/snapshot"
+)
+
+// Tracker follows the groups of one process from snapshot to snapshot and
+// judges them. It is not safe for concurrent use: one per process, fed in
+// time order.
+type Tracker struct {
+	cfg   Config
+	sites map[Site]*history
+}
+
+// history is what the tracker remembers of one site.
+type history struct {
+	// firstSeen and lastSeen are when the group was first and last seen
+	// with goroutines.
+	firstSeen, lastSeen time.Time
+	points              []point
+	// members are the goroutine ids now in the group, with when each was
+	// first seen in it; gen numbers the observations, to find who left.
+	members map[uint64]*membership
+	gen     uint64
+}
+
+// membership is one goroutine's stay in a group.
+type membership struct {
+	since time.Time
+	gen   uint64 // the last observation that saw it
+}
+
+// point is one snapshot of a group: its size, and how many goroutines
+// joined and left it since the snapshot before.
+type point struct {
+	t                       time.Time
+	count, joined, departed int
+}
+
+// NewTracker returns a tracker judging by cfg (zero fields: defaults).
+func NewTracker(cfg Config) *Tracker {
+	return &Tracker{cfg: cfg.withDefaults(), sites: map[Site]*history{}}
+}
+
+// Observe takes the next snapshot of the process and returns its groups
+// (the largest first) and the findings that hold now (the worst first).
+func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
+	now := s.Time
+	groups := Groups(s)
+	for _, g := range groups {
+		h := t.sites[g.Site]
+		if h == nil {
+			h = &history{firstSeen: now, members: map[uint64]*membership{}}
+			t.sites[g.Site] = h
+		}
+		h.observe(now, g, t.cfg.Leak.Window)
+		h.lastSeen = now
+	}
+	// Sites not seen for a whole window are forgotten; one that emptied
+	// shows as a point of zero, so its departures count.
+	for site, h := range t.sites {
+		if h.lastSeen.Equal(now) {
+			continue
+		}
+		if now.Sub(h.lastSeen) > t.cfg.Leak.Window {
+			delete(t.sites, site)
+			continue
+		}
+		h.observe(now, &Group{Site: site}, t.cfg.Leak.Window)
+	}
+	var out []Finding
+	for _, g := range groups {
+		if f, ok := t.leak(g, now); ok {
+			out = append(out, f)
+		}
+	}
+	out = append(out, t.stuck(s, groups)...)
+	if f, ok := t.allAsleep(s, groups); ok {
+		out = append(out, f)
+	}
+	slices.SortStableFunc(out, func(a, b Finding) int {
+		if c := cmp.Compare(Severity(b.Kind), Severity(a.Kind)); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Goroutines, a.Goroutines)
+	})
+	return groups, out
+}
+
+// observe adds a snapshot of the group to the history, keeping the points
+// of the last window.
+func (h *history) observe(now time.Time, g *Group, window time.Duration) {
+	p := point{t: now, count: g.Goroutines}
+	h.gen++
+	for _, id := range g.ids {
+		if m := h.members[id]; m != nil {
+			m.gen = h.gen
+			continue
+		}
+		h.members[id] = &membership{since: now, gen: h.gen}
+		p.joined++
+	}
+	if len(h.members) > len(g.ids) { // someone left
+		for id, m := range h.members {
+			if m.gen != h.gen {
+				delete(h.members, id)
+				p.departed++
+			}
+		}
+	}
+	h.points = append(h.points, p)
+	cut := 0
+	for cut < len(h.points)-1 && now.Sub(h.points[cut].t) > window {
+		cut++
+	}
+	h.points = h.points[cut:]
+}
+
+// oldest is when the group's longest-staying goroutine joined it.
+func (h *history) oldest() time.Time {
+	var o time.Time
+	for _, m := range h.members {
+		if o.IsZero() || m.since.Before(o) {
+			o = m.since
+		}
+	}
+	return o
+}
