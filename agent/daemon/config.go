@@ -15,6 +15,7 @@ import (
 
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/scrape"
+	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/fold"
 )
 
@@ -53,6 +54,9 @@ type Config struct {
 	// Limits bound the memory the agent takes, whatever the programs it
 	// watches do.
 	Limits LimitsConfig `yaml:"limits"`
+	// Findings sets the thresholds of the leak, stuck and all-asleep
+	// findings (docs/findings-json.md).
+	Findings FindingsConfig `yaml:"findings"`
 }
 
 // LimitsConfig bounds what the agent holds for the programs it watches.
@@ -115,6 +119,7 @@ func DefaultConfig() Config {
 		Store:             StoreConfig{MaxAge: Duration(24 * time.Hour), MaxBytes: 1 << 30},
 		Limits: LimitsConfig{Memory: "auto", MaxGoroutines: DefaultMaxGoroutines,
 			LabelKeys: fold.DefaultMaxLabelKeys, LabelValues: fold.DefaultMaxLabelValues},
+		Findings: FindingsConfig{Config: findings.DefaultConfig(), TopGroups: DefaultTopGroups},
 	}
 }
 
@@ -321,6 +326,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Sprintf("store.max_bytes %d is below 1MiB", c.Store.MaxBytes))
 	}
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Findings.validate()...)
 	if err := c.Discovery.Compile(); err != nil {
 		errs = append(errs, "discovery."+err.Error())
 	}

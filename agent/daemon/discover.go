@@ -9,6 +9,7 @@ import (
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/store"
 )
 
@@ -106,6 +107,7 @@ func (a *Agent) discover() {
 		pw := &procWalker{w: a.walkers.Pick()}
 		w := &watched{proc: p, target: t, exe: xk, snap: walk.NewSnapshotter(t, pw), walker: pw, every: 1}
 		w.snap.KeepAtMost(a.cfg.Limits.MaxGoroutines)
+		w.tracker = findings.NewTracker(a.cfg.Findings.forService(p.ServiceName))
 		w.offset = jitter(p, interval)
 		w.due = now.Truncate(interval).Add(w.offset)
 		if w.due.Before(now) {

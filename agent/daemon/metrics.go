@@ -121,6 +121,10 @@ func (c *seriesCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- constMetric(s, "Goroutines by state and wait reason in the newest snapshot.")
 			case fold.MetricProcessInfo:
 				ch <- constMetric(s, "Watched Go processes (value 1).")
+			case MetricGroupGoroutines:
+				ch <- constMetric(s, "Goroutines per group in the newest snapshot: site is where they block and who created them, for the top findings.top_groups groups of each process; the rest are summed as site=\"other\".")
+			case MetricFindings:
+				ch <- constMetric(s, "Findings holding at the newest snapshot (kind leak, stuck or all-asleep), valued by the goroutines involved; see docs/findings-json.md.")
 			case fold.MetricBlockedSeconds + "_bucket", fold.MetricBlockedSeconds + "_sum", fold.MetricBlockedSeconds + "_count":
 				h := hists[s.Labels["wait_reason"]]
 				if h == nil {

@@ -32,6 +32,9 @@ type Output struct {
 	Profiles []Profile
 	// Snapshot is the gzipped binary snapshot, if any.
 	Snapshot []byte
+	// Findings is the gzipped JSON of the findings holding at the
+	// snapshot, if any (docs/findings-json.md).
+	Findings []byte
 }
 
 // Profile is one gzipped pprof profile.

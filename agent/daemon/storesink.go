@@ -21,6 +21,11 @@ func (s storeSink) Append(_ context.Context, o Output) error {
 			errs = append(errs, err)
 		}
 	}
+	if o.Findings != nil {
+		if _, err := s.st.Append(store.Entry{Process: o.Process, Kind: store.KindFindings, Time: o.Time, Summary: o.Summary, Data: o.Findings}); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if o.Snapshot != nil {
 		if _, err := s.st.Append(store.Entry{Process: o.Process, Kind: store.KindSnapshot, Time: o.Time, Summary: o.Summary, Data: o.Snapshot}); err != nil {
 			errs = append(errs, err)

@@ -8,6 +8,7 @@ import (
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -40,6 +41,13 @@ type watched struct {
 	// sampledSaid is set once the agent logged that snapshots of the
 	// process are sampled (limits.max_goroutines).
 	sampledSaid bool
+	// tracker judges the process's snapshots into findings; findings are
+	// those holding at the last snapshot (a.mu). Only the snapshot loop
+	// uses the tracker.
+	tracker  *findings.Tracker
+	findings []findings.Finding
+	// said are the ids of the findings logged as holding.
+	said map[string]bool
 	// cpuWatched says the CPU sampler watches the process; cpuWin holds
 	// its samples since its last snapshot; cpuDrained is set once a drain
 	// followed its retirement (the sampler symbolises with its target

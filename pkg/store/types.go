@@ -33,6 +33,9 @@ const (
 	KindMutex         = "mutex"
 	KindBlock         = "block"
 	KindGoroutineLeak = "goroutineleak"
+	// KindFindings is the gzipped JSON of the findings that held at a
+	// snapshot (docs/findings-json.md), stored only when there are any.
+	KindFindings = "findings"
 )
 
 // ProfileKinds are the kinds holding pprof profiles, in display order.

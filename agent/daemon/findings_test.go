@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goroscope/goroscope/pkg/findings"
+	"github.com/goroscope/goroscope/pkg/snapshot"
+	"github.com/goroscope/goroscope/pkg/store"
+	"github.com/goroscope/goroscope/test/eventually"
+	"github.com/goroscope/goroscope/test/targettest"
+)
+
+// TestFindingSeries: the top groups get a series each, the rest sum under
+// site "other" per state and wait reason, and each finding one series.
+func TestFindingSeries(t *testing.T) {
+	var groups []*findings.Group
+	for i := range 5 {
+		groups = append(groups, &findings.Group{Goroutines: 100 - i, Site: findings.Site{
+			Frame: fmt.Sprintf("main.f%d main.go:%d", i, i), State: snapshot.StateWaiting, WaitReason: "chan receive"}})
+	}
+	fs := []findings.Finding{{Kind: findings.KindLeak, Site: groups[0].Site, Goroutines: 100}}
+	got := map[string]float64{}
+	for _, s := range findingSeries(groups, fs, map[string]string{"service_name": "app"}, 2) {
+		if s.Labels["service_name"] != "app" {
+			t.Errorf("series %s lacks the process labels: %v", s.Name, s.Labels)
+		}
+		got[s.Name+" "+s.Labels["kind"]+" "+s.Labels["site"]+" "+s.Labels["state"]] = s.Value
+	}
+	want := map[string]float64{
+		MetricGroupGoroutines + "  main.f0:0 waiting": 100,
+		MetricGroupGoroutines + "  main.f1:1 waiting": 99,
+		MetricGroupGoroutines + "  other waiting":     98 + 97 + 96,
+		MetricFindings + " leak main.f0:0 ":          100,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("series\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestFindingsConfig: per-service thresholds override the agent-wide ones
+// field by field, and bad values are named.
+func TestFindingsConfig(t *testing.T) {
+	c := DefaultConfig().Findings
+	c.Services = map[string]findings.Config{"batch": {Leak: findings.LeakRule{MinGrowth: 500, Window: time.Hour}}}
+	b := c.forService("batch")
+	if b.Leak.MinGrowth != 500 || b.Leak.Window != time.Hour || b.Leak.MinGoroutines != c.Leak.MinGoroutines || b.Stuck != c.Stuck {
+		t.Errorf("batch thresholds %+v", b)
+	}
+	if o := c.forService("web"); o != c.Config {
+		t.Errorf("web thresholds %+v, want the agent-wide %+v", o, c.Config)
+	}
+	c.Services["bad"] = findings.Config{Leak: findings.LeakRule{MaxDeparted: 2}}
+	c.TopGroups = 0
+	errs := strings.Join(c.validate(), "; ")
+	for _, want := range []string{"findings.top_groups 0", `findings.services["bad"]: leak.max_departed 2`} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("errors %q lack %q", errs, want)
+		}
+	}
+}
+
+// TestAgentFindsLeak: the agent watching a population that grows by 20
+// parked goroutines a second stores a leak finding naming the blocking
+// function, counts it in the entry's summary, and exports its series.
+func TestAgentFindsLeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a target and the agent")
+	}
+	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-grow", "20")
+	a, base := runAgent(t, func(cfg *Config) {
+		cfg.SnapshotInterval = Duration(500 * time.Millisecond)
+		cfg.Findings.Leak.Window = 30 * time.Second
+		cfg.Findings.Leak.MinSpan = 4 * time.Second
+	})
+	key := store.ProcessKey{PID: tgt.PID, StartTime: processStart(t, tgt.PID)}
+	var entries []store.Meta
+	eventually.Succeeds(t, 30*time.Second, func() error {
+		var err error
+		if entries, err = a.store.List(store.Query{Process: key, Kind: store.KindFindings}); err == nil && len(entries) == 0 {
+			err = fmt.Errorf("no findings stored yet")
+		}
+		return err
+	})
+	var e findingsEntry
+	if err := json.Unmarshal(storedPayload(t, a, entries[len(entries)-1].ID), &e); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Findings) == 0 || e.Findings[0].Kind != findings.KindLeak || !strings.HasPrefix(e.Findings[0].Site.Frame, "main.parkChanRecv ") {
+		t.Fatalf("stored findings %+v; want a leak in main.parkChanRecv", e.Findings)
+	}
+	if m := entries[len(entries)-1]; m.Summary["findings/leak"] < 1 {
+		t.Errorf("entry summary %v lacks findings/leak", m.Summary)
+	}
+	metrics := get(t, base+"/metrics")
+	for _, want := range []string{MetricFindings + `{kind="leak",pid="` + strconv.Itoa(tgt.PID), MetricGroupGoroutines + `{pid="` + strconv.Itoa(tgt.PID)} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
