@@ -2,6 +2,7 @@ package findings
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +39,8 @@ var (
 		blocked: func(int) *snapshot.BlockedOn {
 			return &snapshot.BlockedOn{Kind: snapshot.BlockedOnChan, Address: "0xc0005000"}
 		}}
-	reader = shape{fn: "net/http.(*conn).serve", creator: "net/http.(*Server).Serve", reason: "IO wait", state: snapshot.StateWaiting}
+	leakedSend = shape{fn: "main.handle", creator: "main.serve", reason: "chan send", state: snapshot.StateLeaked}
+	reader     = shape{fn: "net/http.(*conn).serve", creator: "net/http.(*Server).Serve", reason: "IO wait", state: snapshot.StateWaiting}
 )
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -77,9 +79,11 @@ type scenario struct {
 	// at returns the goroutines at step i, at time now.
 	at func(i int, now time.Time) []member
 	// want is the kind of finding wanted, "" for none ever; by is the
-	// latest step at which it must show.
-	want string
-	by   int
+	// latest step at which it must show; confirmed that the runtime's
+	// leak detector confirms it.
+	want      string
+	by        int
+	confirmed bool
 }
 
 func TestTracker(t *testing.T) {
@@ -106,6 +110,14 @@ func TestTracker(t *testing.T) {
 				var ms []member
 				for j := range i * 5 {
 					ms = append(ms, member{id: uint64(100 + j), shape: &ticker, since: now.Add(-time.Second / 2)})
+				}
+				return ms
+			}},
+		{name: "leak the runtime proved", steps: 30, every: every, want: KindLeak, by: 11, confirmed: true,
+			at: func(i int, now time.Time) []member {
+				var ms []member
+				for j := range i * 10 {
+					ms = append(ms, member{id: uint64(100 + j), shape: &leakedSend, since: t0.Add(time.Duration(j) * time.Second)})
 				}
 				return ms
 			}},
@@ -187,6 +199,9 @@ func TestTracker(t *testing.T) {
 				t.Fatalf("%s found at step %d, want by step %d", sc.want, found, sc.by)
 			}
 			t.Logf("step %d: %s %s", found, first.ID, first.Summary)
+			if first.ConfirmedByRuntime != sc.confirmed || strings.Contains(first.Summary, "confirmed by the runtime") != sc.confirmed {
+				t.Errorf("confirmed by the runtime: %v (%q), want %v", first.ConfirmedByRuntime, first.Summary, sc.confirmed)
+			}
 			if first.Summary == "" || first.Goroutines == 0 || len(first.Example) == 0 || first.SiteID != first.Site.ID() {
 				t.Errorf("finding lacks evidence: %+v", first)
 			}
