@@ -44,10 +44,12 @@ run: build
 demo:
 	cd test/targets && $(GO) run ./population -grow 5
 
-# Regenerate the BPF objects (needs clang, llvm, bpftool) and the runtime
-# layout tables (needs the Go toolchains 1.21–1.26 from the module proxy).
+# Regenerate the BPF objects (needs clang, llvm, bpftool), the runtime
+# layout tables (needs the Go toolchains 1.21–1.26 from the module proxy)
+# and the Grafana dashboard (deploy/grafana/dashboard).
 generate:
 	$(GO) generate ./bpf/... ./pkg/golayout/...
+	$(GO) generate ./deploy/grafana/dashboard
 
 # Benchmarks: Go benchmarks plus the harness that writes docs/benchmarks.md.
 bench: kernels

@@ -71,7 +71,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	for _, d := range []*prometheus.Desc{descInterval, descWatched} {
 		add(fq.FindStringSubmatch(d.String())[1])
 	}
-	for _, n := range []string{fold.MetricGoroutines, fold.MetricBlockedSeconds, fold.MetricProcessInfo} {
+	for _, n := range []string{fold.MetricGoroutines, fold.MetricBlockedSeconds, fold.MetricProcessInfo, MetricGroupGoroutines, MetricFindings} {
 		add(n)
 	}
 	if !names["goroscope_push_sent_items_total"] || !names["goroscope_snapshot_duration_seconds_bucket"] || !names["process_cpu_seconds_total"] {
