@@ -146,6 +146,7 @@ func execed(w *watched, p discovery.Process) bool {
 // close once its last samples are drained; a.mu held. The caller removes
 // it from a.procs.
 func (a *Agent) retire(w *watched) {
+	a.push.Gone(w.storeProcess().Key(), time.Now())
 	if w.cpuWatched {
 		if err := a.cpu.Load().s.Remove(w.proc.PID); err != nil {
 			a.log.Warn("could not stop CPU sampling of a gone process", "pid", w.proc.PID, "err", err)

@@ -103,3 +103,24 @@ func TestAgentFindsLeak(t *testing.T) {
 		}
 	}
 }
+
+// TestVanishedSeries: a series a process pushed last time and no longer
+// has is returned once, to be marked stale.
+func TestVanishedSeries(t *testing.T) {
+	ps := &pushers{}
+	k := store.ProcessKey{PID: 1, StartTime: 2}
+	a := map[uint64]sentSeries{1: {name: MetricFindings}, 2: {name: MetricGroupGoroutines}}
+	if got := ps.vanished(k, a); len(got) != 0 {
+		t.Fatalf("first output: %v vanished", got)
+	}
+	if got := ps.vanished(k, map[uint64]sentSeries{2: a[2]}); len(got) != 1 || got[0].name != MetricFindings {
+		t.Fatalf("vanished %v, want the finding", got)
+	}
+	if got := ps.vanished(k, map[uint64]sentSeries{2: a[2]}); len(got) != 0 {
+		t.Fatalf("vanished %v again", got)
+	}
+	ps.Gone(k, time.Now())
+	if _, ok := ps.sent[k]; ok {
+		t.Error("a gone process's series are still remembered")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"time"
@@ -31,7 +32,24 @@ type pusher struct {
 type pushers struct {
 	list []*pusher
 	log  *slog.Logger
+	// sent are the series of each process's last output with series, by
+	// shard key: one that vanishes (a finding that ended, a group that
+	// emptied) or whose process is gone gets a staleness marker, as
+	// Prometheus's own scrapes give it, so that it ends at once instead
+	// of five minutes later. Append runs on several loops: mu.
+	mu   sync.Mutex
+	sent map[store.ProcessKey]map[uint64]sentSeries
 }
+
+// sentSeries is a series pushed, to mark it stale.
+type sentSeries struct {
+	name   string
+	labels map[string]string
+}
+
+// staleNaN is Prometheus's staleness marker (value.StaleNaN): a series
+// with it as its newest sample has ended.
+var staleNaN = math.Float64frombits(0x7ff0000000000002)
 
 var _ Appender = (*pushers)(nil)
 
@@ -121,16 +139,28 @@ func (ps *pushers) Append(_ context.Context, o Output) error {
 		switch p.kind {
 		case "remote_write":
 			if rwItems == nil {
-				for _, s := range o.Series {
-					item, key, err := remotewrite.SampleItem(s.Name, s.Labels, s.Value, o.Time)
+				now := make(map[uint64]sentSeries, len(o.Series))
+				add := func(name string, labels map[string]string, v float64) {
+					item, key, err := remotewrite.SampleItem(name, labels, v, o.Time)
 					if err != nil {
 						errs = append(errs, err)
-						continue
+						return
+					}
+					if math.Float64bits(v) != math.Float64bits(staleNaN) {
+						now[key] = sentSeries{name, labels}
 					}
 					rwItems = append(rwItems, struct {
 						item []byte
 						key  uint64
 					}{item, key})
+				}
+				for _, s := range o.Series {
+					add(s.Name, s.Labels, s.Value)
+				}
+				if len(o.Series) > 0 {
+					for _, s := range ps.vanished(o.Process.Key(), now) {
+						add(s.name, s.labels, staleNaN)
+					}
 				}
 			}
 			for _, it := range rwItems {
@@ -157,6 +187,54 @@ func (ps *pushers) Append(_ context.Context, o Output) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// vanished records now as the series a process has, and returns those it
+// had at its last output and no longer has.
+func (ps *pushers) vanished(k store.ProcessKey, now map[uint64]sentSeries) []sentSeries {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.sent == nil {
+		ps.sent = map[store.ProcessKey]map[uint64]sentSeries{}
+	}
+	var out []sentSeries
+	for key, s := range ps.sent[k] {
+		if _, ok := now[key]; !ok {
+			out = append(out, s)
+		}
+	}
+	ps.sent[k] = now
+	return out
+}
+
+// Gone marks every series of a process that is no longer watched stale at
+// time at, on every remote-write endpoint.
+func (ps *pushers) Gone(k store.ProcessKey, at time.Time) {
+	if ps == nil {
+		return
+	}
+	ps.mu.Lock()
+	last := ps.sent[k]
+	delete(ps.sent, k)
+	ps.mu.Unlock()
+	if len(last) == 0 {
+		return
+	}
+	for _, p := range ps.list {
+		if p.kind != "remote_write" {
+			continue
+		}
+		for _, s := range last {
+			item, key, err := remotewrite.SampleItem(s.name, s.labels, staleNaN, at)
+			if err == nil {
+				err = p.q.Enqueue(item, key)
+			}
+			if err != nil {
+				ps.log.Warn("mark the series of a gone process stale", "pid", k.PID, "err", err)
+				return
+			}
+		}
+	}
 }
 
 // pushName is the Pyroscope __name__ of a profile of store kind k: the

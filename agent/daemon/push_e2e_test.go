@@ -97,3 +97,28 @@ func TestAgentPushes(t *testing.T) {
 	check("prometheus", func() []receivers.Series { return prom.Query(t, q) }, true)
 	check("victoria-metrics", func() []receivers.Series { vm.Flush(t); return vm.Query(t, q) }, false)
 }
+
+// TestStaleSeries: when a process is gone, its series end at once in a
+// real Prometheus fed by remote-write (a staleness marker), as they do for
+// a scraped target, instead of lingering five minutes.
+func TestStaleSeries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Prometheus, a target and the agent")
+	}
+	prom := receivers.StartPrometheus(t)
+	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0")
+	fast := QueueConfig{MaxDelay: Duration(100 * time.Millisecond), MinBackoff: Duration(50 * time.Millisecond), MaxBackoff: Duration(time.Second)}
+	runAgent(t, func(cfg *Config) {
+		cfg.SnapshotInterval = Duration(500 * time.Millisecond)
+		cfg.RemoteWrite = []EndpointConfig{{Name: "prom", Config: endpoint.Config{URL: prom.WriteURL}, Queue: fast}}
+	})
+	q := `goroscope_goroutines{pid="` + strconv.Itoa(tgt.PID) + `"}`
+	eventually.True(t, 30*time.Second, "the target's series in Prometheus", func() bool { return len(prom.Query(t, q)) > 0 })
+	tgt.Stop()
+	eventually.Succeeds(t, 30*time.Second, func() error {
+		if got := prom.Query(t, q); len(got) > 0 {
+			return fmt.Errorf("%d series of the gone process still current in Prometheus: %+v", len(got), got[0])
+		}
+		return nil
+	})
+}
