@@ -422,7 +422,10 @@ func (d *binDecoder) blockedOn(depth int) BlockedOn {
 	return b
 }
 
-func (d *binDecoder) goroutine() Goroutine {
+// goroutine decodes a goroutine. Its CreatedBy and BlockedOn, if any, are
+// stored in *creator and *blocked when these are not nil (a reader that
+// reuses them), else in new ones.
+func (d *binDecoder) goroutine(creator *Frame, blocked *BlockedOn) Goroutine {
 	g := Goroutine{ID: d.uint(), State: State(d.str()), WaitReason: d.str()}
 	if d.err == nil {
 		if len(d.b) < 8 {
@@ -437,13 +440,19 @@ func (d *binDecoder) goroutine() Goroutine {
 	g.System, g.LockedToThread, g.Truncated = flags&binSystem != 0, flags&binLocked != 0, flags&binTruncated != 0
 	g.ParentID, g.Addr = d.uint(), d.uint()
 	if flags&binCreatedBy != 0 {
-		f := d.frame()
-		g.CreatedBy = &f
+		if creator == nil {
+			creator = new(Frame)
+		}
+		*creator = d.frame()
+		g.CreatedBy = creator
 	}
 	g.Labels = d.labelSet()
 	if flags&binBlockedOn != 0 {
-		b := d.blockedOn(0)
-		g.BlockedOn = &b
+		if blocked == nil {
+			blocked = new(BlockedOn)
+		}
+		*blocked = d.blockedOn(0)
+		g.BlockedOn = blocked
 	}
 	g.Frames = d.stack()
 	if flags&binNilFrames != 0 {
@@ -452,9 +461,32 @@ func (d *binDecoder) goroutine() Goroutine {
 	return g
 }
 
+// binGoroutineMin is the fewest bytes a goroutine takes in the binary form.
+const binGoroutineMin = 17
+
 func (d *binDecoder) snapshot() *Snapshot {
+	s, nilList := d.header()
+	n := d.count("goroutine", binGoroutineMin)
+	if !nilList {
+		s.Goroutines = make([]Goroutine, 0, n)
+	}
+	for range n {
+		if d.err != nil {
+			break
+		}
+		s.Goroutines = append(s.Goroutines, d.goroutine(nil, nil))
+	}
+	if d.err != nil {
+		return nil
+	}
+	return s
+}
+
+// header reads a snapshot's fields up to its goroutine count (which
+// follows): all but the goroutines. nilList reports a nil goroutine list.
+func (d *binDecoder) header() (s *Snapshot, nilList bool) {
 	flags := d.byte()
-	s := &Snapshot{PID: int(d.int()), Exe: d.str(), GoVersion: d.str()}
+	s = &Snapshot{PID: int(d.int()), Exe: d.str(), GoVersion: d.str()}
 	if flags&binZeroTime == 0 {
 		s.Time = time.Unix(0, d.int())
 	}
@@ -470,18 +502,5 @@ func (d *binDecoder) snapshot() *Snapshot {
 			d.fail(fmt.Errorf("sample stride %d with the sampled flag set", s.Stride))
 		}
 	}
-	n := d.count("goroutine", 17)
-	if flags&binNilGoroutines == 0 {
-		s.Goroutines = make([]Goroutine, 0, n)
-	}
-	for range n {
-		if d.err != nil {
-			break
-		}
-		s.Goroutines = append(s.Goroutines, d.goroutine())
-	}
-	if d.err != nil {
-		return nil
-	}
-	return s
+	return s, flags&binNilGoroutines != 0
 }
