@@ -25,7 +25,8 @@ func (a *Agent) handler() (http.Handler, error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("/", ui.New(agentSource{a}, a.log))
+	mux.Handle("/", ui.NewWithOptions(agentSource{a}, ui.Options{Log: a.log, Registerer: a.metrics.reg,
+		MaxHeavyRequests: a.cfg.HTTP.MaxHeavyRequests, MaxProfileBytes: int64(a.cfg.HTTP.MaxProfileBytes)}))
 	guarded, err := a.cfg.HTTP.guard(mux)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,14 @@ type HTTPConfig struct {
 	WriteTimeout   Duration `yaml:"write_timeout"`
 	IdleTimeout    Duration `yaml:"idle_timeout"`
 	MaxConnections int      `yaml:"max_connections"`
+	// MaxHeavyRequests bounds the UI requests that read stored payloads
+	// (goroutine tables, flame graphs, diffs, downloads) served at once;
+	// more are refused with 503. MaxProfileBytes bounds the decompressed
+	// size of a stored profile the UI parses (413 past it): a parsed
+	// profile takes 5 to 18 times its size in memory. 0 takes the UI's
+	// defaults (4, 2MiB), which keep the agent inside 256 MiB.
+	MaxHeavyRequests int      `yaml:"max_heavy_requests"`
+	MaxProfileBytes  ByteSize `yaml:"max_profile_bytes"`
 }
 
 // defaultHTTP is HTTPConfig's default. WriteTimeout leaves room for a
@@ -60,6 +68,9 @@ func (c HTTPConfig) validate(listen string) []string {
 	var errs []string
 	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 {
 		errs = append(errs, "http.read_timeout, write_timeout and idle_timeout must be positive (e.g. 30s)")
+	}
+	if c.MaxHeavyRequests < 0 || c.MaxProfileBytes < 0 {
+		errs = append(errs, "http.max_heavy_requests and max_profile_bytes must not be negative (0 takes the defaults)")
 	}
 	if c.MaxConnections < 1 || c.MaxConnections > 4096 {
 		errs = append(errs, fmt.Sprintf("http.max_connections %d: want 1 to 4096", c.MaxConnections))

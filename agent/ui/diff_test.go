@@ -1,10 +1,17 @@
 package ui
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/goroscope/goroscope/pkg/fold"
 )
@@ -77,5 +84,124 @@ func TestBuildDiff(t *testing.T) {
 	// Same profile on both sides: nothing changed.
 	if d := BuildDiff(a, a, Filter{}); len(d.Appeared)+len(d.Vanished) != 0 {
 		t.Errorf("self diff has %d appeared, %d vanished", len(d.Appeared), len(d.Vanished))
+	}
+}
+
+// refDiffKey groups samples by stack and labels, wait_duration left out.
+func refDiffKey(s *profile.Sample, stack []string) (string, map[string]string) {
+	labels := map[string]string{}
+	for k, vs := range s.Label {
+		if k != fold.LabelWaitBucket && len(vs) > 0 {
+			labels[k] = vs[0]
+		}
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(labels[k])
+		b.WriteByte(0)
+	}
+	b.WriteByte(1)
+	for _, f := range stack {
+		b.WriteString(f)
+		b.WriteByte(0)
+	}
+	return b.String(), labels
+}
+
+// refBuildDiff is BuildDiff as it was, holding every group whole: it compares the samples of from and to that pass f, grouped by
+// stack and labels (the wait-duration bucket excluded: it changes as
+// goroutines keep waiting).
+func refBuildDiff(from, to *profile.Profile, f Filter) *Diff {
+	f.WaitDuration = ""
+	items := map[string]*DiffItem{}
+	add := func(p *profile.Profile, isTo bool) int64 {
+		var total int64
+		for _, s := range p.Sample {
+			if len(s.Value) == 0 || !f.MatchLabels(s.Label) {
+				continue
+			}
+			stack := sampleFramesLines(s)
+			k, labels := refDiffKey(s, stack)
+			it := items[k]
+			if it == nil {
+				it = &DiffItem{Stack: stack, Labels: labels}
+				items[k] = it
+			}
+			if isTo {
+				it.To += s.Value[0]
+			} else {
+				it.From += s.Value[0]
+			}
+			total += s.Value[0]
+		}
+		return total
+	}
+	d := &Diff{Appeared: []DiffItem{}, Vanished: []DiffItem{}}
+	d.FromTotal = add(from, false)
+	d.ToTotal = add(to, true)
+	for _, k := range slices.Sorted(maps.Keys(items)) {
+		it := items[k]
+		it.Delta = it.To - it.From
+		switch {
+		case it.Delta > 0:
+			d.Appeared = append(d.Appeared, *it)
+		case it.Delta < 0:
+			d.Vanished = append(d.Vanished, *it)
+		}
+	}
+	byChange := func(a, b DiffItem) int {
+		return cmp.Compare(abs(b.Delta), abs(a.Delta)) // stable sort keeps key order on ties
+	}
+	slices.SortStableFunc(d.Appeared, byChange)
+	slices.SortStableFunc(d.Vanished, byChange)
+	if len(d.Appeared) > maxDiffItems {
+		d.Omitted += len(d.Appeared) - maxDiffItems
+		d.Appeared = d.Appeared[:maxDiffItems]
+	}
+	if len(d.Vanished) > maxDiffItems {
+		d.Omitted += len(d.Vanished) - maxDiffItems
+		d.Vanished = d.Vanished[:maxDiffItems]
+	}
+	return d
+}
+
+// TestBuildDiffEqualsReference: the diff built from interned stacks and
+// label sets answers as the diff of whole groups did, order of ties and
+// the cut at maxDiffItems included.
+func TestBuildDiffEqualsReference(t *testing.T) {
+	from, to := bigSnapshot(3000), bigSnapshot(4000)
+	for i := range from.Goroutines {
+		if i%2 == 0 {
+			from.Goroutines[i].Labels = map[string]string{"req": fmt.Sprint("r", i%700), "a=b": "c=d"}
+		}
+	}
+	for i := range to.Goroutines {
+		if i%3 == 0 {
+			to.Goroutines[i].Labels = map[string]string{"req": fmt.Sprint("r", i%900)}
+		}
+	}
+	pf, pt := fold.Goroutines(from), fold.Goroutines(to)
+	cut := false
+	for _, f := range []Filter{{}, {WaitReason: "select"}, {Labels: []LabelFilter{{"handler", "api"}}}, {State: "running"}} {
+		for _, pair := range [][2]*profile.Profile{{pf, pt}, {pt, pf}, {pf, pf}} {
+			d := BuildDiff(pair[0], pair[1], f)
+			cut = cut || d.Omitted > 0
+			got, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(refBuildDiff(pair[0], pair[1], f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("filter %+v: diff differs from the reference:\n got %.500s\nwant %.500s", f, got, want)
+			}
+		}
+	}
+	if !cut {
+		t.Error("no case cut at maxDiffItems")
 	}
 }

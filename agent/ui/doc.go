@@ -56,6 +56,26 @@
 //	    "state: wait reason;root;...;leaf value" lines, json is the snapshot
 //	    (kind=snapshot) or the flame answer (profile kinds).
 //
+// Bounds. The agent runs in a fixed memory budget whatever its targets look
+// like, so the answers stream or page on the server side:
+//
+//   - Snapshots are read one goroutine at a time (snapshot.Stream), never
+//     held whole: the goroutine table keeps the page asked for (limit at
+//     most 1000), the JSON download is written as it is read, the folded
+//     and pprof downloads hold a count per stack (pprof: a chunk of
+//     goroutines at a time).
+//   - A pprof profile is parsed in memory, which takes 5 to 18 times its
+//     encoded size: flame, diff and filtered downloads refuse one larger
+//     than Options.MaxProfileBytes decompressed (default 2 MiB) with 413,
+//     naming the limit. The unfiltered pprof download serves any, as stored.
+//     A diff reads its two profiles one after the other.
+//   - flame, diff, goroutines and download are served Options.MaxHeavyRequests
+//     at a time (default 4); past it they are refused at once with 503 and
+//     Retry-After (the page retries twice, then shows the error).
+//
+// Refusals are counted in goroscope_ui_requests_refused_total{reason="busy"
+// (503) or "too_large" (413)}, registered with Options.Registerer.
+//
 // It is internal to goroscope, not meant for import by other modules: its
 // API may change at any time. The one public API is pkg/inproc.
 package ui

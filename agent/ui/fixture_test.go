@@ -117,10 +117,12 @@ type testSource struct {
 
 func (s testSource) Processes() []Process { return s.live }
 
-// openStore opens a store in a temporary directory.
+// openStore opens a store in a temporary directory. Its clock stands
+// just after t1, so that its age retention never drops the test entries,
+// dated t0 and t1, however long a test takes to append them.
 func openStore(tb testing.TB) *store.Store {
 	tb.Helper()
-	st, err := store.Open(tb.TempDir(), store.Options{})
+	st, err := store.Open(tb.TempDir(), store.Options{Now: func() time.Time { return t1.Add(time.Minute) }})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -211,8 +211,13 @@ const (
 // FilterProfile returns a copy of p keeping the samples that pass f.
 func FilterProfile(p *profile.Profile, f Filter) *profile.Profile {
 	q := p.Copy()
-	q.Sample = slices.DeleteFunc(q.Sample, func(s *profile.Sample) bool { return !f.MatchLabels(s.Label) })
+	filterSamples(q, f)
 	return q
+}
+
+// filterSamples drops the samples of p that do not pass f, in place.
+func filterSamples(p *profile.Profile, f Filter) {
+	p.Sample = slices.DeleteFunc(p.Sample, func(s *profile.Sample) bool { return !f.MatchLabels(s.Label) })
 }
 
 // WriteFolded writes the samples of p that pass f as folded stacks, rooted

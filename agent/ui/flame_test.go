@@ -139,4 +139,16 @@ func TestFilterProfile(t *testing.T) {
 	if len(q.Sample) != 1 || q.Sample[0].Value[0] != 3 || len(p.Sample) != 3 {
 		t.Errorf("filtered %d samples (first value %v), original %d; want 1 (3), 3", len(q.Sample), q.Sample[0].Value, len(p.Sample))
 	}
+	// The download filters its own parsed copy in place: the same file.
+	var want, got bytes.Buffer
+	if err := q.Write(&want); err != nil {
+		t.Fatal(err)
+	}
+	filterSamples(p, Filter{WaitReason: "chan receive"})
+	if err := p.Write(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Errorf("filtering in place writes %d bytes, FilterProfile's copy %d", got.Len(), want.Len())
+	}
 }

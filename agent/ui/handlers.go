@@ -1,11 +1,15 @@
 package ui
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -98,7 +102,7 @@ func (s *server) flame(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, p, err := profileAt(s.src, pr.key, pr.kind, at)
+	m, p, err := s.profileAt(pr.key, pr.kind, at)
 	if err != nil {
 		return nil, err
 	}
@@ -124,15 +128,18 @@ func (s *server) diff(r *http.Request) (any, error) {
 	if from.IsZero() {
 		return nil, badRequest("diff needs from= (an RFC 3339 time); to= defaults to the newest entry")
 	}
-	mf, pf, err := profileAt(s.src, pr.key, pr.kind, from)
-	if err != nil {
-		return nil, err
+	// One profile at a time: the first is dropped before the second is read.
+	b := newDiffBuilder(pr.filter)
+	var ends [2]store.Meta
+	for i, at := range []time.Time{from, to} {
+		m, p, err := s.profileAt(pr.key, pr.kind, at)
+		if err != nil {
+			return nil, err
+		}
+		ends[i] = m
+		b.add(p, i == 1)
 	}
-	mt, pt, err := profileAt(s.src, pr.key, pr.kind, to)
-	if err != nil {
-		return nil, err
-	}
-	return DiffAnswer{From: mf, To: mt, Diff: BuildDiff(pf, pt, pr.filter)}, nil
+	return DiffAnswer{From: ends[0], To: ends[1], Diff: b.diff()}, nil
 }
 
 // GoroutinesAnswer is the goroutines endpoint's answer.
@@ -166,11 +173,15 @@ func (s *server) goroutines(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := loadSnapshot(s.src, m)
+	st, err := s.openSnapshot(m)
 	if err != nil {
 		return nil, err
 	}
-	return GoroutinesAnswer{Entry: m, Page: SearchGoroutines(snap, f, r.URL.Query().Get("q"), offset, limit)}, nil
+	p, err := searchStream(r.Context(), st.Next, f, r.URL.Query().Get("q"), offset, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read %s entry %d: %w", m.Kind, m.ID, err)
+	}
+	return GoroutinesAnswer{Entry: m, Page: p}, nil
 }
 
 func intParam(r *http.Request, name string, def int) (int, error) {
@@ -185,24 +196,65 @@ func intParam(r *http.Request, name string, def int) (int, error) {
 	return n, nil
 }
 
-// download answers an entry as a file: pprof, folded or JSON.
+// download answers an entry as a file: pprof, folded or JSON. Snapshots
+// are read a goroutine at a time and JSON is written as it is read; an
+// error after the first bytes went out aborts the response.
 func (s *server) download(w http.ResponseWriter, r *http.Request) {
-	body, name, ctype, err := s.downloadBody(r)
+	d, err := s.openDownload(r)
 	if err != nil {
-		s.logError(r, err)
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	_, _ = w.Write(body)
+	cw := &countingWriter{w: w}
+	h := w.Header()
+	h.Set("Content-Type", contentType(d.format))
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", d.name))
+	if d.size >= 0 {
+		h.Set("Content-Length", strconv.Itoa(d.size))
+	}
+	if err := d.write(cw); err != nil {
+		if cw.n == 0 { // nothing sent yet: still time for an error status
+			h.Del("Content-Disposition")
+			h.Del("Content-Length")
+			s.fail(w, r, err)
+			return
+		}
+		err = fmt.Errorf("download cut after %d bytes: %w", cw.n, err)
+		if r.Context().Err() != nil { // the client left
+			s.log.Debug("ui: download canceled", "path", r.URL.Path, "err", err)
+		} else {
+			s.logError(r, err)
+		}
+		panic(http.ErrAbortHandler) // the client sees a failed transfer, not a short file
+	}
 }
 
-func (s *server) downloadBody(r *http.Request) (body []byte, name, ctype string, err error) {
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// aDownload is a download ready to be written.
+type aDownload struct {
+	name, format string
+	// size is the length of what write writes, -1 when not known ahead.
+	size  int
+	write func(w io.Writer) error
+}
+
+// openDownload finds and opens the entry a download asks for; what fails
+// here fails before anything is written.
+func (s *server) openDownload(r *http.Request) (*aDownload, error) {
 	pr, err := parseProfileRequest(r, store.KindGoroutines, downloadKinds()...)
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
 	format := r.URL.Query().Get("format")
 	if format == "" {
@@ -210,66 +262,174 @@ func (s *server) downloadBody(r *http.Request) (body []byte, name, ctype string,
 	}
 	ext := map[string]string{"pprof": "pb.gz", "folded": "folded.txt", "json": "json"}[format]
 	if ext == "" {
-		return nil, "", "", badRequest("format=%q: want pprof, folded or json", format)
+		return nil, badRequest("format=%q: want pprof, folded or json", format)
 	}
 	at, err := parseTime(r, "at")
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
 	m, err := entryAt(s.src, pr.key, pr.kind, at)
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
-	name = fmt.Sprintf("%s-%d-%s.%s", m.Kind, m.Process.PID, m.Time.UTC().Format("20060102T150405Z"), ext)
-	var buf bytes.Buffer
-	if pr.kind == store.KindSnapshot {
-		snap, err := loadSnapshot(s.src, m)
-		if err != nil {
-			return nil, "", "", err
+	d := &aDownload{name: fmt.Sprintf("%s-%d-%s.%s", m.Kind, m.Process.PID, m.Time.UTC().Format("20060102T150405Z"), ext), format: format, size: -1}
+	switch {
+	case pr.kind == store.KindSnapshot:
+		d.write, err = s.snapshotDownload(r.Context(), m, format, pr.filter)
+	case format == "pprof" && pr.filter.IsZero(): // the stored payload itself
+		var data []byte
+		if data, err = s.src.Read(m.ID); err != nil {
+			return nil, fmt.Errorf("read %s entry %d: %w", m.Kind, m.ID, err)
 		}
-		keep := snap.Goroutines[:0]
-		for i := range snap.Goroutines {
-			if pr.filter.MatchGoroutine(&snap.Goroutines[i]) {
-				keep = append(keep, snap.Goroutines[i])
-			}
+		d.size = len(data)
+		d.write = func(w io.Writer) error {
+			_, err := w.Write(data)
+			return err
 		}
-		snap.Goroutines = keep
-		switch format {
-		case "pprof":
-			err = fold.Goroutines(snap).Write(&buf)
-		case "folded":
-			err = snapshot.WriteFolded(&buf, snap)
-		case "json":
-			err = snapshot.WriteJSON(&buf, snap)
-		}
-		if err != nil {
-			return nil, "", "", fmt.Errorf("encode snapshot entry %d as %s: %w", m.ID, format, err)
-		}
-		return buf.Bytes(), name, contentType(format), nil
+	default:
+		d.write, err = s.profileDownload(m, format, pr.filter)
 	}
-	if format == "pprof" && pr.filter.IsZero() {
-		data, err := s.src.Read(m.ID)
-		if err != nil {
-			return nil, "", "", fmt.Errorf("read %s entry %d: %w", m.Kind, m.ID, err)
-		}
-		return data, name, contentType(format), nil
-	}
-	p, err := loadProfile(s.src, m)
+	return d, err
+}
+
+// snapshotDownload opens snapshot entry m and returns what writes it in
+// format, keeping the goroutines that pass f.
+func (s *server) snapshotDownload(ctx context.Context, m store.Meta, format string, f Filter) (func(io.Writer) error, error) {
+	st, err := s.openSnapshot(m)
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
+	}
+	next := filtered(ctx, st, f)
+	wrap := func(err error) error {
+		if err != nil {
+			return fmt.Errorf("write %s entry %d as %s: %w", m.Kind, m.ID, format, err)
+		}
+		return nil
 	}
 	switch format {
-	case "pprof":
-		err = FilterProfile(p, pr.filter).Write(&buf)
-	case "folded":
-		err = WriteFolded(&buf, p, pr.filter)
 	case "json":
-		err = json.NewEncoder(&buf).Encode(FlameAnswer{Entry: m, Flame: BuildFlame(p, pr.filter, "all")})
+		return func(w io.Writer) error { return wrap(snapshot.WriteJSONStream(w, st.Header(), next)) }, nil
+	case "folded":
+		return func(w io.Writer) error { return wrap(snapshot.WriteFoldedStream(w, next)) }, nil
 	}
+	head, err := s.completeHeader(st, m)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("encode %s entry %d as %s: %w", m.Kind, m.ID, format, err)
+		return nil, err
 	}
-	return buf.Bytes(), name, contentType(format), nil
+	p, err := foldStream(head, next)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return func(w io.Writer) error { return wrap(p.Write(w)) }, nil
+}
+
+// completeHeader returns st's header complete. A JSON snapshot may hold
+// members after its goroutines (sample_stride): it is read through once
+// more, from a second reader, to find them.
+func (s *server) completeHeader(st snapshot.Stream, m store.Meta) (*snapshot.Snapshot, error) {
+	if _, ok := st.(*snapshot.JSONReader); !ok {
+		return st.Header(), nil
+	}
+	again, err := s.openSnapshot(m)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if _, err := again.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("read %s entry %d: %w", m.Kind, m.ID, err)
+		}
+	}
+	head := *again.Header()
+	head.Goroutines = st.Header().Goroutines
+	return &head, nil
+}
+
+// profileDownload reads and parses profile entry m and returns what
+// writes it in format, keeping the samples that pass f.
+func (s *server) profileDownload(m store.Meta, format string, f Filter) (func(io.Writer) error, error) {
+	p, err := s.loadProfile(m)
+	if err != nil {
+		return nil, err
+	}
+	return func(w io.Writer) error {
+		var err error
+		switch format {
+		case "pprof":
+			filterSamples(p, f)
+			err = p.Write(w)
+		case "folded":
+			err = WriteFolded(w, p, f)
+		case "json":
+			err = json.NewEncoder(w).Encode(FlameAnswer{Entry: m, Flame: BuildFlame(p, f, "all")})
+		}
+		if err != nil {
+			return fmt.Errorf("write %s entry %d as %s: %w", m.Kind, m.ID, format, err)
+		}
+		return nil
+	}, nil
+}
+
+// filtered returns the goroutines of st that pass f one at a time, then
+// io.EOF; or ctx's error once ctx is done.
+func filtered(ctx context.Context, st snapshot.Stream, f Filter) func() (*snapshot.Goroutine, error) {
+	n := 0
+	return func() (*snapshot.Goroutine, error) {
+		for {
+			g, err := st.Next()
+			if err != nil {
+				return nil, err
+			}
+			if n++; n%checkEvery == 0 && ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			if f.MatchGoroutine(g) {
+				return g, nil
+			}
+		}
+	}
+}
+
+// foldChunk is how many goroutines foldStream folds at a time.
+const foldChunk = 1 << 14
+
+// foldStream returns the profile fold.Goroutines makes of the snapshot
+// with head's fields and the goroutines next returns, folding a chunk of
+// them at a time and merging the chunks' profiles, so that only a chunk is
+// held. A snapshot of one chunk gives fold.Goroutines' very profile.
+func foldStream(head *snapshot.Snapshot, next func() (*snapshot.Goroutine, error)) (*profile.Profile, error) {
+	chunk := *head
+	chunk.Goroutines = make([]snapshot.Goroutine, 0, foldChunk)
+	var acc *profile.Profile
+	for done := false; !done; {
+		chunk.Goroutines = chunk.Goroutines[:0]
+		for len(chunk.Goroutines) < foldChunk {
+			g, err := next()
+			if err == io.EOF {
+				done = true
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			chunk.Goroutines = append(chunk.Goroutines, snapshot.KeepGoroutine(g))
+		}
+		if len(chunk.Goroutines) == 0 && acc != nil {
+			break
+		}
+		p := fold.Goroutines(&chunk)
+		if acc == nil {
+			acc = p
+			continue
+		}
+		merged, err := profile.Merge([]*profile.Profile{acc, p})
+		if err != nil {
+			return nil, fmt.Errorf("merge the profiles of %d goroutines at a time: %w", foldChunk, err)
+		}
+		acc = merged
+	}
+	return acc, nil
 }
 
 func contentType(format string) string {

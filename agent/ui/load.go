@@ -1,21 +1,20 @@
 package ui
 
 import (
+	"bufio"
 	"bytes"
-	"compress/gzip"
-	"encoding/json"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/google/pprof/profile"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
 )
-
-// maxPayloadBytes bounds a decompressed payload the UI reads.
-const maxPayloadBytes = 256 << 20
 
 // atWindow is how many entries around a requested moment are looked at.
 const atWindow = 16
@@ -66,76 +65,126 @@ func atText(at time.Time) string {
 	return " at or near " + at.Format(time.RFC3339Nano)
 }
 
-// readPayload reads and decompresses an entry's payload.
-func readPayload(src Source, m store.Meta) ([]byte, error) {
+// maxSnapshotBytes bounds a snapshot entry's decompressed size. Snapshots
+// are read as a stream, never whole, so this bounds the time a request
+// takes rather than its memory.
+const maxSnapshotBytes = 256 << 20
+
+// openPayload reads entry m and returns its payload, decompressed as it
+// is read, and the payload's size as its gzip trailer gives it (a hint,
+// not checked): past limit bytes the reader fails with a 413 naming the
+// limit and what it bounds.
+func openPayload(src Source, m store.Meta, limit int64, bounds string) (r io.Reader, size int64, err error) {
 	data, err := src.Read(m.ID)
 	if err != nil {
-		return nil, fmt.Errorf("read %s entry %d: %w", m.Kind, m.ID, err)
+		return nil, 0, fmt.Errorf("read %s entry %d: %w", m.Kind, m.ID, err)
 	}
-	return gunzip(data, fmt.Sprintf("%s entry %d", m.Kind, m.ID))
+	what := fmt.Sprintf("%s entry %d", m.Kind, m.ID)
+	r, size = bytes.NewReader(data), int64(len(data))
+	if len(data) >= 18 && data[0] == 0x1f && data[1] == 0x8b {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, 0, fmt.Errorf("decompress %s: %w", what, err)
+		}
+		r, size = &decompressor{r: zr, what: what}, int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
+	}
+	return &cappedReader{r: r, left: limit, tooLarge: &httpError{http.StatusRequestEntityTooLarge,
+		fmt.Sprintf("%s is larger than %s decompressed, the UI's limit for %s", what, sizeText(limit), bounds)}}, size, nil
 }
 
-// gunzip decompresses data, bounded by maxPayloadBytes; data that is not
-// gzipped is returned as it is.
-func gunzip(data []byte, what string) ([]byte, error) {
-	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
-		return data, nil
+// decompressor names the entry in the errors of a gzip reader.
+type decompressor struct {
+	r    io.Reader
+	what string
+}
+
+func (d *decompressor) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("decompress %s: %w", d.what, err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("decompress %s: %w", what, err)
+	return n, err
+}
+
+// cappedReader reads r up to left bytes; reading more fails with tooLarge.
+type cappedReader struct {
+	r        io.Reader
+	left     int64
+	tooLarge error
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, c.tooLarge
 	}
-	out, err := io.ReadAll(io.LimitReader(zr, maxPayloadBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("decompress %s: %w", what, err)
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1] // one byte past the limit tells data that exceeds it
 	}
-	if len(out) > maxPayloadBytes {
-		return nil, fmt.Errorf("decompress %s: larger than %d MiB, the UI's limit", what, maxPayloadBytes>>20)
+	n, err := c.r.Read(p)
+	if int64(n) > c.left {
+		n, c.left = int(c.left), -1
+		return n, c.tooLarge
 	}
-	return out, nil
+	c.left -= int64(n)
+	return n, err
+}
+
+// sizeText writes a byte count in MiB when it is a whole number of them.
+func sizeText(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // profileAt finds (as entryAt does) and reads the pprof entry of kind for
 // process k at moment at.
-func profileAt(src Source, k store.ProcessKey, kind string, at time.Time) (store.Meta, *profile.Profile, error) {
-	m, err := entryAt(src, k, kind, at)
+func (s *server) profileAt(k store.ProcessKey, kind string, at time.Time) (store.Meta, *profile.Profile, error) {
+	m, err := entryAt(s.src, k, kind, at)
 	if err != nil {
 		return store.Meta{}, nil, err
 	}
-	p, err := loadProfile(src, m)
+	p, err := s.loadProfile(m)
 	return m, p, err
 }
 
-// loadProfile reads a pprof entry.
-func loadProfile(src Source, m store.Meta) (*profile.Profile, error) {
-	raw, err := readPayload(src, m)
+// loadProfile reads and parses a pprof entry, refusing (413) one larger
+// than MaxProfileBytes decompressed: a parsed profile takes several times
+// its encoded size.
+func (s *server) loadProfile(m store.Meta) (*profile.Profile, error) {
+	r, size, err := openPayload(s.src, m, s.maxProfileBytes, "a profile parsed in memory (Options.MaxProfileBytes)")
 	if err != nil {
 		return nil, err
 	}
-	p, err := profile.ParseData(raw)
+	raw := bytes.NewBuffer(make([]byte, 0, min(size, s.maxProfileBytes)+bytes.MinRead))
+	if _, err := raw.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	p, err := profile.ParseData(raw.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("parse %s entry %d as pprof: %w", m.Kind, m.ID, err)
 	}
 	return p, nil
 }
 
-// loadSnapshot reads a snapshot entry.
-func loadSnapshot(src Source, m store.Meta) (*snapshot.Snapshot, error) {
-	raw, err := readPayload(src, m)
+// openSnapshot opens a snapshot entry for reading one goroutine at a
+// time: the binary form the agent writes, or the JSON form older stores hold.
+func (s *server) openSnapshot(m store.Meta) (snapshot.Stream, error) {
+	r, _, err := openPayload(s.src, m, maxSnapshotBytes, "a snapshot")
 	if err != nil {
 		return nil, err
 	}
-	if snapshot.IsBinary(raw) {
-		s, err := snapshot.DecodeBinary(raw)
+	br := bufio.NewReaderSize(r, 4096)
+	if head, _ := br.Peek(len("GRSNAP1\n")); snapshot.IsBinary(head) { // the binary form's magic
+		st, err := snapshot.NewBinaryStreamReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("parse %s entry %d: %w", m.Kind, m.ID, err)
 		}
-		return s, nil
+		return st, nil
 	}
-	// Stores written before the binary form hold JSON snapshots.
-	var s snapshot.Snapshot
-	if err := json.Unmarshal(raw, &s); err != nil {
+	st, err := snapshot.NewJSONReader(br)
+	if err != nil {
 		return nil, fmt.Errorf("parse %s entry %d as a JSON snapshot: %w", m.Kind, m.ID, err)
 	}
-	return &s, nil
+	return st, nil
 }

@@ -3,12 +3,38 @@ package ui
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
 )
+
+// readSnapshot reads snapshot entry m whole, as openSnapshot streams it.
+func readSnapshot(s *server, m store.Meta) (*snapshot.Snapshot, error) {
+	st, err := s.openSnapshot(m)
+	if err != nil {
+		return nil, err
+	}
+	var gs []snapshot.Goroutine
+	for {
+		g, err := st.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		gs = append(gs, snapshot.KeepGoroutine(g))
+	}
+	out := *st.Header()
+	if out.Goroutines != nil {
+		out.Goroutines = append(out.Goroutines, gs...)
+	}
+	return &out, nil
+}
 
 // TestLoadSnapshotEncodings: snapshot entries load from the binary form
 // the agent writes and from the JSON form older stores hold.
@@ -45,7 +71,7 @@ func TestLoadSnapshotEncodings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := loadSnapshot(testSource{Store: st}, m)
+			got, err := readSnapshot(newServer(testSource{Store: st}, Options{}), m)
 			if tc.err {
 				if err == nil {
 					t.Fatalf("loaded a corrupt entry: %+v", got)

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"cmp"
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -11,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -47,19 +51,61 @@ type Process struct {
 //go:embed static
 var staticFiles embed.FS
 
+// Options tune the UI handler. Zero fields take the defaults.
+type Options struct {
+	// Log gets the UI's warnings (default: none).
+	Log *slog.Logger
+	// MaxHeavyRequests bounds the requests that read stored payloads —
+	// goroutine tables, flame graphs, diffs, downloads — served at once
+	// (default 4). Past it they are refused with 503 and Retry-After.
+	MaxHeavyRequests int
+	// MaxProfileBytes bounds the decompressed size of a stored pprof
+	// profile, which flame graphs, diffs and filtered downloads parse in
+	// memory (default 2 MiB). Larger ones are refused with 413. A parsed
+	// profile takes 5 (deep stacks) to 18 (a label set per sample) times
+	// its encoded size: the default keeps one under about 40 MB.
+	MaxProfileBytes int64
+	// Registerer gets the UI's metrics (goroscope_ui_requests_refused_total);
+	// nil: they are kept but not exported.
+	Registerer prometheus.Registerer
+}
+
+// Defaults of Options.
+const (
+	defaultMaxHeavyRequests = 4
+	defaultMaxProfileBytes  = 2 << 20
+)
+
+// refusedMetric counts the requests the UI refused, by reason.
+const refusedMetric = "goroscope_ui_requests_refused_total"
+
+// Reasons of refusedMetric.
+const (
+	refusedBusy     = "busy"
+	refusedTooLarge = "too_large"
+)
+
 // server answers the UI's requests.
 type server struct {
 	src Source
 	log *slog.Logger
+	// heavy holds a token per heavy request being served.
+	heavy           chan struct{}
+	maxProfileBytes int64
+	refused         *prometheus.CounterVec
 }
 
-// New returns the UI handler: the page at /, its assets under /static/ and
-// the JSON API under /api/ (see the package documentation).
+// New returns the UI handler with the default Options but log: the page at
+// /, its assets under /static/ and the JSON API under /api/ (see the
+// package documentation).
 func New(src Source, log *slog.Logger) http.Handler {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s := &server{src: src, log: log}
+	return NewWithOptions(src, Options{Log: log})
+}
+
+// NewWithOptions is New with options. It panics when o.Registerer holds
+// a different metric of the UI's name (a programming error).
+func NewWithOptions(src Source, o Options) http.Handler {
+	s := newServer(src, o)
 	static, err := fs.Sub(staticFiles, "static")
 	if err != nil { // cannot happen: the directory is embedded
 		panic(fmt.Sprintf("ui: embedded static files: %v", err))
@@ -74,14 +120,69 @@ func New(src Source, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /api/kinds", s.api(s.kinds))
 	mux.HandleFunc("GET /api/processes", s.api(s.processes))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/series", s.api(s.series))
-	mux.HandleFunc("GET /api/processes/{pid}/{start}/flame", s.api(s.flame))
-	mux.HandleFunc("GET /api/processes/{pid}/{start}/diff", s.api(s.diff))
-	mux.HandleFunc("GET /api/processes/{pid}/{start}/goroutines", s.api(s.goroutines))
-	mux.HandleFunc("GET /api/processes/{pid}/{start}/download", s.download)
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/flame", s.limited(s.api(s.flame)))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/diff", s.limited(s.api(s.diff)))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/goroutines", s.limited(s.api(s.goroutines)))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/download", s.limited(s.download))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s; see the list in package ui's documentation", r.Method, r.URL.Path)})
 	})
 	return securityHeaders(mux)
+}
+
+// newServer returns the server of src with options o, defaults filled in.
+func newServer(src Source, o Options) *server {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &server{src: src, log: log,
+		heavy:           make(chan struct{}, cmp.Or(max(o.MaxHeavyRequests, 0), defaultMaxHeavyRequests)),
+		maxProfileBytes: cmp.Or(max(o.MaxProfileBytes, 0), defaultMaxProfileBytes),
+		refused:         refusedCounter(o.Registerer),
+	}
+}
+
+// refusedCounter makes the refusal counter, registered with reg unless
+// nil; a counter reg already holds (a second handler) is shared.
+func refusedCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: refusedMetric,
+		Help: "UI and API requests refused: busy (the heavy requests served at once were at their limit; answered 503) or too_large (a stored payload over the UI's size limit; answered 413).",
+	}, []string{"reason"})
+	c.WithLabelValues(refusedBusy)
+	c.WithLabelValues(refusedTooLarge)
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return old
+			}
+		}
+		panic(fmt.Sprintf("ui: register %s: %v", refusedMetric, err))
+	}
+	return c
+}
+
+// limited serves h while fewer than MaxHeavyRequests heavy requests are
+// being served, else answers 503 with Retry-After at once and counts it.
+func (s *server) limited(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.heavy <- struct{}{}:
+			defer func() { <-s.heavy }()
+			h(w, r)
+		default:
+			s.refused.WithLabelValues(refusedBusy).Inc()
+			s.log.Debug("ui: busy", "path", r.URL.Path, "limit", cap(s.heavy))
+			w.Header().Set("Retry-After", "1")
+			writeError(w, &httpError{http.StatusServiceUnavailable, fmt.Sprintf(
+				"busy: the agent is serving %d goroutine tables, flame graphs, diffs and downloads already, its limit (MaxHeavyRequests); retry in a moment", cap(s.heavy))})
+		}
+	}
 }
 
 // scriptTypes answers .js files as JavaScript whatever the host's
@@ -132,8 +233,7 @@ func (s *server) api(fn func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, err := fn(r)
 		if err != nil {
-			s.logError(r, err)
-			writeError(w, err)
+			s.fail(w, r, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -145,21 +245,37 @@ func (s *server) api(fn func(r *http.Request) (any, error)) http.HandlerFunc {
 	}
 }
 
-func (s *server) logError(r *http.Request, err error) {
-	var he *httpError
-	if errors.As(err, &he) && he.status < 500 {
-		s.log.Debug("ui: bad request", "path", r.URL.Path, "err", err)
-		return
+// fail answers a request with err, logs it and counts a refusal for size.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.logError(r, err)
+	if statusOf(err) == http.StatusRequestEntityTooLarge {
+		s.refused.WithLabelValues(refusedTooLarge).Inc()
 	}
-	s.log.Warn("ui: request failed", "path", r.URL.Path, "query", r.URL.RawQuery, "err", err)
+	writeError(w, err)
+}
+
+func (s *server) logError(r *http.Request, err error) {
+	switch {
+	case errors.Is(err, context.Canceled):
+		s.log.Debug("ui: request canceled", "path", r.URL.Path, "err", err)
+	case statusOf(err) < 500:
+		s.log.Debug("ui: bad request", "path", r.URL.Path, "err", err)
+	default:
+		s.log.Warn("ui: request failed", "path", r.URL.Path, "query", r.URL.RawQuery, "err", err)
+	}
+}
+
+// statusOf is the HTTP status to answer err with: an httpError's, else 500.
+func statusOf(err error) int {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status
+	}
+	return http.StatusInternalServerError
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	var he *httpError
-	if errors.As(err, &he) {
-		status = he.status
-	}
+	status := statusOf(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -19,14 +19,27 @@ export function renderGoroutines(v) {
   loadGoroutines(v, out);
 }
 
+// loadGoroutines shows the page st asks for. A request in flight for an
+// earlier search or page is aborted (st.goroutinesLoad): the agent stops
+// reading the snapshot for it, and its slot serves the new one.
 async function loadGoroutines(v, out) {
   const { st } = v;
   const p = v.filterParams();
   if (st.at) p.set("at", st.at);
   if (st.q) p.set("q", st.q);
   p.set("offset", st.offset); p.set("limit", PAGE);
+  st.goroutinesLoad?.abort();
+  const mine = new AbortController();
+  st.goroutinesLoad = mine;
   let g;
-  try { g = await api(`${v.base}/goroutines?${p}`); } catch (e) { showError(out, e); return; }
+  try {
+    g = await api(`${v.base}/goroutines?${p}`, mine.signal);
+  } catch (e) {
+    if (!mine.signal.aborted) showError(out, e);
+    return;
+  } finally {
+    if (st.goroutinesLoad === mine) st.goroutinesLoad = null;
+  }
   if (st.destroyed) return;
   const rows = g.goroutines.map((x) => {
     const frames = x.frames || [];

@@ -23,6 +23,7 @@ export function processView(app, crumb, pid, start) {
   const st = {
     tab: "flame", kind: "goroutines", at: "", state: "", wait_reason: "", wait_duration: "", label: "",
     q: "", offset: 0, moments: [], charts: [], destroyed: false,
+    goroutinesLoad: null, // the goroutine table's request in flight (an AbortController)
   };
   crumb.replaceChildren(el("a", { href: "#/", style: "color:#cbd5e1" }, "processes"), ` / pid ${pid}`);
 
@@ -71,5 +72,5 @@ export function processView(app, crumb, pid, start) {
     loadSeries(v, chartState),
     kinds().then((ks) => { v.kinds = ks; }, (e) => { v.kindsError = e; }),
   ]).then(() => { if (!st.destroyed) refresh(); });
-  return { destroy() { st.destroyed = true; st.charts.forEach((u) => u.destroy()); document.querySelectorAll(".d3-flame-graph-tip").forEach((e) => e.remove()); } };
+  return { destroy() { st.destroyed = true; st.goroutinesLoad?.abort(); st.charts.forEach((u) => u.destroy()); document.querySelectorAll(".d3-flame-graph-tip").forEach((e) => e.remove()); } };
 }
