@@ -72,7 +72,8 @@ func (s agentSource) Processes() []ui.Process {
 	defer s.a.mu.Unlock()
 	out := make([]ui.Process, 0, len(s.a.procs))
 	for _, w := range s.a.procs {
-		p := ui.Process{Process: w.storeProcess(), Live: true, Counts: w.counts, LastSnapshot: w.lastAt, Walker: w.snap.Walker(), Error: w.lastErr}
+		p := ui.Process{Process: w.storeProcess(), Live: true, Counts: w.counts, LastSnapshot: w.lastAt, Walker: w.snap.Walker(), Error: w.lastErr,
+			Findings: w.findings}
 		switch {
 		case p.Walker != serving:
 			p.WalkerReason = "moving to " + serving + " at the next snapshot"

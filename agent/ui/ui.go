@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
 )
@@ -46,6 +47,9 @@ type Process struct {
 	WalkerReason string `json:"walker_reason,omitempty"`
 	// Error is the last collection error, if any.
 	Error string `json:"error,omitempty"`
+	// Findings are those holding at the last snapshot, the worst first
+	// (docs/findings-json.md).
+	Findings []findings.Finding `json:"findings,omitempty"`
 }
 
 //go:embed static
