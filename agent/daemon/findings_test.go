@@ -35,7 +35,7 @@ func TestFindingSeries(t *testing.T) {
 		MetricGroupGoroutines + "  main.f0:0 waiting": 100,
 		MetricGroupGoroutines + "  main.f1:1 waiting": 99,
 		MetricGroupGoroutines + "  other waiting":     98 + 97 + 96,
-		MetricFindings + " leak main.f0:0 ":          100,
+		MetricFindings + " leak main.f0:0 ":           100,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("series\n%v\nwant\n%v", got, want)

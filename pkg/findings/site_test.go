@@ -77,7 +77,9 @@ func BenchmarkGroups100k(b *testing.B) {
 func TestGroups(t *testing.T) {
 	stack := []snapshot.Frame{{Function: "runtime.gopark"}, {Function: "main.f", File: "main.go", Line: 3}}
 	other := []snapshot.Frame{{Function: "runtime.gopark"}, {Function: "main.f", File: "main.go", Line: 3}, {Function: "main.g"}}
-	ch := func(a string) *snapshot.BlockedOn { return &snapshot.BlockedOn{Kind: snapshot.BlockedOnChan, Address: a} }
+	ch := func(a string) *snapshot.BlockedOn {
+		return &snapshot.BlockedOn{Kind: snapshot.BlockedOnChan, Address: a}
+	}
 	s := &snapshot.Snapshot{Stride: 2, Goroutines: []snapshot.Goroutine{
 		{ID: 1, State: snapshot.StateWaiting, WaitReason: "chan receive", Frames: stack, BlockedOn: ch("0xb"), WaitingSeconds: 5},
 		{ID: 2, State: snapshot.StateWaiting, WaitReason: "chan receive", Frames: other, BlockedOn: ch("0xa"), WaitingSeconds: 50, Labels: map[string]string{"k": "v"}},
