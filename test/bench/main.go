@@ -12,13 +12,18 @@
 // nothing, by goroscope, by runtime.GoroutineProfile and by
 // /debug/pprof/goroutine?debug=2 at the same cadence. Then it builds the
 // goroscope binary and runs `goroscope agent` at its default cadence (10 s
-// snapshots and discovery) over 20 targets of 1k goroutines and over one of
-// 100k, measuring the agent process's CPU (/proc/PID/stat) and resident
-// memory (/proc/PID/status), its snapshot duration and the growth of its
-// local store. -only runs some of the scenarios (-only agent: the agent
-// alone). The push scenario (push.go) measures encoding, bytes on the wire
-// and a 10-minute outage of the push endpoints. Every process it starts is
-// stopped by PID on exit; the whole run is bounded by -budget.
+// snapshots and discovery) over 20 targets of 1k goroutines, over 20
+// distinct Go programs of the installed toolchains (pprof, trace, compile
+// and go of Go 1.21 and later: different executables, not copies), over
+// one target of 100k and over one of 1M goroutines with the agent in a
+// 256 MiB memory cgroup (test/memcg), measuring the agent process's CPU
+// (/proc/PID/stat) and resident memory (/proc/PID/status), its snapshot
+// duration, the growth of its local store and, in the cgroup, the OOM
+// kills and peak usage. -only runs some of the scenarios (-only agent: the
+// agent alone; -agent-runs some of its runs). The push scenario (push.go)
+// measures encoding, bytes on the wire and a 10-minute outage of the push
+// endpoints. Every process it starts is stopped by PID on exit; the whole
+// run is bounded by -budget.
 package main
 
 import (
@@ -51,6 +56,9 @@ type config struct {
 	agentWindow time.Duration
 	// agentWalker is the agent's --walker (auto by default).
 	agentWalker string
+	// agentRuns are the agent runs to do, by agentSpec.key (all when
+	// empty).
+	agentRuns []string
 }
 
 // scenarios are the parts of the run -only can select.
@@ -65,7 +73,7 @@ func main() {
 
 func run() error {
 	var cfg config
-	var sizes, latSizes, only string
+	var sizes, latSizes, only, agentRuns string
 	flag.StringVar(&cfg.out, "out", "", "write the Markdown report to this file (stdout always gets it)")
 	flag.StringVar(&sizes, "sizes", "1000,10000,100000", "goroutine counts for the snapshot-cost measurements")
 	flag.StringVar(&latSizes, "latency-sizes", "10000,100000", "goroutine counts for the target-latency comparison")
@@ -74,6 +82,7 @@ func run() error {
 	flag.DurationVar(&cfg.budget, "budget", 15*time.Minute, "hard bound on the whole run")
 	flag.StringVar(&only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios, ", ")+" (default all)")
 	flag.StringVar(&cfg.agentWalker, "agent-walker", "auto", "the agent's walker: auto, ebpf or procmem")
+	flag.StringVar(&agentRuns, "agent-runs", "", "run only these agent runs, comma-separated: "+strings.Join(agentKeys(), ", ")+" (default all)")
 	flag.DurationVar(&cfg.agentWindow, "agent-window", 60*time.Second, "measured time of each agent run (at least 20s; snapshots come every 10s)")
 	flag.IntVar(&cfg.steadyMax, "steady", 15, "steady-state snapshots per target and walker (also bounded to 3 s)")
 	flag.IntVar(&cfg.churnMax, "churn", 8, "changed-goroutine snapshots per target and walker (also bounded to 4 s)")
@@ -89,6 +98,9 @@ func run() error {
 	}
 	if cfg.only, err = parseOnly(only); err != nil {
 		return fmt.Errorf("-only: %w", err)
+	}
+	if cfg.agentRuns, err = parseAgentRuns(agentRuns); err != nil {
+		return fmt.Errorf("-agent-runs: %w", err)
 	}
 	if cfg.agentWindow < 20*time.Second {
 		return fmt.Errorf("bad flags: -agent-window %v is under 20s", cfg.agentWindow)
@@ -164,6 +176,22 @@ func parseOnly(s string) (map[string]bool, error) {
 		for _, sc := range scenarios {
 			out[sc] = true
 		}
+	}
+	return out, nil
+}
+
+// parseAgentRuns reads -agent-runs: keys of agentSpecs.
+func parseAgentRuns(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(agentKeys(), f) {
+			return nil, fmt.Errorf("%q is not an agent run (%s)", f, strings.Join(agentKeys(), ", "))
+		}
+		out = append(out, f)
 	}
 	return out, nil
 }

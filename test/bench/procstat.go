@@ -175,3 +175,15 @@ func (m metrics) labelValues(name, label string) string {
 	slices.Sort(vs)
 	return strings.Join(vs, "+")
 }
+
+// values returns the value of every series of name, one per label set
+// (e.g. goroscope_snapshot_interval_seconds of each watched process).
+func (m metrics) values(name string) []float64 {
+	var vs []float64
+	for s, v := range m.bySeries {
+		if s == name || strings.HasPrefix(s, name+"{") {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}

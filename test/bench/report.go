@@ -111,7 +111,7 @@ func (r *report) markdown() string {
 	p("## How to reproduce\n\n")
 	p("As root (BPF and process_vm_readv on another process), from the repository root:\n")
 	p("`go run ./test/bench -out docs/benchmarks.md` or `make bench` (about 10 minutes; `-only agent` runs the agent scenario alone\n")
-	p("in about 3 minutes, `-only snapshot,latency`, `-only push`, `-only cpu` and `-only startup` the others; `-profile DIR` adds CPU and heap profiles of the\n")
+	p("in about 5 minutes, `-agent-runs` some of its runs, `-only snapshot,latency`, `-only push`, `-only cpu` and `-only startup` the others; `-profile DIR` adds CPU and heap profiles of the\n")
 	p("100k snapshots, `-sizes`, `-latency-sizes`, `-window`, `-cadence`, `-agent-window` change the plan). Go benchmarks:\n")
 	p("`go test ./collect/walk -run '^$' -bench Snapshot` (`GOROSCOPE_BENCH_LONG=1` adds 100k goroutines).\n")
 	return b.String()
@@ -144,30 +144,51 @@ func (r *report) agentSection(p func(string, ...any)) {
 		return
 	}
 	p("## The agent at its default cadence\n\n")
+	p("Measured %s on %s (load average at start / end of the run: %s / %s).\n\n",
+		r.started.UTC().Format("2006-01-02 15:04 MST"), r.machine.kernel, r.loadBefore, r.loadAfter)
 	p("`goroscope agent` (built from `./agent`) with the default configuration (snapshot and discovery every 10 s,\n")
-	p("walker auto, local store) except a discovery rule that watches only the benchmark's targets\n")
-	p("(`test/targets/latency -goroutines N -probe-interval 0`: parked goroutines, no probe). After every target's\n")
+	p("walker auto, local store, `limits.max_goroutines` 100000, soft memory limit from its memory cgroup) except discovery\n")
+	p("rules that watch only the benchmark's processes: latency targets (`test/targets/latency -goroutines N -probe-interval 0`:\n")
+	p("parked goroutines, no probe; the 1M one with `-perchan 1000`), or distinct Go programs of the installed toolchains, each\n")
+	p("a different build (distinct files and build IDs, 10–60 MB, Go 1.21 or later): `pprof -http` and `trace -http` serving\n")
+	p("their web UI, `compile` and `go run` blocked opening a source file that is a FIFO nobody writes. After every process's\n")
 	p("first snapshot is taken and stored, nothing touches the agent for the window; then *CPU* is the growth of\n")
 	p("utime+stime in `/proc/PID/stat` (every thread, kernel time of the BPF iterator included) as a share of one\n")
 	p("core, *RSS* / *peak RSS* are VmRSS / VmHWM from `/proc/PID/status` at the end (the peak includes start-up and\n")
-	p("the first snapshots). Snapshot durations are from `goroscope_snapshot_duration_seconds` (mean in the window;\n")
-	p("first: mean of each target's first snapshot; both time the walk alone); *walking* is the walks' total wall time\n")
+	p("the first snapshots). ")
+	for _, a := range r.agents {
+		if a.spec.cycles > 0 {
+			p("The agent walks a process whose walk alone exceeds the cycle budget (a quarter of the interval) every few\n")
+			p("intervals, as many as its last walk took budgets: the window of *%s* is therefore not a fixed time\n", a.label())
+			p("but whole cycles, until %d further snapshots are stored (polled on `/metrics` each second).\n", a.spec.cycles)
+			break
+		}
+	}
+	p("Snapshot durations are from `goroscope_snapshot_duration_seconds` (mean in the window;\n")
+	p("first: mean of each process's first snapshot; both time the walk alone); *walking* is the walks' total wall time\n")
 	p("in the window (discovery, folding, encoding, storing and GC count in agent CPU only). Store growth is `goroscope_store_bytes` over the window,\n")
-	p("extrapolated to an hour (on disk: the data directory's files). Goals: under %.0f%% of one core, under %.0f MB RSS.\n\n",
-		agentCPUGoal, agentRSSGoal/1e6)
-	p("| processes × goroutines | walker | window | snapshots | snapshot mean (first) | walking | agent CPU | of one core | RSS | peak RSS | store growth | per hour | on disk per hour |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("extrapolated to an hour (on disk: the data directory's files). *Memory cgroup*: for the row whose agent runs in a\n")
+	p("memory cgroup of its own (the limit the deploy files ship), the cgroup's peak usage over the whole run (page cache\n")
+	p("included) against its limit, and the OOM kills in it. Goals, for the many-processes rows: under %.0f%% of one core,\n", agentCPUGoal)
+	p("under %.0f MB RSS.\n\n", agentRSSGoal/1e6)
+	p("| processes × goroutines | walker | window | snapshots | snapshot mean (first) | walking | agent CPU | of one core | RSS | peak RSS | memory cgroup: peak / limit, OOM kills | store growth | per hour | on disk per hour |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, a := range r.agents {
 		if a.window == 0 {
-			p("| %s | failed: %s | | | | | | | | | | | |\n", a.label(), oneLine(a.err))
+			p("| %s | failed: %s | | | | | | | | | %s | | | |\n", a.label(), oneLine(a.err), a.cgroupCell())
 			continue
 		}
-		p("| %s | %s | %v | %.0f | %s (%s) | %s | %s | %.2f%% | %s | %s | %s | %s | %s |\n", a.label(), a.walker,
+		p("| %s | %s | %v | %.0f | %s (%s) | %s | %s | %.2f%% | %s | %s | %s | %s | %s | %s |\n", a.label(), a.walker,
 			a.window.Round(time.Second), a.snapshots, ms(a.snapMean), ms(a.firstMean), ms(time.Duration(a.snapshots)*a.snapMean),
 			ms(a.cpu), a.corePercent(),
-			mb(float64(a.rss)), mb(float64(a.hwm)), mb(float64(a.storeBytes)), mb(a.perHour(a.storeBytes)), mb(a.perHour(a.diskBytes)))
+			mb(float64(a.rss)), mb(float64(a.hwm)), a.cgroupCell(), mb(float64(a.storeBytes)), mb(a.perHour(a.storeBytes)), mb(a.perHour(a.diskBytes)))
 	}
 	p("\n")
+	for _, a := range r.agents {
+		if len(a.programs) > 0 {
+			p("The %d distinct programs: %s.\n\n", len(a.programs), listPrograms(a.programs))
+		}
+	}
 	var profs []string
 	for _, a := range r.agents {
 		if a.profile != "" {
@@ -178,31 +199,69 @@ func (r *report) agentSection(p func(string, ...any)) {
 		p("The agent's own CPU profiles of the windows (taken by its /debug/pprof during the window): %s\n\n", strings.Join(profs, ", "))
 	}
 	for _, a := range r.agents {
-		if a.window == 0 {
+		if a.window == 0 && a.spec.memLimit == 0 {
 			continue
 		}
-		verdict := func(ok bool) string {
-			if ok {
-				return "meets"
-			}
-			return "misses"
-		}
-		if a.spec != agentSpecs[0] {
-			// The goals are set for the many-small-processes case only.
-			p("- %s: %.2f%% of one core, peak RSS %s (no goal set)", a.label(), a.corePercent(), mb(float64(a.hwm)))
-		} else {
-			p("- %s: %.2f%% of one core, %s the %.0f%% goal; peak RSS %s, %s the %.0f MB goal", a.label(), a.corePercent(),
-				verdict(a.corePercent() < agentCPUGoal), agentCPUGoal, mb(float64(a.hwm)), verdict(float64(a.hwm) < agentRSSGoal), agentRSSGoal/1e6)
-		}
-		if a.errors > 0 || a.skipped > 0 {
-			p("; %.0f errors and %.0f postponed snapshots in the window", a.errors, a.skipped)
-		}
-		if a.err != "" {
-			p("; %s", oneLine(a.err))
-		}
-		p(".\n")
+		p("- %s.\n", a.verdict())
 	}
 	p("\n")
+}
+
+// cgroupCell is the row's memory cgroup column: peak / limit and OOM
+// kills, "–" without a cgroup.
+func (a agentRow) cgroupCell() string {
+	if a.spec.memLimit == 0 {
+		return "–"
+	}
+	if a.cgroupPeak == 0 {
+		return fmt.Sprintf("? / %d MiB", a.spec.memLimit>>20)
+	}
+	return fmt.Sprintf("%.0f / %d MiB, %d", float64(a.cgroupPeak)/(1<<20), a.spec.memLimit>>20, a.oomKills)
+}
+
+// verdict is the row's summary line: CPU and peak RSS against the goals
+// (when they apply), the memory cgroup, sampling and the anomalies.
+func (a agentRow) verdict() string {
+	meets := func(ok bool) string {
+		if ok {
+			return "meets"
+		}
+		return "misses"
+	}
+	var b strings.Builder
+	b.WriteString(a.label() + ": ")
+	switch {
+	case a.window == 0:
+		b.WriteString("not measured")
+	case a.spec.goals:
+		fmt.Fprintf(&b, "%.2f%% of one core, %s the %.0f%% goal; RSS %s, peak RSS %s, %s the %.0f MB goal", a.corePercent(),
+			meets(a.corePercent() < agentCPUGoal), agentCPUGoal, mb(float64(a.rss)), mb(float64(a.hwm)), meets(float64(a.hwm) < agentRSSGoal), agentRSSGoal/1e6)
+	default:
+		fmt.Fprintf(&b, "%.2f%% of one core, RSS %s, peak RSS %s (no goal set)", a.corePercent(), mb(float64(a.rss)), mb(float64(a.hwm)))
+	}
+	if a.goroutines > 0 {
+		fmt.Fprintf(&b, "; %.0f goroutines in all", a.goroutines)
+	}
+	if a.spec.memLimit > 0 {
+		fmt.Fprintf(&b, "; %d OOM kills in its %d MiB memory cgroup (peak %.0f MiB", a.oomKills, a.spec.memLimit>>20, float64(a.cgroupPeak)/(1<<20))
+		if a.softLimit > 0 {
+			fmt.Fprintf(&b, ", GOMEMLIMIT set to %.0f MiB", float64(a.softLimit)/(1<<20))
+		}
+		b.WriteString(")")
+	}
+	if a.sampled > 0 {
+		fmt.Fprintf(&b, "; %.0f of %.0f snapshots sampled (limits.max_goroutines)", a.sampled, a.snapshots)
+	}
+	if a.interval > 10*time.Second {
+		fmt.Fprintf(&b, "; effective snapshot interval %v (longer than 10 s: the process alone exceeds the cycle budget)", a.interval.Round(time.Second))
+	}
+	if a.errors > 0 || a.skipped > 0 {
+		fmt.Fprintf(&b, "; %.0f errors and %.0f postponed snapshots in the window", a.errors, a.skipped)
+	}
+	if a.err != "" {
+		fmt.Fprintf(&b, "; %s", oneLine(a.err))
+	}
+	return b.String()
 }
 
 // mb formats bytes as decimal megabytes.
@@ -218,6 +277,8 @@ func mb(v float64) string {
 
 func count(n int) string {
 	switch {
+	case n >= 1000000 && n%1000000 == 0:
+		return fmt.Sprintf("%dM", n/1000000)
 	case n >= 1000 && n%1000 == 0:
 		return fmt.Sprintf("%dk", n/1000)
 	}

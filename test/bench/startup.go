@@ -127,7 +127,11 @@ func measureStartup(ctx context.Context, procs *processes, targetBin string) (*s
 		return rep, errors.Join(append(errs, err)...)
 	}
 	start := time.Now()
-	a, err := startAgent(procs, bin, targetBin, adir, "auto")
+	rules, err := exeRules(targetBin)
+	if err != nil {
+		return rep, errors.Join(append(errs, err)...)
+	}
+	a, err := startAgent(procs, bin, adir, "auto", rules, nil)
 	if err != nil {
 		return rep, errors.Join(append(errs, err)...)
 	}
