@@ -2,7 +2,9 @@ package findings
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
+	"strconv"
 	"unsafe"
 
 	"github.com/goroscope/goroscope/pkg/snapshot"
@@ -53,6 +55,21 @@ type Group struct {
 type Object struct {
 	snapshot.BlockedOn
 	Goroutines int `json:"goroutines"`
+}
+
+// MarshalJSON writes the object's facts as a snapshot does, and
+// goroutines: BlockedOn's own MarshalJSON would otherwise be promoted and
+// leave the count out.
+func (o Object) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(o.BlockedOn)
+	if err != nil {
+		return nil, err
+	}
+	n := strconv.Itoa(o.Goroutines)
+	if len(b) <= 2 {
+		return []byte(`{"goroutines":` + n + `}`), nil
+	}
+	return append(b[:len(b)-1], `,"goroutines":`+n+`}`...), nil
 }
 
 // Groups groups the goroutines of s by site, the largest group first.

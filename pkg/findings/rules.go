@@ -3,6 +3,7 @@ package findings
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -15,15 +16,15 @@ import (
 func (t *Tracker) leak(g *Group, now time.Time) (Finding, bool) {
 	r := t.cfg.Leak
 	h := t.sites[g.Site]
-	if h == nil || g.Site.State != snapshot.StateWaiting || g.Goroutines < r.MinGoroutines || len(h.points) < 3 {
+	if h == nil || g.Site.State != snapshot.StateWaiting || len(h.points) < 3 {
 		return Finding{}, false
 	}
-	first := h.points[0]
+	first, last := h.points[0], h.points[len(h.points)-1]
 	span := now.Sub(first.t)
-	if span < r.MinSpan {
+	if span < r.MinSpan || last.count < r.MinGoroutines {
 		return Finding{}, false
 	}
-	growth := g.Goroutines - first.count
+	growth := last.count - first.count
 	if growth < r.MinGrowth || !growsThroughout(h.points, span) {
 		return Finding{}, false
 	}
@@ -51,7 +52,8 @@ func (t *Tracker) leak(g *Group, now time.Time) (Finding, bool) {
 	f.OldestSeconds = max(f.OldestSeconds, g.MaxWait)
 	f.Departed = frac
 	f.ConfirmedByRuntime = g.Leaked > 0
-	f.Summary = fmt.Sprintf("%s goroutines %s, +%s/h, the oldest for %s, %s", count(g.Goroutines), waitText(g), count(int(f.GrowthPerHour+0.5)),
+	f.Goroutines = last.count
+	f.Summary = fmt.Sprintf("%s goroutines %s, +%s/h, the oldest for %s, %s", count(last.count), waitText(g), count(int(f.GrowthPerHour+0.5)),
 		duration(f.OldestSeconds), createdText(g.Site))
 	if f.ConfirmedByRuntime {
 		f.Summary += "; confirmed by the runtime's leak detector"
@@ -98,7 +100,7 @@ func (t *Tracker) stuck(s *snapshot.Snapshot, groups []*Group) []Finding {
 	byObj := map[string]*waiters{}
 	for i := range s.Goroutines {
 		g := &s.Goroutines[i]
-		if g.BlockedOn == nil || g.System || g.WaitingSeconds < minWait {
+		if g.BlockedOn == nil || g.System || g.WaitingSeconds < minWait || !stuckReasons[g.WaitReason] {
 			continue
 		}
 		o := byObj[g.BlockedOn.Address]
@@ -135,7 +137,7 @@ func (t *Tracker) stuck(s *snapshot.Snapshot, groups []*Group) []Finding {
 		f.FirstSeen = s.Time.Add(-time.Duration(o.longest * float64(time.Second)))
 		f.Objects = []Object{{BlockedOn: o.obj, Goroutines: o.n}}
 		f.DistinctObjects = 1
-		f.Related = related(groups, minWait, func(gr *Group) bool { return o.sites[gr.Site] == 0 })
+		f.Related = related(groups, minWait, o.longest, func(gr *Group) bool { return o.sites[gr.Site] == 0 })
 		f.Summary = fmt.Sprintf("%s goroutines wait %s %s for %s", count(o.n), verbOf(site.WaitReason), objectText(&o.obj), duration(o.longest))
 		if len(f.Related) > 0 {
 			f.Summary += fmt.Sprintf("; parked as long: %s", siteList(f.Related))
@@ -144,6 +146,14 @@ func (t *Tracker) stuck(s *snapshot.Snapshot, groups []*Group) []Finding {
 	}
 	slices.SortFunc(out, func(a, b Finding) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// stuckReasons are the waits that are wrong when long: a lock, a send
+// nobody takes, a wait group that never reaches zero. Receivers waiting
+// long on an open channel are idle workers, as often as not.
+var stuckReasons = map[string]bool{
+	"sync.Mutex.Lock": true, "sync.RWMutex.RLock": true, "sync.RWMutex.Lock": true, "semacquire": true,
+	"chan send": true, "chan send (nil chan)": true, "sync.WaitGroup.Wait": true,
 }
 
 // asleepReasons are the waits only another goroutine can end: nothing
@@ -184,7 +194,7 @@ func (t *Tracker) allAsleep(s *snapshot.Snapshot, groups []*Group) (Finding, boo
 	f.Goroutines = n * s.Weight()
 	f.OldestSeconds = shortest
 	f.FirstSeen = s.Time.Add(-time.Duration(shortest * float64(time.Second)))
-	f.Related = related(groups, minWait, func(gr *Group) bool { return gr != g })
+	f.Related = related(groups, minWait, shortest, func(gr *Group) bool { return gr != g })
 	f.Summary = fmt.Sprintf("all %s goroutines have been asleep for at least %s, none can wake another: a deadlock the runtime does not report (largest group: %s %s)",
 		count(f.Goroutines), duration(shortest), count(g.Goroutines), waitText(g))
 	return f, true
@@ -203,17 +213,23 @@ func (t *Tracker) base(kind string, g *Group, now time.Time, id string) Finding 
 	return f
 }
 
-// related lists the sites of other groups whose goroutines waited as long
-// (at most three, the largest first).
-func related(groups []*Group, minWait float64, other func(*Group) bool) []Site {
-	var out []Site
+// related lists the sites of other groups whose goroutines have waited at
+// least minWait, at most three: those whose longest wait began nearest to
+// the finding's (wait seconds ago), as the holder of a lock began to wait
+// just before its waiters queued.
+func related(groups []*Group, minWait, wait float64, other func(*Group) bool) []Site {
+	var cands []*Group
 	for _, g := range groups {
-		if len(out) == 3 {
-			break
-		}
 		if g.Site.State == snapshot.StateWaiting && g.MaxWait >= minWait && other(g) {
-			out = append(out, g.Site)
+			cands = append(cands, g)
 		}
+	}
+	slices.SortStableFunc(cands, func(a, b *Group) int {
+		return cmp.Compare(math.Abs(a.MaxWait-wait), math.Abs(b.MaxWait-wait))
+	})
+	out := make([]Site, 0, 3)
+	for _, g := range cands[:min(len(cands), 3)] {
+		out = append(out, g.Site)
 	}
 	return out
 }

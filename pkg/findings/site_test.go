@@ -1,6 +1,7 @@
 package findings
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -103,5 +104,23 @@ func TestGroups(t *testing.T) {
 	}
 	if gs[1].Site.State != snapshot.StateRunnable || gs[1].Goroutines != 2 {
 		t.Errorf("second group %+v", gs[1])
+	}
+}
+
+// TestObjectJSON: an object's JSON has the snapshot's facts and its
+// goroutine count, and reads back whole.
+func TestObjectJSON(t *testing.T) {
+	for _, o := range []Object{
+		{BlockedOn: snapshot.BlockedOn{Kind: snapshot.BlockedOnChan, Address: "0xc0001", Capacity: 4, Length: 1, Senders: 2}, Goroutines: 1375},
+		{BlockedOn: snapshot.BlockedOn{Kind: snapshot.BlockedOnSync, Address: "0xc0002"}, Goroutines: 3},
+	} {
+		b, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Object
+		if err := json.Unmarshal(b, &back); err != nil || back.Goroutines != o.Goroutines || back.Address != o.Address || back.Capacity != o.Capacity {
+			t.Errorf("%s read back as %+v (%v)", b, back, err)
+		}
 	}
 }

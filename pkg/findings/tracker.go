@@ -32,7 +32,20 @@ type history struct {
 type membership struct {
 	since time.Time
 	gen   uint64 // the last observation that saw it
+	// away counts the observations in a row that saw it elsewhere, since
+	// awaySince.
+	away      uint8
+	awaySince time.Time
 }
+
+// A member may be seen elsewhere (awake, or waiting on a lock on its way
+// back) for maxAway observations in a row and maxAwayTime, and stay one:
+// on a saturated host, goroutines that wake often are caught awake for
+// seconds.
+const (
+	maxAway     = 3
+	maxAwayTime = 30 * time.Second
+)
 
 // point is one snapshot of a group: its size, and how many goroutines
 // joined and left it since the snapshot before.
@@ -51,13 +64,22 @@ func NewTracker(cfg Config) *Tracker {
 func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 	now := s.Time
 	groups := Groups(s)
+	// Where each goroutine is now: a member of a group that is running or
+	// runnable for a moment has not left it.
+	where := make(map[uint64]*Group, len(s.Goroutines))
+	for _, g := range groups {
+		for _, id := range g.ids {
+			where[id] = g
+		}
+	}
+	w := s.Weight()
 	for _, g := range groups {
 		h := t.sites[g.Site]
 		if h == nil {
 			h = &history{firstSeen: now, members: map[uint64]*membership{}}
 			t.sites[g.Site] = h
 		}
-		h.observe(now, g, t.cfg.Leak.Window)
+		h.observe(now, g, where, w, t.cfg.Leak.Window)
 		h.lastSeen = now
 	}
 	// Sites not seen for a whole window are forgotten; one that emptied
@@ -70,7 +92,7 @@ func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 			delete(t.sites, site)
 			continue
 		}
-		h.observe(now, &Group{Site: site}, t.cfg.Leak.Window)
+		h.observe(now, &Group{Site: site}, where, w, t.cfg.Leak.Window)
 	}
 	var out []Finding
 	for _, g := range groups {
@@ -92,26 +114,41 @@ func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 }
 
 // observe adds a snapshot of the group to the history, keeping the points
-// of the last window.
-func (h *history) observe(now time.Time, g *Group, window time.Duration) {
-	p := point{t: now, count: g.Goroutines}
+// of the last window. A member leaves the group when it ends, or when it
+// was seen elsewhere more than maxAway times in a row over maxAwayTime:
+// under load, goroutines that wake often are caught awake or on a lock on
+// their way back. The history counts the members, each weighing w.
+func (h *history) observe(now time.Time, g *Group, where map[uint64]*Group, w int, window time.Duration) {
+	p := point{t: now}
 	h.gen++
 	for _, id := range g.ids {
 		if m := h.members[id]; m != nil {
-			m.gen = h.gen
+			m.gen, m.away, m.awaySince = h.gen, 0, time.Time{}
 			continue
 		}
 		h.members[id] = &membership{since: now, gen: h.gen}
 		p.joined++
 	}
-	if len(h.members) > len(g.ids) { // someone left
+	if len(h.members) > len(g.ids) { // someone left, or is awake
 		for id, m := range h.members {
-			if m.gen != h.gen {
-				delete(h.members, id)
-				p.departed++
+			if m.gen == h.gen {
+				continue
 			}
+			if where[id] != nil {
+				if m.away == 0 {
+					m.awaySince = now
+				}
+				if m.away < maxAway || now.Sub(m.awaySince) < maxAwayTime {
+					m.gen = h.gen // elsewhere for the moment
+					m.away = min(m.away+1, maxAway)
+					continue
+				}
+			}
+			delete(h.members, id) // ended, or gone elsewhere
+			p.departed++
 		}
 	}
+	p.count = len(h.members) * w
 	h.points = append(h.points, p)
 	cut := 0
 	for cut < len(h.points)-1 && now.Sub(h.points[cut].t) > window {

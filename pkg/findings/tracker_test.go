@@ -39,8 +39,9 @@ var (
 		blocked: func(int) *snapshot.BlockedOn {
 			return &snapshot.BlockedOn{Kind: snapshot.BlockedOnChan, Address: "0xc0005000"}
 		}}
-	leakedSend = shape{fn: "main.handle", creator: "main.serve", reason: "chan send", state: snapshot.StateLeaked}
-	reader     = shape{fn: "net/http.(*conn).serve", creator: "net/http.(*Server).Serve", reason: "IO wait", state: snapshot.StateWaiting}
+	tickerAwake = shape{fn: "main.tick", creator: "main.serve", state: snapshot.StateRunnable}
+	leakedSend  = shape{fn: "main.handle", creator: "main.serve", reason: "chan send", state: snapshot.StateLeaked}
+	reader      = shape{fn: "net/http.(*conn).serve", creator: "net/http.(*Server).Serve", reason: "IO wait", state: snapshot.StateWaiting}
 )
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -84,6 +85,8 @@ type scenario struct {
 	want      string
 	by        int
 	confirmed bool
+	// frame, if set, must be in every finding's site frame.
+	frame string
 }
 
 func TestTracker(t *testing.T) {
@@ -120,6 +123,38 @@ func TestTracker(t *testing.T) {
 					ms = append(ms, member{id: uint64(100 + j), shape: &leakedSend, since: t0.Add(time.Duration(j) * time.Second)})
 				}
 				return ms
+			}},
+		{name: "ticker per request under load, caught awake", steps: 40, every: every, want: KindLeak, by: 12,
+			at: func(i int, now time.Time) []member {
+				var ms []member
+				for j := range i * 5 {
+					sh := &ticker
+					if (j+i)%3 == 0 {
+						sh = &tickerAwake // a third are runnable at any moment
+					}
+					ms = append(ms, member{id: uint64(100 + j), shape: sh, since: now})
+				}
+				return ms
+			}},
+		{name: "each goroutine passes one step through a wait, then leaks in another", steps: 40, every: every, want: KindLeak, by: 12, frame: "main.tick",
+			at: func(i int, now time.Time) []member {
+				var ms []member
+				for j := range i * 5 {
+					sh := &ticker // where they stay
+					if j >= (i-1)*5 {
+						sh = &leakySend // where the newest are, on their way
+					}
+					ms = append(ms, member{id: uint64(100 + j), shape: sh, since: now})
+				}
+				return ms
+			}},
+		{name: "idle worker pool, waiting for hours", steps: 60, every: every,
+			at: func(i int, now time.Time) []member {
+				var ms []member
+				for j := range 500 {
+					ms = append(ms, member{id: uint64(100 + j), shape: &worker, since: t0.Add(-3 * time.Hour)})
+				}
+				return append(ms, member{id: 1, shape: &reader, since: now})
 			}},
 		{name: "stable worker pool", steps: 200, every: every,
 			at: func(i int, now time.Time) []member {
@@ -184,7 +219,7 @@ func TestTracker(t *testing.T) {
 				now := t0.Add(time.Duration(i) * sc.every)
 				_, fs := tr.Observe(snapshotOf(now, sc.at(i, now)))
 				for _, f := range fs {
-					if sc.want == "" || f.Kind != sc.want {
+					if sc.want == "" || f.Kind != sc.want || !strings.Contains(f.Site.Frame, sc.frame) {
 						t.Fatalf("step %d: unexpected %s finding: %s", i, f.Kind, f.Summary)
 					}
 					if found < 0 {
