@@ -17,4 +17,9 @@
 //     the blocked_on re-check of goroutines that move during a walk.
 //   - execer: parks goroutines in one function and, on SIGUSR1, exec's
 //     another program under the same pid, for the detection of exec.
+//   - leaky: -mode picks a leak written the way people write them (a send
+//     after a timeout, a range over a channel never closed, a context never
+//     cancelled, a mutex held across a wait, a ticker per request), a
+//     deadlock, or a healthy program that must stay silent (a worker pool,
+//     churn, bursts, connection readers), for the findings.
 package targets
