@@ -87,6 +87,12 @@ const wallInterval = 10 * time.Second
 // profiles (gzipped pprof) and the gzipped binary snapshot, with summaries.
 func appendSnapshot(tb testing.TB, st *store.Store, proc store.Process, s *snapshot.Snapshot) {
 	tb.Helper()
+	appendSnapshotSummary(tb, st, proc, s, fold.Summary(s))
+}
+
+// appendSnapshotSummary is appendSnapshot with the entries' summary sum.
+func appendSnapshotSummary(tb testing.TB, st *store.Store, proc store.Process, s *snapshot.Snapshot, sum map[string]float64) {
+	tb.Helper()
 	var gp, wp bytes.Buffer
 	if err := fold.Goroutines(s).Write(&gp); err != nil {
 		tb.Fatal(err)
@@ -103,7 +109,7 @@ func appendSnapshot(tb testing.TB, st *store.Store, proc store.Process, s *snaps
 		tb.Fatal(err)
 	}
 	for kind, data := range map[string][]byte{store.KindGoroutines: gp.Bytes(), store.KindGoroutineWall: wp.Bytes(), store.KindSnapshot: js.Bytes()} {
-		if _, err := st.Append(store.Entry{Process: proc, Kind: kind, Time: s.Time, Summary: fold.Summary(s), Data: data}); err != nil {
+		if _, err := st.Append(store.Entry{Process: proc, Kind: kind, Time: s.Time, Summary: sum, Data: data}); err != nil {
 			tb.Fatalf("append %s: %v", kind, err)
 		}
 	}

@@ -30,7 +30,10 @@ type Page struct {
 
 // SearchGoroutines returns the goroutines of s that pass f and contain
 // every word of query (case-insensitive) in their id, state, wait reason,
-// labels or any frame's function or file; offset and limit page the result.
+// labels, any frame's "function file:line" or their creator's function;
+// offset and limit page the result. Words cannot tell a group of
+// pkg/findings (a site) from goroutines passing through the same code: f.Site
+// can.
 func SearchGoroutines(s *snapshot.Snapshot, f Filter, query string, offset, limit int) Page {
 	p, _ := searchStream(context.Background(), sliceNext(s.Goroutines), f, query, offset, limit)
 	return p
@@ -50,6 +53,7 @@ func searchStream(ctx context.Context, next func() (*snapshot.Goroutine, error),
 	limit = min(limit, maxPageSize)
 	offset = max(offset, 0)
 	m := newMatcher(query)
+	pass := f.predicate()
 	p := Page{Offset: offset, Goroutines: []snapshot.Goroutine{}}
 	for ; ; p.Total++ {
 		g, err := next()
@@ -62,7 +66,7 @@ func searchStream(ctx context.Context, next func() (*snapshot.Goroutine, error),
 		if p.Total%checkEvery == 0 && ctx.Err() != nil {
 			return Page{}, context.Cause(ctx)
 		}
-		if !f.MatchGoroutine(g) || !m.match(g) {
+		if !pass(g) || !m.match(g) {
 			continue
 		}
 		if p.Matched >= offset && len(p.Goroutines) < limit {

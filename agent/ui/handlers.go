@@ -84,6 +84,9 @@ func parseProfileRequest(r *http.Request, defaultKind string, allowed ...string)
 	if pr.filter, err = ParseFilter(r.URL.Query()); err != nil {
 		return pr, err
 	}
+	if pr.filter.Site != "" && pr.kind != store.KindSnapshot {
+		return pr, badRequest("site=%q: profile samples carry no site; it filters snapshots only (the goroutine table, kind=snapshot downloads)", pr.filter.Site)
+	}
 	return pr, nil
 }
 
@@ -375,6 +378,7 @@ func (s *server) profileDownload(m store.Meta, format string, f Filter) (func(io
 // io.EOF; or ctx's error once ctx is done.
 func filtered(ctx context.Context, st snapshot.Stream, f Filter) func() (*snapshot.Goroutine, error) {
 	n := 0
+	pass := f.predicate()
 	return func() (*snapshot.Goroutine, error) {
 		for {
 			g, err := st.Next()
@@ -384,7 +388,7 @@ func filtered(ctx context.Context, st snapshot.Stream, f Filter) func() (*snapsh
 			if n++; n%checkEvery == 0 && ctx.Err() != nil {
 				return nil, context.Cause(ctx)
 			}
-			if f.MatchGoroutine(g) {
+			if pass(g) {
 				return g, nil
 			}
 		}

@@ -524,7 +524,7 @@ func TestBusy(t *testing.T) {
 		}()
 		<-src.entered // in the handler, holding a slot
 	}
-	for _, path := range []string{"/goroutines", "/flame", "/diff?from=" + url.QueryEscape(t0.Format(time.RFC3339)), "/download?kind=snapshot&format=json"} {
+	for _, path := range []string{"/goroutines", "/flame", "/diff?from=" + url.QueryEscape(t0.Format(time.RFC3339)), "/download?kind=snapshot&format=json", "/findings"} {
 		resp, err := http.Get(srv.URL + procPath + path)
 		if err != nil {
 			t.Fatal(err)
@@ -536,8 +536,8 @@ func TestBusy(t *testing.T) {
 		}
 	}
 	get(t, srv, "/api/processes", http.StatusOK) // light requests are not limited
-	if got := testutil.ToFloat64(refusedCounter(reg).WithLabelValues("busy")); got != 4 {
-		t.Errorf("%s{reason=busy} = %v, want 4", refusedMetric, got)
+	if got := testutil.ToFloat64(refusedCounter(reg).WithLabelValues("busy")); got != 5 {
+		t.Errorf("%s{reason=busy} = %v, want 5", refusedMetric, got)
 	}
 	src.block(false)
 	close(src.release)

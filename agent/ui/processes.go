@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
 )
@@ -17,11 +18,30 @@ type ProcessRow struct {
 	Process
 	// Total is the goroutines in the last snapshot.
 	Total int `json:"total"`
+	// FindingsCount is the findings holding at the last snapshot: the
+	// live ones, or those the newest stored entry's summary counts.
+	FindingsCount int `json:"findings_count"`
+	// FindingKinds counts them by kind, the worst kind first
+	// (findings.Severity); absent when there are none.
+	FindingKinds []KindCount `json:"finding_kinds,omitempty"`
 }
 
+// KindCount is how many findings of one kind a process has.
+type KindCount struct {
+	Kind  string `json:"kind"`
+	Count int    `json:"count"`
+}
+
+// Summary keys of the findings (agent/daemon addFindingsSummary).
+const (
+	summaryFindings    = "findings"
+	summaryFindingKind = "findings/"
+)
+
 // MergeProcesses lists the live processes and the stored ones the agent no
-// longer knows, described by their newest entry; live first, then by
-// service and pid.
+// longer knows, described by their newest entry: those with findings
+// first, the worst first (by their worst kind, then by how many), then
+// live first, then by service and pid.
 func MergeProcesses(live []Process, stored []store.Meta) []ProcessRow {
 	newest := map[store.ProcessKey]store.Meta{}
 	for _, m := range stored {
@@ -40,16 +60,26 @@ func MergeProcesses(live []Process, stored []store.Meta) []ProcessRow {
 		if m, ok := newest[p.Key()]; ok && p.LastSnapshot.IsZero() {
 			p.LastSnapshot = m.Time
 		}
-		rows = append(rows, ProcessRow{Process: p, Total: p.Counts.Total()})
+		row := ProcessRow{Process: p, Total: p.Counts.Total()}
+		row.FindingsCount, row.FindingKinds = countFindings(p.Findings)
+		rows = append(rows, row)
 	}
 	for k, m := range newest {
 		if seen[k] {
 			continue
 		}
 		c := countsFromSummary(m.Summary)
-		rows = append(rows, ProcessRow{Process: Process{Process: m.Process, LastSnapshot: m.Time, Counts: c}, Total: c.Total()})
+		row := ProcessRow{Process: Process{Process: m.Process, LastSnapshot: m.Time, Counts: c}, Total: c.Total()}
+		row.FindingsCount, row.FindingKinds = findingsFromSummary(m.Summary)
+		rows = append(rows, row)
 	}
 	slices.SortStableFunc(rows, func(a, b ProcessRow) int {
+		if c := cmp.Compare(worstSeverity(b.FindingKinds), worstSeverity(a.FindingKinds)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.FindingsCount, a.FindingsCount); c != 0 {
+			return c
+		}
 		if a.Live != b.Live {
 			if a.Live {
 				return -1
@@ -80,4 +110,53 @@ func countsFromSummary(sum map[string]float64) snapshot.Counts {
 		Waiting:  get(snapshot.StateWaiting),
 		Leaked:   get(snapshot.StateLeaked),
 	}
+}
+
+// countFindings counts fs, in all and by kind (the worst kind first).
+func countFindings(fs []findings.Finding) (int, []KindCount) {
+	by := map[string]int{}
+	for _, f := range fs {
+		by[f.Kind]++
+	}
+	return len(fs), kindCounts(by)
+}
+
+// findingsFromSummary reads the findings counts of an entry's summary:
+// "findings" in all, "findings/<kind>" by kind. An entry stored before
+// findings has none.
+func findingsFromSummary(sum map[string]float64) (int, []KindCount) {
+	by := map[string]int{}
+	total := 0
+	for k, v := range sum {
+		if kind, ok := strings.CutPrefix(k, summaryFindingKind); ok && kind != "" && v >= 1 {
+			by[kind] = int(v)
+			total += int(v)
+		}
+	}
+	return max(total, int(sum[summaryFindings])), kindCounts(by)
+}
+
+// kindCounts lists counts by kind, the worst kind first, then by name.
+func kindCounts(by map[string]int) []KindCount {
+	if len(by) == 0 {
+		return nil
+	}
+	out := make([]KindCount, 0, len(by))
+	for k, n := range by {
+		out = append(out, KindCount{Kind: k, Count: n})
+	}
+	slices.SortFunc(out, func(a, b KindCount) int {
+		return cmp.Or(cmp.Compare(findings.Severity(b.Kind), findings.Severity(a.Kind)), strings.Compare(a.Kind, b.Kind))
+	})
+	return out
+}
+
+// worstSeverity is the severity of the worst kind of kc (listed worst
+// first): 0 without findings, and 0 too for kinds this build does not
+// know, which still sort before processes without findings by count.
+func worstSeverity(kc []KindCount) int {
+	if len(kc) == 0 {
+		return 0
+	}
+	return findings.Severity(kc[0].Kind)
 }

@@ -60,7 +60,7 @@ type Options struct {
 	// Log gets the UI's warnings (default: none).
 	Log *slog.Logger
 	// MaxHeavyRequests bounds the requests that read stored payloads —
-	// goroutine tables, flame graphs, diffs, downloads — served at once
+	// goroutine tables, flame graphs, diffs, downloads, findings — served at once
 	// (default 4). Past it they are refused with 503 and Retry-After.
 	MaxHeavyRequests int
 	// MaxProfileBytes bounds the decompressed size of a stored pprof
@@ -97,6 +97,10 @@ type server struct {
 	heavy           chan struct{}
 	maxProfileBytes int64
 	refused         *prometheus.CounterVec
+	// findingsEntries and findingsReadBytes bound a findings answer's
+	// history (maxFindingsEntries, maxFindingsReadBytes; lower in tests).
+	findingsEntries   int
+	findingsReadBytes int64
 }
 
 // New returns the UI handler with the default Options but log: the page at
@@ -109,7 +113,11 @@ func New(src Source, log *slog.Logger) http.Handler {
 // NewWithOptions is New with options. It panics when o.Registerer holds
 // a different metric of the UI's name (a programming error).
 func NewWithOptions(src Source, o Options) http.Handler {
-	s := newServer(src, o)
+	return newServer(src, o).handler()
+}
+
+// handler is the UI handler of s.
+func (s *server) handler() http.Handler {
 	static, err := fs.Sub(staticFiles, "static")
 	if err != nil { // cannot happen: the directory is embedded
 		panic(fmt.Sprintf("ui: embedded static files: %v", err))
@@ -128,6 +136,7 @@ func NewWithOptions(src Source, o Options) http.Handler {
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/diff", s.limited(s.api(s.diff)))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/goroutines", s.limited(s.api(s.goroutines)))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/download", s.limited(s.download))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/findings", s.limited(s.api(s.findingsAnswer)))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s; see the list in package ui's documentation", r.Method, r.URL.Path)})
 	})
@@ -144,6 +153,7 @@ func newServer(src Source, o Options) *server {
 		heavy:           make(chan struct{}, cmp.Or(max(o.MaxHeavyRequests, 0), defaultMaxHeavyRequests)),
 		maxProfileBytes: cmp.Or(max(o.MaxProfileBytes, 0), defaultMaxProfileBytes),
 		refused:         refusedCounter(o.Registerer),
+		findingsEntries: maxFindingsEntries, findingsReadBytes: maxFindingsReadBytes,
 	}
 }
 
@@ -184,7 +194,7 @@ func (s *server) limited(h http.HandlerFunc) http.HandlerFunc {
 			s.log.Debug("ui: busy", "path", r.URL.Path, "limit", cap(s.heavy))
 			w.Header().Set("Retry-After", "1")
 			writeError(w, &httpError{http.StatusServiceUnavailable, fmt.Sprintf(
-				"busy: the agent is serving %d goroutine tables, flame graphs, diffs and downloads already, its limit (MaxHeavyRequests); retry in a moment", cap(s.heavy))})
+				"busy: the agent is serving %d goroutine tables, flame graphs, diffs, downloads and findings already, its limit (MaxHeavyRequests); retry in a moment", cap(s.heavy))})
 		}
 	}
 }

@@ -52,5 +52,18 @@ export async function loadSeries(v, chartState) {
   }
   atSel.replaceChildren(...s.moments.slice().reverse().map((t, i) => el("option", { value: t }, fmtTime(t) + (i === 0 ? " (newest)" : ""))));
   if (!st.at && s.moments.length) st.at = s.moments[s.moments.length - 1];
+  st.at = momentAt(s.moments, st.at); // a link's time, as one of the moments
   atSel.value = st.at;
+}
+
+// momentAt is the moment of moments (oldest first) a time t stands for:
+// the newest at or before it, else the oldest; t itself when there are
+// no moments (yet) or t is empty.
+export function momentAt(moments, t) {
+  if (!t || !moments.length) return t;
+  const at = new Date(t).getTime();
+  if (isNaN(at)) return t;
+  let best = moments[0];
+  for (const m of moments) if (new Date(m).getTime() <= at) best = m;
+  return best;
 }

@@ -1,5 +1,7 @@
 // The flame graph tab (d3-flame-graph, vendored): one profile kind at the
-// chosen moment, with the filters every other tab reuses.
+// chosen moment, with the filters every other tab reuses, and a function
+// in focus (a finding's frame): highlighted wherever it is, and zoomed to
+// the frame that holds all its occurrences.
 import { api } from "./api.js";
 import { el, showError } from "./dom.js";
 import { STATES, WAIT_BUCKETS, fmtTime, fmtValue } from "./format.js";
@@ -48,7 +50,12 @@ export async function renderFlame(v) {
     facetSelect("filter-wait-reason", "wait_reason", f.facets.wait_reasons, "wait reason"),
     facetSelect("filter-wait-duration", "wait_duration", f.facets.wait_durations, "waiting", WAIT_BUCKETS),
     facetSelect("filter-label", "label", labelValues, "label"),
-    el("button", { id: "filter-reset", onclick: () => { st.state = st.wait_reason = st.wait_duration = st.label = ""; v.refresh(); } }, "reset"));
+    el("button", { id: "filter-reset", onclick: () => { st.state = st.wait_reason = st.wait_duration = st.label = st.focus = ""; v.refresh(); } }, "reset"));
+  const focusNote = el("span", { id: "flame-focus-note", class: "muted" });
+  if (st.focus) {
+    controls.append(el("span", { class: "chip", id: "flame-focus" }, "focus ", el("span", { class: "mono" }, st.focus),
+      el("button", { title: "no focus", onclick: () => { st.focus = ""; v.refresh(); } }, "×")), focusNote);
+  }
   const what = st.kind === "goroutines" ? "goroutines" : "waited";
   summary.replaceChildren(`${fmtValue(f.total, f.unit)} of ${fmtValue(f.unfiltered_total, f.unit)} ${what} at ${fmtTime(f.entry.time)}`,
     f.truncated ? " (tree truncated)" : "");
@@ -69,5 +76,25 @@ export async function renderFlame(v) {
     .selfValue(false).sort(true).inverted(true).tooltip(tip)
     .setDetailsElement(details);
   d3.select(box).datum(f.root).call(chart);
+  if (st.focus) {
+    const n = focusOn(chart, box, st.focus);
+    focusNote.textContent = n ? `highlighted in ${n} place${n > 1 ? "s" : ""}` : "not in this graph";
+  }
   box.dataset.rendered = "1";
+}
+
+// focusOn highlights the frames of function fn (a d3-flame-graph search
+// for exactly its name) and zooms to the deepest frame above all of those
+// drawn; it returns how many are drawn.
+function focusOn(chart, box, fn) {
+  chart.search(`^${fn.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+  // d3 keeps each drawn frame's node (a d3-hierarchy node) on its element.
+  const nodes = [...box.querySelectorAll("svg g")].map((g) => g.__data__).filter((d) => d?.data?.name === fn);
+  box.dataset.focusMatches = nodes.length;
+  if (!nodes.length) return 0;
+  const above = (a, d) => { for (let x = d; x; x = x.parent) if (x === a) return true; return false; };
+  let common = nodes[0];
+  while (common && !nodes.every((d) => above(common, d))) common = common.parent;
+  if (common?.parent) chart.zoomTo(common);
+  return nodes.length;
 }

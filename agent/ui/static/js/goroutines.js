@@ -1,7 +1,9 @@
 // The goroutine table tab: the snapshot at the chosen moment, searched and
-// paged by the Go handler.
+// paged by the Go handler; filtered to one site (a finding's group) when
+// a finding's link says so.
 import { api } from "./api.js";
 import { el, labelsEl, showError } from "./dom.js";
+import { siteChip } from "./findings.js";
 import { fmtInt, fmtWait } from "./format.js";
 
 const PAGE = 100;
@@ -15,7 +17,12 @@ export function renderGoroutines(v) {
     timer = setTimeout(() => { st.q = search.value; st.offset = 0; loadGoroutines(v, out); }, 250);
   });
   const out = el("div", { id: "goroutines-out" });
-  panel.replaceChildren(el("div", { class: "controls" }, search, el("span", { class: "muted", id: "goroutines-filters" }, v.filterText(false))), out);
+  // The site filter: exactly a finding's group, until cleared.
+  const site = st.site ? el("span", { class: "chip", id: "goroutines-site", dataset: { site: st.site } },
+    "group of the finding at ", el("span", { class: "mono", id: "goroutines-site-label" }, `site ${st.site}`),
+    el("button", { id: "goroutines-site-clear", title: "show every goroutine", onclick: () => { st.site = ""; st.offset = 0; renderGoroutines(v); } }, "×")) : null;
+  panel.replaceChildren(el("div", { class: "controls" }, search, site, el("span", { class: "muted", id: "goroutines-filters" }, v.filterText(false))), out);
+  siteChip(v);
   loadGoroutines(v, out);
 }
 
@@ -27,6 +34,7 @@ async function loadGoroutines(v, out) {
   const p = v.filterParams();
   if (st.at) p.set("at", st.at);
   if (st.q) p.set("q", st.q);
+  if (st.site) p.set("site", st.site);
   p.set("offset", st.offset); p.set("limit", PAGE);
   st.goroutinesLoad?.abort();
   const mine = new AbortController();

@@ -1,6 +1,7 @@
 // The process list (#/).
 import { api } from "./api.js";
 import { el, showError } from "./dom.js";
+import { findingsCell } from "./findings.js";
 import { STATES, fmtInt, fmtTime } from "./format.js";
 
 export async function listView(app) {
@@ -12,11 +13,13 @@ export async function listView(app) {
     showError(app, e);
     return;
   }
-  const head = el("tr", {}, el("th", {}, "service"), el("th", { class: "num" }, "pid"), el("th", {}, "Go"), el("th", {}, "status"),
+  // The API lists the processes with findings first, the worst first.
+  const head = el("tr", {}, el("th", {}, "findings"), el("th", {}, "service"), el("th", { class: "num" }, "pid"), el("th", {}, "Go"), el("th", {}, "status"),
     el("th", { class: "num" }, "goroutines"), STATES.map((s) => el("th", { class: "num" }, s)), el("th", {}, "last snapshot"), el("th", {}, "executable"));
   const rows = procs.map((p) => {
     const href = `#/p/${p.pid}/${p.start_time}`;
-    return el("tr", { class: "proc", onclick: () => { location.hash = href; }, dataset: { pid: p.pid } },
+    return el("tr", { class: "proc", onclick: () => { location.hash = href; }, dataset: { pid: p.pid, findings: p.findings_count || 0 } },
+      findingsCell(p),
       el("td", {}, el("a", { href }, p.service_name || "(unnamed)")),
       el("td", { class: "num" }, p.pid),
       el("td", {}, p.go_version || ""),
