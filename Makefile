@@ -39,10 +39,12 @@ vet:
 run: build
 	$(BIN) agent --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-# A demo program with a known, slowly growing goroutine population, to see
-# something in the UI at once (run it in a second terminal).
+# A demo program with a known, slowly growing goroutine population (a
+# leak the agent reports as a finding within two minutes), to see
+# something in the UI at once; it runs until stopped, in the background
+# too (make demo &).
 demo:
-	cd test/targets && $(GO) run ./population -grow 5
+	cd test/targets && $(GO) run ./population -grow 5 -stdin=false
 
 # Regenerate the BPF objects (needs clang, llvm, bpftool), the runtime
 # layout tables (needs the Go toolchains 1.21–1.26 from the module proxy)

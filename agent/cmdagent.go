@@ -32,7 +32,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Var(&rwURLs, "remote-write-url", "Prometheus remote-write endpoint for the series (repeatable; more options in the config file)")
 	fs.Var(&pyURLs, "pyroscope-url", "Pyroscope server for the profiles (repeatable; more options in the config file)")
 	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Sprintf("agent: %v\nflags:\n%s", err, flagHelp(fs))}
+		return parseError("agent", fs, err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("agent: unexpected arguments %q", fs.Args())}

@@ -25,11 +25,11 @@ func cmdDiagnose(ctx context.Context, args []string, stdout io.Writer, log *slog
 	fs := flag.NewFlagSet("diagnose", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	pid := fs.Int("pid", 0, "process to diagnose (required)")
-	watch := fs.Duration("for", time.Minute, "how long to watch the process (e.g. 60s, 5m)")
-	interval := fs.Duration("interval", 2*time.Second, "time between snapshots")
+	watch := durationFlag(fs, "for", time.Minute, "how long to watch the process (e.g. 60s, 5m)")
+	interval := durationFlag(fs, "interval", 2*time.Second, "time between snapshots")
 	format := fs.String("format", "text", "output format: text or json")
 	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Sprintf("diagnose: %v\nflags:\n%s", err, flagHelp(fs))}
+		return parseError("diagnose", fs, err)
 	}
 	switch {
 	case *pid <= 0:

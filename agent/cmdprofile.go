@@ -46,14 +46,14 @@ func (c profileCmd) run(ctx context.Context, args []string, stdout io.Writer, lo
 	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	pid := fs.Int("pid", 0, "process to profile (required)")
-	duration := fs.Duration("duration", 10*time.Second, "how long to sample")
+	duration := durationFlag(fs, "duration", 10*time.Second, "how long to sample")
 	freq := fs.Int("cpu-frequency", cpu.DefaultFrequency, fmt.Sprintf("samples per second of CPU time, %d..%d", cpu.MinFrequency, cpu.MaxFrequency))
 	format := fs.String("format", "folded", "output format: folded (flame graph stacks), pprof or json")
 	out := fs.String("out", "", "write to this file instead of standard output")
 	kernel := fs.Bool("kernel-frames", false, "add kernel frames (from /proc/kallsyms) to samples taken in system calls")
 	cache := fs.String("bpf-cache", bpfload.VerdictsPath(daemon.DefaultConfig().DataDir), "file remembering the BPF programs this kernel rejected ($"+bpfload.VerdictsEnv+")")
 	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Sprintf("profile: %v\nflags:\n%s", err, flagHelp(fs))}
+		return parseError("profile", fs, err)
 	}
 	switch {
 	case *pid <= 0:

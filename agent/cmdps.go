@@ -22,7 +22,7 @@ func cmdPs(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger)
 	fs := flag.NewFlagSet("ps", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Sprintf("ps: %v\nflags:\n%s", err, flagHelp(fs))}
+		return parseError("ps", fs, err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("ps: unexpected arguments %q", fs.Args())}

@@ -48,7 +48,7 @@ func (c snapshotCmd) run(ctx context.Context, args []string, stdout io.Writer, l
 	walker := fs.String("walker", "auto", "goroutine walker: auto (eBPF if it loads within 1s, else procmem), ebpf or procmem")
 	cache := fs.String("bpf-cache", bpfload.VerdictsPath(daemon.DefaultConfig().DataDir), "file remembering the BPF programs this kernel rejected ($"+bpfload.VerdictsEnv+")")
 	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Sprintf("snapshot: %v\nflags:\n%s", err, flagHelp(fs))}
+		return parseError("snapshot", fs, err)
 	}
 	if *pid <= 0 {
 		return usageError{"snapshot: --pid is required: the id of a running Go process (see goroscope ps)"}

@@ -28,7 +28,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -36,6 +39,11 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
+		var h helpRequested
+		if errors.As(err, &h) {
+			fmt.Fprint(os.Stdout, h.text)
+			os.Exit(0)
+		}
 		var u usageError
 		if errors.As(err, &u) {
 			fmt.Fprintln(os.Stderr, "goroscope:", err)
@@ -93,11 +101,61 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usage)}
 }
 
-// flagHelp lists a command's flags for its usage error.
+// helpRequested is -h or --help on a command: its flags, for standard
+// output and exit status 0.
+type helpRequested struct{ text string }
+
+func (h helpRequested) Error() string { return h.text }
+
+// parseError turns a command's flag parsing error into a usage error that
+// lists its flags, or, for -h, into the help it asked for.
+func parseError(cmd string, fs *flag.FlagSet, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return helpRequested{fmt.Sprintf("goroscope %s flags:\n%s", cmd, flagHelp(fs))}
+	}
+	return usageError{fmt.Sprintf("%s: %v\nflags:\n%s", cmd, err, flagHelp(fs))}
+}
+
+// flagHelp lists a command's flags: each with its default, unless the
+// usage says it already or the default is empty.
 func flagHelp(fs *flag.FlagSet) string {
-	var s string
+	var s strings.Builder
 	fs.VisitAll(func(f *flag.Flag) {
-		s += fmt.Sprintf("  --%s\t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+		fmt.Fprintf(&s, "  --%s\t%s", f.Name, f.Usage)
+		switch f.DefValue {
+		case "", "0", "0s", "false", "[]":
+		default:
+			if !strings.Contains(f.Usage, "(default") {
+				fmt.Fprintf(&s, " (default %s)", f.DefValue)
+			}
+		}
+		s.WriteString("\n")
 	})
-	return s
+	return s.String()
+}
+
+// durationValue is a duration flag whose error says how to write one:
+// "5" is taken for nothing, and "5s" is suggested.
+type durationValue time.Duration
+
+// durationFlag defines a duration flag on fs.
+func durationFlag(fs *flag.FlagSet, name string, def time.Duration, usage string) *time.Duration {
+	p := new(time.Duration)
+	*p = def
+	fs.Var((*durationValue)(p), name, usage)
+	return p
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+			return fmt.Errorf("%q has no unit: write %ss (or %sm, %sms)", s, s, s, s)
+		}
+		return fmt.Errorf("%q is not a duration (write e.g. 10s, 5m, 1h)", s)
+	}
+	*d = durationValue(v)
+	return nil
 }

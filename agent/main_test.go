@@ -32,6 +32,7 @@ func TestCommandLine(t *testing.T) {
 		name    string
 		args    []string
 		usage   bool   // want a usage error
+		help    bool   // want the help asked for
 		errHas  string // want an error containing this
 		outHas  string
 		checkFn func(t *testing.T, out []byte)
@@ -44,6 +45,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "bad flag", args: []string{"snapshot", "--frobs"}, usage: true, errHas: "flag provided but not defined"},
 		{name: "no such pid", args: []string{"snapshot", "--pid", "1073741824", "--walker", "procmem"}, errHas: "no such process"},
 		{name: "version", args: []string{"version"}, outHas: "goroscope "},
+		{name: "help is not an error", args: []string{"agent", "-h"}, errHas: "goroscope agent flags:\n  --config\tYAML config file (see configs/goroscope.yaml)\n  --cpu-frequency\teBPF CPU sampling rate in Hz, 19 to 999; 0 turns it off (default 99)\n", help: true},
+		{name: "a number for a duration", args: []string{"profile", "--pid", pid, "--duration", "5"}, usage: true, errHas: `"5" has no unit: write 5s`},
 		{name: "no such pid, auto", args: []string{"snapshot", "--pid", "1073741824"}, errHas: "no such process"},
 		{name: "ps", args: []string{"ps"}, outHas: "/population-"},
 		{name: "ps loads no walker", args: []string{"ps", "--walker", "ebpf"}, usage: true, errHas: "flag provided but not defined"},
@@ -87,6 +90,9 @@ func TestCommandLine(t *testing.T) {
 				if _, ok := err.(usageError); !ok {
 					t.Fatalf("run(%q) = %v, want a usage error", tc.args, err)
 				}
+			}
+			if _, ok := err.(helpRequested); ok != tc.help {
+				t.Fatalf("run(%q) = %v; help requested %v, want %v", tc.args, err, ok, tc.help)
 			}
 			if tc.errHas != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
