@@ -151,6 +151,9 @@ func (d *Duration) Set(s string) error {
 
 // notDuration says that v is not a duration and how to write one.
 func notDuration(v string) string {
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return fmt.Sprintf("%q has no unit: write %ss (or %sm, %sh)", v, v, v, v)
+	}
 	return fmt.Sprintf("%q is not a duration (write e.g. 10s, 5m, 1h)", v)
 }
 
@@ -221,6 +224,14 @@ func parseConfig(data []byte, cfg Config) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			// The parser names where a block began, not the line that
+			// broke it: find a line indented as no open block is.
+			if bad := badIndent(data); bad != "" {
+				return cfg, errors.New(bad)
+			}
+		}
 		return cfg, rewordYAML(err)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -256,6 +267,68 @@ func rewordYAML(err error) error {
 		return ve
 	}
 	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+// badIndent finds the first line of a YAML file indented with a tab, or
+// as no open block is, and says so; "" if none is. It knows block
+// mappings and sequences, which is all a goroscope config uses.
+func badIndent(data []byte) string {
+	type block struct {
+		indent int
+		// item is the mapping inside a list item ("- key: value"): its
+		// keys line up after the dash, and a dash there is out of place.
+		item bool
+	}
+	var open []block // the enclosing blocks, innermost last
+	prev := ""       // the last significant line
+	for i, line := range strings.Split(string(data), "\n") {
+		text := strings.TrimLeft(line, " ")
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		if strings.HasPrefix(text, "\t") {
+			return fmt.Sprintf("line %d: indented with a tab; YAML indents with spaces", i+1)
+		}
+		indent := len(line) - len(text)
+		popped := -1
+		for len(open) > 0 && open[len(open)-1].indent > indent {
+			popped = open[len(open)-1].indent
+			open = open[:len(open)-1]
+		}
+		if popped >= 0 && (len(open) == 0 || open[len(open)-1].indent < indent) {
+			return fmt.Sprintf("line %d: indented %d spaces, less than the block it ends (%d) but more than the one it would continue: align it with its siblings", i+1, indent, popped)
+		}
+		dash := strings.HasPrefix(text, "- ") || text == "-"
+		switch top := len(open) - 1; {
+		case top >= 0 && open[top].indent == indent:
+			if dash && open[top].item {
+				return fmt.Sprintf("line %d: a list item where a key of the item above is expected: indent it deeper, or align the dash with the one above", i+1)
+			}
+		case top >= 0 && open[top].item && strings.HasPrefix(prev, "- ") && strings.Contains(prev, ": "):
+			return fmt.Sprintf("line %d: indented %d spaces, which matches no enclosing block: the keys of the list item above are at %d", i+1, indent, open[top].indent)
+		case top >= 0 && !opensBlock(prev):
+			return fmt.Sprintf("line %d: indented %d spaces, deeper than the line above, which opens no block: align it with the key above", i+1, indent)
+		case top >= 0 && open[top].indent > indent:
+			return fmt.Sprintf("line %d: indented %d spaces, which matches no enclosing block", i+1, indent)
+		default:
+			open = append(open, block{indent: indent})
+		}
+		if dash && strings.Contains(text, ": ") {
+			open = append(open, block{indent: indent + 2, item: true})
+		}
+		prev = strings.TrimSpace(text)
+	}
+	return ""
+}
+
+// opensBlock reports whether a YAML line may be followed by a deeper one:
+// a key without a value, a list item, or a value continuing.
+func opensBlock(line string) bool {
+	if i := strings.Index(line, " #"); i >= 0 {
+		line = strings.TrimSpace(line[:i])
+	}
+	return strings.HasSuffix(line, ":") || strings.HasPrefix(line, "- ") || line == "-" ||
+		strings.HasSuffix(line, "|") || strings.HasSuffix(line, ">") || !strings.Contains(line, ": ")
 }
 
 // expandEnv replaces ${NAME} with the environment variable NAME, line by
