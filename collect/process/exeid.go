@@ -44,7 +44,7 @@ func ExeIdentity(pid int) (ExeID, error) {
 			return ExeID{}, fmt.Errorf("pid %d has no executable (exited, or a kernel thread): %w", pid, ErrProcessGone)
 		}
 		if errors.Is(err, os.ErrPermission) {
-			return ExeID{}, fmt.Errorf("pid %d: stat its executable: permission denied: another user's process needs root, or CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH for an execute-only file): %w", pid, err)
+			return ExeID{}, fmt.Errorf("pid %d: stat its executable: %s: %w", pid, deniedWhy(), err)
 		}
 		return ExeID{}, fmt.Errorf("pid %d: stat its executable: %w", pid, err)
 	}
@@ -78,4 +78,13 @@ func CheckExe(pid int, was ExeID) error {
 		return execedError(pid, was, now)
 	}
 	return nil
+}
+
+// deniedWhy says why reading another process's /proc entries was denied,
+// and what to do: as root, capabilities are not what is missing.
+func deniedWhy() string {
+	if os.Geteuid() == 0 {
+		return "permission denied although goroscope runs as root: the process is in a user namespace this one does not own (a container's or sandbox's init), or ptrace access is restricted (kernel.yama.ptrace_scope=3, a Linux security module); run goroscope in the process's own namespace, or on the host"
+	}
+	return "permission denied: another user's process needs root, or CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH for an execute-only file)"
 }
