@@ -113,18 +113,7 @@ func judge(tr *findings.Tracker, s *snapshot.Snapshot, labels map[string]string,
 // (the rest summed per state and wait reason under site "other") and
 // goroscope_findings for the findings, sorted.
 func findingSeries(groups []*findings.Group, fs []findings.Finding, labels map[string]string, top int) []fold.Series {
-	with := func(extra ...string) map[string]string {
-		m := maps.Clone(labels)
-		if m == nil {
-			m = map[string]string{}
-		}
-		for i := 0; i+1 < len(extra); i += 2 {
-			if extra[i+1] != "" {
-				m[extra[i]] = extra[i+1]
-			}
-		}
-		return m
-	}
+	with := func(extra ...string) map[string]string { return fold.WithLabels(labels, extra...) }
 	type key struct{ name, site, state, reason, kind string }
 	sums := map[key]float64{}
 	for i, g := range groups { // the largest first

@@ -25,6 +25,21 @@ const (
 	MaxGoVersionLabelBytes = 64
 )
 
+// WithLabels returns a copy of labels with the name/value pairs of extra
+// added; pairs with an empty value are left out.
+func WithLabels(labels map[string]string, extra ...string) map[string]string {
+	m := maps.Clone(labels)
+	if m == nil {
+		m = make(map[string]string, len(extra)/2)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i+1] != "" {
+			m[extra[i]] = extra[i+1]
+		}
+	}
+	return m
+}
+
 // BlockedBuckets are the upper bounds of the blocked-time distribution.
 var BlockedBuckets = []float64{1, 10, 60, 600, 3600}
 
@@ -54,18 +69,7 @@ func (s Series) SortedLabels() [][2]string {
 //     moment, like a gauge histogram: it can go down).
 //   - goroscope_process_info{exe, go_version} = 1.
 func ProcessSeries(s *snapshot.Snapshot, target map[string]string) []Series {
-	with := func(extra ...string) map[string]string {
-		m := maps.Clone(target)
-		if m == nil {
-			m = map[string]string{}
-		}
-		for i := 0; i+1 < len(extra); i += 2 {
-			if extra[i+1] != "" {
-				m[extra[i]] = extra[i+1]
-			}
-		}
-		return m
-	}
+	with := func(extra ...string) map[string]string { return WithLabels(target, extra...) }
 	type stateKey struct{ state, reason string }
 	counts := map[stateKey]int{}
 	type hist struct {

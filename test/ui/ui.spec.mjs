@@ -13,43 +13,16 @@
 // line printed is a JSON object of what it measured, for the Go test to
 // compare with the store; any failure exits non-zero.
 import { chromium } from "playwright-core";
-import { mkdtemp, mkdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { check, openBrowser } from "./browser.mjs";
 
 const [url, outDir] = process.argv.slice(2);
 if (!url || !outDir) {
   console.error("usage: node ui.spec.mjs URL ARTIFACT_DIR");
   process.exit(2);
 }
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const timeout = 20000;
-
-function check(cond, msg) {
-  if (!cond) throw new Error(`check failed: ${msg}`);
-}
-
-await mkdir(outDir, { recursive: true });
-const userDataDir = await mkdtemp(join(tmpdir(), "goroscope-ui-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  viewport: { width: 1400, height: 900 },
-  acceptDownloads: false,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-});
-const errors = [];
+const { context, page, errors, shot, close } = await openBrowser(chromium, "ui", outDir);
 const result = {};
 try {
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(timeout);
-  page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(`console error: ${m.text()}`); });
-  page.on("response", (r) => { if (r.status() >= 400) errors.push(`HTTP ${r.status()}: ${r.url()}`); });
-  page.on("requestfailed", (r) => errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-  const shot = (name) => page.screenshot({ path: join(outDir, name), fullPage: true });
-
   // 1. Process list.
   await page.goto(url);
   await page.waitForSelector("#processes tbody tr.proc");
@@ -228,7 +201,6 @@ try {
 
   check(errors.length === 0, `browser errors:\n${errors.join("\n")}`);
 } finally {
-  await context.close();
-  await rm(userDataDir, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(result));

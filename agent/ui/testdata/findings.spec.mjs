@@ -14,8 +14,6 @@
 // reason with its frame's function highlighted. The last line printed is a
 // JSON object of what it measured, for the Go test to compare with the
 // store; any failure exits non-zero. Screenshots land in ARTIFACT_DIR.
-import { mkdtemp, mkdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -25,33 +23,10 @@ if (!url || !outDir || !pwDir) {
   process.exit(2);
 }
 const { chromium } = await import(pathToFileURL(join(pwDir, "node_modules", "playwright-core", "index.mjs")).href);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const timeout = 20000;
-
-function check(cond, msg) {
-  if (!cond) throw new Error(`check failed: ${msg}`);
-}
-
-await mkdir(outDir, { recursive: true });
-const userDataDir = await mkdtemp(join(tmpdir(), "goroscope-findings-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  viewport: { width: 1400, height: 900 },
-  acceptDownloads: false,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-});
-const errors = [];
+const { check, openBrowser } = await import(pathToFileURL(join(pwDir, "browser.mjs")).href);
+const { context, page, errors, shot, close } = await openBrowser(chromium, "findings", outDir);
 const result = {};
 try {
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(timeout);
-  page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(`console error: ${m.text()}`); });
-  page.on("response", (r) => { if (r.status() >= 400) errors.push(`HTTP ${r.status()}: ${r.url()}`); });
-  page.on("requestfailed", (r) => errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-  const shot = (name) => page.screenshot({ path: join(outDir, name), fullPage: true });
   const injected = () => page.evaluate(() => ({
     img: document.querySelectorAll("#app img").length,
     bold: document.querySelectorAll("#app b").length - document.querySelectorAll("#app .info b").length,
@@ -188,7 +163,6 @@ try {
   await context.pages()[0]?.screenshot({ path: join(outDir, "findings-failure.png"), fullPage: true }).catch(() => {});
   throw e;
 } finally {
-  await context.close();
-  await rm(userDataDir, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(result));
