@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/fold"
@@ -180,20 +181,32 @@ func addFindingsSummary(sum map[string]float64, fs []findings.Finding) {
 	}
 }
 
-// sayFindings logs each finding of w when it first holds, and when it no
-// longer does; only the snapshot loop calls it.
-func (a *Agent) sayFindings(w *watched, fs []findings.Finding) {
+// sayFindings logs each finding when it first holds, and when it no
+// longer does, with who's attributes; said are the ids logged as holding
+// before, and the result those now.
+func (a *Agent) sayFindings(said map[string]bool, fs []findings.Finding, who ...any) map[string]bool {
 	now := make(map[string]bool, len(fs))
 	for _, f := range fs {
 		now[f.ID] = true
-		if !w.said[f.ID] {
-			a.log.Warn("finding", "pid", w.proc.PID, "service_name", w.proc.ServiceName, "kind", f.Kind, "id", f.ID, "summary", f.Summary)
+		if !said[f.ID] {
+			a.log.Warn("finding", append(who, "kind", f.Kind, "id", f.ID, "summary", f.Summary)...)
 		}
 	}
-	for id := range w.said {
+	for id := range said {
 		if !now[id] {
-			a.log.Info("finding no longer holds", "pid", w.proc.PID, "service_name", w.proc.ServiceName, "id", id)
+			a.log.Info("finding no longer holds", append(who, "id", id)...)
 		}
 	}
-	w.said = now
+	return now
+}
+
+// addFindings runs a snapshot through its tracker into o: the series, the
+// summary's counts and the stored entry; it returns the findings.
+func (a *Agent) addFindings(o *Output, enc *encoder, tr *findings.Tracker, s *snapshot.Snapshot) ([]findings.Finding, error) {
+	fs := judge(tr, s, o.Labels, a.cfg.Findings.TopGroups)
+	o.Series = append(o.Series, fs.Series...)
+	addFindingsSummary(o.Summary, fs.Findings)
+	data, err := encodeFindings(enc, o.Process, fs, s.Time.UTC().Format(time.RFC3339Nano))
+	o.Findings = data
+	return fs.Findings, err
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -122,5 +124,37 @@ func TestVanishedSeries(t *testing.T) {
 	ps.Gone(k, time.Now())
 	if _, ok := ps.sent[k]; ok {
 		t.Error("a gone process's series are still remembered")
+	}
+}
+
+// TestScrapedLeak: a program the agent can only scrape over net/http/pprof
+// gets its findings too, from its goroutine dumps.
+func TestScrapedLeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a target and the agent")
+	}
+	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-grow", "20")
+	a, _ := runAgent(t, func(cfg *Config) {
+		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/no-such-program$"}}}
+		cfg.PprofScrape = scrape.Config{Interval: time.Second, Profiles: []string{"goroutine"},
+			Targets: []scrape.TargetConfig{{URL: "http://" + tgt.PprofAddr, Name: "pop-1", ServiceName: "pop"}}}
+		cfg.Findings.Leak.Window = 30 * time.Second
+		cfg.Findings.Leak.MinSpan = 4 * time.Second
+	})
+	var entries []store.Meta
+	eventually.Succeeds(t, 30*time.Second, func() error {
+		var err error
+		if entries, err = a.store.List(store.Query{Kind: store.KindFindings}); err == nil && len(entries) == 0 {
+			err = fmt.Errorf("no findings stored yet")
+		}
+		return err
+	})
+	var e findingsEntry
+	if err := json.Unmarshal(storedPayload(t, a, entries[len(entries)-1].ID), &e); err != nil {
+		t.Fatal(err)
+	}
+	m := entries[len(entries)-1]
+	if m.Process.ServiceName != "pop" || len(e.Findings) == 0 || e.Findings[0].Kind != findings.KindLeak || !strings.HasPrefix(e.Findings[0].Site.Frame, "main.parkChanRecv ") {
+		t.Fatalf("stored findings of %+v: %+v; want a leak in main.parkChanRecv of service pop", m.Process, e.Findings)
 	}
 }

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"time"
 
 	"github.com/goroscope/goroscope/collect/scrape"
+	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
 	"github.com/goroscope/goroscope/push/pyroscope"
@@ -23,14 +25,18 @@ type scrapeFold struct {
 	interval time.Duration
 	// last is each target's previous snapshot time, for goroutine_wall.
 	last map[string]time.Time
-	// limits bound each target's pprof label values across its dumps.
-	limits map[string]*fold.LabelLimiter
+	// limits bound each target's pprof label values across its dumps;
+	// trackers judge its dumps into findings, said are those logged.
+	limits   map[string]*fold.LabelLimiter
+	trackers map[string]*findings.Tracker
+	said     map[string]map[string]bool
 }
 
 // runScraper collects from the configured pprof endpoints until ctx is
 // done. It owns s: s.Run closes it when it returns.
 func (a *Agent) runScraper(ctx context.Context, s *scrape.Scraper) {
-	f := &scrapeFold{a: a, interval: s.Interval(), last: map[string]time.Time{}, limits: map[string]*fold.LabelLimiter{}}
+	f := &scrapeFold{a: a, interval: s.Interval(), last: map[string]time.Time{}, limits: map[string]*fold.LabelLimiter{},
+		trackers: map[string]*findings.Tracker{}, said: map[string]map[string]bool{}}
 	emit := func(r scrape.Result) { f.emit(ctx, r) }
 	if err := s.Run(ctx, emit); err != nil && ctx.Err() == nil {
 		a.log.Error("pprof scraper stopped", "err", err)
@@ -80,6 +86,14 @@ func (s *scrapeFold) emit(ctx context.Context, r scrape.Result) {
 	}
 	o, err := foldSnapshot(&s.enc, &s.buf, proc, r.Labels, r.Snapshot, interval, nil, lim, fold.Executable{})
 	a.metrics.countLabelOverflows(r.Labels["service_name"], lim)
+	tr := s.trackers[r.Target]
+	if tr == nil {
+		tr = findings.NewTracker(a.cfg.Findings.forService(r.Labels["service_name"]))
+		s.trackers[r.Target] = tr
+	}
+	fs, ferr := a.addFindings(&o, &s.enc, tr, r.Snapshot)
+	err = errors.Join(err, ferr)
+	s.said[r.Target] = a.sayFindings(s.said[r.Target], fs, "target", r.Target, "service_name", r.Labels["service_name"])
 	if err != nil {
 		a.metrics.errors.WithLabelValues("encode").Inc()
 		a.log.Warn("encode scraped goroutines", "target", r.Target, "err", err)

@@ -80,22 +80,16 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 	if haveCPU {
 		o.Profiles = append(o.Profiles, cpuProf)
 	}
-	fs := judge(w.tracker, s, w.labels(), a.cfg.Findings.TopGroups)
-	o.Series = append(o.Series, fs.Series...)
-	addFindingsSummary(o.Summary, fs.Findings)
-	if data, ferr := encodeFindings(&a.enc, w.storeProcess(), fs, s.Time.UTC().Format(time.RFC3339Nano)); ferr != nil {
-		err = errors.Join(err, ferr)
-	} else {
-		o.Findings = data
-	}
-	a.sayFindings(w, fs.Findings)
+	fs, ferr := a.addFindings(&o, &a.enc, w.tracker, s)
+	err = errors.Join(err, ferr)
+	w.said = a.sayFindings(w.said, fs, "pid", w.proc.PID, "service_name", w.proc.ServiceName)
 	if err != nil {
 		a.metrics.errors.WithLabelValues("encode").Inc()
 		a.log.Warn("encode snapshot", "pid", w.proc.PID, "err", err)
 	}
 	a.mu.Lock()
 	w.lastAt, w.series, w.counts, w.lastErr, w.failures = s.Time, o.Series, s.Counts, "", 0
-	w.findings = fs.Findings
+	w.findings = fs
 	a.mu.Unlock()
 	a.metrics.snapshots.WithLabelValues(walker).Inc()
 	if s.Stride > 1 {
