@@ -30,7 +30,9 @@ type Page struct {
 
 // SearchGoroutines returns the goroutines of s that pass f and contain
 // every word of query (case-insensitive) in their id, state, wait reason,
-// labels, any frame's "function file:line" or their creator's function;
+// labels, any frame's "function file:line" or their creator's function; a
+// word that is an address (0x and at least 4 hex digits) also matches the
+// address of what they are blocked on (blocked_on and blocked_on.others);
 // offset and limit page the result. Words cannot tell a group of
 // pkg/findings (a site) from goroutines passing through the same code: f.Site
 // can.
@@ -47,13 +49,19 @@ const checkEvery = 1 << 12
 // io.EOF: it keeps the requested page only. It stops with ctx's error
 // when ctx is done.
 func searchStream(ctx context.Context, next func() (*snapshot.Goroutine, error), f Filter, query string, offset, limit int) (Page, error) {
+	return searchNarrowed(ctx, next, f, Narrow{}, query, offset, limit)
+}
+
+// searchNarrowed is searchStream keeping the goroutines that pass n too:
+// a group's members, or the queue of a channel or semaphore.
+func searchNarrowed(ctx context.Context, next func() (*snapshot.Goroutine, error), f Filter, n Narrow, query string, offset, limit int) (Page, error) {
 	if limit <= 0 {
 		limit = defaultPageSize
 	}
 	limit = min(limit, maxPageSize)
 	offset = max(offset, 0)
 	m := newMatcher(query)
-	pass := f.predicate()
+	pass, narrow := f.predicate(), n.predicate()
 	p := Page{Offset: offset, Goroutines: []snapshot.Goroutine{}}
 	for ; ; p.Total++ {
 		g, err := next()
@@ -66,7 +74,7 @@ func searchStream(ctx context.Context, next func() (*snapshot.Goroutine, error),
 		if p.Total%checkEvery == 0 && ctx.Err() != nil {
 			return Page{}, context.Cause(ctx)
 		}
-		if !pass(g) || !m.match(g) {
+		if !pass(g) || !narrow(g) || !m.match(g) {
 			continue
 		}
 		if p.Matched >= offset && len(p.Goroutines) < limit {
@@ -103,8 +111,8 @@ const maxMatchCache = 1 << 12
 type matcher struct {
 	words     []string
 	wordBytes [][]byte
-	// all has a bit per word.
-	all uint32
+	// all has a bit per word; addrs one per word that is an address.
+	all, addrs uint32
 	// stacks and labels are keyed by identity (which keeps the key
 	// alive: an address cannot be reused while cached); lines by text.
 	stacks map[stackKey]uint32
@@ -127,8 +135,11 @@ func newMatcher(query string) *matcher {
 	}
 	m := &matcher{words: words, all: 1<<len(words) - 1,
 		stacks: map[stackKey]uint32{}, labels: map[unsafe.Pointer]uint32{}, lines: map[string]uint32{}}
-	for _, w := range words {
+	for i, w := range words {
 		m.wordBytes = append(m.wordBytes, []byte(w))
+		if isAddrWord(w) {
+			m.addrs |= 1 << i
+		}
 	}
 	return m
 }
@@ -145,7 +156,35 @@ func (m *matcher) match(g *snapshot.Goroutine) bool {
 	if bits == m.all {
 		return true
 	}
+	if g.BlockedOn != nil && m.addrs&^bits != 0 {
+		bits |= m.blockedBits(g.BlockedOn)
+	}
 	return bits|m.labelBits(g.Labels)|m.stackBits(g.Frames) == m.all
+}
+
+// isAddrWord reports whether a search word (lower case) is an address:
+// 0x and at least 4 hex digits.
+func isAddrWord(w string) bool {
+	if len(w) < 6 || !strings.HasPrefix(w, "0x") {
+		return false
+	}
+	for _, c := range []byte(w[2:]) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// blockedBits is the set of address words the addresses of what a
+// goroutine is blocked on hold. Addresses are not cached: most are seen
+// by a few goroutines only.
+func (m *matcher) blockedBits(b *snapshot.BlockedOn) uint32 {
+	bits := m.lineBits(b.Address) & m.addrs
+	for i := range b.Others {
+		bits |= m.lineBits(b.Others[i].Address) & m.addrs
+	}
+	return bits
 }
 
 // idBits is the set of words a goroutine id holds.

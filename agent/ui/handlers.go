@@ -172,6 +172,10 @@ func (s *server) goroutines(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	n, err := parseNarrow(r.URL.Query()) // group= and addr= (groups.go)
+	if err != nil {
+		return nil, err
+	}
 	m, err := entryAt(s.src, k, store.KindSnapshot, at)
 	if err != nil {
 		return nil, err
@@ -180,7 +184,7 @@ func (s *server) goroutines(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := searchStream(r.Context(), st.Next, f, r.URL.Query().Get("q"), offset, limit)
+	p, err := searchNarrowed(r.Context(), st.Next, f, n, r.URL.Query().Get("q"), offset, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read %s entry %d: %w", m.Kind, m.ID, err)
 	}

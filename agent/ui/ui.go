@@ -135,6 +135,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/flame", s.limited(s.api(s.flame)))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/diff", s.limited(s.api(s.diff)))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/goroutines", s.limited(s.api(s.goroutines)))
+	mux.HandleFunc("GET /api/processes/{pid}/{start}/goroutines/groups", s.limited(s.api(s.goroutineGroups)))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/download", s.limited(s.download))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/findings", s.limited(s.api(s.findingsAnswer)))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

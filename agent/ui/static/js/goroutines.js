@@ -1,76 +1,254 @@
 // The goroutine table tab: the snapshot at the chosen moment, searched and
 // paged by the Go handler; filtered to one site (a finding's group) when
-// a finding's link says so.
+// a finding's link says so. Two views: each goroutine (a row each, by id)
+// and grouped (GET .../goroutines/groups: a row per stack, state, wait
+// reason and creator, as debug=1 and panicparse group them, sortable by
+// count and by wait; a group expands to its members, paged). What a
+// goroutine is blocked on is shown; a click on a channel or semaphore
+// lists everyone queued on it (addr=). All text comes from the target and
+// is set as text (dom.js).
 import { api } from "./api.js";
 import { el, labelsEl, showError } from "./dom.js";
 import { siteChip } from "./findings.js";
 import { fmtInt, fmtWait } from "./format.js";
 
 const PAGE = 100;
+// GROUP_PAGE is how many groups a page shows; MEMBERS how many members an
+// expanded group shows at a time.
+const GROUP_PAGE = 100;
+const MEMBERS = 100;
 
 export function renderGoroutines(v) {
   const { st, panel } = v;
-  const search = el("input", { id: "search", type: "search", placeholder: "search id, state, wait reason, label, function, file…", value: st.q, size: 50 });
+  st.gview ||= "each"; // "each" (a row per goroutine) or "groups"
+  st.gsort ||= "count";
+  st.goffset ||= 0;
+  st.addr ||= "";
+  const search = el("input", { id: "search", type: "search", placeholder: "search id, state, wait reason, label, function, file, 0x address…", value: st.q, size: 50 });
   let timer = null;
   search.addEventListener("input", () => {
     clearTimeout(timer);
-    timer = setTimeout(() => { st.q = search.value; st.offset = 0; loadGoroutines(v, out); }, 250);
+    timer = setTimeout(() => { st.q = search.value; st.offset = 0; st.goffset = 0; load(v, out); }, 250);
   });
-  const out = el("div", { id: "goroutines-out" });
+  const out = el("div", { id: "goroutines-out", dataset: { view: st.gview } });
   // The site filter: exactly a finding's group, until cleared.
   const site = st.site ? el("span", { class: "chip", id: "goroutines-site", dataset: { site: st.site } },
     "group of the finding at ", el("span", { class: "mono", id: "goroutines-site-label" }, `site ${st.site}`),
-    el("button", { id: "goroutines-site-clear", title: "show every goroutine", onclick: () => { st.site = ""; st.offset = 0; renderGoroutines(v); } }, "×")) : null;
-  panel.replaceChildren(el("div", { class: "controls" }, search, site, el("span", { class: "muted", id: "goroutines-filters" }, v.filterText(false))), out);
+    el("button", { id: "goroutines-site-clear", title: "show every goroutine", onclick: () => { st.site = ""; st.offset = 0; st.goffset = 0; renderGoroutines(v); } }, "×")) : null;
+  // The queue filter: the goroutines blocked on one channel or semaphore.
+  const queue = st.addr ? el("span", { class: "chip", id: "goroutines-addr", dataset: { addr: st.addr } },
+    "queued on ", el("span", { class: "mono" }, st.addr),
+    el("button", { id: "goroutines-addr-clear", title: "show every goroutine", onclick: () => { st.addr = ""; st.offset = 0; st.goffset = 0; renderGoroutines(v); } }, "×")) : null;
+  const viewButton = (view, name) => el("button", {
+    id: `goroutines-view-${view}`, class: st.gview === view ? "active" : "", "aria-pressed": String(st.gview === view),
+    onclick: () => { if (st.gview !== view) { st.gview = view; renderGoroutines(v); } },
+  }, name);
+  const toggle = el("span", { class: "view-toggle" }, viewButton("groups", "grouped"), viewButton("each", "each goroutine"));
+  panel.replaceChildren(el("div", { class: "controls" }, toggle, search, site, queue, el("span", { class: "muted", id: "goroutines-filters" }, v.filterText(false))), out);
   siteChip(v);
-  loadGoroutines(v, out);
+  load(v, out);
 }
 
-// loadGoroutines shows the page st asks for. A request in flight for an
-// earlier search or page is aborted (st.goroutinesLoad): the agent stops
-// reading the snapshot for it, and its slot serves the new one.
-async function loadGoroutines(v, out) {
+// load shows the page st asks for, in st's view.
+function load(v, out) {
+  return v.st.gview === "groups" ? loadGroups(v, out) : loadGoroutines(v, out);
+}
+
+// params are the query of the table's requests: filters, moment, search,
+// site and queue.
+function params(v) {
   const { st } = v;
   const p = v.filterParams();
   if (st.at) p.set("at", st.at);
   if (st.q) p.set("q", st.q);
   if (st.site) p.set("site", st.site);
-  p.set("offset", st.offset); p.set("limit", PAGE);
+  if (st.addr) p.set("addr", st.addr);
+  return p;
+}
+
+// fetchTable asks path for the table's page. A request in flight for an
+// earlier search or page is aborted (st.goroutinesLoad): the agent stops
+// reading the snapshot for it, and its slot serves the new one. It
+// returns null when the answer is not to be shown.
+async function fetchTable(v, out, path) {
+  const { st } = v;
   st.goroutinesLoad?.abort();
   const mine = new AbortController();
   st.goroutinesLoad = mine;
-  let g;
   try {
-    g = await api(`${v.base}/goroutines?${p}`, mine.signal);
+    const g = await api(path, mine.signal);
+    return st.destroyed ? null : g;
   } catch (e) {
     if (!mine.signal.aborted) showError(out, e);
-    return;
+    return null;
   } finally {
     if (st.goroutinesLoad === mine) st.goroutinesLoad = null;
   }
-  if (st.destroyed) return;
-  const rows = g.goroutines.map((x) => {
-    const frames = x.frames || [];
-    const top = frames.find((f) => !f.function.startsWith("runtime.")) || frames[0];
-    const stack = el("div", { class: "stack" }, frames.map((f) => el("div", {},
-      el("span", { class: "fn" }, f.function + (f.inlined ? " (inlined)" : "")), `\n    ${f.file}:${f.line}`)),
-      x.created_by ? el("div", { class: "sys" }, `created by ${x.created_by.function}\n    ${x.created_by.file}:${x.created_by.line}`) : null);
-    return el("tr", { class: "goroutine", dataset: { id: x.id } },
-      el("td", { class: "num mono" }, x.id),
-      el("td", { class: `state-${x.state}` }, x.state + (x.system ? " (system)" : "")),
-      el("td", {}, x.wait_reason || ""),
-      el("td", { class: "num" }, fmtWait(x.waiting_seconds)),
-      el("td", {}, labelsEl(x.labels)),
-      el("td", {}, el("details", {}, el("summary", { class: "mono" }, top ? top.function : "(running: no stack)", ` (${frames.length} frames)`), stack)));
-  });
-  const pager = el("div", { class: "controls" },
-    el("span", { id: "goroutines-count" }, `${fmtInt(g.matched)} of ${fmtInt(g.total)} goroutines match` +
-      (g.matched > g.goroutines.length ? `, showing ${fmtInt(g.offset + 1)}–${fmtInt(g.offset + g.goroutines.length)}` : "")),
-    g.offset > 0 ? el("button", { onclick: () => { st.offset = Math.max(0, st.offset - PAGE); loadGoroutines(v, out); } }, "previous") : null,
-    g.offset + g.goroutines.length < g.matched ? el("button", { onclick: () => { st.offset += PAGE; loadGoroutines(v, out); } }, "next") : null);
+}
+
+// showQueue lists everyone blocked on addr (a channel or semaphore).
+function showQueue(v, addr) {
+  const { st } = v;
+  st.addr = addr; st.gview = "each"; st.offset = 0; st.goffset = 0;
+  renderGoroutines(v);
+}
+
+// blockedEl shows what a goroutine is blocked on: its kind and address (a
+// button listing the queue), a channel's facts, a select's other channels.
+function blockedEl(v, b) {
+  if (!b) return null;
+  const one = (x) => {
+    const facts = x.kind === "chan" && x.address === b.address ? [
+      x.capacity ? `cap ${fmtInt(x.capacity)}, len ${fmtInt(x.length)}` : "unbuffered",
+      x.closed ? "closed" : null,
+      `${fmtInt(x.senders)} senders, ${fmtInt(x.receivers)} receivers`,
+    ].filter(Boolean).join(", ") : "";
+    return el("span", { class: "blocked" },
+      el("button", { class: "blocked-on mono", title: "list every goroutine queued on it", dataset: { addr: x.address, kind: x.kind }, onclick: () => showQueue(v, x.address) },
+        `${x.kind} ${x.address}`),
+      facts ? el("span", { class: "muted blocked-facts" }, ` ${facts}`) : null);
+  };
+  return el("span", { class: "blocked-list" }, one(b), (b.others || []).map(one));
+}
+
+// stackEl is a stack (leaf first) with its creator, folded to its first
+// frame outside the runtime.
+function stackEl(frames, createdBy, truncated) {
+  frames = frames || [];
+  const top = frames.find((f) => !f.function.startsWith("runtime.")) || frames[0];
+  const stack = el("div", { class: "stack" }, frames.map((f) => el("div", {},
+    el("span", { class: "fn" }, f.function + (f.inlined ? " (inlined)" : "")), `\n    ${f.file}:${f.line}`)),
+    truncated ? el("div", { class: "sys" }, "…(deeper frames cut)") : null,
+    createdBy ? el("div", { class: "sys" }, `created by ${createdBy.function}\n    ${createdBy.file}:${createdBy.line}`) : null);
+  return el("details", {}, el("summary", { class: "mono" }, top ? top.function : "(running: no stack)", ` (${frames.length} frames)`), stack);
+}
+
+// creatorEl names a creator by its function, its place in the title.
+function creatorEl(c) {
+  return c ? el("span", { class: "mono creator", title: `${c.file}:${c.line}` }, c.function) : "";
+}
+
+// goroutineRows are the rows of the per-goroutine table.
+function goroutineRows(v, gs) {
+  return gs.map((x) => el("tr", { class: "goroutine", dataset: { id: x.id } },
+    el("td", { class: "num mono" }, x.id),
+    el("td", { class: `state-${x.state}` }, x.state + (x.system ? " (system)" : "")),
+    el("td", {}, x.wait_reason || ""),
+    el("td", { class: "num" }, fmtWait(x.waiting_seconds)),
+    el("td", {}, labelsEl(x.labels)),
+    el("td", {}, stackEl(x.frames, x.created_by, x.truncated)),
+    el("td", {}, creatorEl(x.created_by)),
+    el("td", {}, blockedEl(v, x.blocked_on))));
+}
+
+function goroutineHead() {
+  return el("thead", {}, el("tr", {}, el("th", { class: "num" }, "id"), el("th", {}, "state"), el("th", {}, "wait reason"),
+    el("th", { class: "num" }, "waiting"), el("th", {}, "labels"), el("th", {}, "stack"), el("th", {}, "created by"), el("th", {}, "blocked on")));
+}
+
+// pagerEl is a count and previous/next buttons.
+function pagerEl(attrs, text, prev, next) {
+  return el("div", { class: "controls" }, el("span", attrs, text),
+    prev ? el("button", { class: "prev", onclick: prev }, "previous") : null,
+    next ? el("button", { class: "next", onclick: next }, "next") : null);
+}
+
+// loadGoroutines shows the page of goroutines st asks for.
+async function loadGoroutines(v, out) {
+  const { st } = v;
+  const p = params(v);
+  p.set("offset", st.offset); p.set("limit", PAGE);
+  const g = await fetchTable(v, out, `${v.base}/goroutines?${p}`);
+  if (!g) return;
+  const pager = pagerEl({ id: "goroutines-count" }, `${fmtInt(g.matched)} of ${fmtInt(g.total)} goroutines match` +
+      (g.matched > g.goroutines.length ? `, showing ${fmtInt(g.offset + 1)}–${fmtInt(g.offset + g.goroutines.length)}` : ""),
+    g.offset > 0 ? () => { st.offset = Math.max(0, st.offset - PAGE); loadGoroutines(v, out); } : null,
+    g.offset + g.goroutines.length < g.matched ? () => { st.offset += PAGE; loadGoroutines(v, out); } : null);
   out.dataset.matched = g.matched;
-  out.replaceChildren(pager, el("table", { id: "goroutines" },
-    el("thead", {}, el("tr", {}, el("th", { class: "num" }, "id"), el("th", {}, "state"), el("th", {}, "wait reason"),
-      el("th", { class: "num" }, "waiting"), el("th", {}, "labels"), el("th", {}, "stack"))),
-    el("tbody", {}, rows)));
+  out.dataset.view = "each";
+  delete out.dataset.groups;
+  out.replaceChildren(pager, el("table", { id: "goroutines" }, goroutineHead(), el("tbody", {}, goroutineRows(v, g.goroutines))));
+}
+
+// loadGroups shows the page of groups st asks for, in st.gsort's order.
+async function loadGroups(v, out) {
+  const { st } = v;
+  const p = params(v);
+  p.set("sort", st.gsort); p.set("offset", st.goffset); p.set("limit", GROUP_PAGE);
+  const g = await fetchTable(v, out, `${v.base}/goroutines/groups?${p}`);
+  if (!g) return;
+  const shown = g.groups.length;
+  const pager = pagerEl({ id: "groups-count" }, `${fmtInt(g.groups_total)} groups of ${fmtInt(g.matched)} matching goroutines (of ${fmtInt(g.total)})` +
+      (g.groups_total > shown ? `, showing ${fmtInt(g.offset + 1)}–${fmtInt(g.offset + shown)}` : ""),
+    g.offset > 0 ? () => { st.goffset = Math.max(0, st.goffset - GROUP_PAGE); loadGroups(v, out); } : null,
+    g.offset + shown < g.groups_total ? () => { st.goffset += GROUP_PAGE; loadGroups(v, out); } : null);
+  const cut = g.cut ? el("p", { class: "error", id: "groups-cut" },
+    `Only the first ${fmtInt(g.max_groups)} groups are kept: ${fmtInt(g.ungrouped)} goroutines in further groups are not shown here. Narrow the search or filters, or use the per-goroutine view.`) : null;
+  const sortTh = (key, name, title) => el("th", { class: "num", "aria-sort": st.gsort === key ? "descending" : "none" },
+    el("button", { id: `groups-sort-${key}`, class: `sort${st.gsort === key ? " active" : ""}`, title,
+      onclick: () => { if (st.gsort !== key) { st.gsort = key; st.goffset = 0; loadGroups(v, out); } } }, name + (st.gsort === key ? " ▼" : "")));
+  const body = el("tbody", {});
+  for (const x of g.groups) body.append(...groupRows(v, x));
+  out.dataset.matched = g.matched;
+  out.dataset.groups = g.groups_total;
+  out.dataset.view = "groups";
+  out.replaceChildren(...[pager, cut].filter(Boolean), el("table", { id: "goroutine-groups", dataset: { sort: g.sort } },
+    el("thead", {}, el("tr", {}, el("th", {}), sortTh("count", "count", "largest groups first"), el("th", {}, "state"),
+      sortTh("wait", "oldest wait", "longest waiting first"), el("th", {}, "stack"), el("th", {}, "created by"),
+      el("th", {}, "labels"), el("th", {}, "blocked on"))),
+    body));
+}
+
+// groupRows are a group's row and the row its members expand into.
+function groupRows(v, x) {
+  const members = el("tr", { class: "group-members", hidden: true, dataset: { group: x.id } }, el("td", { colSpan: 8 }));
+  let loaded = false;
+  const expand = el("button", { class: "expand", title: "list its goroutines", "aria-expanded": "false", onclick: () => {
+    const open = members.hidden;
+    members.hidden = !open;
+    expand.textContent = open ? "▾" : "▸";
+    expand.setAttribute("aria-expanded", String(open));
+    if (open && !loaded) { loaded = true; loadMembers(v, x, members.firstChild, 0); }
+  } }, "▸");
+  const wait = x.oldest_wait ? el("span", { title: `goroutine ${x.oldest_id}` }, fmtWait(x.oldest_wait)) : "";
+  const range = x.oldest_wait && x.min_wait !== x.oldest_wait ? el("div", { class: "muted" }, `from ${fmtWait(x.min_wait) || "0"}`) : null;
+  let objects = null;
+  if (x.objects.length > 1 || x.objects_more) {
+    objects = el("div", { class: "muted group-objects" }, `${x.objects_more ? "more than " : ""}${fmtInt(x.objects.length)} objects: `,
+      x.objects.slice(1).map((a) => el("button", { class: "blocked-on mono", dataset: { addr: a }, title: "list every goroutine queued on it", onclick: () => showQueue(v, a) }, a)));
+  }
+  const blocked = x.blocked ? el("div", {}, blockedEl(v, x.blocked_on),
+    x.blocked < x.count ? el("div", { class: "muted" }, `${fmtInt(x.blocked)} of ${fmtInt(x.count)} blocked on an object`) : null, objects) : null;
+  const row = el("tr", { class: "group", dataset: { id: x.id, count: x.count, first: x.first_id, oldest: x.oldest_wait } },
+    el("td", {}, expand),
+    el("td", { class: "num group-count" }, fmtInt(x.count)),
+    el("td", { class: `state-${x.state}` }, x.state + (x.system ? " (system)" : ""), x.wait_reason ? el("div", { class: "muted" }, x.wait_reason) : null),
+    el("td", { class: "num" }, wait, range),
+    el("td", {}, stackEl(x.frames, x.created_by, x.truncated)),
+    el("td", {}, creatorEl(x.created_by)),
+    el("td", {}, labelsEl(x.labels), x.labels_vary ? el("span", { class: "muted labels-vary" }, " (varies)") : null),
+    el("td", {}, blocked));
+  return [row, members];
+}
+
+// loadMembers shows a page of a group's goroutines in cell.
+async function loadMembers(v, x, cell, offset) {
+  const { st } = v;
+  const p = params(v);
+  p.set("group", x.id); p.set("offset", offset); p.set("limit", MEMBERS);
+  cell.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  let g;
+  try {
+    g = await api(`${v.base}/goroutines?${p}`);
+  } catch (e) {
+    showError(cell, e);
+    return;
+  }
+  if (st.destroyed) return;
+  const pager = pagerEl({ class: "members-count" }, `${fmtInt(g.matched)} goroutines` +
+      (g.matched > g.goroutines.length ? `, showing ${fmtInt(g.offset + 1)}–${fmtInt(g.offset + g.goroutines.length)}` : ""),
+    g.offset > 0 ? () => loadMembers(v, x, cell, Math.max(0, offset - MEMBERS)) : null,
+    g.offset + g.goroutines.length < g.matched ? () => loadMembers(v, x, cell, offset + MEMBERS) : null);
+  cell.dataset.matched = g.matched;
+  cell.replaceChildren(pager, el("table", { class: "members" }, goroutineHead(), el("tbody", {}, goroutineRows(v, g.goroutines))));
 }
