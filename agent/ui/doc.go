@@ -47,11 +47,14 @@
 //	     states: {state: [n per moment]}, wait_reasons: {reason: [n per moment]},
 //	     kinds: [profile kinds stored in the range]}
 //	    from the entries' summaries, without reading payloads.
-//	GET /api/processes/{pid}/{start}/flame?kind=&at=&filters
-//	    {entry, unit, total, unfiltered_total, root: {name, value, children},
-//	     facets: {states, wait_reasons, wait_durations, labels}} where root is
+//	GET /api/processes/{pid}/{start}/flame?kind=&at=&group=&filters
+//	    {entry, unit, sample_type, total, unfiltered_total, root: {name,
+//	     value, kind, children}, facets: {states, wait_reasons,
+//	     wait_durations, labels}} where root is
 //	    the filtered profile of kind (a profile kind, default goroutines) as a
-//	    call tree (value includes children) and
+//	    call tree (value includes children); group=state puts frames of
+//	    kind "state" and, under them, "wait_reason" (the samples' labels)
+//	    between the root and the stacks (a function's frame has no kind); and
 //	    facets count the unfiltered profile's values per filterable label.
 //	GET /api/processes/{pid}/{start}/diff?from=&to=&filters
 //	    {from, to, from_total, to_total, appeared: [item], vanished: [item],

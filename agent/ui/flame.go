@@ -19,8 +19,12 @@ const maxFlameNodes = 200_000
 
 // Node is one frame of a flame graph: Value includes the children's.
 type Node struct {
-	Name     string  `json:"name"`
-	Value    int64   `json:"value"`
+	Name  string `json:"name"`
+	Value int64  `json:"value"`
+	// Kind is empty for a function's frame; a grouped tree's frames under
+	// the root naming the samples' state and wait reason (BuildFlameGrouped)
+	// are of kind "state" and "wait_reason".
+	Kind     string  `json:"kind,omitempty"`
 	Children []*Node `json:"children,omitempty"`
 
 	index map[string]*Node
@@ -29,21 +33,37 @@ type Node struct {
 // child returns n's child named name, creating it while the tree is under
 // its node budget (nil past it).
 func (n *Node) child(name string, budget *int) *Node {
-	if c, ok := n.index[name]; ok {
+	return n.childOf(name, "", budget)
+}
+
+// childOf is child for a frame of kind (see Node.Kind): frames of
+// different kinds never merge, whatever their names.
+func (n *Node) childOf(name, kind string, budget *int) *Node {
+	key := name
+	if kind != "" {
+		key = kind + "\x00" + name
+	}
+	if c, ok := n.index[key]; ok {
 		return c
 	}
 	if *budget <= 0 {
 		return nil
 	}
 	*budget--
-	c := &Node{Name: name}
+	c := &Node{Name: name, Kind: kind}
 	if n.index == nil {
 		n.index = map[string]*Node{}
 	}
-	n.index[name] = c
+	n.index[key] = c
 	n.Children = append(n.Children, c)
 	return c
 }
+
+// Frame kinds of a grouped tree (Node.Kind).
+const (
+	KindState      = "state"
+	KindWaitReason = "wait_reason"
+)
 
 // sortTree orders children by name, as flame graphs show them, recursively.
 func sortTree(n *Node) {
@@ -134,6 +154,15 @@ func sampleIndex(p *profile.Profile) int {
 // BuildFlame folds the samples of p that pass f into a tree rooted at a
 // node named root, valued by the sample type sampleIndex picks.
 func BuildFlame(p *profile.Profile, f Filter, root string) *Flame {
+	return BuildFlameGrouped(p, f, root, false)
+}
+
+// BuildFlameGrouped is BuildFlame; byState puts a frame (of kind
+// KindState) naming the sample's state under the root, and under it one
+// (KindWaitReason) naming its wait reason when it has one, above the
+// stack, so a goroutine profile's tree shows them. Samples without a state
+// label (other profiles) hang from the root as in BuildFlame.
+func BuildFlameGrouped(p *profile.Profile, f Filter, root string, byState bool) *Flame {
 	fl := &Flame{
 		Root: &Node{Name: root},
 		Facets: Facets{
@@ -160,6 +189,13 @@ func BuildFlame(p *profile.Profile, f Filter, root string) *Flame {
 		fl.Total += v
 		n := fl.Root
 		n.Value += v
+		if byState {
+			n = groupFrames(n, s.Label, v, &budget)
+			if n == nil {
+				fl.Truncated = true
+				continue
+			}
+		}
 		for _, name := range sampleFrames(s) {
 			c := n.child(name, &budget)
 			if c == nil {
@@ -172,6 +208,27 @@ func BuildFlame(p *profile.Profile, f Filter, root string) *Flame {
 	}
 	sortTree(fl.Root)
 	return fl
+}
+
+// groupFrames adds v to n's state and wait reason frames of a sample
+// labelled labels (none when it has no state) and returns the innermost,
+// nil past the node budget.
+func groupFrames(n *Node, labels map[string][]string, v int64, budget *int) *Node {
+	st := labels[fold.LabelState]
+	if len(st) == 0 {
+		return n
+	}
+	if n = n.childOf(st[0], KindState, budget); n == nil {
+		return nil
+	}
+	n.Value += v
+	if wr := labels[fold.LabelWaitReason]; len(wr) > 0 && wr[0] != "" {
+		if n = n.childOf(wr[0], KindWaitReason, budget); n == nil {
+			return nil
+		}
+		n.Value += v
+	}
+	return n
 }
 
 func (fc *Facets) add(labels map[string][]string, v int64) {

@@ -105,11 +105,16 @@ func (s *server) flame(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// group=state: the state and wait reason as frames under the root.
+	group := r.URL.Query().Get("group")
+	if group != "" && group != KindState {
+		return nil, badRequest("group=%q: want %q or nothing", group, KindState)
+	}
 	m, p, err := s.profileAt(pr.key, pr.kind, at)
 	if err != nil {
 		return nil, err
 	}
-	return FlameAnswer{Entry: m, Flame: BuildFlame(p, pr.filter, "all")}, nil
+	return FlameAnswer{Entry: m, Flame: BuildFlameGrouped(p, pr.filter, "all", group == KindState)}, nil
 }
 
 // DiffAnswer is the diff endpoint's answer.
