@@ -48,6 +48,9 @@ type Group struct {
 	// snapshot), for the tracker to see who stays; id is Site.ID().
 	ids []uint64
 	id  string
+	// lastBo and lastObj are the object the last goroutine waited on.
+	lastBo  *snapshot.BlockedOn
+	lastObj *Object
 }
 
 // Object is one object goroutines wait on, with its facts as the newest
@@ -139,7 +142,10 @@ func Groups(s *snapshot.Snapshot) []*Group {
 		grp.Waits[b] += w
 		grp.MaxWait = max(grp.MaxWait, g.WaitingSeconds)
 		if bo := g.BlockedOn; bo != nil {
-			o := objects[grp][bo]
+			o := grp.lastObj // waiters of one object often come in a row
+			if grp.lastBo != bo {
+				o = objects[grp][bo]
+			}
 			if o == nil {
 				if o = byAddr[grp][bo.Address]; o == nil {
 					o = &Object{BlockedOn: *bo}
@@ -149,6 +155,7 @@ func Groups(s *snapshot.Snapshot) []*Group {
 				objects[grp][bo] = o
 			}
 			o.Goroutines += w
+			grp.lastBo, grp.lastObj = bo, o
 		}
 		addLabels(grp, g.Labels)
 	}

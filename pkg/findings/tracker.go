@@ -64,13 +64,19 @@ func NewTracker(cfg Config) *Tracker {
 func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 	now := s.Time
 	groups := Groups(s)
-	// Where each goroutine is now: a member of a group that is running or
-	// runnable for a moment has not left it.
-	where := make(map[uint64]*Group, len(s.Goroutines))
-	for _, g := range groups {
-		for _, id := range g.ids {
-			where[id] = g
+	// Where each goroutine is now, made when a group first misses a
+	// member: one elsewhere for a moment has not left it.
+	var whereMap map[uint64]*Group
+	where := func(id uint64) *Group {
+		if whereMap == nil {
+			whereMap = make(map[uint64]*Group, len(s.Goroutines))
+			for _, g := range groups {
+				for _, id := range g.ids {
+					whereMap[id] = g
+				}
+			}
 		}
+		return whereMap[id]
 	}
 	w := s.Weight()
 	for _, g := range groups {
@@ -118,7 +124,7 @@ func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 // was seen elsewhere more than maxAway times in a row over maxAwayTime:
 // under load, goroutines that wake often are caught awake or on a lock on
 // their way back. The history counts the members, each weighing w.
-func (h *history) observe(now time.Time, g *Group, where map[uint64]*Group, w int, window time.Duration) {
+func (h *history) observe(now time.Time, g *Group, where func(id uint64) *Group, w int, window time.Duration) {
 	p := point{t: now}
 	h.gen++
 	for _, id := range g.ids {
@@ -134,7 +140,7 @@ func (h *history) observe(now time.Time, g *Group, where map[uint64]*Group, w in
 			if m.gen == h.gen {
 				continue
 			}
-			if where[id] != nil {
+			if where(id) != nil {
 				if m.away == 0 {
 					m.awaySince = now
 				}
