@@ -245,14 +245,19 @@ func TestE2ELeaks(t *testing.T) {
 				trail.observe(o)
 				now := false
 				for i, f := range o.findings {
-					if f.Kind == c.kind && strings.HasPrefix(f.Site.Frame, c.fn+" ") {
+					// One leak of goroutines from one go statement may
+					// stand for several sites: the expected one may be
+					// among its related ones.
+					here := strings.HasPrefix(f.Site.Frame, c.fn+" ") ||
+						slices.ContainsFunc(f.Related, func(s findings.Site) bool { return strings.HasPrefix(s.Frame, c.fn+" ") })
+					if f.Kind == c.kind && here {
 						now = true
 						if found == nil {
 							found, at = &o.findings[i], o.elapsed
 						}
 						continue
 					}
-					if !strings.HasPrefix(f.Site.Frame, c.fn+" ") || !slices.Contains(c.also, f.Kind) {
+					if !here || !slices.Contains(c.also, f.Kind) {
 						unexpected[f.ID] = f
 					}
 				}
@@ -277,20 +282,27 @@ func TestE2ELeaks(t *testing.T) {
 			}
 			f := *found
 			t.Logf("%s found %s after the first snapshot (%.2f departed): %s", f.Kind, at.Round(time.Second), f.Departed, f.Summary)
-			if !strings.Contains(f.Site.Frame, "/test/targets/leaky/") || f.Site.WaitReason != c.reason {
+			// A leak merged with others of its go statement may stand
+			// under another of their sites: check the evidence of the
+			// expected site where it is the one standing.
+			primary := strings.HasPrefix(f.Site.Frame, c.fn+" ")
+			if primary && (!strings.Contains(f.Site.Frame, "/test/targets/leaky/") || f.Site.WaitReason != c.reason) {
 				t.Errorf("site %+v: want the frame in test/targets/leaky and wait reason %q", f.Site, c.reason)
 			}
 			if f.Summary == "" || f.Goroutines < cfg.Leak.MinGoroutines || len(f.Example) == 0 || f.SiteID != f.Site.ID() || f.FirstSeen.IsZero() {
 				t.Errorf("finding lacks evidence: summary %q, %d goroutines (want >= %d), %d example frames, site id %q",
 					f.Summary, f.Goroutines, cfg.Leak.MinGoroutines, len(f.Example), f.SiteID)
 			}
-			if f.Kind == findings.KindLeak && (f.GrowthPerHour <= 0 || f.Departed > cfg.Leak.MaxDeparted || f.DistinctObjects < cfg.Leak.MinGoroutines) {
+			if primary && f.Kind == findings.KindLeak && (f.GrowthPerHour <= 0 || f.Departed > cfg.Leak.MaxDeparted || f.DistinctObjects < cfg.Leak.MinGoroutines) {
 				t.Errorf("leak evidence: +%.0f/h, %.2f departed, %d distinct objects (want one per leaked goroutine)", f.GrowthPerHour, f.Departed, f.DistinctObjects)
 			}
 			if len(f.Objects) == 0 {
 				t.Errorf("finding lists no object waited on")
 			}
 			for _, o := range f.Objects {
+				if !primary {
+					break
+				}
 				if err := c.object(o); err != nil {
 					t.Errorf("object %+v: %v", o.BlockedOn, err)
 				}

@@ -28,6 +28,18 @@ func (t *Tracker) leak(g *Group, now time.Time) (Finding, bool) {
 	if growth < r.MinGrowth || !growsThroughout(h.points, span) {
 		return Finding{}, false
 	}
+	// Its goroutines stay: the oldest has been in it for half the time
+	// at least, and over the window fewer were away than in it. A lock
+	// that more and more goroutines pass through grows too, but they
+	// spend their time elsewhere.
+	oldest := h.oldest()
+	var away, all int
+	for _, p := range h.points {
+		away, all = away+p.away, all+p.count
+	}
+	if oldest.IsZero() || now.Sub(oldest) < span/2 || 2*away > all {
+		return Finding{}, false
+	}
 	// Of those there at the window's start and those that joined since,
 	// how many left.
 	var joined, departed int
@@ -46,9 +58,7 @@ func (t *Tracker) leak(g *Group, now time.Time) (Finding, bool) {
 	f := t.base(KindLeak, g, now, findingID(KindLeak, g.Site.ID()))
 	f.FirstSeen = h.firstSeen
 	f.GrowthPerHour = float64(growth) / span.Hours()
-	if o := h.oldest(); !o.IsZero() {
-		f.OldestSeconds = now.Sub(o).Seconds()
-	}
+	f.OldestSeconds = now.Sub(oldest).Seconds()
 	f.OldestSeconds = max(f.OldestSeconds, g.MaxWait)
 	f.Departed = frac
 	f.ConfirmedByRuntime = g.Leaked > 0
@@ -59,6 +69,27 @@ func (t *Tracker) leak(g *Group, now time.Time) (Finding, bool) {
 		f.Summary += "; confirmed by the runtime's leak detector"
 	}
 	return f, true
+}
+
+// mergeLeaks makes one finding of the leaks of goroutines from one go
+// statement: leaked goroutines that wait at several places (a ticker loop
+// and the lock it takes each tick) are one leak. The largest group stands
+// for it; the others' sites join its related sites. leaks are the largest
+// first.
+func mergeLeaks(leaks []Finding) []Finding {
+	out := leaks[:0]
+	byCreator := map[string]int{}
+	for _, f := range leaks {
+		i, ok := byCreator[f.Site.CreatedBy]
+		if !ok || f.Site.CreatedBy == "" {
+			byCreator[f.Site.CreatedBy] = len(out)
+			out = append(out, f)
+			continue
+		}
+		out[i].Related = append(out[i].Related, f.Site)
+		out[i].Summary += fmt.Sprintf("; also %s in %s", count(f.Goroutines), f.Site.Frame)
+	}
+	return out
 }
 
 // growsThroughout reports whether the count grew in each third of the

@@ -3,6 +3,7 @@ package findings
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +123,24 @@ func TestObjectJSON(t *testing.T) {
 		if err := json.Unmarshal(b, &back); err != nil || back.Goroutines != o.Goroutines || back.Address != o.Address || back.Capacity != o.Capacity {
 			t.Errorf("%s read back as %+v (%v)", b, back, err)
 		}
+	}
+}
+
+// TestMergeLeaks: leaks of goroutines from one go statement are one
+// finding, the largest standing for it, the others' sites related.
+func TestMergeLeaks(t *testing.T) {
+	site := func(frame, creator string) Site {
+		return Site{Frame: frame, CreatedBy: creator, State: snapshot.StateWaiting}
+	}
+	got := mergeLeaks([]Finding{
+		{Kind: KindLeak, Site: site("main.tick a.go:1", "main.serve a.go:9"), Goroutines: 300, Summary: "s"},
+		{Kind: KindLeak, Site: site("main.other b.go:2", "main.start b.go:8"), Goroutines: 200},
+		{Kind: KindLeak, Site: site("main.work a.go:5", "main.serve a.go:9"), Goroutines: 100},
+		{Kind: KindLeak, Site: site("main.main m.go:1", ""), Goroutines: 50},
+		{Kind: KindLeak, Site: site("main.init m.go:2", ""), Goroutines: 40},
+	})
+	if len(got) != 4 || got[0].Site.Frame != "main.tick a.go:1" || len(got[0].Related) != 1 || got[0].Related[0].Frame != "main.work a.go:5" ||
+		!strings.Contains(got[0].Summary, "also 100 in main.work a.go:5") {
+		t.Errorf("merged %+v", got)
 	}
 }

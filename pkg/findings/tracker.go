@@ -26,6 +26,8 @@ type history struct {
 	// first seen in it; gen numbers the observations, to find who left.
 	members map[uint64]*membership
 	gen     uint64
+	// moved are former members parked elsewhere, for maxAwayTime.
+	moved map[uint64]*membership
 }
 
 // membership is one goroutine's stay in a group.
@@ -47,11 +49,12 @@ const (
 	maxAwayTime = 30 * time.Second
 )
 
-// point is one snapshot of a group: its size, and how many goroutines
-// joined and left it since the snapshot before.
+// point is one snapshot of a group: its size (its members, those parked
+// elsewhere for a moment included), how many of them were away, and how
+// many goroutines joined and left it since the snapshot before.
 type point struct {
-	t                       time.Time
-	count, joined, departed int
+	t                             time.Time
+	count, away, joined, departed int
 }
 
 // NewTracker returns a tracker judging by cfg (zero fields: defaults).
@@ -100,12 +103,13 @@ func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 		}
 		h.observe(now, &Group{Site: site}, where, w, t.cfg.Leak.Window)
 	}
-	var out []Finding
+	var leaks []Finding
 	for _, g := range groups {
 		if f, ok := t.leak(g, now); ok {
-			out = append(out, f)
+			leaks = append(leaks, f)
 		}
 	}
+	out := mergeLeaks(leaks)
 	out = append(out, t.stuck(s, groups)...)
 	if f, ok := t.allAsleep(s, groups); ok {
 		out = append(out, f)
@@ -120,16 +124,25 @@ func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 }
 
 // observe adds a snapshot of the group to the history, keeping the points
-// of the last window. A member leaves the group when it ends, or when it
-// was seen elsewhere more than maxAway times in a row over maxAwayTime:
-// under load, goroutines that wake often are caught awake or on a lock on
-// their way back. The history counts the members, each weighing w.
+// of the last window. A member that is parked elsewhere stops being one
+// but keeps its place for maxAwayTime: on a busy host, goroutines that
+// wake often are caught on a lock on their way back, and when they come
+// back they are the members they were. One awake (running, runnable, in
+// a system call) stays a member for maxAway observations and maxAwayTime.
+// A member departs when it ends, or is away for longer. The history
+// counts the members, each weighing w.
 func (h *history) observe(now time.Time, g *Group, where func(id uint64) *Group, w int, window time.Duration) {
 	p := point{t: now}
 	h.gen++
 	for _, id := range g.ids {
 		if m := h.members[id]; m != nil {
 			m.gen, m.away, m.awaySince = h.gen, 0, time.Time{}
+			continue
+		}
+		if m, ok := h.moved[id]; ok { // back from elsewhere
+			delete(h.moved, id)
+			m.gen, m.away, m.awaySince = h.gen, 0, time.Time{}
+			h.members[id] = m
 			continue
 		}
 		h.members[id] = &membership{since: now, gen: h.gen}
@@ -140,21 +153,36 @@ func (h *history) observe(now time.Time, g *Group, where func(id uint64) *Group,
 			if m.gen == h.gen {
 				continue
 			}
-			if where(id) != nil {
-				if m.away == 0 {
-					m.awaySince = now
-				}
-				if m.away < maxAway || now.Sub(m.awaySince) < maxAwayTime {
-					m.gen = h.gen // elsewhere for the moment
-					m.away = min(m.away+1, maxAway)
-					continue
-				}
+			if m.away == 0 {
+				m.awaySince = now
 			}
-			delete(h.members, id) // ended, or gone elsewhere
+			cur := where(id)
+			switch {
+			case cur == nil: // ended
+				delete(h.members, id)
+				p.departed++
+			case cur.Site.State == snapshot.StateWaiting: // parked elsewhere
+				delete(h.members, id)
+				if h.moved == nil {
+					h.moved = map[uint64]*membership{}
+				}
+				h.moved[id] = m
+			case m.away < maxAway || now.Sub(m.awaySince) < maxAwayTime: // awake
+				m.gen = h.gen
+				m.away = min(m.away+1, maxAway)
+			default:
+				delete(h.members, id)
+				p.departed++
+			}
+		}
+	}
+	for id, m := range h.moved {
+		if now.Sub(m.awaySince) >= maxAwayTime { // gone for good
+			delete(h.moved, id)
 			p.departed++
 		}
 	}
-	p.count = len(h.members) * w
+	p.count, p.away = (len(h.members)+len(h.moved))*w, len(h.moved)*w
 	h.points = append(h.points, p)
 	cut := 0
 	for cut < len(h.points)-1 && now.Sub(h.points[cut].t) > window {

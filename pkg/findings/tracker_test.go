@@ -39,6 +39,10 @@ var (
 		blocked: func(int) *snapshot.BlockedOn {
 			return &snapshot.BlockedOn{Kind: snapshot.BlockedOnChan, Address: "0xc0005000"}
 		}}
+	tickerOnLock = shape{fn: "main.work", creator: "main.serve", reason: "sync.Mutex.Lock", state: snapshot.StateWaiting,
+		blocked: func(int) *snapshot.BlockedOn {
+			return &snapshot.BlockedOn{Kind: snapshot.BlockedOnSync, Address: "0xc0006000"}
+		}}
 	tickerAwake = shape{fn: "main.tick", creator: "main.serve", state: snapshot.StateRunnable}
 	leakedSend  = shape{fn: "main.handle", creator: "main.serve", reason: "chan send", state: snapshot.StateLeaked}
 	reader      = shape{fn: "net/http.(*conn).serve", creator: "net/http.(*Server).Serve", reason: "IO wait", state: snapshot.StateWaiting}
@@ -143,6 +147,18 @@ func TestTracker(t *testing.T) {
 					sh := &ticker // where they stay
 					if j >= (i-1)*5 {
 						sh = &leakySend // where the newest are, on their way
+					}
+					ms = append(ms, member{id: uint64(100 + j), shape: sh, since: now})
+				}
+				return ms
+			}},
+		{name: "ticker per request, each on a shared lock now and then", steps: 40, every: every, want: KindLeak, by: 12, frame: "main.tick",
+			at: func(i int, now time.Time) []member {
+				var ms []member
+				for j := range i * 5 {
+					sh := &ticker
+					if (j*7+i)%5 == 0 {
+						sh = &tickerOnLock // a fifth are on the lock at any moment
 					}
 					ms = append(ms, member{id: uint64(100 + j), shape: sh, since: now})
 				}
