@@ -22,8 +22,15 @@
 // kills and peak usage. -only runs some of the scenarios (-only agent: the
 // agent alone; -agent-runs some of its runs). The push scenario (push.go)
 // measures encoding, bytes on the wire and a 10-minute outage of the push
-// endpoints. Every process it starts is stopped by PID on exit; the whole
-// run is bounded by -budget.
+// endpoints. The findings scenario (findings.go; not in the default set, it
+// runs -findings-duration, 30 minutes by default: -only findings) runs the
+// agent at its defaults over test/targets/leaky in every mode and reports
+// how long each leak, stuck group and deadlock took to become a finding,
+// the findings on the healthy modes, and the cost of grouping a
+// 100k-goroutine snapshot against its walk. Every process it starts is
+// stopped by PID on exit; the whole run is bounded by -budget (extended by
+// -findings-duration when the findings scenario runs and -budget is not
+// given).
 package main
 
 import (
@@ -34,6 +41,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,10 +67,30 @@ type config struct {
 	// agentRuns are the agent runs to do, by agentSpec.key (all when
 	// empty).
 	agentRuns []string
+	// findingsDuration is how long the findings scenario watches the
+	// leaky targets; findingsRates are the leak rates it runs each leak
+	// mode at.
+	findingsDuration time.Duration
+	findingsRates    []float64
 }
 
 // scenarios are the parts of the run -only can select.
-var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu", "startup"}
+var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu", "startup", "findings"}
+
+// optInScenarios are the scenarios that run only when -only names them:
+// the findings scenario takes -findings-duration (30 min by default).
+var optInScenarios = []string{"findings"}
+
+// defaultScenarios are those an empty -only selects.
+func defaultScenarios() []string {
+	var out []string
+	for _, sc := range scenarios {
+		if !slices.Contains(optInScenarios, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
 
 func main() {
 	if err := run(); err != nil {
@@ -73,14 +101,14 @@ func main() {
 
 func run() error {
 	var cfg config
-	var sizes, latSizes, only, agentRuns string
+	var sizes, latSizes, only, agentRuns, findingsRates string
 	flag.StringVar(&cfg.out, "out", "", "write the Markdown report to this file (stdout always gets it)")
 	flag.StringVar(&sizes, "sizes", "1000,10000,100000", "goroutine counts for the snapshot-cost measurements")
 	flag.StringVar(&latSizes, "latency-sizes", "10000,100000", "goroutine counts for the target-latency comparison")
 	flag.DurationVar(&cfg.window, "window", 6*time.Second, "time each observer gets in the latency comparison")
 	flag.DurationVar(&cfg.cadence, "cadence", 100*time.Millisecond, "observation cadence in the latency comparison")
 	flag.DurationVar(&cfg.budget, "budget", 15*time.Minute, "hard bound on the whole run")
-	flag.StringVar(&only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios, ", ")+" (default all)")
+	flag.StringVar(&only, "only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios, ", ")+" (default all but "+strings.Join(optInScenarios, ", ")+")")
 	flag.StringVar(&cfg.agentWalker, "agent-walker", "auto", "the agent's walker: auto, ebpf or procmem")
 	flag.StringVar(&agentRuns, "agent-runs", "", "run only these agent runs, comma-separated: "+strings.Join(agentKeys(), ", ")+" (default all)")
 	flag.DurationVar(&cfg.agentWindow, "agent-window", 60*time.Second, "measured time of each agent run (at least 20s; snapshots come every 10s)")
@@ -88,7 +116,11 @@ func run() error {
 	flag.IntVar(&cfg.churnMax, "churn", 8, "changed-goroutine snapshots per target and walker (also bounded to 4 s)")
 	flag.StringVar(&cfg.profileDir, "profile", "", "write CPU profiles of the steady-state snapshots of the largest target to this directory")
 	flag.BoolVar(&cfg.debug2, "debug2", true, "include /debug/pprof/goroutine?debug=2 in the latency comparison")
+	flag.DurationVar(&cfg.findingsDuration, "findings-duration", 30*time.Minute, "how long the findings scenario watches the leaky targets (at least 1m)")
+	flag.StringVar(&findingsRates, "findings-rates", "0.2,1", "leak rates (goroutines a second) the findings scenario runs each leak mode at, comma-separated")
 	flag.Parse()
+	budgetSet := false
+	flag.Visit(func(f *flag.Flag) { budgetSet = budgetSet || f.Name == "budget" })
 	var err error
 	if cfg.sizes, err = parseSizes(sizes); err != nil {
 		return fmt.Errorf("-sizes: %w", err)
@@ -101,6 +133,16 @@ func run() error {
 	}
 	if cfg.agentRuns, err = parseAgentRuns(agentRuns); err != nil {
 		return fmt.Errorf("-agent-runs: %w", err)
+	}
+	if cfg.findingsRates, err = parseRates(findingsRates); err != nil {
+		return fmt.Errorf("-findings-rates: %w", err)
+	}
+	if cfg.findingsDuration < time.Minute {
+		return fmt.Errorf("bad flags: -findings-duration %v is under 1m", cfg.findingsDuration)
+	}
+	if cfg.only["findings"] && !budgetSet {
+		// The grouping cost, the builds and the targets' start-up besides.
+		cfg.budget += cfg.findingsDuration + 5*time.Minute
 	}
 	if cfg.agentWindow < 20*time.Second {
 		return fmt.Errorf("bad flags: -agent-window %v is under 20s", cfg.agentWindow)
@@ -139,6 +181,15 @@ func run() error {
 		startup, serr = measureStartup(ctx, procs, rep.targetBin)
 		err = errors.Join(err, serr)
 	}
+	var fnd *findingsReport
+	if cfg.only["findings"] && ctx.Err() == nil {
+		var ferr error
+		fnd, ferr = measureFindings(ctx, cfg, procs, rep.targetBin)
+		err = errors.Join(err, ferr)
+	}
+	if fnd != nil {
+		rep.took = time.Since(rep.started)
+	}
 	md := rep.markdown()
 	if startup != nil {
 		md = strings.Replace(md, "## How to reproduce", startup.markdown()+"## How to reproduce", 1)
@@ -148,6 +199,9 @@ func run() error {
 	}
 	if cpu != nil {
 		md = strings.Replace(md, "## How to reproduce", cpu.markdown()+"## How to reproduce", 1)
+	}
+	if fnd != nil {
+		md = strings.Replace(md, "## How to reproduce", fnd.markdown()+"## How to reproduce", 1)
 	}
 	fmt.Print(md)
 	if cfg.out != "" {
@@ -173,9 +227,31 @@ func parseOnly(s string) (map[string]bool, error) {
 		out[f] = true
 	}
 	if len(out) == 0 {
-		for _, sc := range scenarios {
+		for _, sc := range defaultScenarios() {
 			out[sc] = true
 		}
+	}
+	return out, nil
+}
+
+// parseRates reads -findings-rates: positive goroutines a second.
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 || v > 1000 {
+			return nil, fmt.Errorf("%q is not a rate in (0, 1000]", f)
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no rates")
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -112,7 +113,8 @@ func (r *report) markdown() string {
 	p("As root (BPF and process_vm_readv on another process), from the repository root:\n")
 	p("`go run ./test/bench -out docs/benchmarks.md` or `make bench` (about 10 minutes; `-only agent` runs the agent scenario alone\n")
 	p("in about 5 minutes, `-agent-runs` some of its runs, `-only snapshot,latency`, `-only push`, `-only cpu` and `-only startup` the others; `-profile DIR` adds CPU and heap profiles of the\n")
-	p("100k snapshots, `-sizes`, `-latency-sizes`, `-window`, `-cadence`, `-agent-window` change the plan). Go benchmarks:\n")
+	p("100k snapshots, `-sizes`, `-latency-sizes`, `-window`, `-cadence`, `-agent-window` change the plan; `-only findings`, not in the\n")
+	p("default set, runs the findings scenario for `-findings-duration` (30m) and about 3 minutes more, `-findings-rates` its leak rates). Go benchmarks:\n")
 	p("`go test ./collect/walk -run '^$' -bench Snapshot` (`GOROSCOPE_BENCH_LONG=1` adds 100k goroutines).\n")
 	return b.String()
 }
@@ -120,14 +122,17 @@ func (r *report) markdown() string {
 // command is how this report was generated.
 func (r *report) command() string {
 	c := "go run ./test/bench"
-	if len(r.cfg.only) < len(scenarios) {
-		var sel []string
-		for _, sc := range scenarios {
-			if r.cfg.only[sc] {
-				sel = append(sel, sc)
-			}
+	var sel []string
+	for _, sc := range scenarios {
+		if r.cfg.only[sc] {
+			sel = append(sel, sc)
 		}
+	}
+	if !slices.Equal(sel, defaultScenarios()) {
 		c += " -only " + strings.Join(sel, ",")
+	}
+	if r.cfg.only["findings"] && r.cfg.findingsDuration != 30*time.Minute {
+		c += " -findings-duration " + r.cfg.findingsDuration.String()
 	}
 	return c + " -out docs/benchmarks.md"
 }
