@@ -28,6 +28,8 @@ type history struct {
 	gen     uint64
 	// moved are former members parked elsewhere, for maxAwayTime.
 	moved map[uint64]*membership
+	// lastIDs are the group's goroutines at the last observation.
+	lastIDs []uint64
 }
 
 // membership is one goroutine's stay in a group.
@@ -134,6 +136,15 @@ func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 func (h *history) observe(now time.Time, g *Group, where func(id uint64) *Group, w int, window time.Duration) {
 	p := point{t: now}
 	h.gen++
+	if len(g.ids) > 0 && len(h.moved) == 0 && len(h.members) == len(g.ids) && slices.Equal(g.ids, h.lastIDs) {
+		// The same goroutines as last time, none away: the common case
+		// of a process at rest costs no lookup per goroutine.
+		h.gen--
+		p.count = len(h.members) * w
+		h.addPoint(p, now, window)
+		return
+	}
+	defer func() { h.lastIDs = append(h.lastIDs[:0], g.ids...) }()
 	for _, id := range g.ids {
 		if m := h.members[id]; m != nil {
 			m.gen, m.away, m.awaySince = h.gen, 0, time.Time{}
@@ -183,6 +194,11 @@ func (h *history) observe(now time.Time, g *Group, where func(id uint64) *Group,
 		}
 	}
 	p.count, p.away = (len(h.members)+len(h.moved))*w, len(h.moved)*w
+	h.addPoint(p, now, window)
+}
+
+// addPoint appends p and forgets the points older than the window.
+func (h *history) addPoint(p point, now time.Time, window time.Duration) {
 	h.points = append(h.points, p)
 	cut := 0
 	for cut < len(h.points)-1 && now.Sub(h.points[cut].t) > window {
