@@ -417,15 +417,7 @@ func (s *server) goroutineGroups(r *http.Request) (any, error) {
 	if sortBy != sortCount && sortBy != sortWait {
 		return nil, badRequest("sort=%q: want count or wait", sortBy)
 	}
-	at, err := parseTime(r, "at")
-	if err != nil {
-		return nil, err
-	}
-	offset, err := intParam(r, "offset", 0)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := intParam(r, "limit", defaultPageSize)
+	at, offset, limit, err := parsePage(r)
 	if err != nil {
 		return nil, err
 	}

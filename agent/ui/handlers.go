@@ -165,15 +165,7 @@ func (s *server) goroutines(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	at, err := parseTime(r, "at")
-	if err != nil {
-		return nil, err
-	}
-	offset, err := intParam(r, "offset", 0)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := intParam(r, "limit", defaultPageSize)
+	at, offset, limit, err := parsePage(r)
 	if err != nil {
 		return nil, err
 	}
@@ -453,4 +445,17 @@ func contentType(format string) string {
 		return "text/plain; charset=utf-8"
 	}
 	return "application/octet-stream"
+}
+
+// parsePage reads the moment (at=) and the page (offset=, limit=) of a
+// paged answer.
+func parsePage(r *http.Request) (at time.Time, offset, limit int, err error) {
+	if at, err = parseTime(r, "at"); err != nil {
+		return at, 0, 0, err
+	}
+	if offset, err = intParam(r, "offset", 0); err != nil {
+		return at, 0, 0, err
+	}
+	limit, err = intParam(r, "limit", defaultPageSize)
+	return at, offset, limit, err
 }
