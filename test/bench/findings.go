@@ -177,11 +177,10 @@ type groupCost struct {
 
 // benchGroups is pkg/findings' BenchmarkGroups100k.
 type benchGroups struct {
-	nsPerOp             []float64
-	bytesPerOp, allocs  float64
-	output, err, cmd    string
-	took                time.Duration
-	goroutinesPerSample int
+	nsPerOp            []float64
+	bytesPerOp, allocs float64
+	output, err, cmd   string
+	took               time.Duration
 }
 
 // measureFindings runs the findings scenario: the grouping cost first,
