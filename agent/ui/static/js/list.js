@@ -1,8 +1,32 @@
-// The process list (#/).
+// The process list (#/): searched, filtered and sorted in the page; the
+// stored processes of one service (restarts, short-lived tools) collapse
+// into one row per service.
 import { api } from "./api.js";
 import { el, showError } from "./dom.js";
-import { findingsCell } from "./findings.js";
+import { FINDING_KINDS, findingsCell } from "./findings.js";
 import { STATES, fmtInt, fmtTime } from "./format.js";
+
+// FILTERS are the filter's choices: which processes it shows.
+const FILTERS = [
+  ["default", "live + findings", "the live processes, and the stored ones with findings", (p) => p.live || (p.findings_count || 0) > 0],
+  ["live", "live", "the live processes", (p) => p.live],
+  ["stored", "stored", "the processes no longer live, from the store", (p) => !p.live],
+  ["all", "all", "every process", () => true],
+];
+
+// SORTS are the sortable columns: the header, the direction a first click
+// sorts in, and the comparison in ascending order. "findings" is the API's
+// order (findings first, the worst first): its descending is that order.
+const SORTS = {
+  findings: { name: "findings", first: "desc", cmp: (a, b) => b.order - a.order },
+  service: { name: "service", first: "asc", cmp: (a, b) => a.service.localeCompare(b.service) || b.order - a.order },
+  goroutines: { name: "goroutines", first: "desc", cmp: (a, b) => a.total - b.total || b.order - a.order },
+  last: { name: "last snapshot", first: "desc", cmp: (a, b) => a.last - b.last || b.order - a.order },
+};
+
+// state outlives a visit to a process page: back on the list, the same
+// search, filter, sort and expanded services.
+const state = { q: "", filter: "default", sort: "findings", dir: "desc", expanded: new Set() };
 
 export async function listView(app) {
   app.replaceChildren(el("h2", {}, "Go processes"), el("p", { class: "muted" }, "Loading…"));
@@ -13,24 +37,162 @@ export async function listView(app) {
     showError(app, e);
     return;
   }
-  // The API lists the processes with findings first, the worst first.
-  const head = el("tr", {}, el("th", {}, "findings"), el("th", {}, "service"), el("th", { class: "num" }, "pid"), el("th", {}, "Go"), el("th", {}, "status"),
-    el("th", { class: "num" }, "goroutines"), STATES.map((s) => el("th", { class: "num" }, s)), el("th", {}, "last snapshot"), el("th", {}, "executable"));
-  const rows = procs.map((p) => {
-    const href = `#/p/${p.pid}/${p.start_time}`;
-    return el("tr", { class: "proc", onclick: () => { location.hash = href; }, dataset: { pid: p.pid, findings: p.findings_count || 0 } },
-      findingsCell(p),
-      el("td", {}, el("a", { href }, p.service_name || "(unnamed)")),
-      el("td", { class: "num" }, p.pid),
-      el("td", {}, p.go_version || ""),
-      el("td", {}, p.live ? el("span", { class: "pill live", title: p.walker_reason ? `walker ${p.walker}: ${p.walker_reason}` : "" }, "live" + (p.walker ? ` · ${p.walker}` : "")) : el("span", { class: "pill gone" }, "stored"),
-        p.error ? el("div", { class: "error" }, p.error) : null),
-      el("td", { class: "num" }, fmtInt(p.total)),
-      STATES.map((s) => el("td", { class: `num state-${s}` }, (p.counts && p.counts[s]) ? fmtInt(p.counts[s]) : "")),
-      el("td", {}, fmtTime(p.last_snapshot)),
-      el("td", { class: "mono" }, p.exe || ""));
-  });
-  app.replaceChildren(el("h2", {}, `Go processes (${procs.length})`),
-    procs.length ? el("table", { id: "processes" }, el("thead", {}, head), el("tbody", {}, rows))
-      : el("p", { class: "muted" }, "No Go processes seen yet."));
+  if (!procs.length) {
+    app.replaceChildren(el("h2", {}, "Go processes (0)"), el("p", { class: "muted" }, "No Go processes seen yet."));
+    return;
+  }
+  // The API lists the processes with findings first, the worst first: that
+  // order is kept as each one's rank, the default sort.
+  procs.forEach((p, i) => { p._order = i; });
+  const out = el("div", { id: "processes-out" });
+  const search = el("input", { id: "processes-search", type: "search", placeholder: "search service, pid, executable…", value: state.q, size: 40,
+    oninput: () => { state.q = search.value; render(); } });
+  const filterButton = ([key, name, title]) => el("button", {
+    id: `processes-filter-${key}`, title: `show ${title}`,
+    onclick: () => { if (state.filter !== key) { state.filter = key; render(); } },
+  }, name);
+  const toggle = el("span", { class: "view-toggle", id: "processes-filter" }, FILTERS.map(filterButton));
+  const render = () => {
+    for (const b of toggle.children) {
+      const on = b.id === `processes-filter-${state.filter}`;
+      b.className = on ? "active" : "";
+      b.setAttribute("aria-pressed", String(on));
+    }
+    renderTable(out, procs, render);
+  };
+  app.replaceChildren(el("h2", {}, `Go processes (${fmtInt(procs.length)})`),
+    el("div", { class: "controls" }, search, toggle), out);
+  render();
+}
+
+// matches says whether p matches the search q (lower case): a substring of
+// its service name, pid or executable.
+function matches(p, q) {
+  if (!q) return true;
+  return (p.service_name || "").toLowerCase().includes(q) || String(p.pid).includes(q) || (p.exe || "").toLowerCase().includes(q);
+}
+
+// sortKey is what SORTS compare of a process.
+const sortKey = (p) => ({ order: p._order, service: p.service_name || "", total: p.total || 0, last: Date.parse(p.last_snapshot) || 0 });
+
+// renderTable draws the processes the search and filter keep into out.
+function renderTable(out, procs, render) {
+  const q = state.q.trim().toLowerCase();
+  const keep = FILTERS.find(([key]) => key === state.filter)[3];
+  const shown = procs.filter((p) => keep(p) && matches(p, q));
+  const sort = SORTS[state.sort];
+  const sign = state.dir === "asc" ? 1 : -1;
+  const byKey = (a, b) => sign * sort.cmp(a.key, b.key);
+
+  // Stored processes of one service collapse into a service row when
+  // there are two or more of them; live ones always have their own row.
+  const byService = new Map();
+  for (const p of shown) {
+    if (p.live) continue;
+    const s = p.service_name || "";
+    if (!byService.has(s)) byService.set(s, []);
+    byService.get(s).push(p);
+  }
+  const items = [];
+  const grouped = new Set();
+  for (const [service, members] of byService) {
+    if (members.length < 2) continue;
+    members.forEach((p) => grouped.add(p));
+    const ms = members.map((p) => ({ p, key: sortKey(p) })).sort(byKey);
+    items.push({ service, members: ms.map((m) => m.p), key: {
+      order: Math.min(...ms.map((m) => m.key.order)), service,
+      total: Math.max(...ms.map((m) => m.key.total)), last: Math.max(...ms.map((m) => m.key.last)),
+    } });
+  }
+  for (const p of shown) if (!grouped.has(p)) items.push({ p, key: sortKey(p) });
+  // Ascending on the groups' keys: the best member leads in the findings
+  // order, the largest and newest in the others.
+  items.sort(byKey);
+
+  const sortTh = (key, cls) => {
+    const on = state.sort === key;
+    return el("th", { class: cls, "aria-sort": on ? (state.dir === "asc" ? "ascending" : "descending") : "none" },
+      // The arrow is the button's ::after (style.css): the header's text
+      // stays its name.
+      el("button", { id: `processes-sort-${key}`, class: `sort${on ? ` active ${state.dir}` : ""}`, title: `sort by ${SORTS[key].name}`,
+        onclick: () => {
+          if (on) state.dir = state.dir === "asc" ? "desc" : "asc";
+          else { state.sort = key; state.dir = SORTS[key].first; }
+          render();
+        } }, SORTS[key].name));
+  };
+  const head = el("tr", {}, sortTh("findings"), sortTh("service"), el("th", { class: "num" }, "pid"), el("th", {}, "Go"), el("th", {}, "status"),
+    sortTh("goroutines", "num"), STATES.map((s) => el("th", { class: "num" }, s)), sortTh("last"), el("th", {}, "executable"));
+  const cols = 8 + STATES.length;
+  const body = el("tbody", {});
+  for (const it of items) {
+    if (!it.members) {
+      body.append(procRow(it.p));
+      continue;
+    }
+    const open = state.expanded.has(it.service);
+    body.append(serviceRow(it, open, () => {
+      if (open) state.expanded.delete(it.service); else state.expanded.add(it.service);
+      render();
+    }));
+    if (open) body.append(...it.members.map((p) => procRow(p, it.service)));
+  }
+  if (!items.length) body.append(el("tr", { class: "empty" }, el("td", { colSpan: cols, class: "muted" }, "No process matches the search and filter.")));
+  const hidden = procs.length - shown.length;
+  out.replaceChildren(
+    el("p", { class: "muted", id: "processes-count" }, `${fmtInt(shown.length)} of ${fmtInt(procs.length)} processes` +
+      (hidden ? `, ${fmtInt(hidden)} hidden by the ${q ? "search and " : ""}filter` : "") +
+      (grouped.size ? `; ${fmtInt(grouped.size)} stored processes in ${plural(items.filter((i) => i.members).length, "service row")}` : "")),
+    el("table", { id: "processes", dataset: { sort: state.sort, dir: state.dir, filter: state.filter, shown: shown.length } },
+      el("thead", {}, head), body));
+}
+
+// plural is "n thing" or "n things".
+const plural = (n, thing) => `${fmtInt(n)} ${thing}${n === 1 ? "" : "s"}`;
+
+// procRow is one process's row; member of the service row of service, if
+// given.
+function procRow(p, service) {
+  const href = `#/p/${p.pid}/${p.start_time}`;
+  const k = sortKey(p);
+  const dataset = { pid: p.pid, findings: p.findings_count || 0, live: p.live ? "1" : "0", total: k.total, last: k.last };
+  if (service !== undefined) dataset.service = service;
+  return el("tr", { class: service !== undefined ? "proc member" : "proc", onclick: () => { location.hash = href; }, dataset },
+    findingsCell(p),
+    el("td", { class: service !== undefined ? "member-name" : null }, el("a", { href }, p.service_name || "(unnamed)")),
+    el("td", { class: "num" }, p.pid),
+    el("td", {}, p.go_version || ""),
+    el("td", {}, p.live ? el("span", { class: "pill live", title: p.walker_reason ? `walker ${p.walker}: ${p.walker_reason}` : "" }, "live" + (p.walker ? ` · ${p.walker}` : "")) : el("span", { class: "pill gone" }, "stored"),
+      p.error ? el("div", { class: "error" }, p.error) : null),
+    el("td", { class: "num" }, fmtInt(p.total)),
+    STATES.map((s) => el("td", { class: `num state-${s}` }, (p.counts && p.counts[s]) ? fmtInt(p.counts[s]) : "")),
+    el("td", {}, fmtTime(p.last_snapshot)),
+    el("td", { class: "mono" }, p.exe || ""));
+}
+
+// serviceRow is the row standing for the stored processes of one service:
+// their findings summed (kinds worst first, as the API lists them), the
+// newest snapshot, the executable when they share one.
+function serviceRow(it, open, toggle) {
+  const byKind = new Map();
+  let findings = 0;
+  for (const p of it.members) {
+    findings += p.findings_count || 0;
+    for (const k of p.finding_kinds || []) byKind.set(k.kind, (byKind.get(k.kind) || 0) + k.count);
+  }
+  // The worst kind first (unknown kinds after the known), then by name.
+  const rank = (k) => { const i = FINDING_KINDS.indexOf(k); return i < 0 ? FINDING_KINDS.length : i; };
+  const kinds = [...byKind].map(([kind, count]) => ({ kind, count })).sort((a, b) => rank(a.kind) - rank(b.kind) || a.kind.localeCompare(b.kind));
+  const exes = new Set(it.members.map((p) => p.exe || ""));
+  const n = it.members.length;
+  return el("tr", { class: "service-group", dataset: { service: it.service, count: n, findings, total: it.key.total, last: it.key.last, open: open ? "1" : "0" } },
+    findingsCell({ findings_count: findings, finding_kinds: kinds }),
+    el("td", { colSpan: 4 },
+      el("button", { class: "expand", "aria-expanded": String(open), title: open ? "hide these processes" : "show these processes", onclick: toggle }, open ? "▾" : "▸"),
+      " ", el("b", { class: "service-name" }, it.service || "(unnamed)"),
+      el("span", { class: "muted" }, ` — ${fmtInt(n)} earlier processes`)),
+    el("td", { class: "num", title: "the most of any of them" }, fmtInt(it.key.total)),
+    STATES.map(() => el("td", {})),
+    el("td", {}, fmtTime(it.key.last)),
+    el("td", { class: "mono" }, exes.size === 1 ? [...exes][0] : ""));
 }
