@@ -103,23 +103,33 @@ func evictOne[K comparable, V any](m map[K]V) {
 	}
 }
 
+// cachedString returns the string build makes of the NUL-terminated
+// string at off in table, cached under kind|off; "?" if off is out of
+// range. build gets bytes aliasing the table and must return a heap copy.
+func (b *Binary) cachedString(kind uint64, table []byte, off uint64, build func(raw []byte) string) string {
+	key := kind | off
+	if s, ok := b.cache.getStr(key); ok {
+		return s
+	}
+	raw, ok := cstring(table, off)
+	if !ok {
+		return "?"
+	}
+	s := build(raw)
+	b.cache.putStr(key, s)
+	return s
+}
+
+// copyString is the heap copy of raw.
+func copyString(raw []byte) string { return string(raw) }
+
 // funcName returns a heap copy of the function name at nameOff in funcnametab, "?" if out of
 // range.
 func (b *Binary) funcName(nameOff int32) string {
 	if nameOff < 0 {
 		return "?"
 	}
-	key := strFunc | uint64(nameOff)
-	if s, ok := b.cache.getStr(key); ok {
-		return s
-	}
-	raw, ok := cstring(b.tab.funcnametab, uint64(nameOff))
-	if !ok {
-		return "?"
-	}
-	s := string(raw)
-	b.cache.putStr(key, s)
-	return s
+	return b.cachedString(strFunc, b.tab.funcnametab, uint64(nameOff), copyString)
 }
 
 // printName mirrors runtime.funcNameForPrint: the shape in a generic function name becomes
@@ -128,42 +138,24 @@ func (b *Binary) printName(nameOff int32) string {
 	if nameOff < 0 {
 		return "?"
 	}
-	key := strPrint | uint64(nameOff)
-	if s, ok := b.cache.getStr(key); ok {
-		return s
-	}
-	raw, ok := cstring(b.tab.funcnametab, uint64(nameOff))
-	if !ok {
-		return "?"
-	}
-	i := bytes.IndexByte(raw, '[')
-	j := bytes.LastIndexByte(raw, ']')
-	if i < 0 || j <= i {
-		return b.funcName(nameOff) // printed as is: share the copy of the name
-	}
-	var sb strings.Builder
-	sb.Grow(i + len("[...]") + len(raw) - j - 1)
-	sb.Write(raw[:i])
-	sb.WriteString("[...]")
-	sb.Write(raw[j+1:])
-	s := sb.String()
-	b.cache.putStr(key, s)
-	return s
+	return b.cachedString(strPrint, b.tab.funcnametab, uint64(nameOff), func(raw []byte) string {
+		i := bytes.IndexByte(raw, '[')
+		j := bytes.LastIndexByte(raw, ']')
+		if i < 0 || j <= i {
+			return b.funcName(nameOff) // printed as is: share the copy of the name
+		}
+		var sb strings.Builder
+		sb.Grow(i + len("[...]") + len(raw) - j - 1)
+		sb.Write(raw[:i])
+		sb.WriteString("[...]")
+		sb.Write(raw[j+1:])
+		return sb.String()
+	})
 }
 
 // fileName returns a heap copy of the file name at fileoff in filetab, "?" if out of range.
 func (b *Binary) fileName(fileoff uint32) string {
-	key := strFile | uint64(fileoff)
-	if s, ok := b.cache.getStr(key); ok {
-		return s
-	}
-	raw, ok := cstring(b.tab.filetab, uint64(fileoff))
-	if !ok {
-		return "?"
-	}
-	s := string(raw)
-	b.cache.putStr(key, s)
-	return s
+	return b.cachedString(strFile, b.tab.filetab, uint64(fileoff), copyString)
 }
 
 // fileLine mirrors runtime.funcline1 for text offset target: the file (a heap copy) and line.
