@@ -27,7 +27,9 @@
 // agent at its defaults over test/targets/leaky in every mode and reports
 // how long each leak, stuck group and deadlock took to become a finding,
 // the findings on the healthy modes, and the cost of grouping a
-// 100k-goroutine snapshot against its walk. Every process it starts is
+// 100k-goroutine snapshot against its walk. The ui scenario (ui.go) opens
+// the UI's page of a 100k-goroutine process in Chromium and times its first
+// screen. Every process it starts is
 // stopped by PID on exit; the whole run is bounded by -budget (extended by
 // -findings-duration when the findings scenario runs and -budget is not
 // given).
@@ -75,7 +77,7 @@ type config struct {
 }
 
 // scenarios are the parts of the run -only can select.
-var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu", "startup", "findings"}
+var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu", "startup", "ui", "findings"}
 
 // optInScenarios are the scenarios that run only when -only names them:
 // the findings scenario takes -findings-duration (30 min by default).
@@ -181,6 +183,12 @@ func run() error {
 		startup, serr = measureStartup(ctx, procs, rep.targetBin)
 		err = errors.Join(err, serr)
 	}
+	var uiRep *uiReport
+	if cfg.only["ui"] && ctx.Err() == nil {
+		var uerr error
+		uiRep, uerr = measureUI(ctx, procs, rep.targetBin)
+		err = errors.Join(err, uerr)
+	}
 	var fnd *findingsReport
 	if cfg.only["findings"] && ctx.Err() == nil {
 		var ferr error
@@ -199,6 +207,9 @@ func run() error {
 	}
 	if cpu != nil {
 		md = strings.Replace(md, "## How to reproduce", cpu.markdown()+"## How to reproduce", 1)
+	}
+	if uiRep != nil {
+		md = strings.Replace(md, "## How to reproduce", uiRep.markdown()+"## How to reproduce", 1)
 	}
 	if fnd != nil {
 		md = strings.Replace(md, "## How to reproduce", fnd.markdown()+"## How to reproduce", 1)
