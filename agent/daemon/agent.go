@@ -66,6 +66,13 @@ type Agent struct {
 	retired []*watched
 	// ready is closed after the first discovery scan.
 	ready chan struct{}
+	// logbook says what the log tells of the processes found (made by the
+	// discovery loop, with a.log and boot, when the host booted: the
+	// processes' ages count from it), and refusals are those the agent
+	// could not attach to; only the discovery loop uses them, without a.mu.
+	logbook  *logbook
+	boot     time.Time
+	refusals refusals
 	// labelLimits bound each watched process's pprof label values across
 	// its snapshots (see limiterOf); a.mu.
 	labelLimits map[store.ProcessKey]*fold.LabelLimiter
@@ -107,6 +114,8 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 		procs:      map[store.ProcessKey]*watched{},
 		exes:       Executables{},
 		ready:      make(chan struct{}),
+		boot:       hostBoot(time.Now()),
+		refusals:   refusals{},
 		cpuReason:  "off",
 	}
 	if cfg.CPUFrequency != 0 {

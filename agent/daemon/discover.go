@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/goroscope/goroscope/collect/discovery"
@@ -17,6 +16,7 @@ import (
 // also hands the CPU sampler, once loaded, the processes watched so far:
 // discovery adds the later ones.
 func (a *Agent) discoverLoop(ctx context.Context) {
+	a.logbook = newLogbook(a.log, a.boot)
 	t := time.NewTicker(time.Duration(a.cfg.DiscoveryInterval))
 	defer t.Stop()
 	var cpuLoaded <-chan struct{}
@@ -32,6 +32,7 @@ func (a *Agent) discoverLoop(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			a.logbook.flush(time.Now())
 			return
 		case <-t.C:
 		case <-cpuLoaded:
@@ -44,7 +45,10 @@ func (a *Agent) discoverLoop(ctx context.Context) {
 // discover adds new Go processes, drops exited ones (and ones whose pid
 // was reused: a new start time is a new process), and re-attaches those
 // that exec'd another executable: exec keeps the pid and start time, but
-// the program, its symbols and layout are new.
+// the program, its symbols and layout are new. A process it cannot attach
+// to is tried again later (refusals), and counted once under
+// errors_total{reason="attach"}. The logbook says what of it all is worth
+// a line.
 func (a *Agent) discover() {
 	procs, err := a.scanner.Scan()
 	if err != nil {
@@ -61,8 +65,7 @@ func (a *Agent) discover() {
 		a.mu.Lock()
 		old, known := a.procs[k]
 		if known && execed(old, p) {
-			a.log.Info(fmt.Sprintf("process %d exec'd a new executable: %s → %s", p.PID, old.proc.Exe, p.Exe),
-				"pid", p.PID, "old_service_name", old.proc.ServiceName, "service_name", p.ServiceName)
+			a.logbook.execed(old.proc, p)
 			a.retire(old)
 			delete(a.procs, k)
 			known = false
@@ -71,7 +74,7 @@ func (a *Agent) discover() {
 		// the old one's samples were drained (the next cycle or so).
 		busy := !known && a.pidRetiring(p.PID)
 		a.mu.Unlock()
-		if known || busy {
+		if known || busy || a.refusals.waiting(k, p.ExeID, now) {
 			continue
 		}
 		a.mu.Lock()
@@ -87,14 +90,15 @@ func (a *Agent) discover() {
 		}
 		if err != nil {
 			// Exited between scan and attach, unsupported, or not permitted:
-			// say so once per process, keep going.
-			if !errors.Is(err, process.ErrProcessGone) {
-				a.log.Warn("cannot watch Go process", "pid", p.PID, "exe", p.Exe, "err", err)
+			// count it and tell the logbook once per process, try again
+			// later.
+			if !errors.Is(err, process.ErrProcessGone) && a.refusals.add(k, p.ExeID, now, time.Duration(a.cfg.DiscoveryInterval)) {
 				a.metrics.errors.WithLabelValues("attach").Inc()
+				a.logbook.refused(p, err)
 			}
-			seen[k] = false
 			continue
 		}
+		delete(a.refusals, k)
 		if min := a.cfg.Discovery.MinGoroutines; min > 0 {
 			if n, err := walk.GoroutineCount(t); err != nil || n < min {
 				t.Close()
@@ -123,17 +127,18 @@ func (a *Agent) discover() {
 			// The target chose names discovery had to cut or rewrite.
 			a.metrics.errors.WithLabelValues("discovery_sanitized").Inc()
 		}
-		a.log.Info("watching Go process", "pid", p.PID, "service_name", p.ServiceName, "service_source", p.ServiceSource, "go", p.GoVersion, "exe", p.Exe, "walker", w.snap.Walker(), "sanitized", p.Sanitized)
+		a.logbook.watching(p, w.snap.Walker)
 	}
 	a.mu.Lock()
 	for k, w := range a.procs {
 		if !seen[k] {
-			a.log.Info("Go process gone", "pid", k.PID, "service_name", w.proc.ServiceName)
 			a.retire(w)
 			delete(a.procs, k)
 		}
 	}
 	a.mu.Unlock()
+	a.refusals.prune(seen)
+	a.logbook.sweep(seen, now)
 }
 
 // execed reports whether the process discovery found runs another

@@ -39,7 +39,7 @@ func newSelfMetrics(a *Agent) *selfMetrics {
 		}, []string{"walker"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goroscope_errors_total",
-			Help: "Failures by stage: discovery, discovery_sanitized (a target-chosen name cut or rewritten), exe_unreadable (an executable the agent may not read, such as an execute-only file without CAP_DAC_READ_SEARCH), attach, walk, process_gone, exec, layout_mismatch, store.",
+			Help: "Failures by stage: discovery, discovery_sanitized (a target-chosen name cut or rewritten), exe_unreadable (an executable the agent may not read, such as an execute-only file without CAP_DAC_READ_SEARCH), attach (once per process and executable, however often it is retried), walk, process_gone, exec, layout_mismatch, store.",
 		}, []string{"reason"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goroscope_snapshot_skipped_total",
