@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +50,9 @@ type Snapshotter struct {
 	keep int
 	// stats describes the last walk.
 	stats Stats
+	// clockOffset is how far the target's CLOCK_MONOTONIC is ahead of
+	// ours, in ns: the runtime's times (g.waitsince) are on its clock.
+	clockOffset int64
 }
 
 // seenG is what a previous snapshot learnt of one goroutine.
@@ -97,9 +102,10 @@ func (s *Snapshotter) setPrev(index uint32, p *seenG) {
 func NewSnapshotter(t *process.Target, w Walker) *Snapshotter {
 	return &Snapshotter{
 		t: t, req: newRequest(t), walker: w,
-		sym:     newSymbolizer(t.Bin, t.Bias),
-		labels:  process.NewLabelReader(t.Mem(), t.Layout),
-		blocked: newBlockedResolver(t.Mem(), t.Layout),
+		sym:         newSymbolizer(t.Bin, t.Bias),
+		labels:      process.NewLabelReader(t.Mem(), t.Layout),
+		blocked:     newBlockedResolver(t.Mem(), t.Layout),
+		clockOffset: monotonicOffset(t.PID),
 	}
 }
 
@@ -134,6 +140,49 @@ func monotonic() int64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return ts.Nano()
+}
+
+// monotonicOffset returns how far process pid's CLOCK_MONOTONIC is ahead
+// of ours, in ns: not 0 when it runs in a time namespace of its own (a
+// checkpoint restored by CRIU, unshare --time), whose offset its clock
+// carries. 0 when the offsets cannot be read: kernels before 5.6 or
+// without time namespaces, where there is no offset.
+func monotonicOffset(pid int) int64 {
+	theirs, err := timeNamespaceOffset(fmt.Sprintf("/proc/%d", pid))
+	if err != nil {
+		return 0
+	}
+	ours, err := timeNamespaceOffset("/proc/self")
+	if err != nil {
+		return 0
+	}
+	return theirs - ours
+}
+
+// timeNamespaceOffset reads the CLOCK_MONOTONIC offset of the time
+// namespace of the process at dir (/proc/PID), in ns. The file shows the
+// namespace its children get, which is its own unless it unshared one
+// since its last exec: then it is not its own and an error is returned.
+func timeNamespaceOffset(dir string) (int64, error) {
+	own, err := os.Readlink(dir + "/ns/time")
+	if err != nil {
+		return 0, err
+	}
+	if children, err := os.Readlink(dir + "/ns/time_for_children"); err != nil || children != own {
+		return 0, fmt.Errorf("%s: its children's time namespace is not its own", dir)
+	}
+	b, err := os.ReadFile(dir + "/timens_offsets")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var clock string
+		var sec, nsec int64
+		if _, err := fmt.Sscan(line, &clock, &sec, &nsec); err == nil && clock == "monotonic" {
+			return sec*1e9 + nsec, nil
+		}
+	}
+	return 0, fmt.Errorf("%s/timens_offsets: no monotonic offset in %q", dir, b)
 }
 
 // unchanged reports whether g is parked exactly as when last seen: same
@@ -392,7 +441,8 @@ func (s *Snapshotter) decode(ctx context.Context, r *bpf.GRecord, now int64, wal
 	}
 
 	// How long it has waited: our own observation, or the runtime's
-	// GC-stamped waitsince, whichever proves the longer wait.
+	// GC-stamped waitsince (on the target's clock), whichever proves the
+	// longer wait.
 	since := now
 	if same {
 		since = prev.since
@@ -401,8 +451,8 @@ func (s *Snapshotter) decode(ctx context.Context, r *bpf.GRecord, now int64, wal
 		if obs := now - since; obs > 0 {
 			g.WaitingSeconds, g.WaitingSource = float64(obs)/1e9, snapshot.WaitObserved
 		}
-		if f.waitSince > 0 && f.waitSince < now {
-			if rt := float64(now-f.waitSince) / 1e9; rt > g.WaitingSeconds {
+		if theirs := now + s.clockOffset; f.waitSince > 0 && f.waitSince < theirs {
+			if rt := float64(theirs-f.waitSince) / 1e9; rt > g.WaitingSeconds {
 				g.WaitingSeconds, g.WaitingSource = rt, snapshot.WaitRuntime
 			}
 		}
