@@ -112,8 +112,11 @@ const (
 	// WaitObserved: goroscope saw the goroutine parked at the same place,
 	// unchanged, in earlier snapshots; the value is a lower bound.
 	WaitObserved = "observed"
-	// WaitRuntime: from the runtime's g.waitsince, which the GC stamps at the
-	// first cycle after the goroutine blocked; a lower bound at GC granularity.
+	// WaitRuntime: from the runtime's g.waitsince, which the first GC to find
+	// the goroutine blocked sets to the previous cycle's mark termination
+	// (runtime/mgcmark.go: work.tstart), the value the runtime's own dump
+	// prints as ", N minutes": it may overstate the wait by up to one GC
+	// interval.
 	WaitRuntime = "runtime"
 )
 

@@ -19,6 +19,13 @@ type TextOptions struct {
 // file:line (and +0xoffset for physical frames), and the creator. Like the
 // runtime, it hides system goroutines and runtime-internal frames unless
 // o.All is set. Argument values cannot be read from outside: they print as "...".
+//
+// The header follows the runtime's goroutineheader: a leaked goroutine
+// (Go 1.26's leak detector) shows its wait reason (or "leaked") and
+// " (leaked)", and ", N minutes" is printed for waiting goroutines and
+// those in a system call only, N the whole minutes of WaitingSeconds
+// (which, in a snapshot of one walk, comes from the runtime's own
+// g.waitsince).
 func WriteText(w io.Writer, s *Snapshot, o TextOptions) error {
 	bw := bufio.NewWriter(w)
 	n := 0
@@ -42,7 +49,10 @@ func writeGoroutine(w *bufio.Writer, g *Goroutine, o TextOptions) {
 		status = g.WaitReason
 	}
 	fmt.Fprintf(w, "goroutine %d [%s", g.ID, status)
-	if min := int(g.WaitingSeconds / 60); min >= 1 {
+	if g.State == StateLeaked {
+		w.WriteString(" (leaked)") // after "leaked" too, as the runtime does
+	}
+	if min := int(g.WaitingSeconds / 60); min >= 1 && (g.State == StateWaiting || g.State == StateSyscall) {
 		fmt.Fprintf(w, ", %d minutes", min)
 	}
 	if g.LockedToThread {
