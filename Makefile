@@ -41,10 +41,14 @@ run: build
 
 # A demo program with a known, slowly growing goroutine population (a
 # leak the agent reports as a finding within two minutes), to see
-# something in the UI at once; it runs until stopped, in the background
-# too (make demo &).
+# something in the UI at once. It runs until stopped (Ctrl-C, or kill with
+# the pid it prints; make passes a SIGTERM on), in the background too
+# (make demo &, nohup make demo &): it does not read stdin. exec makes it
+# make's own child, so that signals reach it (go run would not pass them).
 demo:
-	cd test/targets && $(GO) run ./population -grow 5 -stdin=false
+	cd test/targets && $(GO) build -o $(CURDIR)/bin/demo-population ./population
+	@echo "demo: a goroutine population that grows by 5 a second; see it in the agent's UI, http://$(LISTEN)/ (start the agent in another terminal: make run, as root)"
+	exec $(CURDIR)/bin/demo-population -grow 5 -stdin=false
 
 # Regenerate the BPF objects (needs clang, llvm, bpftool), the runtime
 # layout tables (needs the Go toolchains 1.21–1.26 from the module proxy)

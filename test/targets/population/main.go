@@ -2,6 +2,8 @@
 // goroutine population in every common state, serves net/http/pprof and a
 // /population description on 127.0.0.1, prints one JSON line to stdout once
 // everything is parked, and exits when stdin closes or on SIGTERM/SIGINT.
+// With -stdin=false (make demo) it ignores stdin and says on stderr how to
+// stop it.
 //
 // Ready line: {"pid":123,"pprof":"127.0.0.1:PORT","go":"go1.22.12","goroutines":N}
 package main
@@ -58,6 +60,11 @@ func run() error {
 	}
 	if err := ready.Announce(ln); err != nil {
 		return err
+	}
+	if !cfg.stdin {
+		// Run by hand (make demo): say how it ends.
+		fmt.Fprintf(os.Stderr, "population: pid %d runs until SIGINT or SIGTERM (Ctrl-C, or kill %d); net/http/pprof at http://%s/debug/pprof/\n",
+			os.Getpid(), os.Getpid(), ln.Addr())
 	}
 	if cfg.grow > 0 {
 		go p.growEverySecond(cfg.grow, done)
