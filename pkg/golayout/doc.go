@@ -2,7 +2,9 @@
 // per Go version, as needed by an outside reader of a live Go process's
 // memory: the byte offsets of runtime.g, runtime.sudog, runtime.hchan,
 // runtime.waitq and runtime.m, the representation of goroutine profiler
-// labels, the goroutine status names and the wait-reason strings.
+// labels, the goroutine status names and the wait-reason strings; and of the
+// scheduler's and the GC's state: runtime.schedt, runtime.p,
+// runtime.gcControllerState and runtime.mstats.
 //
 // Layouts come either from a binary's own DWARF (FromDWARF, exact for that
 // build) or from built-in tables generated from the real toolchains

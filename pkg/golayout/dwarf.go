@@ -18,6 +18,10 @@ const (
 	dwLabelMap = "runtime/pprof.labelMap"
 	dwHashSS   = "hash<string,string>"   // linker-synthesized hmap of map[string]string (≤1.23)
 	dwBucketSS = "bucket<string,string>" // linker-synthesized bucket of map[string]string (≤1.23)
+	dwSched    = "runtime.schedt"
+	dwP        = "runtime.p"
+	dwGCCtl    = "runtime.gcControllerState"
+	dwMstats   = "runtime.mstats"
 )
 
 // maxDWARFEntries bounds the walk over a binary's DWARF entries.
@@ -25,6 +29,7 @@ const maxDWARFEntries = 50_000_000
 
 // FromDWARF derives the layout from a binary's DWARF: runtime.g (with its
 // stack and gobuf), runtime.sudog, runtime.hchan, runtime.waitq, runtime.m,
+// runtime.schedt, runtime.p, runtime.gcControllerState, runtime.mstats,
 // and for the label representation runtime/pprof.labelMap and the
 // map[string]string hmap/bucket types when present. goVersion (the binary's
 // build-info version) is recorded and used to choose the label form when
@@ -33,7 +38,8 @@ func FromDWARF(d *dwarf.Data, goVersion string) (*Layout, error) {
 	if d == nil {
 		return nil, errors.New("layout from DWARF: no DWARF data (binary stripped?): use ForVersion tables instead")
 	}
-	types, err := findTypes(d, dwG, dwSudog, dwHchan, dwWaitq, dwM, dwHmap, dwLabelMap, dwHashSS, dwBucketSS)
+	types, err := findTypes(d, dwG, dwSudog, dwHchan, dwWaitq, dwM, dwHmap, dwLabelMap, dwHashSS, dwBucketSS,
+		dwSched, dwP, dwGCCtl, dwMstats)
 	if err != nil {
 		return nil, fmt.Errorf("layout from DWARF: %w", err)
 	}
@@ -98,6 +104,7 @@ func layoutFromTypes(types map[string]dwarf.Type, goVersion string) (*Layout, er
 	m := r.strct(dwM)
 	l.M = MLayout{ID: r.off(m, dwM, "id"), Curg: r.off(m, dwM, "curg"), Procid: r.off(m, dwM, "procid")}
 	l.Labels = r.labels(goVersion)
+	r.runtimeState(l)
 	if r.err != nil {
 		return nil, fmt.Errorf("layout from DWARF (go version %q): %w", goVersion, r.err)
 	}

@@ -20,6 +20,10 @@ func TestLayoutFromTypesMissing(t *testing.T) {
 	strct := func(name string, fields ...*dwarf.StructField) *dwarf.StructType {
 		return &dwarf.StructType{CommonType: dwarf.CommonType{ByteSize: 64, Name: name}, StructName: name, Kind: "struct", Field: fields}
 	}
+	// atomic is a field of one of the runtime's atomic types: a struct holding its value.
+	atomic := func(name string, off int64) *dwarf.StructField {
+		return &dwarf.StructField{Name: name, ByteOffset: off, Type: strct("atomic.Int64", field("value", 0))}
+	}
 	full := func() map[string]dwarf.Type {
 		stack := strct("runtime.stack", field("lo", 0), field("hi", 8))
 		gobuf := strct("runtime.gobuf", field("sp", 0), field("pc", 8), field("bp", 48))
@@ -35,6 +39,14 @@ func TestLayoutFromTypesMissing(t *testing.T) {
 			dwHchan: strct(dwHchan, field("qcount", 0), field("dataqsiz", 8), field("buf", 16), field("elemsize", 24), field("closed", 28), field("sendx", 40), field("recvx", 48), field("recvq", 56), field("sendq", 72)),
 			dwWaitq: strct(dwWaitq, field("first", 0), field("last", 8)),
 			dwM:     strct(dwM, field("procid", 72), field("curg", 192), field("id", 232)),
+			dwSched: strct(dwSched, field("nmidle", 40), field("mnext", 48), field("maxmcount", 56), field("nmfreed", 64),
+				atomic("npidle", 88), atomic("nmspinning", 92), field("runqsize", 120)),
+			dwP: strct(dwP, field("id", 0), field("status", 4), field("runqhead", 400), field("runqtail", 404),
+				&dwarf.StructField{Name: "runq", ByteOffset: 408, Type: &dwarf.ArrayType{Type: u64, Count: 256}}, field("runnext", 2456)),
+			dwGCCtl: strct(dwGCCtl, atomic("gcPercent", 0), atomic("memoryLimit", 8), atomic("gcPercentHeapGoal", 72),
+				atomic("sweepDistMinTrigger", 80), field("triggered", 88), atomic("heapLive", 104), field("heapMarked", 152),
+				field("heapInUse", 272), field("heapFree", 288), atomic("totalAlloc", 296), atomic("totalFree", 304), atomic("mappedReady", 312)),
+			dwMstats: strct(dwMstats, field("numgc", 7704), field("numforcedgc", 7708)),
 		}
 	}
 	l, err := layoutFromTypes(full(), "go1.26.1")
@@ -43,6 +55,17 @@ func TestLayoutFromTypesMissing(t *testing.T) {
 	}
 	if l.G.SchedBP != 104 || l.G.SyscallBP != Absent || l.Labels.Kind != SliceLabels {
 		t.Errorf("synthetic layout: sched.bp %d syscallbp %d labels %v", l.G.SchedBP, l.G.SyscallBP, l.Labels.Kind)
+	}
+	if l.Sched.Npidle != 88 || l.Sched.RunqSize != 120 || l.P.RunqCap != 256 || l.GCController.MemoryLimit != 8 || l.Mstats.Numforcedgc != 7708 {
+		t.Errorf("synthetic layout: sched %+v, p %+v, gcController %+v, mstats %+v", l.Sched, l.P, l.GCController, l.Mstats)
+	}
+	// Go 1.25+: the global run queue's length is sched.runq.size.
+	types := full()
+	sched := types[dwSched].(*dwarf.StructType)
+	sched.Field[len(sched.Field)-1] = &dwarf.StructField{Name: "runq", ByteOffset: 112,
+		Type: strct("runtime.gQueue", field("head", 0), field("tail", 8), field("size", 16))}
+	if l, err := layoutFromTypes(types, "go1.26.1"); err != nil || l.Sched.RunqSize != 128 {
+		t.Errorf("runq.size: offset %d, %v; want 128", l.Sched.RunqSize, err)
 	}
 
 	tests := []struct {
@@ -66,6 +89,19 @@ func TestLayoutFromTypesMissing(t *testing.T) {
 			g := m[dwG].(*dwarf.StructType)
 			g.Field[2].Type.(*dwarf.StructType).Field = g.Field[2].Type.(*dwarf.StructType).Field[:2]
 		}, "go1.26.1", "runtime.g: field sched.bp not found"},
+		{"no schedt", func(m map[string]dwarf.Type) { delete(m, dwSched) }, "go1.26.1", "struct runtime.schedt not found"},
+		{"no runq length", func(m map[string]dwarf.Type) {
+			s := m[dwSched].(*dwarf.StructType)
+			s.Field = s.Field[:len(s.Field)-1]
+		}, "go1.26.1", "runtime.schedt: field runq not found"},
+		{"no gcPercent value", func(m map[string]dwarf.Type) {
+			c := m[dwGCCtl].(*dwarf.StructType)
+			c.Field[0] = field("gcPercent", 0)
+		}, "go1.26.1", "runtime.gcControllerState: field gcPercent is not a struct"},
+		{"p.runq not an array", func(m map[string]dwarf.Type) {
+			p := m[dwP].(*dwarf.StructType)
+			p.Field[4] = field("runq", 408)
+		}, "go1.26.1", "runtime.p: field runq is not an array"},
 		{"no hmap for old map labels", func(m map[string]dwarf.Type) {}, "go1.22.3", "struct runtime.hmap not found"},
 	}
 	for _, tt := range tests {

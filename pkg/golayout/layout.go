@@ -20,6 +20,11 @@ type Layout struct {
 	Waitq     WaitqLayout
 	M         MLayout
 	Labels    LabelsLayout
+	// Scheduler and GC state (collect/rtstate).
+	Sched        SchedLayout
+	P            PLayout
+	GCController GCControllerLayout
+	Mstats       MstatsLayout
 }
 
 // GLayout is the layout of runtime.g. Sched* are g.sched (a gobuf) fields,
