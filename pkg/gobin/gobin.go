@@ -75,6 +75,8 @@ type Binary struct {
 	vars     RuntimeVars
 	varsErr  error
 
+	state stateMemo
+
 	cache cache
 }
 

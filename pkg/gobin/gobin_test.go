@@ -143,6 +143,26 @@ func TestBinaries(t *testing.T) {
 					}
 				}
 			})
+			t.Run("statevars", func(t *testing.T) {
+				v := checkStateVars(t, b, tb)
+				if tb.pie || tb.external || !tb.stripped {
+					return
+				}
+				plain := mustOpen(t, buildCallers(t, testBuild{toolchain: tb.toolchain}))
+				want, err := plain.stateFromSymtab()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.ExtraMs[0] > v.ExtraMs[1] != (want.ExtraMs[0] > want.ExtraMs[1]) { // in either order from the code
+					v.ExtraMs[0], v.ExtraMs[1] = v.ExtraMs[1], v.ExtraMs[0]
+				}
+				for _, p := range [][2]uint64{{v.Gomaxprocs, want.Gomaxprocs}, {v.Allp, want.Allp}, {v.Sched, want.Sched}, {v.GCController, want.GCController},
+					{v.Memstats, want.Memstats}, {v.ExtraMs[0], want.ExtraMs[0]}, {v.ExtraMs[1], want.ExtraMs[1]}} {
+					if g, w := sectionRel(b, p[0]), sectionRel(plain, p[1]); g != w {
+						t.Errorf("stripped %s != plain %s (StateVars %+v vs %+v)", g, w, v, want)
+					}
+				}
+			})
 			if tb.pie || tb.external || tb.toolchain == "go1.21.13" {
 				t.Run("live", func(t *testing.T) { checkLive(t, b, path) })
 			}
@@ -393,18 +413,24 @@ func forPrint(name string) string {
 
 func runtimeFuncForPC(pc uint64) *runtime.Func { return runtime.FuncForPC(uintptr(pc)) }
 
+// checkSource checks that variables were found in .symtab, or in the code of a stripped build.
+func checkSource(t *testing.T, got string, tb testBuild) {
+	t.Helper()
+	want := "symtab"
+	if tb.stripped {
+		want = "disasm"
+	}
+	if got != want {
+		t.Errorf("Source = %q, want %q", got, want)
+	}
+}
+
 func checkRuntimeVars(t *testing.T, b *Binary, tb testBuild) RuntimeVars {
 	v, err := b.RuntimeVars()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSrc := "symtab"
-	if tb.stripped {
-		wantSrc = "disasm"
-	}
-	if v.Source != wantSrc {
-		t.Errorf("Source = %q, want %q", v.Source, wantSrc)
-	}
+	checkSource(t, v.Source, tb)
 	if v.Allgs == 0 || v.Allglen == 0 || v.Semtable == 0 {
 		t.Errorf("RuntimeVars = %+v: missing addresses", v)
 	}

@@ -46,18 +46,25 @@ func (b *Binary) RuntimeVars() (v RuntimeVars, err error) {
 
 // runtimeVars implements RuntimeVars.
 func (b *Binary) runtimeVars() (RuntimeVars, error) {
+	return symtabOrCode(b, b.varsFromSymtab, b.varsFromDisasm)
+}
+
+// symtabOrCode returns what symtab finds in .symtab, or when the binary is stripped or that
+// fails, what code finds in the runtime's code; an error of code names the binary.
+func symtabOrCode[T any](b *Binary, symtab, code func() (T, error)) (T, error) {
 	if !b.stripped {
-		if v, err := b.varsFromSymtab(); err == nil {
+		if v, err := symtab(); err == nil {
 			return v, nil
 		}
 	}
-	v, err := b.varsFromDisasm()
+	v, err := code()
 	if err != nil {
 		how := "build without -ldflags=-s, or file an issue with the binary's Go version"
 		if !b.stripped {
 			how = "file an issue with the binary's Go version"
 		}
-		return RuntimeVars{}, fmt.Errorf("%s (built with %s, stripped=%t): %w; %s", b.name, b.GoVersion(), b.stripped, err, how)
+		var zero T
+		return zero, fmt.Errorf("%s (built with %s, stripped=%t): %w; %s", b.name, b.GoVersion(), b.stripped, err, how)
 	}
 	return v, nil
 }

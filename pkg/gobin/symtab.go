@@ -18,6 +18,13 @@ const (
 	symAllgs                  // runtime.allgs: RuntimeVars
 	symAllglen                // runtime.allglen: RuntimeVars
 	symSemtable               // runtime.semtable: RuntimeVars
+	symGomaxprocs             // runtime.gomaxprocs: StateVars
+	symAllp                   // runtime.allp: StateVars
+	symSched                  // runtime.sched: StateVars
+	symGCController           // runtime.gcController: StateVars
+	symMemstats               // runtime.memstats: StateVars
+	symExtraMInUse            // runtime.extraMInUse: StateVars
+	symExtraMLength           // runtime.extraMLength: StateVars
 	numSymbols
 )
 
@@ -31,6 +38,13 @@ var symbolNames = [numSymbols]string{
 	symAllgs:           "runtime.allgs",
 	symAllglen:         "runtime.allglen",
 	symSemtable:        "runtime.semtable",
+	symGomaxprocs:      "runtime.gomaxprocs",
+	symAllp:            "runtime.allp",
+	symSched:           "runtime.sched",
+	symGCController:    "runtime.gcController",
+	symMemstats:        "runtime.memstats",
+	symExtraMInUse:     "runtime.extraMInUse",
+	symExtraMLength:    "runtime.extraMLength",
 }
 
 // elfSymSize is the size of an Elf64_Sym: name uint32, info, other uint8, shndx uint16,
