@@ -5,8 +5,9 @@
 // runtime structures, its runtime variables and wait reasons), and what
 // every collector reads out of it: pprof label sets and symbols.
 //
-// collect/walk (goroutine snapshots), collect/cpu (CPU samples) and
-// collect/discovery share it. Like all of collect/, it is internal to the
+// collect/walk (goroutine snapshots), collect/cpu (CPU samples),
+// collect/rtstate (the runtime's settings and health) and collect/discovery
+// share it. Like all of collect/, it is internal to the
 // goroscope binary, not meant for import outside this module: its API
 // changes with the binary's needs.
 package process

@@ -22,4 +22,8 @@
 //     cancelled, a mutex held across a wait, a ticker per request), a
 //     deadlock, or a healthy program that must stay silent (a worker pool,
 //     churn, bursts, connection readers), for the findings.
+//   - rtmetrics: a live heap, background allocations, settings changed on
+//     request and its own runtime/metrics answered at a quiescent moment, and
+//     run queues of a known length, for the reads of the runtime's settings
+//     and health from outside (collect/rtstate).
 package targets
