@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func get(t *testing.T, srv *httptest.Server, path string, wantStatus int) []byte {
+func get(t testing.TB, srv *httptest.Server, path string, wantStatus int) []byte {
 	t.Helper()
 	resp, err := http.Get(srv.URL + path)
 	if err != nil {
@@ -47,7 +48,7 @@ func get(t *testing.T, srv *httptest.Server, path string, wantStatus int) []byte
 	return body
 }
 
-func getJSON[T any](t *testing.T, srv *httptest.Server, path string) T {
+func getJSON[T any](t testing.TB, srv *httptest.Server, path string) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(get(t, srv, path, http.StatusOK), &v); err != nil {
@@ -84,7 +85,7 @@ func TestAPI(t *testing.T) {
 		tests := []struct {
 			query           string
 			entry           time.Time
-			total, unfilt   int64
+			total, unfilt   float64
 			unit, firstNode string
 		}{
 			{"", t1, 8, 8, "count", "(running: stack is live)"},
@@ -94,7 +95,7 @@ func TestAPI(t *testing.T) {
 			{"?at=" + at0 + "&wait_reason=chan+receive", t0, 3, 6, "count", "main.start"},
 			{"?wait_reason=select", t1, 2, 8, "count", "main.poll"},
 			{"?label=handler%3Dapi&wait_duration=1s-10s", t1, 5, 8, "count", "main.start"},
-			{"?kind=goroutine_wall&at=" + at0 + "&state=waiting", t0, 5 * int64(wallInterval), 6 * int64(wallInterval), "nanoseconds", "main.start"},
+			{"?kind=goroutine_wall&at=" + at0 + "&state=waiting", t0, 5 * float64(wallInterval), 6 * float64(wallInterval), "nanoseconds", "main.start"},
 		}
 		for _, tt := range tests {
 			f := getJSON[FlameAnswer](t, srv, procPath+"/flame"+tt.query)
@@ -103,19 +104,47 @@ func TestAPI(t *testing.T) {
 				first = f.Root.Children[0].Name
 			}
 			if !f.Entry.Time.Equal(tt.entry) || f.Total != tt.total || f.UnfilteredTotal != tt.unfilt || f.Unit != tt.unit || first != tt.firstNode {
-				t.Errorf("flame%s: entry %v total %d/%d unit %s first %q; want %v %d/%d %s %q", tt.query,
+				t.Errorf("flame%s: entry %v total %v/%v unit %s first %q; want %v %v/%v %s %q", tt.query,
 					f.Entry.Time, f.Total, f.UnfilteredTotal, f.Unit, first, tt.entry, tt.total, tt.unfilt, tt.unit, tt.firstNode)
 			}
 		}
 	})
 	t.Run("diff", func(t *testing.T) {
-		d := getJSON[DiffAnswer](t, srv, procPath+"/diff?from="+at0+"&to="+at1)
-		if d.FromTotal != 6 || d.ToTotal != 8 || len(d.Appeared) != 2 || len(d.Vanished) != 1 || d.Vanished[0].Delta != -2 {
-			t.Errorf("diff %+v", d.Diff)
+		// One moment on each side: snapA against snapB.
+		d := getJSON[Diff](t, srv, procPath+"/diff?base_from="+at0+"&base_to="+at0+"&from="+at1+"&to="+at1)
+		if d.BaseTotal != 6 || d.Total != 8 || d.Root.Base != 6 || d.Root.Value != 8 || d.Merge != MergeAverage || d.Unit != "count" || d.SampleType != "goroutine" ||
+			d.Base.Merged != 1 || !d.Base.Last.Equal(t0) || d.Comparison.Merged != 1 || !d.Comparison.Last.Equal(t1) || d.Truncated {
+			t.Errorf("diff %+v", d)
 		}
-		d = getJSON[DiffAnswer](t, srv, procPath+"/diff?from="+at0+"&wait_reason=select") // to: newest
-		if !d.To.Time.Equal(t1) || len(d.Appeared) != 1 || d.Appeared[0].Delta != 2 || len(d.Vanished) != 0 {
-			t.Errorf("diff select %+v", d.Diff)
+		want := []string{
+			"all 8/6",
+			"all;(running: stack is live) 1/1",
+			"all;main.poll 2/0",
+			"all;main.poll;runtime.selectgo 2/0",
+			"all;main.poll;runtime.selectgo;runtime.gopark 2/0",
+			"all;main.start 5/5",
+			"all;main.start;main.handle 0/2",
+			"all;main.start;main.handle;sync.(*Mutex).Lock 0/2",
+			"all;main.start;main.handle;sync.(*Mutex).Lock;runtime.gopark 0/2",
+			"all;main.start;main.loop 5/3",
+			"all;main.start;main.loop;main.worker 5/3",
+			"all;main.start;main.loop;main.worker;runtime.chanrecv1 5/3",
+			"all;main.start;main.loop;main.worker;runtime.chanrecv1;runtime.gopark 5/3",
+		}
+		if got := diffPaths(d.Root); !reflect.DeepEqual(got, want) {
+			t.Errorf("diff paths:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		// Both moments in the comparison (to: the newest), the first as the
+		// baseline, filtered, grouped: averages.
+		d = getJSON[Diff](t, srv, procPath+"/diff?base_from="+at0+"&base_to="+at0+"&from="+at0+"&wait_reason=chan+receive&group=state")
+		if d.BaseTotal != 3 || d.Total != 4 || d.Comparison.Merged != 2 || d.Comparison.Scale != 0.5 || !d.Comparison.To.Equal(t1) ||
+			len(d.Root.Children) != 1 || d.Root.Children[0].Kind != KindState || d.Root.Children[0].Value != 4 || d.Root.Children[0].Base != 3 {
+			t.Errorf("diff of chan receive, grouped: %+v, root %+v", d, d.Root)
+		}
+		// Every kind: goroutine_wall sums.
+		d = getJSON[Diff](t, srv, procPath+"/diff?kind=goroutine_wall&base_from="+at0+"&base_to="+at0+"&from="+at0+"&state=waiting")
+		if w := float64(wallInterval); d.Merge != MergeSum || d.BaseTotal != 5*w || d.Total != 12*w || d.Unit != "nanoseconds" {
+			t.Errorf("goroutine_wall diff: %s, %v -> %v %s; want sum, %v -> %v nanoseconds", d.Merge, d.BaseTotal, d.Total, d.Unit, 5*w, 12*w)
 		}
 	})
 	t.Run("goroutines", func(t *testing.T) {
@@ -170,7 +199,7 @@ func TestAPI(t *testing.T) {
 			{procPath + "/flame?kind=bogus", 400, "kind="},
 			{procPath + "/flame?state=napping", 400, "state="},
 			{procPath + "/flame?at=yesterday", 400, "RFC 3339"},
-			{procPath + "/diff", 400, "from="},
+			{procPath + "/diff", 400, "base_from="},
 			{procPath + "/download?format=svg", 400, "format="},
 			{procPath + "/goroutines?limit=-1", 400, "limit="},
 			{"/api/processes/1/2/flame", 404, "no goroutines entry"},

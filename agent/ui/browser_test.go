@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -16,12 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/pprof/profile"
-
 	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/findings"
-	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
 	"github.com/goroscope/goroscope/test/targettest"
@@ -61,19 +59,27 @@ func browserPrereqs(t *testing.T) (chromium, node, dir string) {
 
 // specResult is what test/ui/ui.spec.mjs measured in the page.
 type specResult struct {
-	Processes     int    `json:"processes"`
-	ListPID       int    `json:"list_pid"`
-	Unfiltered    int64  `json:"unfiltered"`
-	ChanReceive   int64  `json:"chan_receive"`
-	RectsAll      int    `json:"rects_all"`
-	RectsChan     int    `json:"rects_chan"`
-	Moments       int    `json:"moments"`
-	DiffTop       string `json:"diff_top"`
-	DiffTopDelta  int64  `json:"diff_top_delta"`
-	SearchMatched int    `json:"search_matched"`
-	SearchBefore  int    `json:"search_before"`
-	Downloads     int    `json:"downloads"`
-	Walker        string `json:"walker"`
+	Processes int `json:"processes"`
+	ListPID   int `json:"list_pid"`
+	// Unfiltered and ChanReceive are the flame graph's totals over the
+	// default range (the last hour: every snapshot, averaged), MergedN the
+	// snapshots it says it merged.
+	Unfiltered  float64 `json:"unfiltered"`
+	ChanReceive float64 `json:"chan_receive"`
+	MergedN     int     `json:"merged"`
+	RectsAll    int     `json:"rects_all"`
+	RectsChan   int     `json:"rects_chan"`
+	Moments     int     `json:"moments"`
+	// The diff of the first snapshot (baseline) and the last (comparison),
+	// filtered by chan receive: its totals and main.parkChanRecv's change.
+	DiffBase      float64 `json:"diff_base"`
+	DiffTotal     float64 `json:"diff_total"`
+	DiffRecvDelta float64 `json:"diff_recv_delta"`
+	DiffRecvText  string  `json:"diff_recv_text"`
+	SearchMatched int     `json:"search_matched"`
+	SearchBefore  int     `json:"search_before"`
+	Downloads     int     `json:"downloads"`
+	Walker        string  `json:"walker"`
 	// APIKinds are GET /api/kinds' kinds; DownloadKinds the rows of the
 	// downloads table and KindOptions the flame graph's profile selector.
 	APIKinds      []string `json:"api_kinds"`
@@ -87,10 +93,12 @@ type specResult struct {
 
 // TestUIInBrowser fills a real store with snapshots of a growing population
 // target, serves the UI and drives it in chromium (test/ui/ui.spec.mjs):
-// the flame graph renders, filtering by "chan receive" changes it to that
-// many goroutines, the diff shows the grown goroutines and the goroutine
-// search finds them; the downloads and the profile selector offer every
-// kind the API lists, and goroutineleak's hostile frame name shows as text.
+// the flame graph renders the last hour (every snapshot, averaged),
+// filtering by "chan receive" changes it to that many goroutines, the diff
+// of the first and the last snapshot shows the grown goroutines and the
+// goroutine search finds them; the downloads and the profile selector
+// offer every kind the API lists, and goroutineleak's hostile frame name
+// shows as text.
 // Then (testdata/findings.spec.mjs) the growing group's leak finding: its
 // badge on the process list, the findings panel on the process page
 // (hostile text as text), and its links: the goroutine table with exactly
@@ -157,9 +165,17 @@ func TestUIInBrowser(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
+	// Its screenshots are the artifact directory's own files; the other
+	// browser tests' are in its subdirectories, kept.
 	artifacts := filepath.Join(dir, "artifacts")
-	if err := os.RemoveAll(artifacts); err != nil {
+	old, err := filepath.Glob(filepath.Join(artifacts, "*.png"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range old {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "ui.spec.mjs"), "http://"+ln.Addr().String()+"/", artifacts)
 	cmd.Dir = dir
@@ -183,43 +199,60 @@ func TestUIInBrowser(t *testing.T) {
 	}
 
 	// What the page showed must be what the store holds.
-	chanRecv, searchHits := 0, 0
-	for i := range last.Goroutines {
-		g := &last.Goroutines[i]
-		if g.WaitReason != "chan receive" {
-			continue
-		}
-		chanRecv++
-		for _, f := range g.Frames {
-			if strings.Contains(strings.ToLower(f.Function+" "+f.File), "parkchanrecv") {
-				searchHits++
-				break
+	// count counts s's goroutines waiting on chan receive, and those of
+	// them in main.parkChanRecv (as the search and the diff find them).
+	count := func(s *snapshot.Snapshot) (chanRecv, inPark int) {
+		for i := range s.Goroutines {
+			g := &s.Goroutines[i]
+			if g.WaitReason != "chan receive" {
+				continue
+			}
+			chanRecv++
+			for _, f := range g.Frames {
+				if strings.Contains(strings.ToLower(f.Function+" "+f.File), "parkchanrecv") {
+					inPark++
+					break
+				}
 			}
 		}
+		return chanRecv, inPark
 	}
-	fromP, toP := fold.Goroutines(first), fold.Goroutines(last)
-	d := BuildDiff(reparse(t, fromP), reparse(t, toP), Filter{WaitReason: "chan receive"})
-	if len(d.Appeared) == 0 {
-		t.Fatal("no appeared goroutines between the first and last snapshot")
+	chanRecv, searchHits := count(last)
+	firstRecv, firstPark := count(first)
+	// The flame graph's default range (the last hour) averages every snapshot.
+	var avgAll, avgRecv float64
+	for _, s := range snaps {
+		r, _ := count(s)
+		avgAll += float64(len(s.Goroutines)) / moments
+		avgRecv += float64(r) / moments
+	}
+	if searchHits-firstPark < grow {
+		t.Fatalf("main.parkChanRecv grew by %d goroutines between the first and last snapshot, want at least %d", searchHits-firstPark, grow)
 	}
 	checks := []struct {
 		name      string
-		got, want int64
+		got, want float64
 	}{
-		{"processes listed", int64(got.Processes), 1},
-		{"pid listed", int64(got.ListPID), int64(tgt.PID)},
-		{"moments offered", int64(got.Moments), moments},
-		{"flame total", got.Unfiltered, int64(len(last.Goroutines))},
-		{"flame total filtered by chan receive", got.ChanReceive, int64(chanRecv)},
-		{"largest appeared group", got.DiffTopDelta, d.Appeared[0].Delta},
-		{"goroutines found searching parkChanRecv", int64(got.SearchMatched), int64(searchHits)},
-		{"goroutines listed before the search (chan receive)", int64(got.SearchBefore), int64(chanRecv)},
-		{"download links", int64(got.Downloads), int64(3 * len(Kinds()))},
+		{"processes listed", float64(got.Processes), 1},
+		{"pid listed", float64(got.ListPID), float64(tgt.PID)},
+		{"moments charted", float64(got.Moments), moments},
+		{"flame total (average of the last hour)", got.Unfiltered, avgAll},
+		{"snapshots merged", float64(got.MergedN), moments},
+		{"flame total filtered by chan receive", got.ChanReceive, avgRecv},
+		{"diff baseline total (first snapshot, chan receive)", got.DiffBase, float64(firstRecv)},
+		{"diff comparison total (last snapshot, chan receive)", got.DiffTotal, float64(chanRecv)},
+		{"diff change of main.parkChanRecv", got.DiffRecvDelta, float64(searchHits - firstPark)},
+		{"goroutines found searching parkChanRecv", float64(got.SearchMatched), float64(searchHits)},
+		{"goroutines listed before the search (chan receive)", float64(got.SearchBefore), float64(chanRecv)},
+		{"download links", float64(got.Downloads), float64(3 * len(Kinds()))},
 	}
 	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s: page shows %d, store holds %d", c.name, c.got, c.want)
+		if math.Abs(c.got-c.want) > 1e-6*math.Max(1, math.Abs(c.want)) {
+			t.Errorf("%s: page shows %v, store holds %v", c.name, c.got, c.want)
 		}
+	}
+	if want := fmt.Sprintf("+%d goroutines", searchHits-firstPark); got.DiffRecvText != want {
+		t.Errorf("diff table says main.parkChanRecv changed by %q, want %q", got.DiffRecvText, want)
 	}
 	var kinds []string
 	for _, k := range Kinds() {
@@ -249,11 +282,8 @@ func TestUIInBrowser(t *testing.T) {
 	if want := "walker " + last.Walker + " (loading)"; got.Walker != want {
 		t.Errorf("process header shows %q, want %q", got.Walker, want)
 	}
-	if d.Appeared[0].Delta < grow*(moments-2) {
-		t.Errorf("largest appeared group +%d, want at least the grown %d", d.Appeared[0].Delta, grow*(moments-2))
-	}
-	t.Logf("flame: %d goroutines in %d frames, %d chan receive in %d frames; diff top: %s; search: %d",
-		got.Unfiltered, got.RectsAll, got.ChanReceive, got.RectsChan, got.DiffTop, got.SearchMatched)
+	t.Logf("flame: %.2f goroutines in %d frames, %.2f chan receive in %d frames; diff: %v → %v, main.parkChanRecv %s; search: %d",
+		got.Unfiltered, got.RectsAll, got.ChanReceive, got.RectsChan, got.DiffBase, got.DiffTotal, got.DiffRecvText, got.SearchMatched)
 
 	// The findings views, in a fresh browser against the same UI.
 	spec, err := filepath.Abs(filepath.Join("testdata", "findings.spec.mjs"))
@@ -420,18 +450,4 @@ func checkFindingsViews(t *testing.T, fr findingsResult, pid int, site findings.
 	}
 	t.Logf("findings: leak of %d goroutines at %s; table %d, flame %d chan receive with main.parkChanRecv in focus in %d places",
 		len(ids), site.Label(), fr.Goroutines.Matched, fr.Flame.Total, fr.Flame.FocusMatches)
-}
-
-// reparse round-trips a profile through its encoding, as the store does.
-func reparse(t *testing.T, p *profile.Profile) *profile.Profile {
-	t.Helper()
-	var b bytes.Buffer
-	if err := p.Write(&b); err != nil {
-		t.Fatal(err)
-	}
-	q, err := profile.Parse(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
 }

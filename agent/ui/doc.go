@@ -10,19 +10,41 @@
 //
 //	#/                       process list: findings (count and a badge per
 //	                         kind; those with findings first, the worst
-//	                         first), service, pid, Go version, goroutines by state
+//	                         first), growth over 15 min (sortable; growing
+//	                         processes just after those with findings),
+//	                         service, pid, Go version, goroutines by state;
+//	                         live short-lived processes hidden until shown
+//	#/s/NAME?PARAMS          one service (NAME URL-encoded) across its
+//	                         processes, restarts and all: each process's
+//	                         goroutines and their total over the range
+//	                         (range=15m|1h|6h|24h ending at the service's
+//	                         newest moment, or from=&to=), and its processes,
+//	                         the newest first, each linking to its page
 //	#/p/PID/START?PARAMS     one process: its findings above everything else,
-//	                         counts over time, flame graph with filters, diff
-//	                         of two moments, goroutine table, downloads.
-//	                         PARAMS (optional, a link's view): tab=, at=,
-//	                         state=, wait_reason=, wait_duration=, label=,
-//	                         q= (goroutine search), site= (goroutine table),
-//	                         focus= (a function the flame graph highlights)
+//	                         counts over a time range (picked, or dragged on
+//	                         a chart), the flame graph merged over the range,
+//	                         the diff flame graph of a baseline range against
+//	                         it, goroutine table (at the range's end, or a
+//	                         moment clicked on a chart), downloads. The whole
+//	                         view is kept in PARAMS (history.replaceState),
+//	                         so a copied link reproduces it; with a relative
+//	                         range the page refreshes itself, pausing while
+//	                         the user inspects. PARAMS, listed in
+//	                         static/js/urlstate.js: tab=, kind=,
+//	                         range=15m|1h|6h|24h or from=&to=, at=, the
+//	                         filters (state=, wait_reason=, wait_duration=,
+//	                         label=), focus=, zoom=a;b;c, view=, fn=,
+//	                         search=, regexp=, color=, group=state,
+//	                         base_from=, base_to=, normalize=, q=, site=,
+//	                         addr=, gview=, gsort=, expand=, runtime=,
+//	                         refresh=
 //
 // JSON API. PID and START identify a process (START is its start time in
-// clock ticks after boot, store.ProcessKey). AT, FROM and TO are RFC 3339
-// times; each picks the newest stored entry at or before it (the oldest one
-// when none is before it; the newest when empty). Filters, accepted by flame,
+// clock ticks after boot, store.ProcessKey). Times are RFC 3339: at= picks
+// the newest stored entry at or before it (the oldest one when none is
+// before it; the newest when empty); from= and to= (base_from=, base_to=)
+// bound a range, from <= time < to for series and findings, from <= time
+// <= to for flame and diff (to= empty: up to the newest). Filters, accepted by flame,
 // diff, goroutines and download: state=, wait_reason=, wait_duration= (one of
 // fold.WaitBuckets) and label=k=v (repeatable; all must match); site= (a
 // finding's site_id: exactly the goroutines of that group, as pkg/findings
@@ -41,27 +63,93 @@
 //	    (live processes) are those holding at the last snapshot, the worst
 //	    first (docs/findings-json.md); findings_count and finding_kinds (the
 //	    worst kind first) count them, for stored processes from the newest
-//	    entry's summary. Processes with findings come first, the worst first.
-//	GET /api/processes/{pid}/{start}/series?from=&to=
+//	    entry's summary. Also first_seen, growth: {window_seconds, since,
+//	    from, to, delta, growing}, short_lived, exited. first_seen is the
+//	    oldest stored snapshot read. growth (absent without a stored moment
+//	    in the window) runs from the oldest stored moment in the 15 minutes
+//	    before the last snapshot (since, from) to the last (to); growing when
+//	    delta is at least 10 and 10% of from. short_lived: a live process
+//	    without findings seen for under a minute with at most 32 goroutines
+//	    (the list hides them by default). exited: the agent still lists it
+//	    but its last snapshot found it gone (live is false). Order: findings
+//	    first, the worst first; then growing, the largest growth first; then
+//	    live; then service and pid. All from the newest 20000 goroutines
+//	    entries' summaries.
+//	GET /api/services/{name}?from=&to=
+//	    {service, from, to, newest, processes: [{pid, start_time,
+//	     service_name, exe, go_version, key, live, exited, first_seen,
+//	     last_seen, peak, last, findings_count, moments}], omitted, truncated,
+//	     series: {moments, downsampled, by_process: {key: [n or null per
+//	     moment]}, total: [n per moment]}}
+//	    one service's history across restarts; name is URL-escaped (any
+//	    bytes; empty: the unnamed). Processes are the live ones and those in
+//	    the newest 20000 stored goroutines entries; listed are those live or
+//	    with moments in [from, to), the 50 most recently seen, newest first
+//	    by first_seen; omitted counts the rest. key is "PID/START".
+//	    first_seen/last_seen span its stored snapshots (its newest 10000
+//	    read; truncated when more), last_seen the live last snapshot if
+//	    newer; peak is its most goroutines at a moment in the range (or live
+//	    now), last those at last_seen, findings_count those holding then,
+//	    moments its stored moments in the range. newest: the newest moment of
+//	    any of its processes, whatever the range. series: one time axis, the
+//	    stored moments or, past 1000, the starts of 1000 equal buckets (empty
+//	    ones left out; a bucket holds a process's most); by_process null where
+//	    a process has no moment; total sums per moment each process's latest
+//	    value from its first moment to its last. Summaries only, never
+//	    payloads. 404 for an unknown service.
+//	GET /api/processes/{pid}/{start}/series?from=&to=&runtime=
 //	    {moments: [RFC 3339 times of stored snapshots], total: [n per moment],
 //	     states: {state: [n per moment]}, wait_reasons: {reason: [n per moment]},
-//	     kinds: [profile kinds stored in the range]}
-//	    from the entries' summaries, without reading payloads.
+//	     folded: {series: [reasons]}, step_seconds, kinds: [profile kinds
+//	     stored in the range]}
+//	    from the entries' summaries, without reading payloads. The wait
+//	    reasons only the runtime's own goroutines wait with (GC workers,
+//	    sweeper, scavenger, finalizer and cleanup goroutines, forcegc, trace
+//	    reader, GOMAXPROCS updater: IsRuntimeReason) are summed into one
+//	    series "runtime (system)" unless runtime=1; past 12 series the
+//	    smallest peaks are summed into "other (smaller wait reasons)";
+//	    folded names the reasons each of these two sums, the largest peak
+//	    first (no key when the series is absent). step_seconds is the median time
+//	    between two moments (0 with fewer than two).
 //	GET /api/processes/{pid}/{start}/flame?kind=&at=&group=&filters
+//	GET /api/processes/{pid}/{start}/flame?kind=&from=&to=&group=&filters
 //	    {entry, unit, sample_type, total, unfiltered_total, root: {name,
 //	     value, kind, children}, facets: {states, wait_reasons,
-//	     wait_durations, labels}} where root is
+//	     wait_durations, labels}, truncated, range} where root is
 //	    the filtered profile of kind (a profile kind, default goroutines) as a
 //	    call tree (value includes children); group=state puts frames of
 //	    kind "state" and, under them, "wait_reason" (the samples' labels)
 //	    between the root and the stacks (a function's frame has no kind); and
 //	    facets count the unfiltered profile's values per filterable label.
-//	GET /api/processes/{pid}/{start}/diff?from=&to=&filters
-//	    {from, to, from_total, to_total, appeared: [item], vanished: [item],
-//	     omitted} where an item is {stack: [frames, leaf first], labels, from,
-//	    to, delta}: goroutines grouped by stack and labels (wait_duration
-//	    excluded, since it changes as goroutines keep waiting); appeared has
-//	    delta > 0, vanished delta < 0, largest change first.
+//	    With at= (or nothing: the newest) it is the one entry at that
+//	    moment and there is no range. With from= it is every entry of kind
+//	    with from <= time <= to (to= empty: up to the newest) merged into
+//	    one profile by the kind's rule (MergeRule, by the sample type
+//	    shown): "average" for populations at a moment (goroutines,
+//	    goroutineleak, memory's inuse_space), value = sum / merged;
+//	    "sum" for totals over each entry's interval (goroutine_wall,
+//	    process_cpu, mutex, block, alloc_*), value = sum * entries /
+//	    merged. Values, totals and facets are JSON numbers, fractional for
+//	    an average; a child never exceeds its parent. entry is then the
+//	    newest entry merged, and range is {from, to (to= resolved: the
+//	    newest entry's time when empty), first, last (times of the oldest
+//	    and newest entries merged), entries (the kind's entries in the
+//	    range), merged (entries read and merged), skipped (read but left
+//	    out: too large or unreadable), merge ("average" or "sum"), scale
+//	    (what the merged entries' summed values were multiplied by)}.
+//	    at= and from= together, or to= without from=, are refused (400).
+//	GET /api/processes/{pid}/{start}/diff?kind=&base_from=&base_to=&from=&to=&group=&filters
+//	    {unit, sample_type, merge, base: range, comparison: range,
+//	     base_total, total, truncated, root: {name, value, base, kind,
+//	     children}}: a diff flame graph of any profile kind (default
+//	    goroutines). The baseline is base_from..base_to merged, the
+//	    comparison from..to, each as flame's from=..to= (ranges as there;
+//	    base_from= and from= required, the ends default to the newest entry).
+//	    root is the union of both trees: value is a frame's comparison
+//	    value, base its baseline value (0 on a side without the frame);
+//	    base_total and total are the sides' filtered totals. Filters and
+//	    group=state apply to both sides (wait_duration= to each entry's
+//	    own buckets).
 //	GET /api/processes/{pid}/{start}/goroutines?at=&q=&offset=&limit=&filters
 //	    {entry, total, matched, offset, goroutines: [snapshot.Goroutine]} from
 //	    the snapshot entry; q is words that must all appear (case-insensitive)
@@ -94,10 +182,23 @@
 //     and pprof downloads hold a count per stack (pprof: a chunk of
 //     goroutines at a time).
 //   - A pprof profile is parsed in memory, which takes 5 to 18 times its
-//     encoded size: flame, diff and filtered downloads refuse one larger
-//     than Options.MaxProfileBytes decompressed (default 2 MiB) with 413,
-//     naming the limit. The unfiltered pprof download serves any, as stored.
-//     A diff reads its two profiles one after the other.
+//     encoded size: one larger than Options.MaxProfileBytes decompressed
+//     (default 2 MiB) is refused by flame at=, filtered downloads and
+//     JSON downloads with 413, naming the limit, and skipped (counted in
+//     the range's skipped) by a merged range, which fails with 413 only
+//     when every entry it read was. The unfiltered pprof download serves
+//     any, as stored.
+//   - A merged range (flame from=, diff) reads its profiles one at a time
+//     into one tree, checking between two that the request is still
+//     wanted: at most 240 profiles per request (a diff: 120 per range),
+//     spread evenly over the range (its oldest and newest included) when
+//     it holds more. It lists the range from the store's index 10000
+//     entries at a time, keeping only those it reads.
+//   - A flame or diff tree holds at most 200000 frames (a diff's two sides
+//     together); frames past it are folded into their parent, and the
+//     answer is marked truncated.
+//   - A service answer reads summaries only: at most 50 processes, 10000
+//     entries each, 1000 moments.
 //   - A findings answer reads its entries one at a time, and the history one
 //     finding at a time, within the bounds above.
 //   - flame, diff, goroutines, download and findings are served Options.MaxHeavyRequests

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,50 +14,23 @@ import (
 	"github.com/goroscope/goroscope/pkg/snapshot"
 )
 
-// maxFlameNodes bounds the nodes of one flame tree; frames past it are
-// folded into their parent (the parent keeps their value).
+// maxFlameNodes bounds the nodes of one tree (a diff's, both sides
+// together); frames past it are folded into their parent (the parent
+// keeps their value).
 const maxFlameNodes = 200_000
 
 // Node is one frame of a flame graph: Value includes the children's.
+// Values are exact sums of the profiles' int64 sample values, scaled once
+// at the end (a range's average or scaled sum is fractional), so a child
+// never exceeds its parent.
 type Node struct {
-	Name  string `json:"name"`
-	Value int64  `json:"value"`
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
 	// Kind is empty for a function's frame; a grouped tree's frames under
 	// the root naming the samples' state and wait reason (BuildFlameGrouped)
 	// are of kind "state" and "wait_reason".
 	Kind     string  `json:"kind,omitempty"`
 	Children []*Node `json:"children,omitempty"`
-
-	index map[string]*Node
-}
-
-// child returns n's child named name, creating it while the tree is under
-// its node budget (nil past it).
-func (n *Node) child(name string, budget *int) *Node {
-	return n.childOf(name, "", budget)
-}
-
-// childOf is child for a frame of kind (see Node.Kind): frames of
-// different kinds never merge, whatever their names.
-func (n *Node) childOf(name, kind string, budget *int) *Node {
-	key := name
-	if kind != "" {
-		key = kind + "\x00" + name
-	}
-	if c, ok := n.index[key]; ok {
-		return c
-	}
-	if *budget <= 0 {
-		return nil
-	}
-	*budget--
-	c := &Node{Name: name, Kind: kind}
-	if n.index == nil {
-		n.index = map[string]*Node{}
-	}
-	n.index[key] = c
-	n.Children = append(n.Children, c)
-	return c
 }
 
 // Frame kinds of a grouped tree (Node.Kind).
@@ -65,15 +39,242 @@ const (
 	KindWaitReason = "wait_reason"
 )
 
-// sortTree orders children by name, as flame graphs show them, recursively.
-func sortTree(n *Node) {
-	stack := []*Node{n}
+// Sides of a tree: a flame graph has one; a diff's comparison is side 0
+// and its baseline side 1.
+const (
+	sideComparison = 0
+	sideBase       = 1
+)
+
+// frame is a node of a tree being built: its value on each side as an
+// exact int64 sum (saturating rather than wrapping).
+type frame struct {
+	name, kind string
+	value      [2]int64
+	children   []*frame
+	index      map[string]*frame
+}
+
+// tree folds the samples of profiles, one profile at a time, into a call
+// tree of at most maxFlameNodes frames. It holds no profile: a range is
+// merged reading one profile after the other.
+type tree struct {
+	root      *frame
+	f         Filter
+	byState   bool
+	budget    int
+	truncated bool
+	// unit and sampleType are those of the first profile added.
+	unit, sampleType string
+}
+
+// sideSums is what one side's profiles add up to besides the tree.
+type sideSums struct {
+	// total is the value of the samples that passed the filter,
+	// unfiltered that of every sample.
+	total, unfiltered int64
+	// facets, when not nil, counts the unfiltered values per label value.
+	facets *facetSums
+}
+
+// newTree starts a tree rooted at a frame named root; byState puts the
+// samples' state and wait reason frames under the root (BuildFlameGrouped).
+func newTree(f Filter, root string, byState bool) *tree {
+	return &tree{root: &frame{name: root}, f: f, byState: byState, budget: maxFlameNodes}
+}
+
+// child returns n's child named name of kind (see Node.Kind), creating it
+// while the tree is under its node budget (nil past it). Frames of
+// different kinds never merge, whatever their names.
+func (t *tree) child(n *frame, name, kind string) *frame {
+	key := name
+	if kind != "" {
+		key = kind + "\x00" + name
+	}
+	if c, ok := n.index[key]; ok {
+		return c
+	}
+	if t.budget <= 0 {
+		t.truncated = true
+		return nil
+	}
+	t.budget--
+	c := &frame{name: name, kind: kind}
+	if n.index == nil {
+		n.index = map[string]*frame{}
+	}
+	n.index[key] = c
+	n.children = append(n.children, c)
+	return c
+}
+
+// step adds v on side to n's child named name of kind and returns it, nil
+// past the node budget.
+func (t *tree) step(n *frame, name, kind string, v int64, side int) *frame {
+	c := t.child(n, name, kind)
+	if c != nil {
+		c.value[side] = addSat(c.value[side], v)
+	}
+	return c
+}
+
+// add folds the samples of p, valued by the sample type sampleIndex picks,
+// into side: all of them into sums' unfiltered total and facets, those
+// that pass the filter into the tree and sums' total.
+func (t *tree) add(p *profile.Profile, side int, sums *sideSums) {
+	vi := sampleIndex(p)
+	if t.unit == "" && t.sampleType == "" && len(p.SampleType) > 0 {
+		t.unit, t.sampleType = p.SampleType[vi].Unit, p.SampleType[vi].Type
+	}
+	for _, s := range p.Sample {
+		if len(s.Value) <= vi {
+			continue
+		}
+		v := s.Value[vi]
+		sums.unfiltered = addSat(sums.unfiltered, v)
+		if sums.facets != nil {
+			sums.facets.add(s.Label, v)
+		}
+		if !t.f.MatchLabels(s.Label) {
+			continue
+		}
+		sums.total = addSat(sums.total, v)
+		n := t.root
+		n.value[side] = addSat(n.value[side], v)
+		if t.byState {
+			if n = t.groupFrames(n, s.Label, v, side); n == nil {
+				continue
+			}
+		}
+		t.addStack(n, s, v, side)
+	}
+}
+
+// addStack adds v on side to the frames of s's stack under n, root first,
+// inlined calls expanded (a location's lines are innermost first), as
+// sampleFrames names them.
+func (t *tree) addStack(n *frame, s *profile.Sample, v int64, side int) {
+	for i := len(s.Location) - 1; i >= 0; i-- {
+		loc := s.Location[i]
+		if len(loc.Line) == 0 {
+			if n = t.step(n, addressName(loc), "", v, side); n == nil {
+				return
+			}
+			continue
+		}
+		for j := len(loc.Line) - 1; j >= 0; j-- {
+			if n = t.step(n, lineName(loc.Line[j]), "", v, side); n == nil {
+				return
+			}
+		}
+	}
+}
+
+// groupFrames adds v on side to n's state and wait reason frames of a
+// sample labelled labels (none when it has no state) and returns the
+// innermost, nil past the node budget.
+func (t *tree) groupFrames(n *frame, labels map[string][]string, v int64, side int) *frame {
+	st := labels[fold.LabelState]
+	if len(st) == 0 {
+		return n
+	}
+	if n = t.step(n, st[0], KindState, v, side); n == nil {
+		return nil
+	}
+	if wr := labels[fold.LabelWaitReason]; len(wr) > 0 && wr[0] != "" {
+		n = t.step(n, wr[0], KindWaitReason, v, side)
+	}
+	return n
+}
+
+// byName orders frames as flame graphs show them: by name, then kind.
+func byName(a, b *frame) int {
+	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	return strings.Compare(a.kind, b.kind)
+}
+
+// nodes returns the tree's side as Nodes valued by sc, children by name.
+func (t *tree) nodes(side int, sc scale) *Node {
+	type pair struct {
+		f *frame
+		n *Node
+	}
+	root := &Node{Name: t.root.name, Kind: t.root.kind, Value: sc.apply(t.root.value[side])}
+	stack := []pair{{t.root, root}}
 	for len(stack) > 0 {
 		x := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		slices.SortFunc(x.Children, func(a, b *Node) int { return strings.Compare(a.Name, b.Name) })
-		stack = append(stack, x.Children...)
+		slices.SortFunc(x.f.children, byName)
+		if len(x.f.children) > 0 {
+			x.n.Children = make([]*Node, len(x.f.children))
+		}
+		for i, c := range x.f.children {
+			n := &Node{Name: c.name, Kind: c.kind, Value: sc.apply(c.value[side])}
+			x.n.Children[i] = n
+			stack = append(stack, pair{c, n})
+		}
 	}
+	return root
+}
+
+// flame returns the tree's side as a Flame, values (sums' too) scaled by sc.
+func (t *tree) flame(side int, sums *sideSums, sc scale) *Flame {
+	fl := &Flame{Unit: t.unit, SampleType: t.sampleType, Total: sc.apply(sums.total), UnfilteredTotal: sc.apply(sums.unfiltered),
+		Root: t.nodes(side, sc), Truncated: t.truncated}
+	if sums.facets != nil {
+		fl.Facets = sums.facets.scaled(sc)
+	}
+	return fl
+}
+
+// scale turns a tree's exact sums into the values answered: v * num / den.
+type scale struct{ num, den float64 }
+
+// unitScale leaves values as they are.
+var unitScale = scale{1, 1}
+
+// apply returns v scaled; it is monotonic, so a child's value never
+// exceeds its parent's.
+func (s scale) apply(v int64) float64 {
+	if s.num == s.den || s.den == 0 {
+		return float64(v)
+	}
+	return float64(v) * s.num / s.den
+}
+
+// factor is the scale as one number.
+func (s scale) factor() float64 {
+	if s.den == 0 {
+		return 1
+	}
+	return s.num / s.den
+}
+
+// addSat returns a+b, held at the int64 bounds instead of wrapping.
+func addSat(a, b int64) int64 {
+	c := a + b
+	switch {
+	case a > 0 && b > 0 && c < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && c >= 0:
+		return math.MinInt64
+	}
+	return c
+}
+
+// lineName is the function name of a location's line, "?" when unknown.
+func lineName(ln profile.Line) string {
+	if fn := ln.Function; fn != nil && fn.Name != "" {
+		return fn.Name
+	}
+	return "?"
+}
+
+// addressName names a location without lines by its address.
+func addressName(loc *profile.Location) string {
+	return "0x" + strconv.FormatUint(loc.Address, 16)
 }
 
 // sampleFrames returns a sample's function names root first, inlined calls
@@ -83,48 +284,27 @@ func sampleFrames(s *profile.Sample) []string {
 	for i := len(s.Location) - 1; i >= 0; i-- {
 		loc := s.Location[i]
 		for j := len(loc.Line) - 1; j >= 0; j-- {
-			name := "?"
-			if fn := loc.Line[j].Function; fn != nil && fn.Name != "" {
-				name = fn.Name
-			}
-			out = append(out, name)
+			out = append(out, lineName(loc.Line[j]))
 		}
 		if len(loc.Line) == 0 {
-			out = append(out, "0x"+strconv.FormatUint(loc.Address, 16))
+			out = append(out, addressName(loc))
 		}
 	}
 	return out
 }
 
-// sampleFramesLines returns a sample's frames leaf first as "func file:line".
-func sampleFramesLines(s *profile.Sample) []string {
-	var out []string
-	for _, loc := range s.Location {
-		for _, ln := range loc.Line {
-			name, file := "?", ""
-			if fn := ln.Function; fn != nil {
-				name, file = fn.Name, fn.Filename
-			}
-			out = append(out, name+" "+file+":"+strconv.FormatInt(ln.Line, 10))
-		}
-		if len(loc.Line) == 0 {
-			out = append(out, "0x"+strconv.FormatUint(loc.Address, 16))
-		}
-	}
-	return out
-}
-
-// Flame is a profile folded into a call tree, with what it can be filtered by.
+// Flame is a profile (or a range's profiles merged) folded into a call
+// tree, with what it can be filtered by.
 type Flame struct {
 	// Unit is the unit of the values ("count", "nanoseconds"), of the
 	// profile's sample type SampleType.
 	Unit       string `json:"unit"`
 	SampleType string `json:"sample_type"`
 	// Total is the value of the samples that passed the filter.
-	Total int64 `json:"total"`
+	Total float64 `json:"total"`
 	// UnfilteredTotal is the value of every sample.
-	UnfilteredTotal int64 `json:"unfiltered_total"`
-	Root            *Node `json:"root"`
+	UnfilteredTotal float64 `json:"unfiltered_total"`
+	Root            *Node   `json:"root"`
 	// Truncated is set when the tree hit maxFlameNodes.
 	Truncated bool   `json:"truncated,omitempty"`
 	Facets    Facets `json:"facets"`
@@ -133,10 +313,21 @@ type Flame struct {
 // Facets counts the value of the unfiltered profile per filterable label
 // value, so the UI can offer only values that exist.
 type Facets struct {
-	States        map[string]int64            `json:"states"`
-	WaitReasons   map[string]int64            `json:"wait_reasons"`
-	WaitDurations map[string]int64            `json:"wait_durations"`
-	Labels        map[string]map[string]int64 `json:"labels"`
+	States        map[string]float64            `json:"states"`
+	WaitReasons   map[string]float64            `json:"wait_reasons"`
+	WaitDurations map[string]float64            `json:"wait_durations"`
+	Labels        map[string]map[string]float64 `json:"labels"`
+}
+
+// facetSums is Facets being counted, as exact sums.
+type facetSums struct {
+	states, waitReasons, waitDurations map[string]int64
+	labels                             map[string]map[string]int64
+}
+
+func newFacetSums() *facetSums {
+	return &facetSums{states: map[string]int64{}, waitReasons: map[string]int64{},
+		waitDurations: map[string]int64{}, labels: map[string]map[string]int64{}}
 }
 
 // sampleIndex is the sample value a flame graph shows, as go tool pprof
@@ -163,100 +354,55 @@ func BuildFlame(p *profile.Profile, f Filter, root string) *Flame {
 // stack, so a goroutine profile's tree shows them. Samples without a state
 // label (other profiles) hang from the root as in BuildFlame.
 func BuildFlameGrouped(p *profile.Profile, f Filter, root string, byState bool) *Flame {
-	fl := &Flame{
-		Root: &Node{Name: root},
-		Facets: Facets{
-			States: map[string]int64{}, WaitReasons: map[string]int64{},
-			WaitDurations: map[string]int64{}, Labels: map[string]map[string]int64{},
-		},
-	}
-	vi := sampleIndex(p)
-	if len(p.SampleType) > 0 {
-		fl.Unit = p.SampleType[vi].Unit
-		fl.SampleType = p.SampleType[vi].Type
-	}
-	budget := maxFlameNodes
-	for _, s := range p.Sample {
-		if len(s.Value) <= vi {
-			continue
-		}
-		v := s.Value[vi]
-		fl.UnfilteredTotal += v
-		fl.Facets.add(s.Label, v)
-		if !f.MatchLabels(s.Label) {
-			continue
-		}
-		fl.Total += v
-		n := fl.Root
-		n.Value += v
-		if byState {
-			n = groupFrames(n, s.Label, v, &budget)
-			if n == nil {
-				fl.Truncated = true
-				continue
-			}
-		}
-		for _, name := range sampleFrames(s) {
-			c := n.child(name, &budget)
-			if c == nil {
-				fl.Truncated = true
-				break
-			}
-			c.Value += v
-			n = c
-		}
-	}
-	sortTree(fl.Root)
-	return fl
+	t := newTree(f, root, byState)
+	sums := &sideSums{facets: newFacetSums()}
+	t.add(p, sideComparison, sums)
+	return t.flame(sideComparison, sums, unitScale)
 }
 
-// groupFrames adds v to n's state and wait reason frames of a sample
-// labelled labels (none when it has no state) and returns the innermost,
-// nil past the node budget.
-func groupFrames(n *Node, labels map[string][]string, v int64, budget *int) *Node {
-	st := labels[fold.LabelState]
-	if len(st) == 0 {
-		return n
-	}
-	if n = n.childOf(st[0], KindState, budget); n == nil {
-		return nil
-	}
-	n.Value += v
-	if wr := labels[fold.LabelWaitReason]; len(wr) > 0 && wr[0] != "" {
-		if n = n.childOf(wr[0], KindWaitReason, budget); n == nil {
-			return nil
-		}
-		n.Value += v
-	}
-	return n
-}
-
-func (fc *Facets) add(labels map[string][]string, v int64) {
+func (fc *facetSums) add(labels map[string][]string, v int64) {
 	for k, vs := range labels {
 		if len(vs) == 0 {
 			continue
 		}
 		switch k {
 		case fold.LabelState:
-			fc.States[vs[0]] += v
+			fc.states[vs[0]] = addSat(fc.states[vs[0]], v)
 		case fold.LabelWaitReason:
-			fc.WaitReasons[vs[0]] += v
+			fc.waitReasons[vs[0]] = addSat(fc.waitReasons[vs[0]], v)
 		case fold.LabelWaitBucket:
-			fc.WaitDurations[vs[0]] += v
+			fc.waitDurations[vs[0]] = addSat(fc.waitDurations[vs[0]], v)
 		default:
-			m := fc.Labels[k]
+			m := fc.labels[k]
 			if m == nil {
-				if len(fc.Labels) >= maxFacetKeys {
+				if len(fc.labels) >= maxFacetKeys {
 					continue
 				}
 				m = map[string]int64{}
-				fc.Labels[k] = m
+				fc.labels[k] = m
 			}
 			if _, ok := m[vs[0]]; ok || len(m) < maxFacetValues {
-				m[vs[0]] += v
+				m[vs[0]] = addSat(m[vs[0]], v)
 			}
 		}
 	}
+}
+
+// scaled returns the facets counted, scaled by sc.
+func (fc *facetSums) scaled(sc scale) Facets {
+	one := func(m map[string]int64) map[string]float64 {
+		out := make(map[string]float64, len(m))
+		for k, v := range m {
+			out[k] = sc.apply(v)
+		}
+		return out
+	}
+	f := Facets{States: one(fc.states), WaitReasons: one(fc.waitReasons), WaitDurations: one(fc.waitDurations),
+		Labels: make(map[string]map[string]float64, len(fc.labels))}
+	for k, m := range fc.labels {
+		f.Labels[k] = one(m)
+	}
+	return f
 }
 
 // Facet bounds: label keys and values per key reported.

@@ -60,28 +60,30 @@ func appendCPUProfile(tb testing.TB, st *store.Store, proc store.Process, at tim
 
 // flameResult is what testdata/flame.spec.mjs measured in the page.
 type flameResult struct {
-	Summary       string   `json:"summary"`
-	Tip           string   `json:"tip"`
-	TipInside     bool     `json:"tip_inside"`
-	TipAfter      string   `json:"tip_after_redraw"`
-	SearchValue   int64    `json:"search_value"`
-	SearchPercent string   `json:"search_percent"`
-	SearchNames   []string `json:"search_names"`
-	RegexpValue   int64    `json:"regexp_value"`
-	Crumbs        []string `json:"crumbs"`
-	CrumbsBack    []string `json:"crumbs_back"`
-	ResetDepth    int      `json:"reset_depth"`
-	TopFirst      []string `json:"top_first"`
-	TopByTotal    string   `json:"top_by_total"`
-	TopClicked    []string `json:"top_clicked"`
-	Callers       []string `json:"callers"`
-	Callees       []string `json:"callees"`
-	StateFrames   []string `json:"state_frames"`
-	StateLegend   []string `json:"state_legend"`
-	CPUSummary    string   `json:"cpu_summary"`
-	CPUTip        string   `json:"cpu_tip"`
-	CPUHostile    bool     `json:"cpu_hostile"`
-	PackageLegend []string `json:"package_legend"`
+	Summary       string    `json:"summary"`
+	Range         string    `json:"range"`
+	XWindow       []float64 `json:"x_window"`
+	Tip           string    `json:"tip"`
+	TipInside     bool      `json:"tip_inside"`
+	TipAfter      string    `json:"tip_after_redraw"`
+	SearchValue   int64     `json:"search_value"`
+	SearchPercent string    `json:"search_percent"`
+	SearchNames   []string  `json:"search_names"`
+	RegexpValue   int64     `json:"regexp_value"`
+	Crumbs        []string  `json:"crumbs"`
+	CrumbsBack    []string  `json:"crumbs_back"`
+	ResetDepth    int       `json:"reset_depth"`
+	TopFirst      []string  `json:"top_first"`
+	TopByTotal    string    `json:"top_by_total"`
+	TopClicked    []string  `json:"top_clicked"`
+	Callers       []string  `json:"callers"`
+	Callees       []string  `json:"callees"`
+	StateFrames   []string  `json:"state_frames"`
+	StateLegend   []string  `json:"state_legend"`
+	CPUSummary    string    `json:"cpu_summary"`
+	CPUTip        string    `json:"cpu_tip"`
+	CPUHostile    bool      `json:"cpu_hostile"`
+	PackageLegend []string  `json:"package_legend"`
 }
 
 // TestFlameInBrowser drives the flame graph's tools in chromium
@@ -119,7 +121,10 @@ func TestFlameInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := runSpec[flameResult](t, ctx, node, chromium, dir, spec, "http://"+ln.Addr().String()+"/#/p/4242/777", artifacts, dir)
+	// The range of snapB alone (the page's default, the last hour, would
+	// average snapA and snapB).
+	at := t1.Format(time.RFC3339)
+	got := runSpec[flameResult](t, ctx, node, chromium, dir, spec, "http://"+ln.Addr().String()+"/#/p/4242/777?from="+at+"&to="+at, artifacts, dir)
 
 	// snapB, the newest: 5 chan receive (main.start;main.loop;main.worker;
 	// runtime.chanrecv1;runtime.gopark), 2 select (main.poll;
@@ -129,6 +134,7 @@ func TestFlameInBrowser(t *testing.T) {
 		got, want any
 	}{
 		{"summary", got.Summary, "8 of 8 goroutines"},
+		{"range", got.Range, "1 snapshot at 2026-11-23 09:00:30 UTC"},
 		{"tooltip inside the viewport", got.TipInside, true},
 		{"tooltip after a redraw", got.TipAfter, "none"},
 		{"search chanrecv: value", got.SearchValue, int64(5)},
@@ -151,6 +157,9 @@ func TestFlameInBrowser(t *testing.T) {
 		if !equalAny(c.got, c.want) {
 			t.Errorf("%s: page shows %#v, want %#v", c.name, c.got, c.want)
 		}
+	}
+	if at := float64(t1.Unix()); len(got.XWindow) != 2 || got.XWindow[0] != at-30 || got.XWindow[1] != at+30 {
+		t.Errorf("charts of the range of one moment %v span %v, want the minute around it", t1, got.XWindow)
 	}
 	for _, want := range []string{"main.start", "5 goroutines", "63% of total", "of parent"} {
 		if !bytes.Contains([]byte(got.Tip), []byte(want)) {

@@ -36,13 +36,13 @@ func TestBuildFlameGrouped(t *testing.T) {
 		t.Errorf("grouped paths:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if fl.Total != 6 || fl.Root.Value != 6 || fl.Root.Kind != "" {
-		t.Errorf("total %d root %d kind %q; want 6, 6, none", fl.Total, fl.Root.Value, fl.Root.Kind)
+		t.Errorf("total %v root %v kind %q; want 6, 6, none", fl.Total, fl.Root.Value, fl.Root.Kind)
 	}
 	// Filters apply as ungrouped; the facets are the same.
 	g := BuildFlameGrouped(p, Filter{WaitReason: "chan receive"}, "all", true)
 	u := BuildFlame(p, Filter{WaitReason: "chan receive"}, "all")
 	if g.Total != 3 || !reflect.DeepEqual(g.Facets, u.Facets) {
-		t.Errorf("filtered grouped total %d facets %+v; want 3, %+v", g.Total, g.Facets, u.Facets)
+		t.Errorf("filtered grouped total %v facets %+v; want 3, %+v", g.Total, g.Facets, u.Facets)
 	}
 	// Ungrouped trees have no kinds: the JSON is as before.
 	var kinds []string
@@ -84,7 +84,7 @@ func TestAPIFlameGroup(t *testing.T) {
 		}
 	}
 	if want := []string{"state:waiting", "wait_reason:chan receive", "wait_reason:select"}; !reflect.DeepEqual(names, want) || f.Total != 7 || f.SampleType != "goroutine" {
-		t.Errorf("group=state: frames %q total %d sample type %q; want %q, 7, goroutine", names, f.Total, f.SampleType, want)
+		t.Errorf("group=state: frames %q total %v sample type %q; want %q, 7, goroutine", names, f.Total, f.SampleType, want)
 	}
 	f = getJSON[FlameAnswer](t, srv, procPath+"/flame")
 	if len(f.Root.Children) == 0 || f.Root.Children[0].Kind != "" {

@@ -18,21 +18,19 @@ func paths(n *Node) []string {
 	var walk func(n *Node, prefix string)
 	walk = func(n *Node, prefix string) {
 		p := prefix + n.Name
-		var childSum int64
+		var childSum float64
 		for _, c := range n.Children {
 			childSum += c.Value
 			walk(c, p+";")
 		}
 		if self := n.Value - childSum; self > 0 {
-			out = append(out, p+" "+itoa(self))
+			out = append(out, p+" "+strconv.FormatFloat(self, 'f', -1, 64))
 		}
 	}
 	walk(n, "")
 	slices.Sort(out)
 	return out
 }
-
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
 func TestBuildFlame(t *testing.T) {
 	p := fold.Goroutines(snapA())
@@ -42,7 +40,7 @@ func TestBuildFlame(t *testing.T) {
 	tests := []struct {
 		name  string
 		f     Filter
-		total int64
+		total float64
 		paths []string
 	}{
 		{"all", Filter{}, 6, []string{running, mutex, recv}},
@@ -57,7 +55,7 @@ func TestBuildFlame(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fl := BuildFlame(p, tt.f, "all")
 			if fl.Total != tt.total || fl.UnfilteredTotal != 6 || fl.Root.Value != tt.total {
-				t.Errorf("total %d, unfiltered %d, root %d; want %d, 6, %d", fl.Total, fl.UnfilteredTotal, fl.Root.Value, tt.total, tt.total)
+				t.Errorf("total %v, unfiltered %v, root %v; want %v, 6, %v", fl.Total, fl.UnfilteredTotal, fl.Root.Value, tt.total, tt.total)
 			}
 			if got := paths(fl.Root); !reflect.DeepEqual(got, tt.paths) {
 				t.Errorf("paths:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.paths, "\n"))
@@ -69,10 +67,10 @@ func TestBuildFlame(t *testing.T) {
 	}
 	fl := BuildFlame(p, Filter{State: "running"}, "all") // facets ignore the filter
 	want := Facets{
-		States:        map[string]int64{"waiting": 5, "running": 1},
-		WaitReasons:   map[string]int64{"chan receive": 3, "sync.Mutex.Lock": 2},
-		WaitDurations: map[string]int64{"<1s": 3, "10s-1m": 2},
-		Labels:        map[string]map[string]int64{"handler": {"api": 3}},
+		States:        map[string]float64{"waiting": 5, "running": 1},
+		WaitReasons:   map[string]float64{"chan receive": 3, "sync.Mutex.Lock": 2},
+		WaitDurations: map[string]float64{"<1s": 3, "10s-1m": 2},
+		Labels:        map[string]map[string]float64{"handler": {"api": 3}},
 	}
 	if !reflect.DeepEqual(fl.Facets, want) {
 		t.Errorf("facets %+v, want %+v", fl.Facets, want)
@@ -92,7 +90,7 @@ func TestBuildFlameNodeBudget(t *testing.T) {
 	}
 	fl := BuildFlame(fold.Goroutines(s), Filter{}, "all")
 	if fl.Total != n || fl.Root.Value != n {
-		t.Errorf("total %d root %d, want %d", fl.Total, fl.Root.Value, n)
+		t.Errorf("total %v root %v, want %d", fl.Total, fl.Root.Value, n)
 	}
 	count := 0
 	var walk func(*Node)

@@ -61,6 +61,8 @@ type groupsResult struct {
 	Search       []string `json:"search"` // groups found searching chanD's address
 	HostileFrame string   `json:"hostile_frame"`
 	HostileLabel string   `json:"hostile_label"`
+	// XWindow is the charts' x axis (Unix seconds), from and to.
+	XWindow []float64 `json:"x_window"`
 }
 
 // TestGoroutineGroupsInBrowser serves a store holding snapBrowserGroups
@@ -135,6 +137,9 @@ func TestGoroutineGroupsInBrowser(t *testing.T) {
 	}
 	if !slices.Equal(got.Search, []string{"30:1"}) {
 		t.Errorf("searching %s: groups %q, want the select's (30:1)", chanD, got.Search)
+	}
+	if at := float64(snap.Time.Unix()); len(got.XWindow) != 2 || got.XWindow[1] != at || got.XWindow[0] != at-3600 {
+		t.Errorf("charts of one snapshot at %v span %v, want the hour up to it", snap.Time, got.XWindow)
 	}
 	if got.HostileFrame != hostileFrame || got.HostileLabel != "handler="+hostileLabel {
 		t.Errorf("hostile group shows frame %q, label %q; want them as text", got.HostileFrame, got.HostileLabel)

@@ -33,6 +33,12 @@ func (s *server) series(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	keepRuntime := false
+	if v := r.URL.Query().Get("runtime"); v != "" {
+		if keepRuntime, err = strconv.ParseBool(v); err != nil {
+			return nil, badRequest("runtime=%q: want 1 (the runtime's own wait reasons apart) or 0 (summed into %q, the default)", v, RuntimeSeries)
+		}
+	}
 	ms, err := s.src.List(store.Query{Process: k, Kind: store.KindGoroutines, From: from, To: to, Limit: maxSeriesPoints})
 	if err != nil {
 		return nil, fmt.Errorf("list entries of pid %d: %w", k.PID, err)
@@ -43,7 +49,7 @@ func (s *server) series(r *http.Request) (any, error) {
 			return nil, fmt.Errorf("list entries of pid %d: %w", k.PID, err)
 		}
 	}
-	out := BuildSeries(ms)
+	out := BuildSeries(ms, keepRuntime)
 	out.Kinds = []string{}
 	for _, kind := range store.ProfileKinds {
 		ms, err := s.src.List(store.Query{Process: k, Kind: kind, From: from, To: to, Limit: 1})
@@ -92,8 +98,12 @@ func parseProfileRequest(r *http.Request, defaultKind string, allowed ...string)
 
 // FlameAnswer is the flame endpoint's answer.
 type FlameAnswer struct {
+	// Entry is the entry shown: the one at the moment asked, or the
+	// newest merged of a range.
 	Entry store.Meta `json:"entry"`
 	*Flame
+	// Range describes the range merged; nil for one moment (at=).
+	Range *RangeInfo `json:"range,omitempty"`
 }
 
 func (s *server) flame(r *http.Request) (any, error) {
@@ -105,49 +115,77 @@ func (s *server) flame(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// group=state: the state and wait reason as frames under the root.
-	group := r.URL.Query().Get("group")
-	if group != "" && group != KindState {
-		return nil, badRequest("group=%q: want %q or nothing", group, KindState)
-	}
-	m, p, err := s.profileAt(pr.key, pr.kind, at)
+	byState, err := parseGroup(r)
 	if err != nil {
 		return nil, err
 	}
-	return FlameAnswer{Entry: m, Flame: BuildFlameGrouped(p, pr.filter, "all", group == KindState)}, nil
-}
-
-// DiffAnswer is the diff endpoint's answer.
-type DiffAnswer struct {
-	From store.Meta `json:"from"`
-	To   store.Meta `json:"to"`
-	*Diff
-}
-
-func (s *server) diff(r *http.Request) (any, error) {
-	pr, err := parseProfileRequest(r, store.KindGoroutines, store.KindGoroutines)
+	from, to, isRange, err := flameRange.parse(r)
 	if err != nil {
 		return nil, err
 	}
-	from, to, err := parseRange(r)
-	if err != nil {
-		return nil, err
-	}
-	if from.IsZero() {
-		return nil, badRequest("diff needs from= (an RFC 3339 time); to= defaults to the newest entry")
-	}
-	// One profile at a time: the first is dropped before the second is read.
-	b := newDiffBuilder(pr.filter)
-	var ends [2]store.Meta
-	for i, at := range []time.Time{from, to} {
+	if !isRange {
 		m, p, err := s.profileAt(pr.key, pr.kind, at)
 		if err != nil {
 			return nil, err
 		}
-		ends[i] = m
-		b.add(p, i == 1)
+		return FlameAnswer{Entry: m, Flame: BuildFlameGrouped(p, pr.filter, "all", byState)}, nil
 	}
-	return DiffAnswer{From: ends[0], To: ends[1], Diff: b.diff()}, nil
+	if !at.IsZero() {
+		return nil, badRequest("at= and from= both given: at= picks one moment, from= (and to=) a range to merge; pass one of them")
+	}
+	t := newTree(pr.filter, "all", byState)
+	mr, err := s.mergeRange(r.Context(), t, sideComparison, true, pr.key, pr.kind, from, to, maxRangeEntries, flameRange)
+	if err != nil {
+		return nil, err
+	}
+	sc := mr.info.applyRule(MergeRule(t.sampleType))
+	return FlameAnswer{Entry: mr.entry, Flame: t.flame(sideComparison, &mr.sums, sc), Range: &mr.info}, nil
+}
+
+// parseGroup reads group=: state (true) or nothing.
+func parseGroup(r *http.Request) (byState bool, err error) {
+	// group=state: the state and wait reason as frames under the root.
+	group := r.URL.Query().Get("group")
+	if group != "" && group != KindState {
+		return false, badRequest("group=%q: want %q or nothing", group, KindState)
+	}
+	return group == KindState, nil
+}
+
+func (s *server) diff(r *http.Request) (any, error) {
+	pr, err := parseProfileRequest(r, store.KindGoroutines, store.ProfileKinds...)
+	if err != nil {
+		return nil, err
+	}
+	byState, err := parseGroup(r)
+	if err != nil {
+		return nil, err
+	}
+	var bounds [2][2]time.Time
+	for i, rp := range []rangeParams{baseRange, comparisonRange} {
+		from, to, ok, err := rp.parse(r)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, badRequest("diff needs %s= (an RFC 3339 time like 2026-01-02T15:04:05Z): where the %s starts; %s= ends it (default: the newest entry)", rp.from, rp.what, rp.to)
+		}
+		bounds[i] = [2]time.Time{from, to}
+	}
+	// One tree, one profile read at a time: the baseline's, then the comparison's.
+	t := newTree(pr.filter, "all", byState)
+	base, err := s.mergeRange(r.Context(), t, sideBase, false, pr.key, pr.kind, bounds[0][0], bounds[0][1], maxRangeEntries/2, baseRange)
+	if err != nil {
+		return nil, err
+	}
+	comp, err := s.mergeRange(r.Context(), t, sideComparison, false, pr.key, pr.kind, bounds[1][0], bounds[1][1], maxRangeEntries/2, comparisonRange)
+	if err != nil {
+		return nil, err
+	}
+	rule := MergeRule(t.sampleType)
+	bs, cs := base.info.applyRule(rule), comp.info.applyRule(rule)
+	return &Diff{Unit: t.unit, SampleType: t.sampleType, Merge: rule, Base: base.info, Comparison: comp.info,
+		BaseTotal: bs.apply(base.sums.total), Total: cs.apply(comp.sums.total), Truncated: t.truncated, Root: t.diffNodes(cs, bs)}, nil
 }
 
 // GoroutinesAnswer is the goroutines endpoint's answer.

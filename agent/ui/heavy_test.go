@@ -587,7 +587,8 @@ func TestProfileTooLarge(t *testing.T) {
 	const limit = 512 // bytes: the test profiles are larger
 	srv := httptest.NewServer(NewWithOptions(testSource{Store: st}, Options{MaxProfileBytes: limit, Registerer: reg}))
 	t.Cleanup(srv.Close)
-	paths := []string{"/flame", "/diff?from=" + url.QueryEscape(t0.Format(time.RFC3339)), "/download?state=waiting", "/download?format=folded"}
+	paths := []string{"/flame", "/flame?from=" + url.QueryEscape(t0.Format(time.RFC3339)),
+		"/diff?base_from=" + url.QueryEscape(t0.Format(time.RFC3339)) + "&from=" + url.QueryEscape(t0.Format(time.RFC3339)), "/download?state=waiting", "/download?format=folded"}
 	for _, path := range paths {
 		body := get(t, srv, procPath+path, http.StatusRequestEntityTooLarge)
 		if !strings.Contains(string(body), "larger than 512 bytes") || !strings.Contains(string(body), "MaxProfileBytes") {

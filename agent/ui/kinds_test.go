@@ -47,7 +47,7 @@ func TestCPUProfileKind(t *testing.T) {
 	}
 	f := getJSON[FlameAnswer](t, srv, procPath+"/flame?kind=process_cpu")
 	if f.SampleType != "cpu" || f.Unit != "nanoseconds" || f.Total != 999_999_990 {
-		t.Errorf("process_cpu flame: %s/%s total %d, want cpu/nanoseconds 999999990", f.SampleType, f.Unit, f.Total)
+		t.Errorf("process_cpu flame: %s/%s total %v, want cpu/nanoseconds 999999990", f.SampleType, f.Unit, f.Total)
 	}
 }
 
@@ -92,7 +92,7 @@ func TestKinds(t *testing.T) {
 	for _, k := range got {
 		if k.Profile {
 			if f := getJSON[FlameAnswer](t, srv, procPath+"/flame?kind="+k.Kind); f.Total <= 0 {
-				t.Errorf("%s flame total %d", k.Kind, f.Total)
+				t.Errorf("%s flame total %v", k.Kind, f.Total)
 			}
 		}
 		for _, format := range []string{"pprof", "folded", "json"} {

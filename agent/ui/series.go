@@ -12,9 +12,19 @@ import (
 // maxSeriesPoints bounds the moments of one series answer (the newest kept).
 const maxSeriesPoints = 5000
 
-// maxWaitReasonSeries bounds the wait-reason series; the smaller ones are
-// summed into "other".
+// maxWaitReasonSeries bounds the wait-reason series, RuntimeSeries and
+// OtherSeries included.
 const maxWaitReasonSeries = 12
+
+// Series that sum others (Series.Folded lists what they sum).
+const (
+	// RuntimeSeries sums the wait reasons only the runtime's own goroutines
+	// wait with (IsRuntimeReason), unless the runtime's are asked apart.
+	RuntimeSeries = "runtime (system)"
+	// OtherSeries sums the wait reasons past the maxWaitReasonSeries-1
+	// series of largest peak.
+	OtherSeries = "other (smaller wait reasons)"
+)
 
 // Series is goroutine counts over time, from the entries' summaries.
 type Series struct {
@@ -25,6 +35,13 @@ type Series struct {
 	// States and WaitReasons are counts per moment by state and wait reason.
 	States      map[string][]float64 `json:"states"`
 	WaitReasons map[string][]float64 `json:"wait_reasons"`
+	// Folded names, for each series of WaitReasons that sums others
+	// (RuntimeSeries, OtherSeries), the wait reasons it sums, the largest
+	// peak first.
+	Folded map[string][]string `json:"folded"`
+	// StepSeconds is the median time between two moments (0 with fewer
+	// than two): the collection interval.
+	StepSeconds float64 `json:"step_seconds"`
 	// Kinds are the profile kinds stored for the process in the range.
 	Kinds []string `json:"kinds"`
 }
@@ -37,12 +54,15 @@ const (
 )
 
 // BuildSeries turns entries' summaries into series, oldest first; entries
-// at the same moment are counted once.
-func BuildSeries(ms []store.Meta) *Series {
+// at the same moment are counted once. The wait reasons only the runtime's
+// goroutines wait with are summed into RuntimeSeries unless keepRuntime;
+// past maxWaitReasonSeries series, the smallest are summed into OtherSeries.
+func BuildSeries(ms []store.Meta, keepRuntime bool) *Series {
 	ms = slices.Clone(ms)
 	slices.SortStableFunc(ms, func(a, b store.Meta) int { return a.Time.Compare(b.Time) })
 	ms = slices.CompactFunc(ms, func(a, b store.Meta) bool { return a.Time.Equal(b.Time) })
-	s := &Series{Moments: []time.Time{}, Total: []float64{}, States: map[string][]float64{}, WaitReasons: map[string][]float64{}}
+	s := &Series{Moments: []time.Time{}, Total: []float64{}, States: map[string][]float64{}, WaitReasons: map[string][]float64{},
+		Folded: map[string][]string{}}
 	n := len(ms)
 	put := func(m map[string][]float64, k string, i int, v float64) {
 		vs := m[k]
@@ -52,6 +72,7 @@ func BuildSeries(ms []store.Meta) *Series {
 		}
 		vs[i] = v
 	}
+	system := map[string][]float64{} // the runtime's own wait reasons
 	for i, m := range ms {
 		s.Moments = append(s.Moments, m.Time)
 		total, haveTotal := m.Summary[summaryGoroutines]
@@ -62,7 +83,12 @@ func BuildSeries(ms []store.Meta) *Series {
 				put(s.States, strings.TrimPrefix(k, summaryState), i, v)
 				stateSum += v
 			case strings.HasPrefix(k, summaryWaitReason):
-				put(s.WaitReasons, strings.TrimPrefix(k, summaryWaitReason), i, v)
+				reason := strings.TrimPrefix(k, summaryWaitReason)
+				if !keepRuntime && IsRuntimeReason(reason) {
+					put(system, reason, i, v)
+				} else {
+					put(s.WaitReasons, reason, i, v)
+				}
 			}
 		}
 		if !haveTotal {
@@ -70,15 +96,30 @@ func BuildSeries(ms []store.Meta) *Series {
 		}
 		s.Total = append(s.Total, total)
 	}
-	s.WaitReasons = topSeries(s.WaitReasons, maxWaitReasonSeries, n)
+	limit := maxWaitReasonSeries
+	if len(system) > 0 {
+		limit-- // the runtime's series is always shown
+	}
+	var other []string
+	s.WaitReasons, other = topSeries(s.WaitReasons, limit, n, OtherSeries)
+	if len(other) > 0 {
+		s.Folded[OtherSeries] = other
+	}
+	if len(system) > 0 {
+		sum, folded := topSeries(system, 0, n, RuntimeSeries)
+		s.WaitReasons[RuntimeSeries] = sum[RuntimeSeries]
+		s.Folded[RuntimeSeries] = folded
+	}
+	s.StepSeconds = medianStep(s.Moments)
 	return s
 }
 
 // topSeries keeps the limit-1 series with the largest peak and sums the
-// others into "other".
-func topSeries(m map[string][]float64, limit, n int) map[string][]float64 {
+// others into one named sum; it returns the series and the names summed,
+// the largest peak first (none when there are at most limit series).
+func topSeries(m map[string][]float64, limit, n int, sum string) (map[string][]float64, []string) {
 	if len(m) <= limit {
-		return m
+		return m, nil
 	}
 	type kv struct {
 		k    string
@@ -96,15 +137,31 @@ func topSeries(m map[string][]float64, limit, n int) map[string][]float64 {
 	})
 	out := map[string][]float64{}
 	other := make([]float64, n)
+	var folded []string
 	for i, e := range all {
 		if i < limit-1 {
 			out[e.k] = m[e.k]
 			continue
 		}
+		folded = append(folded, e.k)
 		for j, v := range m[e.k] {
 			other[j] += v
 		}
 	}
-	out["other"] = other
-	return out
+	out[sum] = other
+	return out, folded
+}
+
+// medianStep is the median time between consecutive moments, in seconds;
+// 0 with fewer than two.
+func medianStep(moments []time.Time) float64 {
+	if len(moments) < 2 {
+		return 0
+	}
+	steps := make([]time.Duration, len(moments)-1)
+	for i := range steps {
+		steps[i] = moments[i+1].Sub(moments[i])
+	}
+	slices.Sort(steps)
+	return steps[len(steps)/2].Seconds()
 }

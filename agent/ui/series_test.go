@@ -1,11 +1,15 @@
 package ui
 
 import (
+	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/pkg/golayout"
 	"github.com/goroscope/goroscope/pkg/store"
 )
 
@@ -16,7 +20,7 @@ func TestBuildSeries(t *testing.T) {
 		{Time: t1, Summary: map[string]float64{"goroutines": 8}}, // same moment, another kind: counted once
 		{Time: t1.Add(time.Second), Summary: map[string]float64{"state/waiting": 4, "state/syscall": 1}},
 	}
-	s := BuildSeries(ms)
+	s := BuildSeries(ms, false)
 	want := &Series{
 		Moments: []time.Time{t0, t1, t1.Add(time.Second)},
 		Total:   []float64{6, 8, 5}, // the last has no "goroutines": the states' sum
@@ -24,12 +28,90 @@ func TestBuildSeries(t *testing.T) {
 		WaitReasons: map[string][]float64{
 			"chan receive": {3, 5, 0}, "select": {0, 2, 0}, "sync.Mutex.Lock": {2, 0, 0},
 		},
+		Folded:      map[string][]string{},
+		StepSeconds: 30, // the median of 30s and 1s: the upper one
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("series %+v\nwant %+v", s, want)
 	}
-	if s := BuildSeries(nil); len(s.Moments) != 0 || s.States == nil {
+	if s := BuildSeries(nil, false); len(s.Moments) != 0 || s.States == nil || s.Folded == nil || s.StepSeconds != 0 {
 		t.Errorf("empty series %+v", s)
+	}
+}
+
+// TestBuildSeriesRuntime: the runtime's own wait reasons are summed into
+// RuntimeSeries unless kept apart, and the series past the limit into
+// OtherSeries; Folded names what each sums.
+func TestBuildSeriesRuntime(t *testing.T) {
+	sum := func(reasons map[string]float64) map[string]float64 {
+		m := map[string]float64{"goroutines": 100}
+		for r, n := range reasons {
+			m["wait_reason/"+r] = n
+		}
+		return m
+	}
+	ms := []store.Meta{
+		{Time: t0, Summary: sum(map[string]float64{"chan receive": 50, "GC worker (idle)": 8, "force gc (idle)": 1, "GC sweep wait": 1, "GC assist wait": 30})},
+		{Time: t0.Add(10 * time.Second), Summary: sum(map[string]float64{"chan receive": 40, "GC worker (idle)": 8, "finalizer wait": 1})},
+	}
+	for i := range 12 { // 12 application reasons of peaks 12, 11, ... 1
+		ms[0].Summary["wait_reason/app"+strconv.Itoa(i)] = float64(12 - i)
+	}
+	s := BuildSeries(ms, false)
+	wantFolded := map[string][]string{
+		RuntimeSeries: {"GC worker (idle)", "GC sweep wait", "finalizer wait", "force gc (idle)"},
+		OtherSeries:   {"app8", "app9", "app10", "app11"},
+	}
+	if !reflect.DeepEqual(s.Folded, wantFolded) {
+		t.Errorf("folded %q, want %q", s.Folded, wantFolded)
+	}
+	if got := s.WaitReasons[RuntimeSeries]; !reflect.DeepEqual(got, []float64{10, 9}) {
+		t.Errorf("%s = %v, want [10 9]", RuntimeSeries, got)
+	}
+	if got := s.WaitReasons[OtherSeries]; !reflect.DeepEqual(got, []float64{4 + 3 + 2 + 1, 0}) {
+		t.Errorf("%s = %v, want [10 0]", OtherSeries, got)
+	}
+	// "GC assist wait" is an application goroutine's: kept; 12 series in all.
+	if len(s.WaitReasons) != maxWaitReasonSeries || s.WaitReasons["GC assist wait"] == nil || s.WaitReasons["chan receive"] == nil || s.StepSeconds != 10 {
+		t.Errorf("%d series (%v), step %v; want %d with GC assist wait and chan receive, 10s", len(s.WaitReasons), slices.Sorted(maps.Keys(s.WaitReasons)), s.StepSeconds, maxWaitReasonSeries)
+	}
+	// runtime=1: each apart, competing for the top.
+	s = BuildSeries(ms, true)
+	if s.WaitReasons[RuntimeSeries] != nil || s.WaitReasons["GC worker (idle)"] == nil || len(s.WaitReasons) != maxWaitReasonSeries || len(s.Folded[OtherSeries]) != 18-11 {
+		t.Errorf("runtime apart: %v, folded %q", slices.Sorted(maps.Keys(s.WaitReasons)), s.Folded)
+	}
+	// Few reasons: nothing folded but the runtime's.
+	s = BuildSeries(ms[1:], false)
+	if want := map[string][]string{RuntimeSeries: {"GC worker (idle)", "finalizer wait"}}; !reflect.DeepEqual(s.Folded, want) || len(s.WaitReasons) != 2 {
+		t.Errorf("folded %q, series %v; want %q and 2 series", s.Folded, slices.Sorted(maps.Keys(s.WaitReasons)), want)
+	}
+}
+
+// TestRuntimeReasons: every runtime reason is one the Go runtime has (in
+// some version pkg/golayout knows), spelled as it spells it.
+func TestRuntimeReasons(t *testing.T) {
+	known := map[string]bool{}
+	for minor := 21; minor <= 40; minor++ {
+		rs, err := golayout.WaitReasons(fmt.Sprintf("go1.%d", minor))
+		if err != nil {
+			continue
+		}
+		for _, r := range rs {
+			known[r] = true
+		}
+	}
+	if len(known) == 0 {
+		t.Fatal("no wait reasons from pkg/golayout")
+	}
+	for r := range runtimeReasons {
+		if !known[r] {
+			t.Errorf("runtime reason %q is not in any Go version's waitReasonStrings", r)
+		}
+	}
+	for _, r := range []string{"chan receive", "select", "sync.Mutex.Lock", "GC assist wait", "sleep", "IO wait"} {
+		if IsRuntimeReason(r) {
+			t.Errorf("IsRuntimeReason(%q): an application's goroutine waits with it", r)
+		}
 	}
 }
 
@@ -38,10 +120,14 @@ func TestTopSeries(t *testing.T) {
 	for i := range 15 {
 		m["r"+strconv.Itoa(i)] = []float64{float64(i), 1}
 	}
-	got := topSeries(m, 4, 2)
-	want := map[string][]float64{"r14": {14, 1}, "r13": {13, 1}, "r12": {12, 1}, "other": {0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11, 12}}
+	got, folded := topSeries(m, 4, 2, "rest")
+	want := map[string][]float64{"r14": {14, 1}, "r13": {13, 1}, "r12": {12, 1}, "rest": {0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11, 12}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("topSeries = %v, want %v", got, want)
+	}
+	// r0 and r1 peak at 1 both: by name.
+	if wantFolded := []string{"r11", "r10", "r9", "r8", "r7", "r6", "r5", "r4", "r3", "r2", "r0", "r1"}; !reflect.DeepEqual(folded, wantFolded) {
+		t.Errorf("folded %q, want %q", folded, wantFolded)
 	}
 }
 

@@ -4,9 +4,11 @@
 //
 // It drives Debian's chromium through playwright-core: opens the process
 // list, a process (reading which walker serves it and why), checks the
-// flame graph rendered, filters it by the
-// "chan receive" wait reason and checks it changed, opens the diff and the
-// goroutine table, searches, checks the downloads and the flame graph's
+// flame graph rendered the last hour (every snapshot, averaged), filters
+// it by the "chan receive" wait reason and checks it changed, narrows the
+// range to the last snapshot and diffs it with the first (the range
+// fields, the baseline fields), opens the goroutine table, searches,
+// checks the downloads and the flame graph's
 // profile selector offer every kind GET api/kinds lists (goroutineleak's
 // flame graph rendering its hostile frame name as text), and saves
 // screenshots in ARTIFACT_DIR. The last
@@ -53,7 +55,9 @@ try {
   check(all.names.some((n) => n === "main.parkMutex"), "flame graph shows main.parkMutex");
   result.unfiltered = all.unfiltered;
   result.rects_all = all.rects;
-  result.moments = await page.locator("#at option").count();
+  result.moments = Number(await page.getAttribute("#chart-states", "data-moments"));
+  result.merged = Number(await page.getAttribute("#flame-range", "data-merged"));
+  check(await page.getAttribute("#flame-range", "data-merge") === "average", "goroutines averaged over the range");
   await shot("02-process-flame.png");
 
   // 3. Filter by wait reason.
@@ -74,19 +78,33 @@ try {
   result.chan_receive = chan.total;
   result.rects_chan = chan.rects;
   const summary = await page.locator("#flame-summary").textContent();
-  check(summary.includes(`of ${all.total.toLocaleString("en-US")}`), `summary "${summary}"`);
+  const fmtTotal = all.total.toLocaleString("en-US", { maximumFractionDigits: all.total < 1 ? 2 : 1 });
+  check(summary.includes(`of ${fmtTotal}`) && summary.includes(`average of ${result.merged} snapshots`), `summary "${summary}"`);
   await shot("03-flame-chan-receive.png");
 
-  // 4. Diff between the oldest and the newest moment (the filter applies).
+  // 4. The range narrowed to the newest snapshot (typed in the range's
+  // fields), diffed with the oldest (typed as the baseline); the filter
+  // applies.
+  const first = await page.getAttribute("#chart-states", "data-first");
+  const last = await page.getAttribute("#chart-states", "data-last");
+  await page.fill("#range-from", last);
+  await page.fill("#range-to", last);
+  await page.click("#range-apply");
+  await page.waitForFunction((last) => document.querySelector(".range-picker").dataset.from === new Date(last).toISOString() &&
+    document.querySelector("#flame-range")?.dataset.merged === "1", last);
   await page.click("#tab-diff");
-  await page.waitForSelector("#diff-appeared tbody tr, #diff-out p.error");
-  check(await page.locator("#diff-out p.error").count() === 0, "diff answered without error");
-  const firstAppeared = await page.locator("#diff-appeared tbody tr").first().locator("td").allInnerTexts();
-  result.diff_top = firstAppeared.join(" | ").replace(/\s+/g, " ").trim().slice(0, 200);
-  check(/^\+\d+/.test(result.diff_top), `first appeared row "${result.diff_top}"`);
-  const deltaText = await page.locator("#diff-appeared tbody tr td").first().textContent();
-  result.diff_top_delta = Number(deltaText.replace(/[+,]/g, ""));
-  await page.locator("#diff-appeared tbody tr details summary").first().click();
+  await page.waitForSelector('#diff-flame[data-rendered="1"], #diff-summary .error');
+  await page.fill("#diff-base-from", first);
+  await page.fill("#diff-base-to", first);
+  await page.click("#diff-base-apply");
+  await page.waitForFunction(() => /1 snapshot at/.test(document.querySelector("#diff-summary .diff-baseline")?.textContent || "") &&
+    document.querySelector('#diff-flame[data-rendered="1"]'));
+  check(await page.locator("#diff-summary .error").count() === 0, "diff answered without error");
+  result.diff_base = Number(await page.getAttribute("#diff-summary", "data-base-total"));
+  result.diff_total = Number(await page.getAttribute("#diff-summary", "data-total"));
+  const recv = page.locator('#diff-top tr[data-name="main.parkChanRecv"]');
+  result.diff_recv_delta = Number(await recv.getAttribute("data-delta"));
+  result.diff_recv_text = (await recv.locator("td").nth(3).textContent()).trim();
   await shot("04-diff.png");
 
   // 5. Goroutine table and search.

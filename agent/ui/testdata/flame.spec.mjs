@@ -53,7 +53,11 @@ try {
   // 1. The goroutines profile: units in the summary and the tooltip.
   await page.goto(url);
   await rendered();
-  result.summary = (await page.locator("#flame-summary").textContent()).replace(/ at .*/, "");
+  result.summary = await page.locator("#flame-total").textContent();
+  result.range = await page.locator("#flame-range").textContent();
+  // A range of one moment: the charts span the minute around it.
+  await page.waitForSelector("#chart-states .u-over[data-max]");
+  result.x_window = await page.locator("#chart-states .u-over").evaluate((o) => [Number(o.dataset.min), Number(o.dataset.max)]);
   const tip = await hover("main.start", false);
   check(tip, "main.start drawn");
   result.tip = tip.text;
@@ -156,7 +160,7 @@ try {
   // 7. The on-CPU profile: time units; the hostile frame as text.
   await page.selectOption("#kind", "process_cpu");
   await page.waitForFunction(() => document.getElementById("flame")?.dataset.unit === "nanoseconds" && document.getElementById("flame").dataset.rendered === "1");
-  result.cpu_summary = (await page.locator("#flame-summary").textContent()).replace(/ at .*/, "");
+  result.cpu_summary = await page.locator("#flame-total").textContent();
   result.cpu_tip = (await hover("main.main", false)).text;
   result.package_legend = await page.locator("#flame-legend .flame-legend-item").evaluateAll((is) => is.map((i) => i.dataset.name));
   await page.click("#flame-view-table");

@@ -10,7 +10,8 @@
 // by oldest wait; the largest group expands to its members, paged; a click
 // on a channel lists everyone queued on it, and clearing that shows all
 // again; searching an address finds the group blocked on it; hostile text
-// (a frame, a label) shows as text. The last line printed is a JSON object
+// (a frame, a label) shows as text. The charts of its one snapshot span
+// the last hour up to it (not years). The last line printed is a JSON object
 // of what it measured, for the Go test to compare with the API; any
 // failure exits non-zero. Screenshots land in ARTIFACT_DIR.
 import { join } from "node:path";
@@ -34,6 +35,9 @@ try {
   await page.goto(url);
   await page.waitForSelector(`${out}[data-view="each"] #goroutines tbody tr.goroutine`);
   result.each_matched = Number(await page.getAttribute(out, "data-matched"));
+  // One snapshot: the charts span the range (the last hour) up to it.
+  await page.waitForSelector("#chart-states .u-over[data-max]");
+  result.x_window = await page.locator("#chart-states .u-over").evaluate((o) => [Number(o.dataset.min), Number(o.dataset.max)]);
   result.each_blocked = (await page.locator('#goroutines tr.goroutine[data-id="1"] button.blocked-on').first().textContent()).trim();
   await shot("20-goroutines-each.png");
 
@@ -48,6 +52,7 @@ try {
   const stray = await page.locator(out).evaluate((o) => [...o.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent));
   check(stray.length === 0, `stray text in the table's box: ${JSON.stringify(stray)}`);
   await shot("21-goroutines-grouped.png");
+  await shot("readme-goroutines.png");
 
   // 3. Sorted by oldest wait.
   await page.click("#groups-sort-wait");

@@ -1,59 +1,261 @@
 // The process page's charts (uPlot, vendored): goroutines by state and by
-// wait reason over the stored moments. Loading them also fills the moment
-// selector and the process's stored kinds (v.st.moments, v.st.kinds).
+// wait reason over the page's range (GET series). The x axis spans the
+// range (with the diff tab open: the baseline too, both shaded), in the
+// page's time format; the y axis counts goroutines. Legends show the
+// values under the cursor, the newest ones when the cursor is away.
+// Runtime-internal wait reasons are one series, "runtime (system)",
+// unless st.runtime asks for them apart; a folded series says what it
+// holds (its legend row's title, and a note under the chart).
+//
+// On a chart: a click picks the moment under the cursor (v.pickMoment);
+// a drag selects a range (v.setRange); a drag with Shift held selects the
+// diff's baseline (v.setBaseline). Loading the series also sets
+// st.moments (RFC 3339, oldest first), st.kinds (profile kinds stored in
+// the range), st.interval (seconds between snapshots) and, for a
+// relative range, st.anchor (the newest moment).
 import { api } from "./api.js";
 import { el, showError } from "./dom.js";
-import { PALETTE, STATES, STATE_COLORS, fmtTime } from "./format.js";
+import { PALETTE, STATES, STATE_COLORS, fmtNum, fmtTime } from "./format.js";
+import { baselineOf, rangeOf } from "./timerange.js";
 
-function makeChart(v, target, title, names, colors, xs, data) {
-  const { st, atSel } = v;
-  const width = Math.max(300, target.clientWidth || 600);
-  const opts = {
-    width, height: 200,
-    series: [{}].concat(names.map((n, i) => ({ label: n, stroke: colors[i], width: 1.5, points: { show: xs.length < 60 } }))),
-    axes: [{}, { size: 50 }],
-    legend: { live: true },
-    cursor: { drag: { x: false, y: false } },
-  };
-  const u = new globalThis.uPlot(opts, [xs].concat(data), target);
-  u.over.addEventListener("click", () => {
-    const i = u.cursor.idx;
-    if (i !== null && i !== undefined && st.moments[i]) {
-      st.at = st.moments[i];
-      atSel.value = st.at;
-      v.refresh();
-    }
-  });
-  st.charts.push(u);
+// Y_INCRS are the y axis' tick steps: whole goroutines.
+const Y_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2500, 5e3, 1e4, 2e4, 25e3, 5e4, 1e5, 2e5, 25e4, 5e5, 1e6, 2e6, 5e6, 1e7];
+const RUNTIME = "runtime (system)";
+
+// chartWindow is the x span (ms) the charts show: the range, widened to
+// the baseline on the diff tab, and at least a minute (one snapshot
+// gets a sane axis, not years).
+export function chartWindow(st) {
+  const r = rangeOf(st);
+  let lo = r.from, hi = r.to;
+  if (st.tab === "diff") {
+    const b = baselineOf(st);
+    lo = Math.min(lo, b.from);
+    hi = Math.max(hi, b.to);
+  }
+  if (hi - lo < 60000) {
+    const mid = (lo + hi) / 2;
+    lo = mid - 30000;
+    hi = mid + 30000;
+  }
+  return [lo, hi];
 }
 
-export async function loadSeries(v, chartState) {
-  const { st, atSel } = v;
+// timeTicks are the x axis' labels: the time of day (seconds when the
+// ticks are under a minute apart), the date under the first and under
+// each tick on a new day, with the zone under the first.
+function timeTicks(u, splits, axis, space, incr) {
+  let day = "";
+  return splits.map((s, i) => {
+    const ms = s * 1000;
+    const t = fmtTime(ms, incr < 60 ? "time" : "hm");
+    const d = fmtTime(ms, "date");
+    const line = d !== day ? `\n${d}${i === 0 ? ` ${fmtTime(ms, "zone")}` : ""}` : "";
+    day = d;
+    return t + line;
+  });
+}
+
+// newest is the last non-null value of vs.
+function newest(vs) {
+  for (let i = vs.length - 1; i >= 0; i--) if (vs[i] !== null && vs[i] !== undefined) return vs[i];
+  return null;
+}
+
+// makeChart draws one chart of series names (colours colors, values data
+// per moment xs, seconds) into target; titles explain a series (its
+// legend row's title).
+function makeChart(v, target, names, colors, xs, data, titles) {
+  const { st } = v;
+  const width = Math.max(300, target.clientWidth || 600);
+  let shift = false;
+  const opts = {
+    width, height: 200,
+    scales: {
+      x: { time: true, range: () => chartWindow(st).map((ms) => ms / 1000) },
+      y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
+    },
+    series: [
+      { label: "time", value: (u, x, si, i) => (i === null || i === undefined ? `newest ${fmtTime(u.data[0].at(-1) * 1000)}` : fmtTime(x * 1000)) },
+      ...names.map((n, i) => ({
+        label: n, stroke: colors[i], width: 1.5, points: { show: xs.length < 60 },
+        value: (u, y, si, idx) => fmtNum((idx === null || idx === undefined ? newest(u.data[si]) : y) ?? 0),
+      })),
+    ],
+    axes: [
+      { values: timeTicks, space: 70, size: 44 },
+      { label: "goroutines", size: 56, incrs: Y_INCRS, values: (u, ticks) => ticks.map(fmtNum) },
+    ],
+    legend: { live: true },
+    cursor: { drag: { x: true, y: false, setScale: false }, sync: { key: `goroscope-${v.pid}-${v.start}` } },
+    hooks: {
+      setSelect: [(u) => {
+        if (u.select.width < 4) return;
+        const a = u.posToVal(u.select.left, "x") * 1000, b = u.posToVal(u.select.left + u.select.width, "x") * 1000;
+        u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+        if (shift) v.setBaseline(a, b);
+        else v.setRange({ from: new Date(a).toISOString(), to: new Date(b).toISOString() });
+      }],
+      draw: [(u) => drawMarks(v, u)],
+    },
+  };
+  const u = new globalThis.uPlot(opts, [xs].concat(data), target);
+  u.over.addEventListener("mousedown", (e) => { shift = e.shiftKey; });
+  u.over.title = "click: the moment for the goroutine table; drag: a range; Shift+drag: the diff's baseline";
+  // A click (not a drag: uPlot stops the click that ends a drag) picks
+  // the moment nearest to it (from the event: the cursor may lag a frame).
+  u.over.addEventListener("click", (e) => {
+    const r = u.over.getBoundingClientRect();
+    const i = u.valToIdx(u.posToVal(e.clientX - r.left, "x"));
+    if (i !== null && i !== undefined && st.moments[i]) v.pickMoment(st.moments[i]);
+  });
+  explain(u, names, titles);
+  u.names = names.join("\n");
+  st.charts.push(u);
+  return u;
+}
+
+// explain sets the legend rows' titles (what a folded series holds).
+function explain(u, names, titles) {
+  const rows = u.root.querySelectorAll(".u-legend .u-series");
+  names.forEach((n, i) => {
+    const row = rows[i + 1];
+    if (!row) return;
+    row.dataset.series = n;
+    if (titles[n]) row.title = titles[n];
+  });
+}
+
+// drawMarks shades the diff's baseline and comparison ranges (diff tab)
+// and draws the picked moment.
+function drawMarks(v, u) {
+  const { st } = v;
+  const ctx = u.ctx;
+  const { top, height } = u.bbox;
+  const x = (ms) => u.valToPos(ms / 1000, "x", true);
+  const band = (from, to, fill, label) => {
+    const a = Math.max(u.bbox.left, x(from)), b = Math.min(u.bbox.left + u.bbox.width, x(to));
+    if (b < a) return;
+    ctx.fillStyle = fill;
+    ctx.fillRect(a, top, Math.max(b - a, 2), height);
+    ctx.fillStyle = "#374151";
+    ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+    ctx.fillText(label, a + 4, top + 12 * devicePixelRatio);
+  };
+  ctx.save();
+  const r = rangeOf(st);
+  if (st.tab === "diff") {
+    const b = baselineOf(st);
+    band(b.from, b.to, "rgba(22,163,74,.10)", "baseline");
+    band(r.from, r.to, "rgba(220,38,38,.08)", "comparison");
+  } else if (r.to - r.from < 60000) {
+    band(r.from, r.to, "rgba(14,116,144,.10)", "range"); // a short range in its minute
+  }
+  // The window drawn (seconds), for a test to drag on.
+  u.over.dataset.min = u.scales.x.min;
+  u.over.dataset.max = u.scales.x.max;
+  if (st.at) {
+    const px = x(Date.parse(st.at));
+    ctx.strokeStyle = "#0e7490";
+    ctx.lineWidth = 2 * devicePixelRatio;
+    ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+    ctx.beginPath();
+    ctx.moveTo(px, top);
+    ctx.lineTo(px, top + height);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+// foldedTitles explain the folded series: {name: "what it holds"}.
+function foldedTitles(folded) {
+  const out = {};
+  for (const [name, reasons] of Object.entries(folded || {})) {
+    const what = name === RUNTIME ? "the runtime's own goroutines waiting" : "the smaller wait reasons, summed";
+    out[name] = `${name}: ${what}: ${reasons.join(", ")}`;
+  }
+  return out;
+}
+
+// medianGap is the median of the gaps between moments (seconds), 0 when
+// fewer than two.
+function medianGap(moments) {
+  const ts = moments.map((t) => Date.parse(t));
+  const gaps = ts.slice(1).map((t, i) => (t - ts[i]) / 1000).filter((g) => g > 0).sort((a, b) => a - b);
+  return gaps.length ? gaps[Math.floor(gaps.length / 2)] : 0;
+}
+
+// loadSeries asks for the series of the charts' window and draws (or
+// updates) the charts in states and waits; note explains the wait
+// reasons' series. signal aborts the request.
+export async function loadSeries(v, { states, waits, note }, signal) {
+  const { st } = v;
+  const [lo, hi] = chartWindow(st);
+  const r = rangeOf(st);
+  const p = new URLSearchParams({ from: new Date(lo).toISOString() });
+  // A relative range asks for everything newer too: its end slides to it.
+  if (!r.relative) p.set("to", new Date(hi + 1).toISOString()); // to= is exclusive
+  if (st.runtime) p.set("runtime", "1");
   let s;
   try {
-    s = await api(`${v.base}/series`);
-  } catch (e) { showError(chartState, e); return; }
-  if (st.destroyed) return;
+    s = await api(`${v.base}/series?${p}`, signal);
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    showError(states, e);
+    return;
+  }
+  if (st.destroyed || signal?.aborted) return;
   st.moments = s.moments;
   st.kinds = s.kinds || [];
-  const xs = s.moments.map((t) => new Date(t).getTime() / 1000);
-  const states = STATES.filter((k) => s.states[k]);
-  const stTarget = document.getElementById("chart-states");
-  const wTarget = document.getElementById("chart-waits");
-  stTarget.replaceChildren(); wTarget.replaceChildren();
-  st.charts.forEach((u) => u.destroy()); st.charts = [];
-  if (xs.length) {
-    makeChart(v, stTarget, "states", ["total"].concat(states), ["#111827"].concat(states.map((k) => STATE_COLORS[k])), xs,
-      [s.total].concat(states.map((k) => s.states[k])));
-    const reasons = Object.keys(s.wait_reasons).sort((a, b) => Math.max(...s.wait_reasons[b]) - Math.max(...s.wait_reasons[a]));
-    makeChart(v, wTarget, "wait reasons", reasons, reasons.map((_, i) => PALETTE[i % PALETTE.length]), xs, reasons.map((k) => s.wait_reasons[k]));
-  } else {
-    stTarget.append(el("p", { class: "muted" }, "No stored entries yet."));
+  st.folded = s.folded || {};
+  st.interval = s.step_seconds || medianGap(s.moments);
+  if (r.relative && s.moments.length) {
+    const last = s.moments[s.moments.length - 1];
+    if (!st.anchor || Date.parse(last) > Date.parse(st.anchor)) st.anchor = last;
   }
-  atSel.replaceChildren(...s.moments.slice().reverse().map((t, i) => el("option", { value: t }, fmtTime(t) + (i === 0 ? " (newest)" : ""))));
-  if (!st.at && s.moments.length) st.at = s.moments[s.moments.length - 1];
-  st.at = momentAt(s.moments, st.at); // a link's time, as one of the moments
-  atSel.value = st.at;
+  const xs = s.moments.map((t) => Date.parse(t) / 1000);
+  const stateNames = STATES.filter((k) => s.states[k]);
+  const reasons = Object.keys(s.wait_reasons).sort((a, b) => Math.max(...s.wait_reasons[b]) - Math.max(...s.wait_reasons[a]));
+  const titles = foldedTitles(st.folded);
+  const charts = [
+    { target: states, names: ["total"].concat(stateNames), colors: ["#111827"].concat(stateNames.map((k) => STATE_COLORS[k])),
+      data: [s.total].concat(stateNames.map((k) => s.states[k])) },
+    { target: waits, names: reasons, colors: reasons.map((n, i) => (n === RUNTIME ? "#9ca3af" : PALETTE[i % PALETTE.length])),
+      data: reasons.map((k) => s.wait_reasons[k]) },
+  ];
+  states.dataset.moments = s.moments.length;
+  states.dataset.first = s.moments[0] || "";
+  states.dataset.last = s.moments.at(-1) || "";
+  note.replaceChildren(...Object.entries(titles).map(([n, t]) => el("div", { class: "series-folded", dataset: { series: n } }, t)));
+  if (!xs.length) {
+    st.charts.forEach((u) => u.destroy());
+    st.charts = [];
+    states.replaceChildren(el("p", { class: "muted", id: "chart-empty" }, "No stored entries in this range."));
+    waits.replaceChildren();
+    return;
+  }
+  // The same series as drawn: new data (no flicker, the cursor kept);
+  // else drawn anew.
+  const same = st.charts.length === 2 && charts.every((c, i) => st.charts[i].names === c.names.join("\n") && st.charts[i].root.isConnected);
+  if (same) {
+    charts.forEach((c, i) => {
+      const u = st.charts[i];
+      u.setData([xs].concat(c.data));
+      explain(u, c.names, titles);
+    });
+    return;
+  }
+  st.charts.forEach((u) => u.destroy());
+  st.charts = [];
+  for (const c of charts) {
+    c.target.replaceChildren();
+    makeChart(v, c.target, c.names, c.colors, xs, c.data, titles);
+  }
+}
+
+// redrawMarks redraws the charts' shading and moment line.
+export function redrawMarks(st) {
+  st.charts.forEach((u) => u.redraw(false, false));
 }
 
 // momentAt is the moment of moments (oldest first) a time t stands for:
@@ -61,9 +263,9 @@ export async function loadSeries(v, chartState) {
 // no moments (yet) or t is empty.
 export function momentAt(moments, t) {
   if (!t || !moments.length) return t;
-  const at = new Date(t).getTime();
+  const at = Date.parse(t);
   if (isNaN(at)) return t;
   let best = moments[0];
-  for (const m of moments) if (new Date(m).getTime() <= at) best = m;
+  for (const m of moments) if (Date.parse(m) <= at) best = m;
   return best;
 }

@@ -32,15 +32,6 @@ export function findingsCell(p) {
     (p.finding_kinds || []).map((k) => kindBadge(k.kind, k.count)));
 }
 
-// fmtWhen is a time of day when t is today, else the date and time.
-export function fmtWhen(t) {
-  const d = new Date(t);
-  if (isNaN(d) || d.getFullYear() < 2000) return "–";
-  const now = new Date();
-  if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString("en-GB", { hour12: false });
-  return fmtTime(t);
-}
-
 // funcOf is the function of a "function file:line" frame text.
 const funcOf = (frame) => (frame || "").split(" ")[0];
 
@@ -74,13 +65,14 @@ function objectRow(o) {
 }
 
 // links are a finding's ways into the page's views: the goroutine table
-// filtered to exactly its group, and the flame graph filtered to its state
-// and wait reason with its frame's function in focus, at moment at.
+// filtered to exactly its group at moment at, and the flame graph of that
+// moment (a range of just it) filtered to its state and wait reason with
+// its frame's function in focus.
 function links(v, site, siteID, at, confirmed) {
   const goroutines = { tab: "goroutines", site: siteID, at };
   // Leaked goroutines (Go 1.26's detector) are in the group's site as
   // waiting, but carry their own state in profiles: no state filter then.
-  const flame = { tab: "flame", wait_reason: site.wait_reason || "", at, focus: funcOf(site.frame) };
+  const flame = { tab: "flame", wait_reason: site.wait_reason || "", from: at, to: at, focus: funcOf(site.frame) };
   if (!(confirmed && site.state === "waiting")) flame.state = site.state;
   return el("span", { class: "finding-links" },
     el("a", v.linkAttrs(goroutines, { class: "show-goroutines" }), "show these goroutines"),
@@ -96,10 +88,10 @@ function findingCard(v, f, hist, a) {
     f.oldest_seconds ? `the oldest for ${fmtWait(f.oldest_seconds)}` : null,
     f.departed ? `${Math.round(f.departed * 100)}% left the group` : null,
   ].filter(Boolean).join(", ");
-  const since = hist ? el("span", { class: "since" }, `holding since ${fmtWhen(hist.first)}`,
+  const since = hist ? el("span", { class: "since" }, `holding since ${fmtTime(hist.first)}`,
     a.truncated && hist.first === a.history_from ? " (or earlier: older history not read)" : "",
     hist.moments > 1 ? ` (${fmtInt(hist.moments)} stored moments)` : "") : null;
-  const firstSeen = f.first_seen ? el("span", {}, f.kind === "leak" ? "group first seen " : "longest wait began ", fmtWhen(f.first_seen)) : null;
+  const firstSeen = f.first_seen ? el("span", {}, f.kind === "leak" ? "group first seen " : "longest wait began ", fmtTime(f.first_seen)) : null;
   const objects = (f.objects || []).length ? el("div", { class: "finding-objects" },
     el("div", { class: "muted" }, f.distinct_objects > f.objects.length
       ? `waiting on ${fmtInt(f.distinct_objects)} distinct objects; the ${f.objects.length} most waited on:` : "waiting on:"),
@@ -135,26 +127,30 @@ function findingCard(v, f, hist, a) {
 function historyItem(v, h) {
   return el("li", { class: "finding-earlier", dataset: { id: h.id, kind: h.kind, siteId: h.site_id } },
     kindBadge(h.kind, 1), " ", el("span", { class: "finding-summary" }, h.summary || ""),
-    el("span", { class: "muted" }, ` — held ${fmtWhen(h.first)} to ${fmtWhen(h.last)} (${fmtInt(h.moments)} stored moments) `),
+    el("span", { class: "muted" }, ` — held ${fmtTime(h.first)} to ${fmtTime(h.last)} (${fmtInt(h.moments)} stored moments) `),
     links(v, h.site || {}, h.site_id, h.last, false));
 }
 
 // loadFindings fills box, the panel above everything else on the process
-// page, with GET findings: those holding now, then the earlier ones.
-export async function loadFindings(v, box) {
-  box.replaceChildren(el("p", { class: "muted" }, "Loading findings…"));
+// page, with GET findings: those holding now (a custom range: at its
+// end), then the earlier ones. signal aborts the request.
+export async function loadFindings(v, box, signal) {
+  if (!box.childElementCount) box.replaceChildren(el("p", { class: "muted" }, "Loading findings…"));
+  const p = new URLSearchParams();
+  if (!v.st.range) p.set("to", new Date(Date.parse(v.atParam()) + 1).toISOString()); // to= is exclusive
   let a;
   try {
-    a = await api(`${v.base}/findings`);
+    a = await api(`${v.base}/findings?${p}`, signal);
   } catch (e) {
+    if (signal?.aborted) return;
     showError(box, new Error(`findings: ${e.message || e}`));
     return;
   }
-  if (v.st.destroyed) return;
+  if (v.st.destroyed || signal?.aborted) return;
   for (const x of [...a.findings, ...a.history]) v.sites[x.site_id] = x.site;
   const byID = Object.fromEntries(a.history.map((h) => [h.id, h]));
   const earlier = a.history.filter((h) => !h.holding);
-  const where = a.live ? `live, last snapshot ${fmtWhen(a.time)}` : `stored, ${fmtWhen(a.time)}`;
+  const where = a.live ? `live, last snapshot ${fmtTime(a.time)}` : `stored, ${fmtTime(a.time)}`;
   box.dataset.count = a.findings.length;
   if (!a.findings.length && !earlier.length) {
     box.replaceChildren(el("p", { class: "muted", id: "findings-none" },
@@ -162,7 +158,7 @@ export async function loadFindings(v, box) {
     siteChip(v);
     return;
   }
-  const history = a.entries ? `history of ${fmtInt(a.entries)} stored moments from ${fmtWhen(a.history_from)}` +
+  const history = a.entries ? `history of ${fmtInt(a.entries)} stored moments from ${fmtTime(a.history_from)}` +
     (a.truncated ? " (older ones not read)" : "") + (a.skipped ? `, ${fmtInt(a.skipped)} too large to read` : "") : "no stored history";
   box.replaceChildren(
     el("h3", {}, a.findings.length ? `Findings (${a.findings.length})` : "No findings now",

@@ -1,27 +1,33 @@
-// The flame graph tab (d3-flame-graph, vendored): one profile kind at the
-// chosen moment, with the filters every other tab reuses, and a function
-// in focus (a finding's frame): highlighted wherever it is, and zoomed to
-// the frame that holds all its occurrences. Around the graph: a search
-// (substring or regexp) saying how much of the total the matching frames
-// cover, a breadcrumb of the zoom and a reset, colours by package or by
-// state (a goroutine profile grouped by state and wait reason, which the
-// server then puts in the tree), a legend, a top table of functions (self
-// and total) and a sandwich view of one function (its callers above, its
-// callees below). Values say their unit (quantity, flametable.js).
-// Frame names are the target's: they are only ever set as text.
+// The flame graph tab (d3-flame-graph, vendored): one profile kind over
+// the page's range, merged by the server (goroutine counts averaged over
+// the snapshots, time profiles summed; the summary says which, over how
+// many entries and when), with the filters every other tab reuses, and a
+// function in focus (a finding's frame): highlighted wherever it is, and
+// zoomed to the frame that holds all its occurrences. Around the graph: a
+// search (substring or regexp) saying how much of the total the matching
+// frames cover, a breadcrumb of the zoom and a reset, colours by package
+// or by state (a goroutine profile grouped by state and wait reason, which
+// the server then puts in the tree), a legend, a top table of functions
+// (self and total) and a sandwich view of one function (its callers
+// above, its callees below). Values say their unit (quantity,
+// flametable.js). The zoom, view, search and colours are the view's state
+// (st), kept in the URL; a live refresh draws the new answer keeping them
+// and the graph's scroll. Frame names are the target's: text only.
 import { api } from "./api.js";
 import { el, showError } from "./dom.js";
-import { STATES, STATE_COLORS, WAIT_BUCKETS, fmtTime } from "./format.js";
+import { STATES, STATE_COLORS, WAIT_BUCKETS, fmtInt, fmtRange, fmtTime } from "./format.js";
 import {
   functionStats, isFunction, packageColor, packageShares, pct, pkgOf, quantity, sandwich, stateColor,
 } from "./flametable.js";
+import { makeTip, removeTips } from "./tooltip.js";
 
 const HIGHLIGHT = "#E600E6";
 const TOP_ROWS = 500;
 
 // kindOptions offers the profile kinds the API lists (GET /api/kinds) that
-// the process has stored, and the selected one.
-function kindOptions(v) {
+// the process has stored in the range, and the selected one (the flame
+// graph's and the diff's selector).
+export function kindOptions(v) {
   const { st } = v;
   const known = v.kinds.filter((k) => k.profile);
   if (!known.some((k) => k.kind === st.kind)) known.unshift({ kind: st.kind, value: "" });
@@ -29,73 +35,61 @@ function kindOptions(v) {
     .map((k) => el("option", { value: k.kind }, k.value ? `${k.kind} (${k.value})` : k.kind));
 }
 
-// removeTips drops every flame graph tooltip on the page.
-function removeTips() {
-  document.querySelectorAll(".d3-flame-graph-tip").forEach((e) => e.remove());
-}
-
-// hideTips hides every flame graph tooltip (a redraw moves the frames
-// from under the pointer, and no mouseout follows).
-function hideTips() {
-  document.querySelectorAll(".d3-flame-graph-tip").forEach((e) => { e.style.display = "none"; });
-}
-window.addEventListener("scroll", hideTips, { passive: true, capture: true });
-
-// makeTip is a tooltip as d3-flame-graph takes one (called with the svg,
-// then show(event, node) and hide()), its content lines(node) (nodes or
-// text, never HTML), kept inside the viewport.
-function makeTip(lines) {
-  const box = el("div", { class: "d3-flame-graph-tip flame-tip", role: "tooltip" });
-  box.style.display = "none";
-  document.body.append(box);
-  const tip = () => {};
-  tip.show = (event, d) => {
-    box.replaceChildren(...lines(d));
-    box.style.display = "block";
-    box.style.left = "0px";
-    box.style.top = "0px";
-    const w = box.offsetWidth, h = box.offsetHeight, pad = 4;
-    const vw = document.documentElement.clientWidth, vh = document.documentElement.clientHeight;
-    let x = event.clientX + 12, y = event.clientY + 14;
-    if (x + w > vw - pad) x = event.clientX - w - 12;
-    if (y + h > vh - pad) y = event.clientY - h - 14;
-    box.style.left = `${Math.max(pad, Math.min(x, vw - w - pad))}px`;
-    box.style.top = `${Math.max(pad, Math.min(y, vh - h - pad))}px`;
-    return tip;
-  };
-  tip.hide = () => { box.style.display = "none"; return tip; };
-  tip.destroy = () => box.remove();
-  tip.node = box;
-  return tip;
-}
-
 // frameKind names a frame for people: a function, or a grouped tree's
 // state or wait reason.
 const frameKind = (d) => ({ state: "state", wait_reason: "wait reason" }[d.data.kind] || "");
 
+// rangeText says what a merged answer's range is: "average of 42
+// snapshots, 2026-12-04 12:00:00–13:00:00 UTC", "sum over 6 profiles, …",
+// or "at …" for one entry.
+export function rangeText(r, kind, fallback) {
+  if (!r) return fallback ? `at ${fmtTime(fallback)}` : "";
+  const noun = kind === "goroutines" ? "snapshot" : "profile";
+  const n = r.merged ?? r.entries;
+  if (!n) return `no stored ${noun}s in ${fmtRange(r.from, r.to)}`;
+  if (n === 1) return `1 ${noun} at ${fmtTime(r.last || r.first)}`;
+  const how = r.merge === "sum" ? "sum over" : "average of";
+  const more = r.entries > n ? ` (the newest ${fmtInt(n)} of ${fmtInt(r.entries)})` : "";
+  return `${how} ${fmtInt(n)} ${noun}s${more}, ${fmtRange(r.first, r.last)}`;
+}
+
 export async function renderFlame(v) {
   const { st, panel, base } = v;
-  removeTips();
   st.flameColor ||= "package";
   st.flameView ||= "graph";
-  const kindSel = el("select", { id: "kind", onchange: () => { st.kind = kindSel.value; v.refresh(); } }, kindOptions(v));
+  const signal = v.load("tab");
+  // A first render shows its controls and "Loading…"; a redraw (a live
+  // refresh, another filter) keeps the graph until the answer is in.
+  const kindSel = el("select", { id: "kind", onchange: () => { st.kind = kindSel.value; st.zoom = []; v.refresh(); } }, kindOptions(v));
   kindSel.value = st.kind;
-  const box = el("div", { id: "flame" });
-  const details = el("div", { id: "flame-details" });
-  const summary = el("div", { id: "flame-summary", class: "muted" }, "Loading…");
   const controls = el("div", { class: "controls" }, el("label", {}, "profile", kindSel));
-  panel.replaceChildren(controls, summary, box, details);
   if (v.kindsError) controls.append(el("span", { class: "error" }, `profile kinds: ${v.kindsError.message || v.kindsError}`));
+  if (panel.dataset.view !== "flame") {
+    panel.dataset.view = "flame";
+    removeTips();
+    panel.replaceChildren(controls, el("div", { id: "flame-summary", class: "muted" }, "Loading…"));
+  }
   const p = v.filterParams();
   p.set("kind", st.kind);
-  if (st.at) p.set("at", st.at);
+  v.rangeParams(p);
   if (st.flameGroup) p.set("group", "state");
   let f;
   try {
-    f = await api(`${base}/flame?${p}`);
-  } catch (e) { showError(summary, e); return; }
-  if (st.destroyed || st.tab !== "flame") return;
+    f = await api(`${base}/flame?${p}`, signal);
+  } catch (e) {
+    if (signal.aborted || st.destroyed) return;
+    removeTips();
+    const summary = el("div", { id: "flame-summary", class: "muted" });
+    showError(summary, e);
+    panel.replaceChildren(controls, summary);
+    return;
+  }
+  if (st.destroyed || signal.aborted || st.tab !== "flame") return;
+  const scrollTop = document.getElementById("flame")?.scrollTop || 0;
   removeTips();
+  const box = el("div", { id: "flame", class: "inspect" });
+  const details = el("div", { id: "flame-details" });
+  const summary = el("div", { id: "flame-summary", class: "muted" });
   const q = quantity(f.unit, f.sample_type);
   const facetSelect = (id, key, all, label, order) => {
     const names = order ? order.filter((k) => all[k] !== undefined) : Object.keys(all).sort((a, b) => all[b] - all[a]);
@@ -113,19 +107,27 @@ export async function renderFlame(v) {
     facetSelect("filter-wait-reason", "wait_reason", f.facets.wait_reasons, "wait reason"),
     facetSelect("filter-wait-duration", "wait_duration", f.facets.wait_durations, "waiting", WAIT_BUCKETS),
     facetSelect("filter-label", "label", labelValues, "label"),
-    el("button", { id: "filter-reset", onclick: () => { st.state = st.wait_reason = st.wait_duration = st.label = st.focus = ""; v.refresh(); } }, "reset"));
+    el("button", { id: "filter-reset", onclick: () => { st.state = st.wait_reason = st.wait_duration = st.label = st.focus = ""; st.zoom = []; v.refresh(); } }, "reset"));
   const focusNote = el("span", { id: "flame-focus-note", class: "muted" });
   if (st.focus) {
     controls.append(el("span", { class: "chip", id: "flame-focus" }, "focus ", el("span", { class: "mono" }, st.focus),
       el("button", { title: "no focus", onclick: () => { st.focus = ""; v.refresh(); } }, "×")), focusNote);
   }
-  summary.replaceChildren(`${q.summary(f.total, f.unfiltered_total)} at ${fmtTime(f.entry.time)}`,
+  const r = f.range;
+  summary.replaceChildren(el("span", { id: "flame-total" }, q.summary(f.total, f.unfiltered_total)),
     f.total !== f.unfiltered_total ? ` (${pct(f.total, f.unfiltered_total)})` : "",
-    f.truncated ? " (tree truncated)" : "");
+    f.truncated ? " (tree truncated)" : "", " — ",
+    el("span", { id: "flame-range", dataset: r ? { merge: r.merge || "", entries: r.entries, merged: r.merged ?? r.entries, first: r.first || "", last: r.last || "" } : {} },
+      rangeText(r, st.kind, f.entry?.time)));
   box.dataset.total = f.total;
   box.dataset.unfilteredTotal = f.unfiltered_total;
   box.dataset.unit = f.unit || "";
-  if (!f.total) { box.append(el("p", { class: "muted" }, "Nothing matches the filter.")); box.dataset.rendered = "1"; return; }
+  if (!f.total) {
+    box.append(el("p", { class: "muted" }, r && !(r.merged ?? r.entries) ? "No stored profile of this kind in the range: pick another range or kind." : "Nothing matches the filter."));
+    panel.replaceChildren(controls, summary, box);
+    box.dataset.rendered = "1";
+    return;
+  }
 
   // Tools: search, views, colours, zoom.
   const hasStates = Object.keys(f.facets.states || {}).length > 0;
@@ -216,10 +218,16 @@ export async function renderFlame(v) {
   d3.select(box).datum(f.root).call(chart);
   box.addEventListener("mouseleave", () => tip.hide());
 
-  // Breadcrumb: the zoomed frame's ancestors, each a button zooming out to it.
-  const showCrumbs = (node) => {
+  // Breadcrumb: the zoomed frame's ancestors, each a button zooming out
+  // to it. The zoom is the view's (st.zoom, the names from the root down),
+  // unless keep (the first draw, before the view's zoom is restored).
+  const showCrumbs = (node, keep) => {
     const path = [];
     for (let x = node; x; x = x.parent) path.unshift(x);
+    if (!keep) {
+      st.zoom = path.slice(1).map((x) => x.data.name);
+      v.saveURL();
+    }
     crumbs.replaceChildren(...[
       el("button", { id: "flame-zoom-reset", disabled: path.length < 2, onclick: () => { tip.hide(); chart.resetZoom(); } }, "reset zoom"),
       el("span", { class: "flame-crumb-path" }, path.flatMap((x, i) => [
@@ -239,7 +247,7 @@ export async function renderFlame(v) {
   if (firstFrame?.__data__) {
     let r = firstFrame.__data__;
     while (r.parent) r = r.parent;
-    showCrumbs(r);
+    showCrumbs(r, true);
   }
 
   // Search: substring (case-insensitive) or regexp.
@@ -247,6 +255,7 @@ export async function renderFlame(v) {
     tip.hide();
     st.flameSearch = search.value;
     st.flameSearchRegexp = regexp.checked;
+    v.saveURL();
     search.classList.remove("invalid");
     searchNote.textContent = "";
     delete searchNote.dataset.frames;
@@ -301,6 +310,7 @@ export async function renderFlame(v) {
   colorSel.addEventListener("change", () => {
     st.flameColor = colorSel.value;
     if (st.flameColor === "state" && !st.flameGroup) { st.flameGroup = true; v.refresh(); return; }
+    v.saveURL();
     tip.hide();
     chart.update();
     drawLegend();
@@ -316,6 +326,7 @@ export async function renderFlame(v) {
   function show(view) {
     tip.hide();
     st.flameView = view;
+    v.saveURL();
     graphView.hidden = view !== "graph";
     tableView.hidden = view !== "table";
     sandwichView.hidden = view !== "sandwich";
@@ -390,20 +401,37 @@ export async function renderFlame(v) {
   drawLegend();
   if (st.focus) {
     searching = true;
-    const n = focusOn(chart, box, st.focus);
+    const n = focusOn(chart, box, st.focus, !st.zoom.length);
     focusNote.textContent = n ? `highlighted in ${n} place${n > 1 ? "s" : ""}` : "not in this graph";
   } else if (search.value) {
     runSearch();
   }
-  // Zooming (a frame's click, focusOn) updates the crumbs through onClick.
+  // Zooming (a frame's click, focusOn, the view's zoom) updates the
+  // crumbs through onClick.
+  if (st.zoom.length) zoomToPath(chart, box, st.zoom);
   show(st.flameView === "sandwich" && !st.flameSandwich ? "graph" : st.flameView);
+  box.scrollTop = scrollTop;
   box.dataset.rendered = "1";
 }
 
+// zoomToPath zooms to the frame at path (names from the root down), or
+// as deep along it as the graph goes.
+function zoomToPath(chart, box, path) {
+  let node = box.querySelector("svg g")?.__data__;
+  while (node?.parent) node = node.parent;
+  if (!node) return;
+  for (const name of path) {
+    const next = (node.children || []).find((c) => c.data.name === name);
+    if (!next) break;
+    node = next;
+  }
+  if (node.parent) chart.zoomTo(node);
+}
+
 // focusOn highlights the frames of function fn (a d3-flame-graph search
-// for exactly its name) and zooms to the deepest frame above all of those
-// drawn; it returns how many are drawn.
-function focusOn(chart, box, fn) {
+// for exactly its name) and, when zoom, zooms to the deepest frame above
+// all of those drawn; it returns how many are drawn.
+function focusOn(chart, box, fn, zoom) {
   chart.search((name, data) => name === fn && !data.kind);
   // d3 keeps each drawn frame's node (a d3-hierarchy node) on its element.
   const nodes = [...box.querySelectorAll("svg g")].map((g) => g.__data__).filter((d) => d?.data?.name === fn && !d.data.kind);
@@ -412,6 +440,6 @@ function focusOn(chart, box, fn) {
   const above = (a, d) => { for (let x = d; x; x = x.parent) if (x === a) return true; return false; };
   let common = nodes[0];
   while (common && !nodes.every((d) => above(common, d))) common = common.parent;
-  if (common?.parent) chart.zoomTo(common);
+  if (zoom && common?.parent) chart.zoomTo(common);
   return nodes.length;
 }

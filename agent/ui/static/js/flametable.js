@@ -1,7 +1,7 @@
 // What the flame graph tab computes from a flame tree (GET .../flame's
 // root: {name, value, kind, children}, value including the children's),
 // without the DOM: units, colours, the top table and the sandwich view.
-import { STATE_COLORS, fmtInt, fmtWait } from "./format.js";
+import { STATE_COLORS, fmtInt, fmtNum, fmtWait } from "./format.js";
 
 // COUNT_NOUNS name what a count profile counts, by its sample type.
 const COUNT_NOUNS = {
@@ -33,9 +33,9 @@ export function fmtBytes(b) {
 }
 
 // quantity says how to show a profile's values: fmt(v) with its unit
-// ("12 goroutines", "232 ms", "1.5 MiB"), short(v) (counts as bare
-// numbers) and summary(total, of) ("12 of 40 goroutines", "232 ms of
-// 1.2 s on CPU").
+// ("12 goroutines", "6.7 goroutines" (an average), "232 ms", "1.5 MiB"),
+// short(v) (counts as bare numbers) and summary(total, of) ("12 of 40
+// goroutines", "232 ms of 1.2 s on CPU"); signed() formats changes.
 export function quantity(unit, sampleType) {
   const type = sampleType || "";
   if (unit === "nanoseconds" || unit === "microseconds" || unit === "milliseconds" || unit === "seconds") {
@@ -49,11 +49,20 @@ export function quantity(unit, sampleType) {
     return { fmt: fmtBytes, short: fmtBytes, summary: (t, of) => `${fmtBytes(t)} of ${fmtBytes(of)}${what ? ` ${what}` : ""}` };
   }
   const noun = COUNT_NOUNS[type] || (unit && unit !== "count" ? unit : type || "samples");
+  // One of them is "1 goroutine", not "1 goroutines".
+  const one = COUNT_NOUNS[type] && noun.endsWith("s") ? noun.slice(0, -1) : noun;
+  const nounOf = (v) => (Math.abs(v) === 1 ? one : noun);
   return {
-    fmt: (v) => `${fmtInt(v)} ${noun}`,
-    short: fmtInt,
-    summary: (t, of) => `${fmtInt(t)} of ${fmtInt(of)} ${noun}`,
+    fmt: (v) => `${fmtNum(v)} ${nounOf(v)}`,
+    short: fmtNum,
+    summary: (t, of) => `${fmtNum(t)} of ${fmtNum(of)} ${nounOf(of)}`,
   };
+}
+
+// signed formats a change d with q: "+1,300 goroutines", "−2 goroutines",
+// "±0 goroutines".
+export function signed(q, d) {
+  return `${d > 0 ? "+" : d < 0 ? "−" : "±"}${q.fmt(Math.abs(d))}`;
 }
 
 // pct formats part of whole as a percentage.

@@ -5,12 +5,14 @@
 // reason and creator, as debug=1 and panicparse group them, sortable by
 // count and by wait; a group expands to its members, paged). What a
 // goroutine is blocked on is shown; a click on a channel or semaphore
-// lists everyone queued on it (addr=). All text comes from the target and
-// is set as text (dom.js).
+// lists everyone queued on it (addr=). The moment is the page's (the
+// range's end, or one picked on a chart); the view, sort, search, queue
+// and expanded group are the view's state (st), kept in the URL. All text
+// comes from the target and is set as text (dom.js).
 import { api } from "./api.js";
 import { el, labelsEl, showError } from "./dom.js";
 import { siteChip } from "./findings.js";
-import { fmtInt, fmtWait } from "./format.js";
+import { fmtInt, fmtTime, fmtWait } from "./format.js";
 
 const PAGE = 100;
 // GROUP_PAGE is how many groups a page shows; MEMBERS how many members an
@@ -18,35 +20,49 @@ const PAGE = 100;
 const GROUP_PAGE = 100;
 const MEMBERS = 100;
 
+// renderGoroutines draws the tab into v.panel.
 export function renderGoroutines(v) {
   const { st, panel } = v;
   st.gview ||= "each"; // "each" (a row per goroutine) or "groups"
   st.gsort ||= "count";
   st.goffset ||= 0;
   st.addr ||= "";
+  v.saveURL();
   const search = el("input", { id: "search", type: "search", placeholder: "search id, state, wait reason, label, function, file, 0x address…", value: st.q, size: 50 });
   let timer = null;
   search.addEventListener("input", () => {
     clearTimeout(timer);
-    timer = setTimeout(() => { st.q = search.value; st.offset = 0; st.goffset = 0; load(v, out); }, 250);
+    timer = setTimeout(() => { st.q = search.value; st.offset = 0; st.goffset = 0; v.showFilters(); load(v, out); }, 250);
   });
   const out = el("div", { id: "goroutines-out", dataset: { view: st.gview } });
   // The site filter: exactly a finding's group, until cleared.
   const site = st.site ? el("span", { class: "chip", id: "goroutines-site", dataset: { site: st.site } },
     "group of the finding at ", el("span", { class: "mono", id: "goroutines-site-label" }, `site ${st.site}`),
-    el("button", { id: "goroutines-site-clear", title: "show every goroutine", onclick: () => { st.site = ""; st.offset = 0; st.goffset = 0; renderGoroutines(v); } }, "×")) : null;
+    el("button", { id: "goroutines-site-clear", title: "show every goroutine", onclick: () => { st.site = ""; st.offset = 0; st.goffset = 0; v.refresh(); } }, "×")) : null;
   // The queue filter: the goroutines blocked on one channel or semaphore.
   const queue = st.addr ? el("span", { class: "chip", id: "goroutines-addr", dataset: { addr: st.addr } },
     "queued on ", el("span", { class: "mono" }, st.addr),
-    el("button", { id: "goroutines-addr-clear", title: "show every goroutine", onclick: () => { st.addr = ""; st.offset = 0; st.goffset = 0; renderGoroutines(v); } }, "×")) : null;
+    el("button", { id: "goroutines-addr-clear", title: "show every goroutine", onclick: () => { st.addr = ""; st.offset = 0; st.goffset = 0; v.refresh(); } }, "×")) : null;
   const viewButton = (view, name) => el("button", {
     id: `goroutines-view-${view}`, class: st.gview === view ? "active" : "", "aria-pressed": String(st.gview === view),
-    onclick: () => { if (st.gview !== view) { st.gview = view; renderGoroutines(v); } },
+    onclick: () => { if (st.gview !== view) { st.gview = view; v.refresh(); } },
   }, name);
   const toggle = el("span", { class: "view-toggle" }, viewButton("groups", "grouped"), viewButton("each", "each goroutine"));
-  panel.replaceChildren(el("div", { class: "controls" }, toggle, search, site, queue, el("span", { class: "muted", id: "goroutines-filters" }, v.filterText(false))), out);
+  const moment = el("span", { class: "muted", id: "goroutines-moment" }, `at ${fmtTime(v.momentShown())}`);
+  panel.dataset.view = "goroutines";
+  panel.replaceChildren(el("div", { class: "controls" }, toggle, search, site, queue, moment), out);
   siteChip(v);
   load(v, out);
+}
+
+// refreshGoroutines is the live refresh: the same page of the newest
+// snapshot (nothing when a moment is picked: that snapshot stays).
+export function refreshGoroutines(v) {
+  const out = document.getElementById("goroutines-out");
+  if (!out || v.st.at) return Promise.resolve();
+  const moment = document.getElementById("goroutines-moment");
+  if (moment) moment.textContent = `at ${fmtTime(v.momentShown())}`;
+  return load(v, out);
 }
 
 // load shows the page st asks for, in st's view.
@@ -59,7 +75,7 @@ function load(v, out) {
 function params(v) {
   const { st } = v;
   const p = v.filterParams();
-  if (st.at) p.set("at", st.at);
+  if (v.atParam()) p.set("at", v.atParam());
   if (st.q) p.set("q", st.q);
   if (st.site) p.set("site", st.site);
   if (st.addr) p.set("addr", st.addr);
@@ -67,22 +83,18 @@ function params(v) {
 }
 
 // fetchTable asks path for the table's page. A request in flight for an
-// earlier search or page is aborted (st.goroutinesLoad): the agent stops
-// reading the snapshot for it, and its slot serves the new one. It
-// returns null when the answer is not to be shown.
+// earlier search or page (or a live refresh) is aborted (v.load): the
+// agent stops reading the snapshot for it, and its slot serves the new
+// one. It returns null when the answer is not to be shown.
 async function fetchTable(v, out, path) {
   const { st } = v;
-  st.goroutinesLoad?.abort();
-  const mine = new AbortController();
-  st.goroutinesLoad = mine;
+  const signal = v.load("tab");
   try {
-    const g = await api(path, mine.signal);
-    return st.destroyed ? null : g;
+    const g = await api(path, signal);
+    return st.destroyed || signal.aborted ? null : g;
   } catch (e) {
-    if (!mine.signal.aborted) showError(out, e);
+    if (!signal.aborted) showError(out, e);
     return null;
-  } finally {
-    if (st.goroutinesLoad === mine) st.goroutinesLoad = null;
   }
 }
 
@@ -90,7 +102,7 @@ async function fetchTable(v, out, path) {
 function showQueue(v, addr) {
   const { st } = v;
   st.addr = addr; st.gview = "each"; st.offset = 0; st.goffset = 0;
-  renderGoroutines(v);
+  v.refresh();
 }
 
 // blockedEl shows what a goroutine is blocked on: its kind and address (a
@@ -186,9 +198,14 @@ async function loadGroups(v, out) {
     `Only the first ${fmtInt(g.max_groups)} groups are kept: ${fmtInt(g.ungrouped)} goroutines in further groups are not shown here. Narrow the search or filters, or use the per-goroutine view.`) : null;
   const sortTh = (key, name, title) => el("th", { class: "num", "aria-sort": st.gsort === key ? "descending" : "none" },
     el("button", { id: `groups-sort-${key}`, class: `sort${st.gsort === key ? " active" : ""}`, title,
-      onclick: () => { if (st.gsort !== key) { st.gsort = key; st.goffset = 0; loadGroups(v, out); } } }, name + (st.gsort === key ? " ▼" : "")));
+      onclick: () => { if (st.gsort !== key) { st.gsort = key; st.goffset = 0; v.saveURL(); loadGroups(v, out); } } }, name + (st.gsort === key ? " ▼" : "")));
   const body = el("tbody", {});
-  for (const x of g.groups) body.append(...groupRows(v, x));
+  const opens = [];
+  for (const x of g.groups) {
+    const [row, members, open] = groupRows(v, x);
+    body.append(row, members);
+    if (x.id === st.expand) opens.push(open);
+  }
   out.dataset.matched = g.matched;
   out.dataset.groups = g.groups_total;
   out.dataset.view = "groups";
@@ -197,19 +214,27 @@ async function loadGroups(v, out) {
       sortTh("wait", "oldest wait", "longest waiting first"), el("th", {}, "stack"), el("th", {}, "created by"),
       el("th", {}, "labels"), el("th", {}, "blocked on"))),
     body));
+  opens.forEach((open) => open()); // the view's expanded group (a link's)
 }
 
-// groupRows are a group's row and the row its members expand into.
+// groupRows are a group's row, the row its members expand into, and what
+// expands it. The expanded group is the view's (st.expand, the last one
+// opened).
 function groupRows(v, x) {
+  const { st } = v;
   const members = el("tr", { class: "group-members", hidden: true, dataset: { group: x.id } }, el("td", { colSpan: 8 }));
   let loaded = false;
-  const expand = el("button", { class: "expand", title: "list its goroutines", "aria-expanded": "false", onclick: () => {
+  const toggle = () => {
     const open = members.hidden;
     members.hidden = !open;
     expand.textContent = open ? "▾" : "▸";
     expand.setAttribute("aria-expanded", String(open));
+    if (open) st.expand = x.id;
+    else if (st.expand === x.id) st.expand = "";
+    v.saveURL();
     if (open && !loaded) { loaded = true; loadMembers(v, x, members.firstChild, 0); }
-  } }, "▸");
+  };
+  const expand = el("button", { class: "expand", title: "list its goroutines", "aria-expanded": "false", onclick: toggle }, "▸");
   const wait = x.oldest_wait ? el("span", { title: `goroutine ${x.oldest_id}` }, fmtWait(x.oldest_wait)) : "";
   const range = x.oldest_wait && x.min_wait !== x.oldest_wait ? el("div", { class: "muted" }, `from ${fmtWait(x.min_wait) || "0"}`) : null;
   let objects = null;
@@ -228,7 +253,7 @@ function groupRows(v, x) {
     el("td", {}, creatorEl(x.created_by)),
     el("td", {}, labelsEl(x.labels), x.labels_vary ? el("span", { class: "muted labels-vary" }, " (varies)") : null),
     el("td", {}, blocked));
-  return [row, members];
+  return [row, members, () => { if (members.hidden) toggle(); }];
 }
 
 // loadMembers shows a page of a group's goroutines in cell.

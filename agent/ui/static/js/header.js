@@ -1,13 +1,16 @@
-// The process page's header: title and what the agent knows of the process.
+// The process page's header: title and what the agent knows of the
+// process (GET api/processes).
 import { api } from "./api.js";
 import { el, showError } from "./dom.js";
 import { fmtInt, fmtTime } from "./format.js";
 
+// loadHeader fills info and returns the process's row of the list (null
+// when it is not listed or the list failed).
 export async function loadHeader(v, info) {
   try {
     const procs = await api("api/processes");
     const p = procs.find((x) => String(x.pid) === v.pid && String(x.start_time) === v.start);
-    if (!p) { info.replaceChildren(el("span", { class: "muted" }, "process not in the list")); return; }
+    if (!p) { info.replaceChildren(el("span", { class: "muted" }, "process not in the list")); return null; }
     document.getElementById("title").textContent = `${p.service_name || "(unnamed)"} · pid ${p.pid}`;
     info.replaceChildren(
       el("span", {}, el("b", {}, "Go "), p.go_version || "?"),
@@ -18,5 +21,6 @@ export async function loadHeader(v, info) {
         p.walker_reason ? el("span", { class: "muted" }, ` (${p.walker_reason})`) : "") : "",
       el("span", { class: "mono" }, p.exe || ""),
       p.error ? el("span", { class: "error" }, p.error) : "");
-  } catch (e) { showError(info, e); }
+    return p;
+  } catch (e) { showError(info, e); return null; }
 }

@@ -1,67 +1,126 @@
 // One process (#/p/PID/START?PARAMS): its findings above everything else,
-// header, charts, the moment selector and the tabs. The view state and
-// helpers the tabs share are one object, v. PARAMS describe a view (a
-// finding's links use them): tab, at, the filters, q, site and focus.
+// header, the time range (picker, moment, live refresh), charts, the
+// active filters and the tabs. The view state and helpers the tabs share
+// are one object, v; the state (v.st) is kept in the URL (urlstate.js),
+// so a copied link reproduces the view.
 import { kinds } from "./api.js";
-import { loadSeries, momentAt } from "./charts.js";
+import { chartWindow, loadSeries, momentAt, redrawMarks } from "./charts.js";
 import { renderDiff } from "./diff.js";
 import { el } from "./dom.js";
 import { renderDownloads } from "./downloads.js";
+import { renderFilterBar } from "./filterbar.js";
 import { loadFindings } from "./findings.js";
 import { renderFlame } from "./flame.js";
-import { renderGoroutines } from "./goroutines.js";
+import { fmtTime } from "./format.js";
+import { refreshGoroutines, renderGoroutines } from "./goroutines.js";
 import { loadHeader } from "./header.js";
+import { liveRefresh } from "./live.js";
+import { rangeOf, rangePicker, setRangeParams } from "./timerange.js";
+import { tipShown, removeTips } from "./tooltip.js";
+import { applyParams, defaultState, saveURL } from "./urlstate.js";
 
+// TABS: [name, render(v), refresh(v) (a live refresh: the same view, newer
+// data, the page as it was)].
 const TABS = {
-  flame: ["Flame graph", renderFlame],
-  diff: ["Diff", renderDiff],
-  goroutines: ["Goroutines", renderGoroutines],
-  downloads: ["Downloads", renderDownloads],
+  flame: ["Flame graph", renderFlame, renderFlame],
+  diff: ["Diff", renderDiff, renderDiff],
+  goroutines: ["Goroutines", renderGoroutines, refreshGoroutines],
+  downloads: ["Downloads", renderDownloads, renderDownloads],
 };
 const FILTERS = ["state", "wait_reason", "wait_duration", "label"];
-// VIEW_PARAMS are what a link to a view sets, the filters of every tab
-// and: q, the goroutine search; site, the goroutine table's site filter (a
-// finding's site_id); focus, a function the flame graph highlights.
-const VIEW_PARAMS = [...FILTERS, "q", "site", "focus"];
+// DEFAULT_REFRESH is the live refresh's interval (seconds) unless the
+// agent's snapshots are further apart.
+const DEFAULT_REFRESH = 10;
 
 // processView renders the process page into app and returns the view, with
 // update(params) (a link to another view of the process) and destroy()
 // methods; params (URLSearchParams) set the first view.
 export function processView(app, crumb, pid, start, params) {
   const st = {
-    tab: "flame", kind: "goroutines", at: "", state: "", wait_reason: "", wait_duration: "", label: "",
-    q: "", site: "", focus: "", offset: 0, moments: [], charts: [], destroyed: false,
-    goroutinesLoad: null, // the goroutine table's request in flight (an AbortController)
+    ...defaultState(),
+    anchor: "", offset: 0, goffset: 0, moments: [], kinds: [], folded: {}, interval: 0, charts: [], destroyed: false,
+    loads: {}, // requests in flight by slot (AbortControllers): "series", "tab", "findings"
   };
+  applyParams(st, params || new URLSearchParams(), false);
+  if (!TABS[st.tab]) st.tab = "flame";
   crumb.replaceChildren(el("a", { href: "#/", style: "color:#cbd5e1" }, "processes"), ` / pid ${pid}`);
 
   const info = el("div", { class: "info" });
   const findingsBox = el("section", { id: "findings", class: "findings" });
-  const chartState = el("div", { class: "card" }, el("h3", {}, "Goroutines by state"), el("div", { id: "chart-states" }));
-  const chartWait = el("div", { class: "card" }, el("h3", {}, "Waiting goroutines by wait reason"), el("div", { id: "chart-waits" }));
-  const atSel = el("select", { id: "at", onchange: () => { st.at = atSel.value; refresh(); } });
+  const chartBoxes = {
+    states: el("div", { id: "chart-states" }),
+    waits: el("div", { id: "chart-waits" }),
+    note: el("div", { id: "series-note", class: "muted" }),
+  };
+  const runtimeToggle = el("input", { id: "series-runtime", type: "checkbox", checked: st.runtime,
+    onchange: () => { st.runtime = runtimeToggle.checked; save(); reloadSeries(); } });
+  const chartState = el("div", { class: "card" }, el("h3", {}, "Goroutines by state"), chartBoxes.states);
+  const chartWait = el("div", { class: "card" }, el("h3", {}, "Waiting goroutines by wait reason",
+    el("label", { class: "series-toggle", title: "the runtime's own wait reasons (GC, finalizers, timers...) as series of their own" },
+      runtimeToggle, "runtime's reasons apart")), chartBoxes.waits, chartBoxes.note);
+  const moment = el("span", { id: "at", class: "moment" });
+  const filterBar = el("div", { id: "filter-bar", class: "filter-bar" });
   const tabs = el("div", { class: "tabs" });
   const panel = el("div", { class: "panel" });
+  let picker = null, live = null, ready = false;
 
   const v = {
-    pid, start, st, panel, atSel,
+    pid, start, st, panel,
     base: `api/processes/${pid}/${start}`,
     // sites are the findings' sites by site_id, to name a site filter.
     sites: {},
     // kinds are GET /api/kinds' answer, loaded before the first tab renders.
     kinds: [], kindsError: null,
     refresh,
+    saveURL: save,
+    // showFilters redraws the filter bar (a tab changed one) and the URL.
+    showFilters() { renderFilterBar(v, filterBar, removeFilters); save(); },
+    // load aborts the request in flight in slot and returns the signal of
+    // the next: a view asks for one thing at a time.
+    load(slot) {
+      st.loads[slot]?.abort();
+      const c = new AbortController();
+      st.loads[slot] = c;
+      return c.signal;
+    },
     filterParams() {
       const p = new URLSearchParams();
       for (const k of FILTERS) if (st[k]) p.set(k, st[k]);
       return p;
     },
-    // filterText says which of the flame graph's filters apply here.
-    filterText(noDuration) {
-      const p = v.filterParams();
-      if (noDuration) p.delete("wait_duration");
-      const parts = [...p.entries()].map(([k, val]) => `${k}=${val}`);
-      return parts.length ? `filtered by ${parts.join(", ")} (set on the flame graph tab)` : "unfiltered (filters are set on the flame graph tab)";
+    // rangeParams sets p's from= and to= to the page's range.
+    rangeParams: (p) => setRangeParams(st, p),
+    // atParam is the moment of the goroutine table and the downloads: the
+    // one picked on a chart, else the range's end ("" is the newest).
+    atParam() {
+      if (st.at) return st.at;
+      return st.range ? "" : new Date(rangeOf(st).to).toISOString();
+    },
+    // momentShown is that moment as a stored one, for people.
+    momentShown() {
+      const t = v.atParam() || st.anchor;
+      return momentAt(st.moments, t) || t;
+    },
+    // setRange shows the range r ({range} relative or {from, to}).
+    setRange(r) {
+      if (r.range) { st.range = r.range; st.from = st.to = ""; } else { st.range = ""; st.from = r.from; st.to = r.to; }
+      st.at = "";
+      changedRange();
+    },
+    // setBaseline sets the diff's baseline range (ms; null: the default,
+    // the range before the page's) and shows the diff.
+    setBaseline(a, b) {
+      st.baseFrom = a === null ? "" : new Date(Math.min(a, b)).toISOString();
+      st.baseTo = a === null ? "" : new Date(Math.max(a, b)).toISOString();
+      setTab("diff", true);
+    },
+    // pickMoment sets the goroutine table's moment (a chart's click).
+    pickMoment(t) {
+      st.at = t;
+      showMoment();
+      redrawMarks(st);
+      if (st.tab === "goroutines" || st.tab === "downloads") refresh();
+      else save();
     },
     // linkAttrs are the attributes of a link to the view params describe
     // (an object): a real link (#/p/PID/START?params), applied in place
@@ -83,48 +142,157 @@ export function processView(app, crumb, pid, start, params) {
   };
 
   for (const [k, [name]] of Object.entries(TABS)) {
-    tabs.append(el("button", { id: `tab-${k}`, onclick: () => { st.tab = k; refresh(); } }, name));
+    tabs.append(el("button", { id: `tab-${k}`, onclick: () => setTab(k) }, name));
   }
+  picker = rangePicker(st, (r) => v.setRange(r));
+  live = liveRefresh({
+    enabled: () => ready && !!st.range,
+    interval: () => st.refreshSeconds || Math.max(DEFAULT_REFRESH, Math.round(st.interval || 0)),
+    inspecting,
+    refresh: refreshAll,
+  });
   app.replaceChildren(el("h2", { id: "title" }, `pid ${pid}`), findingsBox, info,
+    el("div", { class: "controls timebar" }, picker, moment, live.el),
     el("div", { class: "charts" }, chartState, chartWait),
-    el("div", { class: "controls" }, el("label", {}, "moment", atSel), el("span", { class: "muted" }, "(or click a chart)")),
-    tabs, panel);
+    filterBar, tabs, panel);
+  picker.update();
 
+  // hovered is the element under the pointer (the live refresh waits
+  // while it is a graph or a table).
+  let hovered = null;
+  const onOver = (e) => { hovered = e.target; };
+  const onLeave = () => { hovered = null; };
+  document.addEventListener("pointerover", onOver);
+  document.documentElement.addEventListener("pointerleave", onLeave);
+
+  // inspecting says why the user is inspecting the view ("" when not).
+  function inspecting() {
+    const h = hovered?.isConnected ? hovered : null;
+    if (h?.closest("#flame, .flame-sandwich-graph, #diff-flame")) return "the pointer is on the graph";
+    if (h?.closest(".panel table")) return "the pointer is on the table";
+    if (tipShown()) return "a tooltip is open";
+    if (st.tab === "flame" && st.zoom.length) return "the flame graph is zoomed";
+    if (panel.querySelector("tr.group-members:not([hidden]), details[open]")) return "a row is expanded";
+    const a = document.activeElement;
+    if (a && app.contains(a) && a.matches("input[type=search], input[type=text], textarea")) return "a field has the focus";
+    return "";
+  }
+
+  function save() {
+    if (!st.destroyed) saveURL(pid, start, st);
+  }
+
+  function showMoment() {
+    const t = v.momentShown();
+    moment.dataset.at = v.atParam();
+    moment.dataset.picked = st.at;
+    moment.dataset.moment = t || "";
+    moment.replaceChildren(el("span", { class: "muted" }, "goroutine table at "), el("span", { class: "moment-time" }, t ? fmtTime(t) : "the newest snapshot"),
+      st.at ? el("span", { class: "muted" }, " (picked on a chart) ") : el("span", { class: "muted" }, " (the range's end; click a chart to pick another) "),
+      st.at ? el("button", { id: "at-clear", title: "back to the range's end", onclick: () => { st.at = ""; showMoment(); redrawMarks(st); refresh(); } }, "×") : "");
+  }
+
+  function removeFilters(keys) {
+    for (const k of keys) st[k] = "";
+    st.offset = 0; st.goffset = 0;
+    refresh();
+  }
+
+  // refresh renders the current tab, and what says the view: the tab
+  // buttons, the filters, the moment, the URL.
   function refresh() {
     for (const b of tabs.children) b.classList.toggle("active", b.id === `tab-${st.tab}`);
-    TABS[st.tab][1](v);
+    renderFilterBar(v, filterBar, removeFilters);
+    showMoment();
+    save();
+    if (ready) TABS[st.tab][1](v);
   }
 
-  // apply sets the view params describe: the tab and moment they name,
-  // and every filter to theirs (none when absent).
+  // setTab shows tab k; the charts widen to the diff's baseline, or back.
+  function setTab(k, force) {
+    if (st.tab === k && !force) return;
+    const before = chartWindow(st).join();
+    st.tab = k;
+    removeTips();
+    if (chartWindow(st).join() !== before) reloadSeries();
+    else redrawMarks(st);
+    refresh();
+  }
+
+  let seriesLoading = null;
+  // reloadSeries draws the charts of the current window.
+  function reloadSeries() {
+    seriesLoading = loadSeries(v, chartBoxes, v.load("series")).catch(() => {}).then(() => { picker.update(); showMoment(); });
+    return seriesLoading;
+  }
+
+  // changedRange shows a new range: charts, findings, the tab.
+  async function changedRange() {
+    picker.update();
+    save();
+    await reloadSeries();
+    if (st.destroyed) return;
+    live.restart();
+    loadFindings(v, findingsBox, v.load("findings"));
+    refresh();
+  }
+
+  // refreshAll is the live refresh: the charts (sliding the range to the
+  // newest moment), then the tab, its requests aborted by signal.
+  async function refreshAll(signal) {
+    await loadSeries(v, chartBoxes, signal);
+    if (st.destroyed || signal.aborted) return;
+    picker.update();
+    showMoment();
+    await TABS[st.tab][2](v);
+  }
+
+  // apply sets the view a link's params describe.
   function apply(params) {
-    for (const k of VIEW_PARAMS) st[k] = params.get(k) || "";
-    st.offset = 0;
-    if (TABS[params.get("tab")]) st.tab = params.get("tab");
-    if (params.get("at")) st.at = momentAt(st.moments, params.get("at"));
+    const before = `${st.range}|${st.from}|${st.to}`;
+    applyParams(st, params, true);
+    if (!TABS[st.tab]) st.tab = "flame";
+    st.offset = 0; st.goffset = 0;
+    return before !== `${st.range}|${st.from}|${st.to}`;
   }
 
   // update shows the view params describe, and brings the tabs into view.
-  let ready = false;
   function update(params) {
-    apply(params);
+    const rangeChanged = apply(params);
+    runtimeToggle.checked = st.runtime;
     if (!ready) return;
-    atSel.value = st.at;
-    refresh();
+    if (rangeChanged) changedRange();
+    else { redrawMarks(st); refresh(); }
     if (params.get("tab")) tabs.scrollIntoView({ block: "start" });
   }
 
-  apply(params || new URLSearchParams());
-  loadFindings(v, findingsBox);
-  loadHeader(v, info);
-  Promise.all([
-    loadSeries(v, chartState),
-    kinds().then((ks) => { v.kinds = ks; }, (e) => { v.kindsError = e; }),
-  ]).then(() => {
+  refresh();
+  const headerLoad = loadHeader(v, info);
+  const kindsLoad = kinds().then((ks) => { v.kinds = ks; }, (e) => { v.kindsError = e; });
+  (async () => {
+    // A relative range ends at the newest stored moment: the process's
+    // last snapshot, until the series says newer.
+    const p = await headerLoad;
+    if (p && Date.parse(p.last_snapshot) > Date.UTC(2000, 0, 1)) st.anchor = p.last_snapshot;
+    picker.update();
+    loadFindings(v, findingsBox, v.load("findings"));
+    await Promise.all([reloadSeries(), kindsLoad]);
     if (st.destroyed) return;
     ready = true;
+    live.restart();
     refresh();
     if (params?.get("tab")) tabs.scrollIntoView({ block: "start" });
-  });
-  return { pid, start, update, destroy() { st.destroyed = true; st.goroutinesLoad?.abort(); st.charts.forEach((u) => u.destroy()); document.querySelectorAll(".d3-flame-graph-tip").forEach((e) => e.remove()); } };
+  })();
+  return {
+    pid, start, update,
+    destroy() {
+      st.destroyed = true;
+      live.stop();
+      Object.values(st.loads).forEach((c) => c.abort());
+      st.charts.forEach((u) => u.destroy());
+      document.removeEventListener("pointerover", onOver);
+      document.documentElement.removeEventListener("pointerleave", onLeave);
+      removeTips();
+    },
+  };
 }
