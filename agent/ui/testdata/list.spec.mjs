@@ -5,13 +5,16 @@
 //	node list.spec.mjs URL ARTIFACT_DIR PLAYWRIGHT_DIR
 //
 // URL is the list (#/); PLAYWRIGHT_DIR is test/ui. It drives Debian's
-// chromium: the default filter shows the live processes and the stored
-// ones with findings, the stored ones of one service collapsed into a
-// service row, findings first; a service row expands to its processes;
-// the filter shows the live, the stored or all; a click on a header sorts
-// by it, another reverses it, with an arrow; the search keeps the rows
-// whose service, pid or executable hold it; a hostile service name shows
-// as text. The last line printed is a JSON object of what it measured, for
+// chromium: the default filter shows the live processes but the
+// short-lived ones and the stored ones with findings, the stored ones of
+// one service collapsed into a service row, findings first, then growing;
+// a toggle shows the short-lived ones and hides them again; a service row
+// expands to its processes; the filter shows the live, the stored or all;
+// an exited process says so, not as an error; a click on a header sorts
+// by it (growth too), another reverses it, with an arrow; the search
+// keeps the rows whose service, pid or executable hold it; a hostile
+// service name shows as text; a service row and a process's history link
+// lead to the service's page. The last line printed is a JSON object of what it measured, for
 // the Go test to compare; any failure exits non-zero. Screenshots land in
 // ARTIFACT_DIR.
 import { join } from "node:path";
@@ -57,6 +60,17 @@ try {
   result.count_text = (await page.textContent("#processes-count")).trim();
   await shot("50-list-default.png");
 
+  // 1b. The short-lived processes: hidden, shown, hidden again.
+  result.short_button = (await page.textContent("#processes-short")).trim();
+  await page.click("#processes-short");
+  await table({ "short-shown": "1" });
+  result.short_shown = await rows();
+  result.short_hide_button = (await page.textContent("#processes-short")).trim();
+  await shot("50b-list-short-lived.png");
+  await page.click("#processes-short");
+  await table({ "short-shown": "0" });
+  result.short_hidden = await rows();
+
   // 2. The service row expands to its processes, and collapses again.
   await group.locator("button.expand").click();
   await page.waitForSelector("#processes tbody tr.proc.member");
@@ -72,10 +86,17 @@ try {
     return rows();
   };
   result.live = await filter("live");
+  await page.click("#processes-short");
+  await table({ filter: "live", "short-shown": "1" });
+  result.live_short = await rows();
+  await page.click("#processes-short");
+  await table({ filter: "live", "short-shown": "0" });
   result.stored = await filter("stored");
+  result.exited_status = (await page.locator('#processes tbody tr.proc[data-pid="5301"] .pill').textContent()).trim();
   await shot("52-list-stored.png");
   result.all = await filter("all");
   result.all_shown = Number(await page.getAttribute("#processes", "data-shown"));
+  result.errors = await page.locator("#processes .error").count();
 
   // 4. Sorting, on all of them: each header, then reversed.
   const sortBy = async (key, dir) => {
@@ -93,6 +114,16 @@ try {
   check(sorted(await keys("total"), "desc"), `goroutines descending: ${await keys("total")}`);
   result.by_goroutines_asc = await sortBy("goroutines", "asc");
   check(sorted(await keys("total"), "asc"), `goroutines ascending: ${await keys("total")}`);
+  result.by_growth = await sortBy("growth", "desc");
+  const growths = () => page.locator("#processes tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.growth).filter((g) => g !== "").map(Number));
+  check(sorted(await growths(), "desc"), `growth descending: ${await growths()}`);
+  const ledger = page.locator('#processes tbody tr.proc[data-pid="5101"] td.growth');
+  result.growth_text = (await ledger.textContent()).trim();
+  result.growth_class = await ledger.getAttribute("class");
+  check(/since/.test(await ledger.getAttribute("title")), "growth's title says since when");
+  await shot("53b-list-by-growth.png");
+  result.by_growth_asc = await sortBy("growth", "asc");
+  check(sorted(await growths(), "asc"), `growth ascending: ${await growths()}`);
   result.by_last = await sortBy("last", "desc");
   check(sorted(await keys("last"), "desc"), `last snapshot descending: ${await keys("last")}`);
   result.by_service = await sortBy("service", "asc");
@@ -110,11 +141,29 @@ try {
 
   // 6. The hostile service name, as text.
   await filter("live");
-  result.hostile = (await page.locator('#processes tbody tr.proc[data-pid="5001"] td').nth(1).textContent()).trim();
+  result.hostile = (await page.locator('#processes tbody tr.proc[data-pid="5001"] a.proc-name').textContent()).trim();
   result.injected = await page.evaluate(() => ({ img: document.querySelectorAll("#app img").length, xss: window.__xss !== undefined }));
   check(result.injected.img === 0 && !result.injected.xss, `hostile text ran: ${JSON.stringify(result.injected)}`);
 
-  // 7. A process row still opens its page; back, the list is as it was.
+  // 7. A service row's name leads to the service's page, and so does a
+  // process's history link.
+  await filter("default");
+  await page.locator("#processes tbody tr.service-group a.service-name").first().click();
+  await page.waitForFunction(() => location.hash.startsWith("#/s/"));
+  result.service_link = await page.evaluate(() => location.hash);
+  await page.waitForSelector("#service-processes");
+  result.service_rows = Number(await page.getAttribute("#service-processes", "data-count"));
+  await page.goBack();
+  await table({ filter: "default" });
+  await page.locator('#processes tbody tr.proc[data-pid="5101"] a.service-link').click();
+  await page.waitForFunction(() => location.hash.startsWith("#/s/"));
+  result.history_link = await page.evaluate(() => location.hash);
+  await page.waitForSelector("#service-processes");
+  await page.goBack();
+  await table({ filter: "default" });
+  await filter("live");
+
+  // 8. A process row still opens its page; back, the list is as it was.
   await search("checkout");
   await page.locator("#processes tbody tr.proc").first().click();
   await page.waitForFunction(() => location.hash.startsWith("#/p/"));
