@@ -199,7 +199,7 @@ func TestAPI(t *testing.T) {
 			{procPath + "/flame?kind=bogus", 400, "kind="},
 			{procPath + "/flame?state=napping", 400, "state="},
 			{procPath + "/flame?at=yesterday", 400, "RFC 3339"},
-			{procPath + "/diff", 400, "base_from="},
+			{procPath + "/diff", 400, "diff needs from="},
 			{procPath + "/download?format=svg", 400, "format="},
 			{procPath + "/goroutines?limit=-1", 400, "limit="},
 			{"/api/processes/1/2/flame", 404, "no goroutines entry"},

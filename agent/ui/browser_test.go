@@ -76,10 +76,12 @@ type specResult struct {
 	DiffTotal     float64 `json:"diff_total"`
 	DiffRecvDelta float64 `json:"diff_recv_delta"`
 	DiffRecvText  string  `json:"diff_recv_text"`
-	SearchMatched int     `json:"search_matched"`
-	SearchBefore  int     `json:"search_before"`
-	Downloads     int     `json:"downloads"`
-	Walker        string  `json:"walker"`
+	// DiffDefaultBase is how the server chose the diff's default baseline.
+	DiffDefaultBase string `json:"diff_default_base"`
+	SearchMatched   int    `json:"search_matched"`
+	SearchBefore    int    `json:"search_before"`
+	Downloads       int    `json:"downloads"`
+	Walker          string `json:"walker"`
 	// APIKinds are GET /api/kinds' kinds; DownloadKinds the rows of the
 	// downloads table and KindOptions the flame graph's profile selector.
 	APIKinds      []string `json:"api_kinds"`
@@ -250,6 +252,9 @@ func TestUIInBrowser(t *testing.T) {
 		if math.Abs(c.got-c.want) > 1e-6*math.Max(1, math.Abs(c.want)) {
 			t.Errorf("%s: page shows %v, store holds %v", c.name, c.got, c.want)
 		}
+	}
+	if got.DiffDefaultBase != BaseFirstQuarter {
+		t.Errorf("default diff baseline %q, want %q (nothing stored before the range)", got.DiffDefaultBase, BaseFirstQuarter)
 	}
 	if want := fmt.Sprintf("+%d goroutines", searchHits-firstPark); got.DiffRecvText != want {
 		t.Errorf("diff table says main.parkChanRecv changed by %q, want %q", got.DiffRecvText, want)

@@ -26,6 +26,9 @@ type Diff struct {
 	// Base and Comparison describe the ranges merged.
 	Base       RangeInfo `json:"base"`
 	Comparison RangeInfo `json:"comparison"`
+	// BaseDefault says how the baseline was chosen when the request named
+	// none: BasePrevious or BaseFirstQuarter; empty when it was named.
+	BaseDefault string `json:"base_default,omitempty"`
 	// BaseTotal and Total are the values of the samples that passed the
 	// filter, in the baseline and the comparison.
 	BaseTotal float64 `json:"base_total"`
@@ -34,6 +37,16 @@ type Diff struct {
 	Truncated bool      `json:"truncated"`
 	Root      *DiffNode `json:"root"`
 }
+
+// Default baselines (Diff.BaseDefault).
+const (
+	// BasePrevious: the equally long range just before the comparison.
+	BasePrevious = "previous"
+	// BaseFirstQuarter: nothing is stored before the comparison (a young
+	// process), so the first quarter of the comparison's own span, at
+	// least its oldest entry.
+	BaseFirstQuarter = "first_quarter"
+)
 
 // diffNodes returns both sides of the tree as DiffNodes: the comparison
 // (sideComparison) valued by cmp, the baseline (sideBase) by base;

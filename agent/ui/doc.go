@@ -140,11 +140,15 @@
 //	    at= and from= together, or to= without from=, are refused (400).
 //	GET /api/processes/{pid}/{start}/diff?kind=&base_from=&base_to=&from=&to=&group=&filters
 //	    {unit, sample_type, merge, base: range, comparison: range,
-//	     base_total, total, truncated, root: {name, value, base, kind,
-//	     children}}: a diff flame graph of any profile kind (default
-//	    goroutines). The baseline is base_from..base_to merged, the
-//	    comparison from..to, each as flame's from=..to= (ranges as there;
-//	    base_from= and from= required, the ends default to the newest entry).
+//	     base_total, total, truncated, base_default, root: {name, value,
+//	     base, kind, children}}: a diff flame graph of any profile kind
+//	    (default goroutines). The comparison is from..to merged (from=
+//	    required), the baseline base_from..base_to, each as flame's
+//	    from=..to= (to= empty: the newest entry). Without base_from= the
+//	    baseline is the equally long range just before the comparison
+//	    (base_default "previous"), else, when nothing is stored there, the
+//	    first quarter of the comparison's span, at least its oldest entry
+//	    ("first_quarter").
 //	    root is the union of both trees: value is a frame's comparison
 //	    value, base its baseline value (0 on a side without the frame);
 //	    base_total and total are the sides' filtered totals. Filters and

@@ -162,30 +162,57 @@ func (s *server) diff(r *http.Request) (any, error) {
 		return nil, err
 	}
 	var bounds [2][2]time.Time
+	var named [2]bool
 	for i, rp := range []rangeParams{baseRange, comparisonRange} {
 		from, to, ok, err := rp.parse(r)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		if !ok && rp == comparisonRange {
 			return nil, badRequest("diff needs %s= (an RFC 3339 time like 2026-01-02T15:04:05Z): where the %s starts; %s= ends it (default: the newest entry)", rp.from, rp.what, rp.to)
 		}
-		bounds[i] = [2]time.Time{from, to}
+		bounds[i], named[i] = [2]time.Time{from, to}, ok
 	}
-	// One tree, one profile read at a time: the baseline's, then the comparison's.
+	// One tree, one profile read at a time: the comparison's, then the
+	// baseline's (whose default depends on the comparison's span).
 	t := newTree(pr.filter, "all", byState)
-	base, err := s.mergeRange(r.Context(), t, sideBase, false, pr.key, pr.kind, bounds[0][0], bounds[0][1], maxRangeEntries/2, baseRange)
+	comp, err := s.mergeRange(r.Context(), t, sideComparison, false, pr.key, pr.kind, bounds[1][0], bounds[1][1], maxRangeEntries/2, comparisonRange)
 	if err != nil {
 		return nil, err
 	}
-	comp, err := s.mergeRange(r.Context(), t, sideComparison, false, pr.key, pr.kind, bounds[1][0], bounds[1][1], maxRangeEntries/2, comparisonRange)
+	var base *merged
+	var baseDefault string
+	if named[0] {
+		base, err = s.mergeRange(r.Context(), t, sideBase, false, pr.key, pr.kind, bounds[0][0], bounds[0][1], maxRangeEntries/2, baseRange)
+	} else {
+		base, baseDefault, err = s.mergeDefaultBase(r.Context(), t, pr, comp.info)
+	}
 	if err != nil {
 		return nil, err
 	}
 	rule := MergeRule(t.sampleType)
 	bs, cs := base.info.applyRule(rule), comp.info.applyRule(rule)
-	return &Diff{Unit: t.unit, SampleType: t.sampleType, Merge: rule, Base: base.info, Comparison: comp.info,
+	return &Diff{Unit: t.unit, SampleType: t.sampleType, Merge: rule, Base: base.info, Comparison: comp.info, BaseDefault: baseDefault,
 		BaseTotal: bs.apply(base.sums.total), Total: cs.apply(comp.sums.total), Truncated: t.truncated, Root: t.diffNodes(cs, bs)}, nil
+}
+
+// mergeDefaultBase merges the baseline a diff request names none of into
+// the base side of t: the equally long range just before the comparison
+// (BasePrevious), else, when nothing is stored there, the first quarter of
+// the comparison's own span, at least its oldest entry (BaseFirstQuarter).
+func (s *server) mergeDefaultBase(ctx context.Context, t *tree, pr profileRequest, comp RangeInfo) (*merged, string, error) {
+	span := comp.To.Sub(comp.From)
+	prevTo := comp.From.Add(-time.Nanosecond)
+	base, err := s.mergeRange(ctx, t, sideBase, false, pr.key, pr.kind, prevTo.Add(-span), prevTo, maxRangeEntries/2, baseRange)
+	if err == nil {
+		return base, BasePrevious, nil
+	}
+	if statusOf(err) != http.StatusNotFound {
+		return nil, "", err
+	}
+	to := comp.First.Add(comp.Last.Sub(comp.First) / 4)
+	base, err = s.mergeRange(ctx, t, sideBase, false, pr.key, pr.kind, comp.First, to, maxRangeEntries/2, baseRange)
+	return base, BaseFirstQuarter, err
 }
 
 // GoroutinesAnswer is the goroutines endpoint's answer.

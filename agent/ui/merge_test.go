@@ -158,6 +158,41 @@ func checkTree(t *testing.T, n *Node) {
 
 func rfc(at time.Time) string { return url.QueryEscape(at.Format(time.RFC3339Nano)) }
 
+// TestDiffDefaultBase: a diff naming no baseline compares with the
+// equally long range before the comparison, or, when nothing is stored
+// there, with the first quarter of the comparison's span.
+func TestDiffDefaultBase(t *testing.T) {
+	st := openStore(t)
+	// Four snapshots 10 s apart of 2, 4, 6 and 8 goroutines.
+	var times []time.Time
+	for i := range 4 {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		times = append(times, at)
+		appendSnapshot(t, st, testProc, makeSnapshot(at, goroutines(1, 2*(i+1), "chan receive", 0.5, nil, stackRecv)))
+	}
+	srv := httptest.NewServer(New(testSource{Store: st}, nil))
+	t.Cleanup(srv.Close)
+	for _, tt := range []struct {
+		query             string
+		def               string
+		baseTotal, total  float64
+		baseFirst, baseTo time.Time
+	}{
+		// 20 s to 30 s: the 10 s before it (10 s to 20 s, exclusive) hold the one at 10 s.
+		{"from=" + rfc(times[2]) + "&to=" + rfc(times[3]), BasePrevious, 4, 7, times[1], times[2].Add(-time.Nanosecond)},
+		// From the oldest: nothing before; the first quarter of 0-30 s holds the first snapshot.
+		{"from=" + rfc(times[0]), BaseFirstQuarter, 2, 5, times[0], times[0].Add(7500 * time.Millisecond)},
+		// Named: as named.
+		{"from=" + rfc(times[3]) + "&base_from=" + rfc(times[0]) + "&base_to=" + rfc(times[1]), "", 3, 8, times[0], times[1]},
+	} {
+		d := getJSON[Diff](t, srv, procPath+"/diff?"+tt.query)
+		if d.BaseDefault != tt.def || d.BaseTotal != tt.baseTotal || d.Total != tt.total || !d.Base.First.Equal(tt.baseFirst) || !d.Base.To.Equal(tt.baseTo) {
+			t.Errorf("diff?%s: default %q, totals %v -> %v, base %+v; want %q, %v -> %v, base from %v to %v",
+				tt.query, d.BaseDefault, d.BaseTotal, d.Total, d.Base, tt.def, tt.baseTotal, tt.total, tt.baseFirst, tt.baseTo)
+		}
+	}
+}
+
 // TestMergeRangeAverageAndSum: three snapshots with 3, 6 and 9 goroutines
 // parked on one stack merge into 6 goroutines (the average) and into the
 // goroutine_wall time of 18 goroutines (the sum); part of the range merges
@@ -366,8 +401,7 @@ func TestRangeParams(t *testing.T) {
 		{"/flame?from=" + rfc(t1) + "&to=" + rfc(t0), 400, []string{"to=", "before from="}},
 		{"/flame?from=" + rfc(t0) + "&at=" + rfc(t1), 400, []string{"at=", "from="}},
 		{"/flame?from=" + rfc(t1.Add(time.Hour)), 404, []string{"no goroutines entry", "from="}},
-		{"/diff", 400, []string{"base_from=", "RFC 3339"}},
-		{"/diff?from=" + rfc(t0), 400, []string{"diff needs base_from="}},
+		{"/diff", 400, []string{"diff needs from=", "RFC 3339"}},
 		{"/diff?base_from=" + rfc(t0), 400, []string{"diff needs from="}},
 		{"/diff?base_from=" + rfc(t0) + "&to=" + rfc(t1), 400, []string{"to=", "needs from="}},
 		{"/diff?base_to=" + rfc(t0) + "&from=" + rfc(t0), 400, []string{"base_to=", "needs base_from="}},

@@ -94,6 +94,9 @@ try {
     document.querySelector("#flame-range")?.dataset.merged === "1", last);
   await page.click("#tab-diff");
   await page.waitForSelector('#diff-flame[data-rendered="1"], #diff-summary .error');
+  // Nothing is stored before the range: the default baseline is its first quarter.
+  check(await page.locator("#diff-summary .error").count() === 0, "the default diff answered without error");
+  result.diff_default_base = await page.getAttribute("#diff-hint", "data-base-default");
   await page.fill("#diff-base-from", first);
   await page.fill("#diff-base-to", first);
   await page.click("#diff-base-apply");
@@ -109,6 +112,7 @@ try {
 
   // 5. Goroutine table and search.
   await page.click("#tab-goroutines");
+  await page.click("#goroutines-view-each");
   await page.waitForSelector("#goroutines tbody tr.goroutine");
   const before = Number(await page.getAttribute("#goroutines-out", "data-matched"));
   await page.fill("#search", "parkChanRecv");

@@ -31,8 +31,11 @@ const out = "#goroutines-out";
 const groups = () => page.locator("#goroutine-groups tbody tr.group").evaluateAll((rs) => rs.map((r) => `${r.dataset.first}:${r.dataset.count}`));
 const ids = (sel) => page.locator(sel).evaluateAll((rs) => rs.map((r) => Number(r.dataset.id)));
 try {
-  // 1. The per-goroutine view (the default): what each is blocked on.
+  // 1. The per-goroutine view (groups are the default): what each is
+  // blocked on.
   await page.goto(url);
+  await page.waitForSelector(`${out}[data-view="groups"] #goroutine-groups tbody tr.group`);
+  await page.click("#goroutines-view-each");
   await page.waitForSelector(`${out}[data-view="each"] #goroutines tbody tr.goroutine`);
   result.each_matched = Number(await page.getAttribute(out, "data-matched"));
   // One snapshot: the charts span the range (the last hour) up to it.

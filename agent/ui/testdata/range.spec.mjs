@@ -150,7 +150,7 @@ try {
   await page.waitForFunction(() => document.getElementById("at").dataset.picked);
   const picked = await page.getAttribute("#at", "data-picked");
   await page.click("#tab-goroutines");
-  await page.waitForSelector("#goroutines-out[data-matched] #goroutines tbody tr");
+  await page.waitForSelector("#goroutines-out[data-matched] tbody tr");
   const matched = Number(await page.getAttribute("#goroutines-out", "data-matched"));
   await page.click("#at-clear");
   await page.waitForFunction((n) => !document.getElementById("at").dataset.picked && matchedNot(n), matched);
@@ -215,7 +215,7 @@ try {
   await page.selectOption("#filter-wait-reason", "chan receive");
   await page.waitForFunction(() => document.getElementById("flame")?.dataset.total === "8");
   await page.click("#tab-goroutines");
-  await page.waitForSelector("#goroutines-out[data-matched] #goroutines tbody tr");
+  await page.waitForSelector("#goroutines-out[data-matched] tbody tr");
   const chips = await page.locator("#filter-bar .filter-chip").evaluateAll((cs) => cs.map((c) => `${c.dataset.key}=${c.dataset.value}`));
   const filtered = Number(await page.getAttribute("#goroutines-out", "data-matched"));
   await shot("range-05-filter-bar.png");

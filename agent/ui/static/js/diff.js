@@ -60,7 +60,7 @@ export async function renderDiff(v) {
       onclick: () => v.setBaseline(null) }, "previous range") : null,
     baseNote,
     el("label", { title: "scale the baseline to the comparison's total: compare shapes, not sizes" }, normalize, "normalise to totals"));
-  const hint = el("div", { class: "muted" }, `comparison: the page's range (${fmtRange(r.from, r.to)}${r.relative ? ", newest" : ""}); `,
+  const hint = el("div", { id: "diff-hint", class: "muted" }, `comparison: the page's range (${fmtRange(r.from, r.to)}${r.relative ? ", newest" : ""}); `,
     "baseline: ", b.custom ? "as typed or dragged" : "the equally long range just before it",
     ". Shift+drag on a chart picks the baseline.");
   if (panel.dataset.view !== "diff") {
@@ -71,8 +71,12 @@ export async function renderDiff(v) {
   const p = v.filterParams();
   p.set("kind", st.kind);
   v.rangeParams(p);
-  p.set("base_from", new Date(b.from).toISOString());
-  p.set("base_to", new Date(b.to).toISOString());
+  // Without a baseline of the user's, the server picks the default (the
+  // range before, else the range's first quarter) and says which.
+  if (b.custom) {
+    p.set("base_from", new Date(b.from).toISOString());
+    p.set("base_to", new Date(b.to).toISOString());
+  }
   let d;
   try {
     d = await api(`${v.base}/diff?${p}`, signal);
@@ -86,6 +90,14 @@ export async function renderDiff(v) {
     return;
   }
   if (st.destroyed || signal.aborted || st.tab !== "diff") return;
+  if (!b.custom) {
+    baseFrom.value = fmtTime(d.base.from);
+    baseTo.value = fmtTime(d.base.to);
+    hint.replaceChildren(`comparison: the page's range (${fmtRange(r.from, r.to)}${r.relative ? ", newest" : ""}); baseline: `,
+      d.base_default === "first_quarter" ? "the range's first quarter, since nothing is stored before the range" : "the equally long range just before it",
+      ". Shift+drag on a chart picks the baseline.");
+    hint.dataset.baseDefault = d.base_default || "";
+  }
   const q = quantity(d.unit, d.sample_type);
   const summary = el("div", { id: "diff-summary" });
   const legend = el("div", { class: "flame-legend diff-legend" },

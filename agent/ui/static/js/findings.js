@@ -69,7 +69,7 @@ function objectRow(o) {
 // moment (a range of just it) filtered to its state and wait reason with
 // its frame's function in focus.
 function links(v, site, siteID, at, confirmed) {
-  const goroutines = { tab: "goroutines", site: siteID, at };
+  const goroutines = { tab: "goroutines", site: siteID, at, gview: "each" };
   // Leaked goroutines (Go 1.26's detector) are in the group's site as
   // waiting, but carry their own state in profiles: no state filter then.
   const flame = { tab: "flame", wait_reason: site.wait_reason || "", from: at, to: at, focus: funcOf(site.frame) };

@@ -23,7 +23,7 @@ const MEMBERS = 100;
 // renderGoroutines draws the tab into v.panel.
 export function renderGoroutines(v) {
   const { st, panel } = v;
-  st.gview ||= "each"; // "each" (a row per goroutine) or "groups"
+  st.gview ||= "groups"; // "groups" (by stack and state, as debug=1) or "each" (a row per goroutine)
   st.gsort ||= "count";
   st.goffset ||= 0;
   st.addr ||= "";

@@ -20,6 +20,8 @@ export async function loadHeader(v, info) {
       p.walker ? el("span", { id: "walker" }, el("b", {}, "walker "), p.walker,
         p.walker_reason ? el("span", { class: "muted" }, ` (${p.walker_reason})`) : "") : "",
       el("span", { class: "mono" }, p.exe || ""),
+      el("a", { id: "service-history", href: `#/s/${encodeURIComponent(p.service_name || "")}`,
+        title: "this service's processes over time, restarts included" }, "service history"),
       p.error ? el("span", { class: "error" }, p.error) : "");
     return p;
   } catch (e) { showError(info, e); return null; }

@@ -24,7 +24,7 @@ const FIELDS = [
   ["flameSearch", "search", "str", ""], ["flameSearchRegexp", "regexp", "bool", false], ["flameColor", "color", "str", "package"],
   ["flameGroup", "group", "flag:state", false],
   ["baseFrom", "base_from", "str", ""], ["baseTo", "base_to", "str", ""], ["diffNormalize", "normalize", "bool", false],
-  ["q", "q", "str", ""], ["site", "site", "str", ""], ["addr", "addr", "str", ""], ["gview", "gview", "str", "each"],
+  ["q", "q", "str", ""], ["site", "site", "str", ""], ["addr", "addr", "str", ""], ["gview", "gview", "str", "groups"],
   ["gsort", "gsort", "str", "count"], ["expand", "expand", "str", ""],
   ["runtime", "runtime", "bool", false], ["refreshSeconds", "refresh", "num", 0],
 ];
