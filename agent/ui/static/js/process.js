@@ -32,6 +32,9 @@ const FILTERS = ["state", "wait_reason", "wait_duration", "label"];
 // agent's snapshots are further apart.
 const DEFAULT_REFRESH = 10;
 
+// SLOW_REFRESH_MS is how often a live page reloads its findings and header.
+const SLOW_REFRESH_MS = 60000;
+
 // processView renders the process page into app and returns the view, with
 // update(params) (a link to another view of the process) and destroy()
 // methods; params (URLSearchParams) set the first view.
@@ -238,8 +241,15 @@ export function processView(app, crumb, pid, start, params) {
   }
 
   // refreshAll is the live refresh: the charts (sliding the range to the
-  // newest moment), then the tab, its requests aborted by signal.
+  // newest moment), then the tab, its requests aborted by signal; the
+  // findings (a heavy request) and the header once a minute.
+  let slowLoaded = Date.now();
   async function refreshAll(signal) {
+    if (Date.now() - slowLoaded >= SLOW_REFRESH_MS) {
+      slowLoaded = Date.now();
+      loadFindings(v, findingsBox, v.load("findings"));
+      loadHeader(v, info);
+    }
     await loadSeries(v, chartBoxes, signal);
     if (st.destroyed || signal.aborted) return;
     picker.update();
