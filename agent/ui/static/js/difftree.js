@@ -3,7 +3,7 @@
 // base the baseline's, each including the children's), without the DOM:
 // the tree drawn (frames as wide as both values together), the colour of
 // a change, and the functions' changes for the table.
-import { isFunction } from "./flametable.js";
+import { functionSums } from "./flametable.js";
 
 // drawnTree is root as d3-flame-graph draws it: each frame's value (its
 // width) the comparison's plus the baseline's times factor (1, or the
@@ -42,28 +42,6 @@ export function diffColor(cmp, base) {
 // counted once) and selves (its own frames' value less their children's)
 // on both sides, the baseline's times factor.
 export function functionChanges(root, factor) {
-  const stats = new Map();
-  const onPath = new Map();
-  const stack = [[root, false]];
-  while (stack.length) {
-    const [n, exit] = stack.pop();
-    const fn = isFunction(n, root) ? n.name : null;
-    if (exit) {
-      if (fn) onPath.set(fn, onPath.get(fn) - 1);
-      continue;
-    }
-    if (fn) {
-      let s = stats.get(fn);
-      if (!s) stats.set(fn, (s = { name: fn, base: 0, cmp: 0, baseSelf: 0, cmpSelf: 0 }));
-      let cmpBelow = 0, baseBelow = 0;
-      for (const c of n.children || []) { cmpBelow += c.value || 0; baseBelow += c.base || 0; }
-      s.cmpSelf += Math.max(0, (n.value || 0) - cmpBelow);
-      s.baseSelf += Math.max(0, (n.base || 0) - baseBelow) * factor;
-      if (!onPath.get(fn)) { s.cmp += n.value || 0; s.base += (n.base || 0) * factor; }
-      onPath.set(fn, (onPath.get(fn) || 0) + 1);
-    }
-    stack.push([n, true]);
-    for (const c of n.children || []) stack.push([c, false]);
-  }
-  return [...stats.values()];
+  return functionSums(root, [(n) => n.value || 0, (n) => (n.base || 0) * factor]).map((s) =>
+    ({ name: s.name, cmp: s.total[0], base: s.total[1], cmpSelf: s.self[0], baseSelf: s.self[1] }));
 }

@@ -127,10 +127,12 @@ function hexHueSat(hex) {
   return [h, Math.round(100 * d / (1 - Math.abs(2 * l - 1)))];
 }
 
-// functionStats are the tree's functions, {name, self, total} each: self
-// is the value of its frames' own (the frame's value less its children's),
-// total the value of the stacks it is in (a recursive call counted once).
-export function functionStats(root) {
+// functionSums walks root's function frames and sums, per function and
+// per value (values: functions of a frame, each giving one side's value,
+// its children's included), self (a frame's value less its children's)
+// and total (the stacks it is in, a recursive call counted once):
+// [{name, self: [per value], total: [per value]}].
+export function functionSums(root, values) {
   const stats = new Map();
   const onPath = new Map();
   const stack = [[root, false]];
@@ -143,17 +145,26 @@ export function functionStats(root) {
     }
     if (fn) {
       let s = stats.get(fn);
-      if (!s) stats.set(fn, (s = { name: fn, self: 0, total: 0 }));
-      let below = 0;
-      for (const c of n.children || []) below += c.value;
-      s.self += Math.max(0, n.value - below);
-      if (!onPath.get(fn)) s.total += n.value;
+      if (!s) stats.set(fn, (s = { name: fn, self: values.map(() => 0), total: values.map(() => 0) }));
+      values.forEach((value, i) => {
+        let below = 0;
+        for (const c of n.children || []) below += value(c);
+        s.self[i] += Math.max(0, value(n) - below);
+        if (!onPath.get(fn)) s.total[i] += value(n);
+      });
       onPath.set(fn, (onPath.get(fn) || 0) + 1);
     }
     stack.push([n, true]);
     for (const c of n.children || []) stack.push([c, false]);
   }
   return [...stats.values()];
+}
+
+// functionStats are the tree's functions, {name, self, total} each: self
+// is the value of its frames' own (the frame's value less its children's),
+// total the value of the stacks it is in (a recursive call counted once).
+export function functionStats(root) {
+  return functionSums(root, [(n) => n.value]).map((s) => ({ name: s.name, self: s.self[0], total: s.total[0] }));
 }
 
 // packageShares sums the functions' self values per package, largest first.
