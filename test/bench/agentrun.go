@@ -542,7 +542,7 @@ func readCgroup(grp *memcg.Group, row *agentRow) {
 // startAgent runs `goroscope agent` on a free 127.0.0.1 port with its
 // data in dir/data, watching only the processes rules select, at the
 // default cadence; in the memory cgroup grp unless it is nil.
-func startAgent(procs *processes, agentBin, dir, walker string, rules []discoveryRule, grp *memcg.Group) (*agentProc, error) {
+func startAgent(procs *processes, agentBin, dir, walker string, rules []discoveryRule, grp *memcg.Group, extra ...string) (*agentProc, error) {
 	// Each rule is a regular expression in a single-quoted YAML string.
 	quote := func(re string) string { return "'" + strings.ReplaceAll(re, "'", "''") + "'" }
 	var yaml strings.Builder
@@ -567,7 +567,7 @@ func startAgent(procs *processes, agentBin, dir, walker string, rules []discover
 		return nil, fmt.Errorf("agent log: %w", err)
 	}
 	defer logf.Close()
-	args := []string{"agent", "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--config", conf}
+	args := append([]string{"agent", "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--config", conf}, extra...)
 	cmd := exec.Command(agentBin, args...)
 	if grp != nil {
 		// A shell moves itself into the group and executes the agent:

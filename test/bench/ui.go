@@ -16,6 +16,11 @@ import (
 // uiRuns is how often the UI scenario opens the process page.
 const uiRuns = 5
 
+// uiStored is how many snapshots the UI scenario's store holds: as many
+// as a range merges at most (ui's maxRangeEntries), more than the last
+// hour at the default cadence holds.
+const uiStored = 250
+
 // uiGoroutines is the size of the process whose page the UI scenario opens.
 const uiGoroutines = 100_000
 
@@ -79,13 +84,24 @@ func measureUI(ctx context.Context, procs *processes, targetBin string) (*uiRepo
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return fail(err)
 	}
+	// A store as an hour of the default cadence leaves it: the agent
+	// snapshots every second until it holds uiStored snapshots, so that
+	// the first screen merges as many profiles as a range ever does.
+	fill, err := startAgent(procs, bin, dir, "auto", rules, nil, "--snapshot-interval", "1s")
+	if err != nil {
+		return fail(err)
+	}
+	err = waitSnapshots(ctx, fill, "http://"+fill.addr+"/metrics", uiStored, 10*time.Minute)
+	fill.stop()
+	if err != nil {
+		return fail(fmt.Errorf("ui: fill the store: %w", err))
+	}
 	a, err := startAgent(procs, bin, dir, "auto", rules, nil)
 	if err != nil {
 		return fail(err)
 	}
 	defer a.stop()
-	// Two stored snapshots: the charts have a line, not a point.
-	if err := waitSnapshots(ctx, a, "http://"+a.addr+"/metrics", 2, 90*time.Second); err != nil {
+	if err := waitSnapshots(ctx, a, "http://"+a.addr+"/metrics", 1, 90*time.Second); err != nil {
 		return fail(fmt.Errorf("ui: %w", err))
 	}
 	out := filepath.Join(dir, "firstscreen.json")
@@ -115,6 +131,7 @@ func (r *uiReport) markdown() string {
 	p("## UI: first screen of a large process\n\n")
 	p("Measured by `go run ./test/bench -only ui` on %s: the agent at its defaults over one process of %s goroutines,\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), count(uiGoroutines))
+	p("with %d stored snapshots of it (taken at a 1 s cadence first, so the default range merges the most profiles a range does),\n", uiStored)
 	p("its page opened %d times in Debian's Chromium (headless, playwright-core; test/ui/firstscreen.mjs), each in a new page,\n", uiRuns)
 	p("the first with nothing cached. *First screen* is from navigation until the header, the goroutine chart and the flame graph\n")
 	p("are drawn; *table* from a click on the goroutine tab until its first rows show. Bytes are the response bodies the page\n")
