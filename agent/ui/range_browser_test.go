@@ -90,6 +90,7 @@ type rangeResult struct {
 		Title     string   `json:"title"`   // its legend row's title
 		Reasons   []string `json:"reasons"` // the wait reasons' series
 		Apart     []string `json:"apart"`   // the same with runtime=1
+		Resized   []int    `json:"resized"` // the states chart's width at 1400 and at 1000 px
 	} `json:"default"`
 	Drag struct {
 		Total    float64 `json:"total"`
@@ -159,6 +160,9 @@ func TestRangeInBrowser(t *testing.T) {
 	d := got.Default
 	if d.Moments != 4 || d.Merged != 4 || d.Merge != MergeAverage || math.Abs(d.Total-avg) > 1e-9 || d.Span != 900 {
 		t.Errorf("last 15 min: %d moments charted, %d merged (%s), total %v, window %v s; want 4, 4 (average), %v, 900 s", d.Moments, d.Merged, d.Merge, d.Total, d.Span, avg)
+	}
+	if len(d.Resized) != 2 || d.Resized[1] >= d.Resized[0]-100 {
+		t.Errorf("the states chart's width at 1400 and 1000 px: %v, want it narrower by more than 100 px", d.Resized)
 	}
 	// Berlin is UTC+1 in November: the page says so.
 	if want := "average of 4 snapshots, 2026-11-23 09:50:00–10:00:20 +01:00"; d.RangeText != want {

@@ -118,6 +118,14 @@ try {
     };
   });
   d.legend = await legend("#chart-states");
+  // The charts follow the window's width.
+  const chartWidth = () => page.evaluate(() => document.querySelector("#chart-states .uplot").getBoundingClientRect().width);
+  const wide = await chartWidth();
+  await page.setViewportSize({ width: 1000, height: 900 });
+  await page.waitForFunction((w) => document.querySelector("#chart-states .uplot").getBoundingClientRect().width < w - 100, wide);
+  d.resized = [Math.round(wide), Math.round(await chartWidth())];
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.waitForFunction((w) => Math.abs(document.querySelector("#chart-states .uplot").getBoundingClientRect().width - w) < 2, wide);
   d.reasons = await series("#chart-waits");
   await shot("range-01-default.png");
   // The runtime's reasons apart, and folded again.

@@ -111,6 +111,14 @@ function makeChart(v, target, names, colors, xs, data, titles) {
   });
   explain(u, names, titles);
   u.names = names.join("\n");
+  // The chart follows its card's width (a resized window, a scrollbar).
+  const resize = new ResizeObserver(() => {
+    const w = Math.max(300, target.clientWidth || 600);
+    if (w !== u.width) u.setSize({ width: w, height: u.height });
+  });
+  resize.observe(target);
+  const destroy = u.destroy.bind(u);
+  u.destroy = () => { resize.disconnect(); destroy(); };
   st.charts.push(u);
   return u;
 }
