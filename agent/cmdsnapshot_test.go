@@ -22,6 +22,7 @@ import (
 	"github.com/goroscope/goroscope/bpf"
 	"github.com/goroscope/goroscope/pkg/goroutinedump"
 	"github.com/goroscope/goroscope/pkg/snapshot"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -127,9 +128,24 @@ func TestSnapshotTextHeaders(t *testing.T) {
 	})
 	t.Run("leaked", func(t *testing.T) {
 		tgt := targettest.Start(t, buildLeakLoad(t), "-leak", "3")
-		if _, err := http.Get(tgt.URL("/debug/pprof/goroutineleak")); err != nil { // the leak-finding GC
-			t.Fatal(err)
-		}
+		// The leak-finding GC finds only goroutines already parked: ask
+		// again until the runtime's own dump marks all three.
+		eventually.Succeeds(t, 30*time.Second, func() error {
+			resp, err := http.Get(tgt.URL("/debug/pprof/goroutineleak"))
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			raw, err := tgt.DumpRaw(context.Background())
+			if err != nil {
+				return err
+			}
+			if n := strings.Count(raw, "[chan receive (leaked)"); n != 3 {
+				return fmt.Errorf("the runtime's dump marks %d goroutines leaked, want 3", n)
+			}
+			return nil
+		})
 		compareTextWithRuntime(t, tgt, "procmem")
 		leaked := 0
 		for _, g := range textSnapshot(t, tgt.PID, "procmem") {

@@ -30,7 +30,7 @@ import (
 func TestAgentServesWhileBPFLoads(t *testing.T) {
 	var bin string
 	if !testing.Short() {
-		bin = targettest.Build(t, "population", targettest.BuildOpts{})
+		bin = buildTarget(t, "population", targettest.BuildOpts{})
 	}
 	g := bpfloadtest.NewGatedLoader[bpfload.EBPFWalker]()
 	start := time.Now()

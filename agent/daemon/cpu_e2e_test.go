@@ -29,10 +29,10 @@ func TestAgentCPUProfiles(t *testing.T) {
 	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
 		t.Skip("eBPF needs root")
 	}
-	tgt := targettest.Start(t, targettest.Build(t, "cpuburn", targettest.BuildOpts{}), "-burners", "2", "-labeled", "1")
+	tgt := targettest.Start(t, buildTarget(t, "cpuburn", targettest.BuildOpts{}), "-burners", "2", "-labeled", "1")
 	a, _ := runAgent(t, func(cfg *Config) {
 		cfg.SnapshotInterval = Duration(time.Second)
-		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/cpuburn-"}}}
+		cfg.Discovery = discovery.Rules{Include: []discovery.Match{ownTargets()}}
 	})
 	waitCPUSampler(t, a)
 	key := store.ProcessKey{PID: tgt.PID, StartTime: processStart(t, tgt.PID)}
@@ -151,11 +151,11 @@ func TestCPULabelsBounded(t *testing.T) {
 	}
 	const values = 3
 	// 12 burners labelled index=0..11.
-	tgt := targettest.Start(t, targettest.Build(t, "cpuburn", targettest.BuildOpts{}), "-burners", "12", "-labeled", "12")
+	tgt := targettest.Start(t, buildTarget(t, "cpuburn", targettest.BuildOpts{}), "-burners", "12", "-labeled", "12")
 	a, _ := runAgent(t, func(cfg *Config) {
 		cfg.SnapshotInterval = Duration(time.Second)
 		cfg.DiscoveryInterval = Duration(200 * time.Millisecond)
-		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/cpuburn-"}}}
+		cfg.Discovery = discovery.Rules{Include: []discovery.Match{ownTargets()}}
 		cfg.Limits.LabelValues = values
 	})
 	waitCPUSampler(t, a)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -35,9 +36,9 @@ func TestAgentEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds targets and runs the agent")
 	}
-	steady := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0")
-	stripped := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{GoVersion: "go1.22.12", Stripped: true}), "-spin", "0")
-	growing := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0", "-grow", "20")
+	steady := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-spin", "0")
+	stripped := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{GoVersion: "go1.22.12", Stripped: true}), "-spin", "0")
+	growing := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-spin", "0", "-grow", "20")
 	targets := []*targettest.Target{steady, stripped, growing}
 
 	a, base := runAgent(t, func(cfg *Config) {
@@ -119,13 +120,13 @@ func TestAgentEndToEnd(t *testing.T) {
 	entries := storeEntries(t, a, growing.PID, store.KindGoroutines)
 	from, to := entries[0].Time.Format(time.RFC3339Nano), entries[len(entries)-1].Time.Format(time.RFC3339Nano)
 	var diff struct {
-		Appeared []struct {
-			Delta float64 `json:"delta"`
-		} `json:"appeared"`
+		BaseTotal float64 `json:"base_total"`
+		Total     float64 `json:"total"`
 	}
-	getJSON(t, fmt.Sprintf("%s/api/processes/%d/%d/diff?from=%s&to=%s", base, growing.PID, processStart(t, growing.PID), from, to), &diff)
-	if len(diff.Appeared) == 0 || diff.Appeared[0].Delta < 20 {
-		t.Errorf("diff of the growing target shows no growth: %+v", diff)
+	getJSON(t, fmt.Sprintf("%s/api/processes/%d/%d/diff?base_from=%s&base_to=%s&from=%s&to=%s", base, growing.PID, processStart(t, growing.PID),
+		url.QueryEscape(from), url.QueryEscape(from), url.QueryEscape(to), url.QueryEscape(to)), &diff)
+	if diff.Total < diff.BaseTotal+20 {
+		t.Errorf("diff of the growing target's first and last snapshots shows no growth: %+v", diff)
 	}
 
 	// Every kind of entry is stored for every target.
@@ -190,7 +191,7 @@ func startAgentWith(t *testing.T, edit func(*Config), prepare func(*Agent)) *age
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = freeAddr(t)
 	cfg.DiscoveryInterval = Duration(300 * time.Millisecond)
-	cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}}}
+	cfg.Discovery = discovery.Rules{Include: []discovery.Match{ownTargets()}}
 	edit(&cfg)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

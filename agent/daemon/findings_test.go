@@ -73,7 +73,7 @@ func TestAgentFindsLeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a target and the agent")
 	}
-	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-grow", "20")
+	tgt := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-grow", "20")
 	a, base := runAgent(t, func(cfg *Config) {
 		cfg.SnapshotInterval = Duration(500 * time.Millisecond)
 		cfg.Findings.Leak.Window = 30 * time.Second
@@ -133,7 +133,7 @@ func TestScrapedLeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a target and the agent")
 	}
-	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-grow", "20")
+	tgt := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-grow", "20")
 	a, _ := runAgent(t, func(cfg *Config) {
 		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/no-such-program$"}}}
 		cfg.PprofScrape = scrape.Config{Interval: time.Second, Profiles: []string{"goroutine"},

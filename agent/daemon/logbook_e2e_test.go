@@ -89,13 +89,13 @@ func TestAgentLogShortLived(t *testing.T) {
 		t.Skip("builds targets and runs the agent")
 	}
 	const n, parallel = 50, 5
-	pop := targettest.Build(t, "population", targettest.BuildOpts{})
+	pop := buildTarget(t, "population", targettest.BuildOpts{})
 	old := buildGo120(t)
 	var logBuf logbuf.Buffer
 	r := startAgentWith(t, func(cfg *Config) {
 		cfg.CPUFrequency = 0
 		cfg.DiscoveryInterval = Duration(100 * time.Millisecond)
-		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}, {Exe: "/old-go120"}}}
+		cfg.Discovery = discovery.Rules{Include: []discovery.Match{ownTargets(), {Exe: "/old-go120"}}}
 	}, func(a *Agent) { a.log = slog.New(slog.NewTextHandler(&logBuf, nil)) })
 
 	// One more keeps the executable's parse in the agent's cache (which
@@ -159,13 +159,13 @@ func TestAgentLogOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds targets and runs the agent")
 	}
-	pop := targettest.Build(t, "population", targettest.BuildOpts{})
+	pop := buildTarget(t, "population", targettest.BuildOpts{})
 	old := buildGo120(t)
 	var logBuf logbuf.Buffer
 	r := startAgentWith(t, func(cfg *Config) {
 		cfg.CPUFrequency = 0
 		cfg.DiscoveryInterval = Duration(100 * time.Millisecond)
-		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}, {Exe: "/old-go120"}}}
+		cfg.Discovery = discovery.Rules{Include: []discovery.Match{ownTargets(), {Exe: "/old-go120"}}}
 	}, func(a *Agent) {
 		a.log = slog.New(slog.NewTextHandler(&logBuf, nil))
 		a.boot = a.boot.Add(-time.Hour)

@@ -25,7 +25,7 @@ func TestAgentPushes(t *testing.T) {
 	vm := receivers.StartVictoriaMetrics(t)
 	pyro := receivers.StartPyroscope(t)
 	pyro.FailNext(receivers.Failure{Status: 503, RetryAfter: "1"}, receivers.Failure{Status: 500})
-	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0")
+	tgt := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-spin", "0")
 
 	fast := QueueConfig{MaxDelay: Duration(100 * time.Millisecond), MinBackoff: Duration(50 * time.Millisecond), MaxBackoff: Duration(2 * time.Second)}
 	_, base := runAgent(t, func(cfg *Config) {
@@ -106,7 +106,7 @@ func TestStaleSeries(t *testing.T) {
 		t.Skip("starts Prometheus, a target and the agent")
 	}
 	prom := receivers.StartPrometheus(t)
-	tgt := targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0")
+	tgt := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-spin", "0")
 	fast := QueueConfig{MaxDelay: Duration(100 * time.Millisecond), MinBackoff: Duration(50 * time.Millisecond), MaxBackoff: Duration(time.Second)}
 	runAgent(t, func(cfg *Config) {
 		cfg.SnapshotInterval = Duration(500 * time.Millisecond)

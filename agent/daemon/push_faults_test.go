@@ -41,7 +41,7 @@ func newPushSetup(t *testing.T) *pushSetup {
 		t.Skip("builds a target and runs the agent against fault-injecting receivers")
 	}
 	return &pushSetup{
-		tgt: targettest.Start(t, targettest.Build(t, "population", targettest.BuildOpts{}), "-spin", "0"),
+		tgt: targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-spin", "0"),
 		rw:  faults.Start(t),
 		py:  faults.Start(t),
 	}

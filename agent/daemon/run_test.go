@@ -41,7 +41,7 @@ func TestRunFailureStopsEverything(t *testing.T) {
 	cfg.Walker = "ebpf"
 	cfg.CPUFrequency = 0
 	cfg.DiscoveryInterval = Duration(100 * time.Millisecond)
-	cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/population-"}}}
+	cfg.Discovery = discovery.Rules{Include: []discovery.Match{ownTargets()}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,10 +28,10 @@ func TestAgentRunningGoroutineStacks(t *testing.T) {
 	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
 		t.Skip("eBPF needs root")
 	}
-	tgt := targettest.Start(t, targettest.Build(t, "cpuburn", targettest.BuildOpts{}), "-burners", "2")
+	tgt := targettest.Start(t, buildTarget(t, "cpuburn", targettest.BuildOpts{}), "-burners", "2")
 	a, _ := runAgent(t, func(cfg *Config) {
 		cfg.SnapshotInterval = Duration(time.Second)
-		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/cpuburn-"}}}
+		cfg.Discovery = discovery.Rules{Include: []discovery.Match{ownTargets()}}
 	})
 	waitCPUSampler(t, a)
 	key := store.ProcessKey{PID: tgt.PID, StartTime: processStart(t, tgt.PID)}

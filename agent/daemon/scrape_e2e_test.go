@@ -25,7 +25,7 @@ func TestAgentScrapesPprof(t *testing.T) {
 		t.Skip("starts a target, a receiver and the agent")
 	}
 	pyro := receivers.StartPyroscope(t)
-	tgt := targettest.Start(t, targettest.Build(t, "pprofload", targettest.BuildOpts{}), "-alloc-rate", "200", "-mutex-rate", "50", "-block-rate", "50")
+	tgt := targettest.Start(t, buildTarget(t, "pprofload", targettest.BuildOpts{}), "-alloc-rate", "200", "-mutex-rate", "50", "-block-rate", "50")
 	fast := QueueConfig{MaxDelay: Duration(100 * time.Millisecond), MinBackoff: Duration(50 * time.Millisecond), MaxBackoff: Duration(time.Second)}
 	a, _ := runAgent(t, func(cfg *Config) {
 		cfg.Discovery = discovery.Rules{Include: []discovery.Match{{Exe: "/no-such-program$"}}}

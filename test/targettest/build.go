@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,7 +17,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -225,4 +228,62 @@ func hashSources(dir, pkg string) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// PrivateDir is where Private copies executables for this process: a
+// directory of its own under os.TempDir()/goroscope-private, named by the
+// pid. An agent a test runs can watch exactly the targets of its own test
+// binary with a discovery rule on it: the go tool runs the test binaries
+// of several packages at once, and they start the same cached targets.
+func PrivateDir() string {
+	return filepath.Join(os.TempDir(), "goroscope-private", strconv.Itoa(os.Getpid()))
+}
+
+// Private copies the executable bin (from Build) into PrivateDir, once per
+// test process, and returns the copy's path. The directories of test
+// processes that no longer run are removed when a new one is made.
+func Private(tb testing.TB, bin string) string {
+	tb.Helper()
+	dir := PrivateDir()
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		removeStalePrivate(filepath.Dir(dir))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatalf("private copy of %s: %v", bin, err)
+	}
+	dst := filepath.Join(dir, filepath.Base(bin))
+	if _, err := os.Stat(dst); err == nil {
+		return dst
+	}
+	src, err := os.ReadFile(bin)
+	if err != nil {
+		tb.Fatalf("private copy of %s: %v", bin, err)
+	}
+	// Write then rename: tests running in parallel may copy it at once.
+	tmp, err := os.CreateTemp(dir, filepath.Base(bin)+".tmp-*")
+	if err != nil {
+		tb.Fatalf("private copy of %s: %v", bin, err)
+	}
+	_, werr := tmp.Write(src)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o755), os.Rename(tmp.Name(), dst)); err != nil {
+		os.Remove(tmp.Name())
+		tb.Fatalf("private copy of %s: %v", bin, err)
+	}
+	return dst
+}
+
+// removeStalePrivate removes the directories under root of test processes
+// that no longer run.
+func removeStalePrivate(root string) {
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
 }
