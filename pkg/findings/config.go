@@ -11,6 +11,30 @@ type Config struct {
 	Leak      LeakRule   `yaml:"leak"`
 	Stuck     StuckRule  `yaml:"stuck"`
 	AllAsleep AsleepRule `yaml:"all_asleep"`
+	// The runtime findings (RuntimeTracker).
+	GomaxprocsOverQuota QuotaRule    `yaml:"gomaxprocs_over_quota"`
+	NoMemoryLimit       MemoryRule   `yaml:"no_memory_limit"`
+	RunqueueBacklog     RunqueueRule `yaml:"runqueue_backlog"`
+}
+
+// QuotaRule: GOMAXPROCS above the CPU quota rounded up (above what Go 1.25+
+// sets from the quota, when it sets it), while the kernel's throttling of
+// the process grew at some read in the last Window.
+type QuotaRule struct {
+	Window time.Duration `yaml:"window"`
+}
+
+// MemoryRule: a cgroup memory limit, no GOMEMLIMIT, and the live heap above
+// MinHeapFraction of the limit.
+type MemoryRule struct {
+	MinHeapFraction float64 `yaml:"min_heap_fraction"`
+}
+
+// RunqueueRule: more than MinPerP goroutines per P waiting to run, in every
+// read for at least For.
+type RunqueueRule struct {
+	MinPerP float64       `yaml:"min_per_p"`
+	For     time.Duration `yaml:"for"`
 }
 
 // LeakRule: a parked group is a leak when, over Window (and after at least
@@ -46,6 +70,10 @@ func DefaultConfig() Config {
 		Leak:      LeakRule{MinGoroutines: 20, MinGrowth: 15, Window: 10 * time.Minute, MinSpan: 90 * time.Second, MaxDeparted: 0.1},
 		Stuck:     StuckRule{MinGoroutines: 10, MinWait: 5 * time.Minute},
 		AllAsleep: AsleepRule{MinWait: 5 * time.Minute},
+
+		GomaxprocsOverQuota: QuotaRule{Window: 5 * time.Minute},
+		NoMemoryLimit:       MemoryRule{MinHeapFraction: 0.5},
+		RunqueueBacklog:     RunqueueRule{MinPerP: 10, For: time.Minute},
 	}
 }
 
@@ -72,6 +100,14 @@ func (c Config) withDefaults() Config {
 	set(&c.Stuck.MinGoroutines, d.Stuck.MinGoroutines)
 	setD(&c.Stuck.MinWait, d.Stuck.MinWait)
 	setD(&c.AllAsleep.MinWait, d.AllAsleep.MinWait)
+	setD(&c.GomaxprocsOverQuota.Window, d.GomaxprocsOverQuota.Window)
+	setD(&c.RunqueueBacklog.For, d.RunqueueBacklog.For)
+	if c.NoMemoryLimit.MinHeapFraction == 0 {
+		c.NoMemoryLimit.MinHeapFraction = d.NoMemoryLimit.MinHeapFraction
+	}
+	if c.RunqueueBacklog.MinPerP == 0 {
+		c.RunqueueBacklog.MinPerP = d.RunqueueBacklog.MinPerP
+	}
 	return c
 }
 
@@ -86,8 +122,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("leak.min_span %s is longer than leak.window %s", c.Leak.MinSpan, c.Leak.Window)
 	case c.Leak.MaxDeparted < 0 || c.Leak.MaxDeparted > 1:
 		return fmt.Errorf("leak.max_departed %g: want a fraction from 0 to 1", c.Leak.MaxDeparted)
-	case c.Leak.Window < 0 || c.Leak.MinSpan < 0 || c.Stuck.MinWait < 0 || c.AllAsleep.MinWait < 0:
+	case c.Leak.Window < 0 || c.Leak.MinSpan < 0 || c.Stuck.MinWait < 0 || c.AllAsleep.MinWait < 0 ||
+		c.GomaxprocsOverQuota.Window < 0 || c.RunqueueBacklog.For < 0:
 		return fmt.Errorf("negative durations in the findings thresholds")
+	case c.NoMemoryLimit.MinHeapFraction < 0 || c.NoMemoryLimit.MinHeapFraction > 1:
+		return fmt.Errorf("no_memory_limit.min_heap_fraction %g: want a fraction from 0 to 1", c.NoMemoryLimit.MinHeapFraction)
+	case c.RunqueueBacklog.MinPerP < 0:
+		return fmt.Errorf("runqueue_backlog.min_per_p %g: want a positive number of goroutines", c.RunqueueBacklog.MinPerP)
 	}
 	return nil
 }

@@ -26,9 +26,9 @@ func Severity(kind string) int {
 	switch kind {
 	case KindAllAsleep:
 		return 3
-	case KindLeak:
+	case KindLeak, KindGCOffUnbounded, KindNoMemoryLimit:
 		return 2
-	case KindStuck:
+	case KindStuck, KindGomaxprocsOverQuota, KindRunqueueBacklog:
 		return 1
 	}
 	return 0
@@ -37,16 +37,18 @@ func Severity(kind string) int {
 // Finding is one answer about a process, with its evidence.
 type Finding struct {
 	// ID is stable while the same problem lasts: kind and site (and, for
-	// stuck, the object).
+	// stuck, the object); a runtime finding's is its kind's.
 	ID   string `json:"id"`
 	Kind string `json:"kind"`
 	// Summary says it in one sentence, numbers included.
 	Summary string `json:"summary"`
 	// Site is the group the finding is about (the largest one for stuck
-	// and all-asleep).
+	// and all-asleep); empty for the runtime findings, which are about the
+	// whole process.
 	Site   Site   `json:"site"`
 	SiteID string `json:"site_id"`
-	// Goroutines involved now.
+	// Goroutines involved now (runqueue-backlog: those waiting to run; 0
+	// for the other runtime findings).
 	Goroutines int `json:"goroutines"`
 	// FirstSeen is when the group (or the wait) was first seen; Time when
 	// the finding was last judged true.
@@ -73,6 +75,11 @@ type Finding struct {
 	// Example is one goroutine's stack; Labels pprof label values seen.
 	Example []snapshot.Frame    `json:"example"`
 	Labels  map[string][]string `json:"labels,omitempty"`
+	// Fix says what to change (the runtime findings; Summary ends with
+	// it too).
+	Fix string `json:"fix,omitempty"`
+	// Runtime is what a runtime finding was judged on.
+	Runtime *RuntimeEvidence `json:"runtime,omitempty"`
 }
 
 // findingID is a kind and the hash of what identifies the finding.

@@ -3,8 +3,12 @@
 // state), follows each group over time, and judges the groups into
 // findings with evidence: a leak (a group that keeps growing while its
 // goroutines stay), a stuck group (many goroutines waiting on one object
-// for long), or a process whose goroutines are all asleep. It is pure:
-// snapshots in, groups and findings out, no I/O.
+// for long), or a process whose goroutines are all asleep. RuntimeTracker
+// judges the runtime's settings and health against the process's cgroup
+// the same way: GOMAXPROCS over the CPU quota, no GOMEMLIMIT under a memory
+// limit, the GC off without a limit, a run queue backlog, GODEBUG debugging
+// settings left on. It is pure: snapshots and reads in, groups and findings
+// out, no I/O.
 //
 // It is internal to goroscope, not meant for import by other modules: its
 // API may change at any time. The JSON form of Finding is a contract

@@ -1,7 +1,6 @@
 package findings
 
 import (
-	"cmp"
 	"slices"
 	"time"
 
@@ -116,12 +115,7 @@ func (t *Tracker) Observe(s *snapshot.Snapshot) ([]*Group, []Finding) {
 	if f, ok := t.allAsleep(s, groups); ok {
 		out = append(out, f)
 	}
-	slices.SortStableFunc(out, func(a, b Finding) int {
-		if c := cmp.Compare(Severity(b.Kind), Severity(a.Kind)); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Goroutines, a.Goroutines)
-	})
+	sortFindings(out)
 	return groups, out
 }
 
