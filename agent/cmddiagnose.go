@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goroscope/goroscope/agent/daemon"
 	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
 	"github.com/goroscope/goroscope/pkg/findings"
@@ -20,7 +21,9 @@ import (
 //	goroscope diagnose --pid PID [--for 60s] [--interval 2s] [--format text|json]
 //
 // Leaks need the group's growth over time, so the leak window is the
-// watch itself: a leak shows when its group grew through all of it.
+// watch itself: a leak shows when its group grew through all of it. The
+// process's runtime health (its settings against its cgroup's limits) is
+// read at each snapshot and judged too.
 func cmdDiagnose(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("diagnose", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -50,6 +53,9 @@ func cmdDiagnose(ctx context.Context, args []string, stdout io.Writer, log *slog
 	cfg.Leak.Window = *watch
 	cfg.Leak.MinSpan = min(cfg.Leak.MinSpan, *watch*2/3)
 	tr := findings.NewTracker(cfg)
+	rtr := findings.NewRuntimeTracker(cfg)
+	hr := daemon.NewHealthReader(t, t.Bin.GoVersion(), nil)
+	defer hr.Close()
 	sn := walk.NewSnapshotter(t, walk.ProcMemWalker{})
 	log.Info("watching", "pid", *pid, "for", watch.String(), "interval", interval.String())
 	var last []findings.Finding
@@ -63,7 +69,8 @@ func cmdDiagnose(ctx context.Context, args []string, stdout io.Writer, log *slog
 			return fmt.Errorf("diagnose pid %d: %w", *pid, err)
 		}
 		gs, fs := tr.Observe(s)
-		last, groups = fs, len(gs)
+		h := hr.Read(s.Time)
+		last, groups = findings.Merge(fs, rtr.Observe(&h)), len(gs)
 		if !time.Now().Before(deadline) {
 			break
 		}

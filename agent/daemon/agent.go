@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/agent/bpfload"
+	"github.com/goroscope/goroscope/collect/cgroup"
 	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/scrape"
@@ -76,6 +77,10 @@ type Agent struct {
 	// labelLimits bound each watched process's pprof label values across
 	// its snapshots (see limiterOf); a.mu.
 	labelLimits map[store.ProcessKey]*fold.LabelLimiter
+	// cgMounts are the agent's cgroup mounts, read at cgMountsAt; only the
+	// snapshot loop uses them.
+	cgMounts   cgroup.Mounts
+	cgMountsAt time.Time
 }
 
 // discoverer is the discover stage: it lists the Go processes to watch

@@ -54,9 +54,12 @@ type Config struct {
 	// Limits bound the memory the agent takes, whatever the programs it
 	// watches do.
 	Limits LimitsConfig `yaml:"limits"`
-	// Findings sets the thresholds of the leak, stuck and all-asleep
-	// findings (docs/findings-json.md).
+	// Findings sets the thresholds of the findings: leak, stuck, all-asleep
+	// and the runtime ones (docs/findings-json.md).
 	Findings FindingsConfig `yaml:"findings"`
+	// RuntimeHealth sets the reads of each process's runtime settings and
+	// health and of its cgroup's limits.
+	RuntimeHealth RuntimeHealthConfig `yaml:"runtime_health"`
 }
 
 // LimitsConfig bounds what the agent holds for the programs it watches.
@@ -119,7 +122,8 @@ func DefaultConfig() Config {
 		Store:             StoreConfig{MaxAge: Duration(24 * time.Hour), MaxBytes: 1 << 30},
 		Limits: LimitsConfig{Memory: "auto", MaxGoroutines: DefaultMaxGoroutines,
 			LabelKeys: fold.DefaultMaxLabelKeys, LabelValues: fold.DefaultMaxLabelValues},
-		Findings: FindingsConfig{Config: findings.DefaultConfig(), TopGroups: DefaultTopGroups},
+		Findings:      FindingsConfig{Config: findings.DefaultConfig(), TopGroups: DefaultTopGroups},
+		RuntimeHealth: RuntimeHealthConfig{Enabled: true, MaxCostPercent: DefaultHealthCostPercent},
 	}
 }
 
@@ -400,6 +404,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Limits.validate()...)
 	errs = append(errs, c.Findings.validate()...)
+	errs = append(errs, c.RuntimeHealth.validate()...)
 	if err := c.Discovery.Compile(); err != nil {
 		errs = append(errs, "discovery."+err.Error())
 	}

@@ -74,6 +74,9 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	for _, n := range []string{fold.MetricGoroutines, fold.MetricBlockedSeconds, fold.MetricProcessInfo, MetricGroupGoroutines, MetricFindings} {
 		add(n)
 	}
+	for n := range healthMetrics {
+		add(n)
+	}
 	if !names["goroscope_push_sent_items_total"] || !names["goroscope_snapshot_duration_seconds_bucket"] || !names["process_cpu_seconds_total"] {
 		t.Fatalf("metric names incomplete: %v", names)
 	}

@@ -52,30 +52,27 @@ func (c FindingsConfig) forService(name string) findings.Config {
 	if !ok {
 		return out
 	}
-	over := func(dst *int, v int) {
-		if v != 0 {
-			*dst = v
-		}
-	}
-	over(&out.Leak.MinGoroutines, s.Leak.MinGoroutines)
-	over(&out.Leak.MinGrowth, s.Leak.MinGrowth)
-	over(&out.Stuck.MinGoroutines, s.Stuck.MinGoroutines)
-	if s.Leak.Window != 0 {
-		out.Leak.Window = s.Leak.Window
-	}
-	if s.Leak.MinSpan != 0 {
-		out.Leak.MinSpan = s.Leak.MinSpan
-	}
-	if s.Leak.MaxDeparted != 0 {
-		out.Leak.MaxDeparted = s.Leak.MaxDeparted
-	}
-	if s.Stuck.MinWait != 0 {
-		out.Stuck.MinWait = s.Stuck.MinWait
-	}
-	if s.AllAsleep.MinWait != 0 {
-		out.AllAsleep.MinWait = s.AllAsleep.MinWait
-	}
+	override(&out.Leak.MinGoroutines, s.Leak.MinGoroutines)
+	override(&out.Leak.MinGrowth, s.Leak.MinGrowth)
+	override(&out.Leak.Window, s.Leak.Window)
+	override(&out.Leak.MinSpan, s.Leak.MinSpan)
+	override(&out.Leak.MaxDeparted, s.Leak.MaxDeparted)
+	override(&out.Stuck.MinGoroutines, s.Stuck.MinGoroutines)
+	override(&out.Stuck.MinWait, s.Stuck.MinWait)
+	override(&out.AllAsleep.MinWait, s.AllAsleep.MinWait)
+	override(&out.GomaxprocsOverQuota.Window, s.GomaxprocsOverQuota.Window)
+	override(&out.NoMemoryLimit.MinHeapFraction, s.NoMemoryLimit.MinHeapFraction)
+	override(&out.RunqueueBacklog.MinPerP, s.RunqueueBacklog.MinPerP)
+	override(&out.RunqueueBacklog.For, s.RunqueueBacklog.For)
 	return out
+}
+
+// override sets *dst to v unless v is zero (not set).
+func override[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 // validate names what is wrong with the findings configuration.
@@ -103,10 +100,14 @@ type Findings struct {
 	Series   []fold.Series
 }
 
-// judge runs one snapshot of a process through its tracker, and makes
-// the series of its top groups and findings with the process's labels.
-func judge(tr *findings.Tracker, s *snapshot.Snapshot, labels map[string]string, top int) Findings {
+// judge runs one snapshot of a process through its tracker, adds the
+// findings of its runtime health, and makes the series of its top groups
+// and findings with the process's labels.
+func judge(tr *findings.Tracker, s *snapshot.Snapshot, runtime []findings.Finding, labels map[string]string, top int) Findings {
 	groups, fs := tr.Observe(s)
+	if len(runtime) > 0 {
+		fs = findings.Merge(fs, runtime)
+	}
 	return Findings{Groups: groups, Findings: fs, Series: findingSeries(groups, fs, labels, top)}
 }
 
@@ -125,7 +126,8 @@ func findingSeries(groups []*findings.Group, fs []findings.Finding, labels map[s
 		sums[key{name: MetricGroupGoroutines, site: site, state: string(g.Site.State), reason: g.Site.WaitReason}] += float64(g.Goroutines)
 	}
 	for _, f := range fs {
-		sums[key{name: MetricFindings, site: siteLabel(f.Site), kind: f.Kind}] += float64(f.Goroutines)
+		// A runtime finding that involves no goroutine counts 1.
+		sums[key{name: MetricFindings, site: siteLabel(f.Site), kind: f.Kind}] += float64(max(f.Goroutines, 1))
 	}
 	keys := slices.SortedFunc(maps.Keys(sums), func(a, b key) int {
 		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.kind, b.kind), cmp.Compare(a.site, b.site),
@@ -200,10 +202,11 @@ func (a *Agent) sayFindings(said map[string]bool, fs []findings.Finding, who ...
 	return now
 }
 
-// addFindings runs a snapshot through its tracker into o: the series, the
-// summary's counts and the stored entry; it returns the findings.
-func (a *Agent) addFindings(o *Output, enc *encoder, tr *findings.Tracker, s *snapshot.Snapshot) ([]findings.Finding, error) {
-	fs := judge(tr, s, o.Labels, a.cfg.Findings.TopGroups)
+// addFindings runs a snapshot through its tracker into o, with the
+// findings of the process's runtime health: the series, the summary's
+// counts and the stored entry; it returns the findings.
+func (a *Agent) addFindings(o *Output, enc *encoder, tr *findings.Tracker, s *snapshot.Snapshot, runtime []findings.Finding) ([]findings.Finding, error) {
+	fs := judge(tr, s, runtime, o.Labels, a.cfg.Findings.TopGroups)
 	o.Series = append(o.Series, fs.Series...)
 	addFindingsSummary(o.Summary, fs.Findings)
 	data, err := encodeFindings(enc, o.Process, fs, s.Time.UTC().Format(time.RFC3339Nano))

@@ -79,7 +79,25 @@ func TestAgentFindsLeak(t *testing.T) {
 		cfg.Findings.Leak.Window = 30 * time.Second
 		cfg.Findings.Leak.MinSpan = 4 * time.Second
 	})
-	key := store.ProcessKey{PID: tgt.PID, StartTime: processStart(t, tgt.PID)}
+	m, e := newestFindings(t, a, store.ProcessKey{PID: tgt.PID, StartTime: processStart(t, tgt.PID)})
+	if len(e.Findings) == 0 || e.Findings[0].Kind != findings.KindLeak || !strings.HasPrefix(e.Findings[0].Site.Frame, "main.parkChanRecv ") {
+		t.Fatalf("stored findings %+v; want a leak in main.parkChanRecv", e.Findings)
+	}
+	if m.Summary["findings/leak"] < 1 {
+		t.Errorf("entry summary %v lacks findings/leak", m.Summary)
+	}
+	metrics := get(t, base+"/metrics")
+	for _, want := range []string{MetricFindings + `{kind="leak",pid="` + strconv.Itoa(tgt.PID), MetricGroupGoroutines + `{pid="` + strconv.Itoa(tgt.PID)} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// newestFindings waits for a findings entry of process key (all processes
+// when zero) in a's store, and returns the newest with its payload.
+func newestFindings(t *testing.T, a *Agent, key store.ProcessKey) (store.Meta, findingsEntry) {
+	t.Helper()
 	var entries []store.Meta
 	eventually.Succeeds(t, 30*time.Second, func() error {
 		var err error
@@ -92,18 +110,7 @@ func TestAgentFindsLeak(t *testing.T) {
 	if err := json.Unmarshal(storedPayload(t, a, entries[len(entries)-1].ID), &e); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.Findings) == 0 || e.Findings[0].Kind != findings.KindLeak || !strings.HasPrefix(e.Findings[0].Site.Frame, "main.parkChanRecv ") {
-		t.Fatalf("stored findings %+v; want a leak in main.parkChanRecv", e.Findings)
-	}
-	if m := entries[len(entries)-1]; m.Summary["findings/leak"] < 1 {
-		t.Errorf("entry summary %v lacks findings/leak", m.Summary)
-	}
-	metrics := get(t, base+"/metrics")
-	for _, want := range []string{MetricFindings + `{kind="leak",pid="` + strconv.Itoa(tgt.PID), MetricGroupGoroutines + `{pid="` + strconv.Itoa(tgt.PID)} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
+	return entries[len(entries)-1], e
 }
 
 // TestVanishedSeries: a series a process pushed last time and no longer
@@ -141,19 +148,7 @@ func TestScrapedLeak(t *testing.T) {
 		cfg.Findings.Leak.Window = 30 * time.Second
 		cfg.Findings.Leak.MinSpan = 4 * time.Second
 	})
-	var entries []store.Meta
-	eventually.Succeeds(t, 30*time.Second, func() error {
-		var err error
-		if entries, err = a.store.List(store.Query{Kind: store.KindFindings}); err == nil && len(entries) == 0 {
-			err = fmt.Errorf("no findings stored yet")
-		}
-		return err
-	})
-	var e findingsEntry
-	if err := json.Unmarshal(storedPayload(t, a, entries[len(entries)-1].ID), &e); err != nil {
-		t.Fatal(err)
-	}
-	m := entries[len(entries)-1]
+	m, e := newestFindings(t, a, store.ProcessKey{})
 	if m.Process.ServiceName != "pop" || len(e.Findings) == 0 || e.Findings[0].Kind != findings.KindLeak || !strings.HasPrefix(e.Findings[0].Site.Frame, "main.parkChanRecv ") {
 		t.Fatalf("stored findings of %+v: %+v; want a leak in main.parkChanRecv of service pop", m.Process, e.Findings)
 	}

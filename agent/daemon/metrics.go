@@ -22,6 +22,11 @@ type selfMetrics struct {
 	labelOverflow *prometheus.CounterVec
 	// sampled counts snapshots that kept only some goroutines.
 	sampled *prometheus.CounterVec
+	// healthReads and healthSeconds count the reads of the processes'
+	// runtime health and the time they took; healthSetup the time taken
+	// to prepare them (once per process).
+	healthReads                prometheus.Counter
+	healthSeconds, healthSetup prometheus.Counter
 }
 
 // newSelfMetrics registers a's metrics and collectors in a new registry.
@@ -53,8 +58,20 @@ func newSelfMetrics(a *Agent) *selfMetrics {
 			Name: "goroscope_snapshots_sampled_total",
 			Help: "Snapshots of processes with more goroutines than limits.max_goroutines, which kept one goroutine in k (each counted k times in the profiles; per-state counts exact).",
 		}, []string{"service_name"}),
+		healthReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "goroscope_runtime_health_reads_total",
+			Help: "Reads of the watched processes' runtime health (their runtime's settings and figures, their cgroup's).",
+		}),
+		healthSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "goroscope_runtime_health_read_seconds_total",
+			Help: "Time the reads of the processes' runtime health took; runtime_health.max_cost_percent bounds it against the walks' (goroscope_snapshot_duration_seconds_sum).",
+		}),
+		healthSetup: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "goroscope_runtime_health_setup_seconds_total",
+			Help: "Time taken to prepare the reads of the processes' runtime health, once per process.",
+		}),
 	}
-	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped, m.labelOverflow, m.sampled,
+	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped, m.labelOverflow, m.sampled, m.healthReads, m.healthSeconds, m.healthSetup,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&seriesCollector{a: a}, &storeCollector{a: a}, &bpfCollector{a: a})
 	return m
@@ -124,7 +141,7 @@ func (c *seriesCollector) Collect(ch chan<- prometheus.Metric) {
 			case MetricGroupGoroutines:
 				ch <- constMetric(s, "Goroutines per group in the newest snapshot: site is where they block and who created them, for the top findings.top_groups groups of each process; the rest are summed as site=\"other\".")
 			case MetricFindings:
-				ch <- constMetric(s, "Findings holding at the newest snapshot (kind leak, stuck or all-asleep), valued by the goroutines involved; see docs/findings-json.md.")
+				ch <- constMetric(s, "Findings holding at the newest snapshot (kind leak, stuck, all-asleep, or a runtime finding: gomaxprocs-over-quota, no-memory-limit, gc-off-unbounded, runqueue-backlog, godebug-left-on), valued by the goroutines involved (1 for the runtime findings that involve none); see docs/findings-json.md.")
 			case fold.MetricBlockedSeconds + "_bucket", fold.MetricBlockedSeconds + "_sum", fold.MetricBlockedSeconds + "_count":
 				h := hists[s.Labels["wait_reason"]]
 				if h == nil {
@@ -132,6 +149,10 @@ func (c *seriesCollector) Collect(ch chan<- prometheus.Metric) {
 					hists[s.Labels["wait_reason"]] = h
 				}
 				h.add(s)
+			default:
+				if hm, ok := healthMetrics[s.Name]; ok {
+					ch <- constValue(s, hm.help, hm.kind)
+				}
 			}
 		}
 		for _, h := range hists {
@@ -146,13 +167,19 @@ func (d Duration) seconds() float64 { return float64(d) / 1e9 }
 
 // constMetric builds a const gauge with the series' own label names.
 func constMetric(s fold.Series, help string) prometheus.Metric {
+	return constValue(s, help, prometheus.GaugeValue)
+}
+
+// constValue builds a const metric of type kind with the series' own label
+// names.
+func constValue(s fold.Series, help string, kind prometheus.ValueType) prometheus.Metric {
 	names := make([]string, 0, len(s.Labels))
 	values := make([]string, 0, len(s.Labels))
 	for _, kv := range s.SortedLabels()[1:] {
 		names = append(names, kv[0])
 		values = append(values, kv[1])
 	}
-	return prometheus.MustNewConstMetric(prometheus.NewDesc(s.Name, help, names, nil), prometheus.GaugeValue, s.Value, values...)
+	return prometheus.MustNewConstMetric(prometheus.NewDesc(s.Name, help, names, nil), kind, s.Value, values...)
 }
 
 // constHist gathers a folded histogram back into one const histogram.

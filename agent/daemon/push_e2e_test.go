@@ -98,9 +98,10 @@ func TestAgentPushes(t *testing.T) {
 	check("victoria-metrics", func() []receivers.Series { vm.Flush(t); return vm.Query(t, q) }, false)
 }
 
-// TestStaleSeries: when a process is gone, its series end at once in a
-// real Prometheus fed by remote-write (a staleness marker), as they do for
-// a scraped target, instead of lingering five minutes.
+// TestStaleSeries: when a process is gone, its series (those of its
+// runtime health too) end at once in a real Prometheus fed by remote-write
+// (a staleness marker), as they do for a scraped target, instead of
+// lingering five minutes.
 func TestStaleSeries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus, a target and the agent")
@@ -112,8 +113,15 @@ func TestStaleSeries(t *testing.T) {
 		cfg.SnapshotInterval = Duration(500 * time.Millisecond)
 		cfg.RemoteWrite = []EndpointConfig{{Name: "prom", Config: endpoint.Config{URL: prom.WriteURL}, Queue: fast}}
 	})
-	q := `goroscope_goroutines{pid="` + strconv.Itoa(tgt.PID) + `"}`
-	eventually.True(t, 30*time.Second, "the target's series in Prometheus", func() bool { return len(prom.Query(t, q)) > 0 })
+	// The goroutine series, and those of the runtime health.
+	q := `{__name__=~"goroscope_goroutines|goroscope_go_gomaxprocs|goroscope_go_gc_cycles_total", pid="` + strconv.Itoa(tgt.PID) + `"}`
+	eventually.True(t, 30*time.Second, "the target's series in Prometheus", func() bool {
+		names := map[string]bool{}
+		for _, s := range prom.Query(t, q) {
+			names[s.Labels["__name__"]] = true
+		}
+		return len(names) == 3
+	})
 	tgt.Stop()
 	eventually.Succeeds(t, 30*time.Second, func() error {
 		if got := prom.Query(t, q); len(got) > 0 {

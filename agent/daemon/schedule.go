@@ -91,6 +91,7 @@ func (a *Agent) closeRetired() {
 
 // release closes a process's target and releases its executable; a.mu held.
 func (a *Agent) release(w *watched) {
+	w.health.close()
 	w.target.Close()
 	a.exes.Release(w.exe)
 }

@@ -91,7 +91,7 @@ func (s *scrapeFold) emit(ctx context.Context, r scrape.Result) {
 		tr = findings.NewTracker(a.cfg.Findings.forService(r.Labels["service_name"]))
 		s.trackers[r.Target] = tr
 	}
-	fs, ferr := a.addFindings(&o, &s.enc, tr, r.Snapshot)
+	fs, ferr := a.addFindings(&o, &s.enc, tr, r.Snapshot, nil)
 	err = errors.Join(err, ferr)
 	s.said[r.Target] = a.sayFindings(s.said[r.Target], fs, "target", r.Target, "service_name", r.Labels["service_name"])
 	if err != nil {

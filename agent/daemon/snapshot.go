@@ -8,6 +8,7 @@ import (
 
 	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/walk"
+	"github.com/goroscope/goroscope/pkg/findings"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
 )
@@ -75,12 +76,23 @@ func (a *Agent) snapshotOne(ctx context.Context, w *watched, now time.Time) time
 		onCPU = a.onCPU(cw)
 		cpuProf, haveCPU = a.cpuProfile(&a.enc, cw)
 	}
+	// The runtime health: read when its cost budget allows, its newest
+	// read's series and findings go with every snapshot.
+	fresh := a.readHealth(w, took, s.Time)
 	o, err := foldSnapshot(&a.enc, &a.snapBuf, w.storeProcess(), w.labels(), s, interval, onCPU, lim, fold.ExecutableOf(w.target.Exe, w.target.Bin, w.target.Bias))
 	a.metrics.countLabelOverflows(w.proc.ServiceName, lim)
 	if haveCPU {
 		o.Profiles = append(o.Profiles, cpuProf)
 	}
-	fs, ferr := a.addFindings(&o, &a.enc, w.tracker, s)
+	var rtFindings []findings.Finding
+	if w.health != nil {
+		o.Series = append(o.Series, w.health.series...)
+		if fresh {
+			addHealthSummary(o.Summary, w.health.series)
+		}
+		rtFindings = w.health.findings
+	}
+	fs, ferr := a.addFindings(&o, &a.enc, w.tracker, s, rtFindings)
 	err = errors.Join(err, ferr)
 	w.said = a.sayFindings(w.said, fs, "pid", w.proc.PID, "service_name", w.proc.ServiceName)
 	if err != nil {

@@ -55,6 +55,9 @@ type watched struct {
 	cpuWatched bool
 	cpuWin     cpuWindow
 	cpuDrained bool
+	// health is the process's runtime health, read by the snapshot loop
+	// (nil before the first snapshot, or with runtime_health off).
+	health *health
 }
 
 func (w *watched) storeProcess() store.Process {

@@ -53,6 +53,10 @@ type StartOpts struct {
 	// Env entries are appended to the test's environment
 	// (e.g. "GOTRACEBACK=system", "GODEBUG=tracebacklabels=1").
 	Env []string
+	// Wrap, when set, is a command line the target's is appended to: a
+	// shell that puts itself in a cgroup and execs the target
+	// (memcg.Group.Wrapper). It must exec: the target keeps its pid.
+	Wrap []string
 }
 
 // Start runs binPath with args, waits up to StartTimeout for its JSON ready
@@ -76,7 +80,8 @@ func StartWith(tb testing.TB, o StartOpts, binPath string, args ...string) *Targ
 // Launch is StartWith outside a test (the benchmark harness): the caller
 // stops the target.
 func Launch(o StartOpts, binPath string, args ...string) (*Target, error) {
-	cmd := exec.Command(binPath, args...)
+	argv := append(append(append([]string(nil), o.Wrap...), binPath), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), o.Env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -57,9 +57,15 @@ const (
 	findingsDoc = `From goroscope_findings{service_name, pid, kind, site}: one series per finding holding now, ` +
 		`valued by the goroutines involved, absent otherwise. kind is leak (a parked group that keeps growing while its goroutines stay), ` +
 		`stuck (many goroutines waiting on one object, a channel or a semaphore, for long; site is the largest group of them) or ` +
-		`all-asleep (every goroutine of the program parked where only another goroutine can wake it: a deadlock the runtime does not report). ` +
-		siteDoc + ` The alerts GoroutineLeak, GoroutinesStuck and GoroutinesAllAsleep fire on these series; ` +
-		`goroscope's UI and goroscope diagnose --pid PID show each finding's evidence (stacks, objects waited on, labels).`
+		`all-asleep (every goroutine of the program parked where only another goroutine can wake it: a deadlock the runtime does not report), ` +
+		`or one of the runtime findings, judged from the process's runtime settings against its cgroup's limits, which have no site and count 1 ` +
+		`(runqueue-backlog: the goroutines waiting to run): gomaxprocs-over-quota, no-memory-limit, gc-off-unbounded, runqueue-backlog, godebug-left-on. ` +
+		siteDoc + ` The alerts GoroutineLeak, GoroutinesStuck, GoroutinesAllAsleep and the Go* runtime ones fire on these series; ` +
+		`goroscope's UI and goroscope diagnose --pid PID show each finding's evidence (stacks, objects waited on, labels; for the runtime findings, what to change).`
+	runtimeDoc = `From the series of the runtime health the agent reads of each Go process (goroscope_go_*: its runtime's own settings and figures, ` +
+		`read from its memory) and of its cgroup (goroscope_cgroup_*: the limits in force, the tightest of the cgroup's ancestors', and the kernel's counters), ` +
+		`labelled service_name and pid. A process is read at a snapshot when the reads so far took under runtime_health.max_cost_percent (5%) of its walks: ` +
+		`a small process is read every few snapshots.`
 )
 
 // promQuery is a Prometheus query of the panel's data source.
@@ -153,9 +159,14 @@ func kindColors() []dashboard.DynamicConfigValue {
 		{Id: "mappings", Value: []dashboard.ValueMapping{{ValueMap: &dashboard.ValueMap{
 			Type: dashboard.MappingTypeValueToText,
 			Options: map[string]dashboard.ValueMappingResult{
-				"all-asleep": color("all-asleep", "red", 0),
-				"leak":       color("leak", "orange", 1),
-				"stuck":      color("stuck", "yellow", 2),
+				"all-asleep":            color("all-asleep", "red", 0),
+				"leak":                  color("leak", "orange", 1),
+				"gc-off-unbounded":      color("gc-off-unbounded", "orange", 2),
+				"no-memory-limit":       color("no-memory-limit", "orange", 3),
+				"stuck":                 color("stuck", "yellow", 4),
+				"gomaxprocs-over-quota": color("gomaxprocs-over-quota", "yellow", 5),
+				"runqueue-backlog":      color("runqueue-backlog", "yellow", 6),
+				"godebug-left-on":       color("godebug-left-on", "blue", 7),
 			},
 		}}}},
 		{Id: "custom.cellOptions", Value: map[string]any{"type": string(common.TableCellDisplayModeColorBackground)}},
@@ -251,6 +262,44 @@ func goroutinesRow(d *dashboard.DashboardBuilder) {
 	d.WithPanel(graph(8, "Goroutines per process", "short",
 		"Total goroutines of each watched process.", 12,
 		promQuery("A", `sum by (service_name, pid) (goroscope_goroutines{`+proc+`})`, "{{service_name}} {{pid}}")))
+}
+
+// runtimeRow: the runtime's settings and health against the cgroup's
+// limits, per process.
+func runtimeRow(d *dashboard.DashboardBuilder) {
+	d.WithRow(dashboard.NewRowBuilder("Runtime and cgroup limits").Id(26))
+	d.WithPanel(graph(27, "GOMAXPROCS and the CPU quota", "short",
+		"GOMAXPROCS of each process (goroscope_go_gomaxprocs) and the CPU quota of its cgroup in cores (goroscope_cgroup_cpu_quota_cores). "+
+			"GOMAXPROCS above the quota rounded up makes the kernel throttle the process: the gomaxprocs-over-quota finding. "+runtimeDoc, 12,
+		promQuery("A", `goroscope_go_gomaxprocs{`+proc+`}`, "GOMAXPROCS {{service_name}} {{pid}}"),
+		promQuery("B", `goroscope_cgroup_cpu_quota_cores{`+proc+`}`, "quota {{service_name}} {{pid}}")))
+	d.WithPanel(graph(28, "CPU throttling", "percentunit",
+		"The part of its cgroup's CPU periods in which the kernel throttled each process (goroscope_cgroup_cpu_throttled_periods_total over goroscope_cgroup_cpu_periods_total), "+
+			"and the time its threads were held back per second (goroscope_cgroup_cpu_throttled_seconds_total). "+runtimeDoc, 12,
+		promQuery("A", `rate(goroscope_cgroup_cpu_throttled_periods_total{`+proc+`}[5m]) / rate(goroscope_cgroup_cpu_periods_total{`+proc+`}[5m])`,
+			"periods throttled {{service_name}} {{pid}}"),
+		promQuery("B", `rate(goroscope_cgroup_cpu_throttled_seconds_total{`+proc+`}[5m])`, "held back s/s {{service_name}} {{pid}}")))
+	d.WithPanel(graph(29, "Heap and memory limits", "bytes",
+		"The heap marked live by the last GC (goroscope_go_heap_live_bytes) and the current cycle's goal (goroscope_go_heap_goal_bytes) against "+
+			"GOMEMLIMIT (goroscope_go_memory_limit_bytes, when one is set) and the cgroup's memory limit and usage (goroscope_cgroup_memory_*). "+
+			"A goal above the cgroup's limit ends in an OOM kill: the no-memory-limit finding. "+runtimeDoc, 12,
+		promQuery("A", `goroscope_go_heap_live_bytes{`+proc+`}`, "heap live {{service_name}} {{pid}}"),
+		promQuery("B", `goroscope_go_heap_goal_bytes{`+proc+`} < 9e18`, "heap goal {{service_name}} {{pid}}"),
+		promQuery("C", `goroscope_go_memory_limit_bytes{`+proc+`} < 9e18`, "GOMEMLIMIT {{service_name}} {{pid}}"),
+		promQuery("D", `goroscope_cgroup_memory_limit_bytes{`+proc+`}`, "cgroup limit {{service_name}} {{pid}}"),
+		promQuery("E", `goroscope_cgroup_memory_usage_bytes{`+proc+`}`, "cgroup usage {{service_name}} {{pid}}")))
+	d.WithPanel(graph(30, "GC cycles per minute and GOGC", "short",
+		"GC cycles each process completes per minute (goroscope_go_gc_cycles_total) and its GOGC (goroscope_go_gogc_percent; -1 when the GC is off). "+runtimeDoc, 12,
+		promQuery("A", `rate(goroscope_go_gc_cycles_total{`+proc+`}[5m]) * 60`, "cycles/min {{service_name}} {{pid}}"),
+		promQuery("B", `goroscope_go_gogc_percent{`+proc+`}`, "GOGC {{service_name}} {{pid}}")))
+	d.WithPanel(graph(31, "Run queue per P", "short",
+		"Goroutines ready to run and waiting for a P, per P (goroscope_go_runqueue_goroutines over goroscope_go_gomaxprocs): "+
+			"a lasting backlog is the runqueue-backlog finding. "+runtimeDoc, 12,
+		promQuery("A", `goroscope_go_runqueue_goroutines{`+proc+`} / goroscope_go_gomaxprocs{`+proc+`}`, "{{service_name}} {{pid}}")))
+	d.WithPanel(graph(32, "OOM kills and threads", "short",
+		"Processes of each process's cgroup the OOM killer killed over the last hour (goroscope_cgroup_oom_kills_total), and each process's threads (goroscope_go_threads). "+runtimeDoc, 12,
+		promQuery("A", `increase(goroscope_cgroup_oom_kills_total{`+proc+`}[1h])`, "OOM kills {{service_name}} {{pid}}"),
+		promQuery("B", `goroscope_go_threads{`+proc+`}`, "threads {{service_name}} {{pid}}")))
 }
 
 // flame is a flame graph of one profile type from the Pyroscope data source.
@@ -377,6 +426,7 @@ func Build() (dashboard.Dashboard, error) {
 		WithVariable(labelValues("pid", "PID", `label_values(goroscope_process_info{service_name=~"$service_name"}, pid)`))
 	findingsRow(d)
 	goroutinesRow(d)
+	runtimeRow(d)
 	flameRow(d)
 	agentRow(d)
 	return d.Build()

@@ -249,7 +249,8 @@ func TestImportable(t *testing.T) {
 	checkPromQL(t, promQueries)
 }
 
-// TestFindingsPanels: the panels of the findings and groups series are there.
+// TestFindingsPanels: the panels of the findings and groups series, and of
+// the runtime health, are there.
 func TestFindingsPanels(t *testing.T) {
 	raw, err := Render()
 	if err != nil {
@@ -270,6 +271,10 @@ func TestFindingsPanels(t *testing.T) {
 		"Findings by kind":                 "count by (kind) (goroscope_findings{",
 		"Largest goroutine groups by site": "topk by (service_name) (10, sum by (service_name, site) (goroscope_goroutine_group_goroutines{",
 		"Largest goroutine groups now":     "goroscope_goroutine_group_goroutines{",
+		"GOMAXPROCS and the CPU quota":     "goroscope_cgroup_cpu_quota_cores{",
+		"CPU throttling":                   "goroscope_cgroup_cpu_throttled_periods_total{",
+		"Heap and memory limits":           "goroscope_go_heap_goal_bytes{",
+		"Run queue per P":                  "goroscope_go_runqueue_goroutines{",
 	} {
 		if !strings.Contains(exprs[title], want) {
 			t.Errorf("panel %q: queries %q, want one with %q", title, exprs[title], want)

@@ -4,7 +4,10 @@
 // changes its settings on request, and answers its own runtime/metrics at a
 // quiescent moment, so that a test can compare what it reads from the
 // process's memory with what the runtime says. Settings also come from the
-// environment (GOGC, GOMEMLIMIT, GOMAXPROCS, GODEBUG). It serves HTTP on
+// environment (GOGC, GOMEMLIMIT, GOMAXPROCS, GODEBUG). With -burn it keeps
+// goroutines spinning on the CPU (to be throttled by a cgroup's CPU quota),
+// with -parked it keeps goroutines parked (to make its walk longer). It
+// serves HTTP on
 // 127.0.0.1, prints one JSON line when ready, and exits when stdin closes or
 // on SIGTERM/SIGINT.
 //
@@ -78,9 +81,18 @@ func main() {
 func run() error {
 	liveMiB := flag.Int("live", 8, "MiB kept live")
 	churn := flag.Int("churn", 256, "KiB allocated (and dropped) per millisecond in the background")
+	burn := flag.Int("burn", 0, "goroutines spinning on the CPU")
+	parked := flag.Int("parked", 0, "goroutines parked on a channel")
 	flag.Parse()
-	if *liveMiB < 0 || *liveMiB > 1024 || *churn < 0 || *churn > 1<<20 {
-		return fmt.Errorf("bad flags: need 0 <= -live <= 1024, 0 <= -churn <= %d", 1<<20)
+	if *liveMiB < 0 || *liveMiB > 1024 || *churn < 0 || *churn > 1<<20 || *burn < 0 || *burn > 1024 || *parked < 0 || *parked > 1<<20 {
+		return fmt.Errorf("bad flags: need 0 <= -live <= 1024, 0 <= -churn <= %d, 0 <= -burn <= 1024, 0 <= -parked <= %d", 1<<20, 1<<20)
+	}
+	park := make(chan struct{})
+	for i := 0; i < *parked; i++ {
+		go func() { <-park }()
+	}
+	for i := 0; i < *burn; i++ {
+		go spinForever()
 	}
 	live := make([][]byte, *liveMiB)
 	for i := range live {
@@ -118,6 +130,18 @@ func run() error {
 	<-ready.Done(true)
 	runtime.KeepAlive(live)
 	return nil
+}
+
+// burned counts the rounds of the -burn goroutines.
+var burned atomic.Uint64
+
+// spinForever keeps a CPU busy.
+func spinForever() {
+	for {
+		for i := 0; i < 1<<20; i++ {
+			burned.Add(1)
+		}
+	}
 }
 
 // allocator allocates in the background until paused.
