@@ -67,8 +67,10 @@ func kindsOf(fs []finding) []string {
 // targets inherit, until the test ends.
 func unsetenv(t *testing.T, name string) {
 	if v, ok := os.LookupEnv(name); ok {
-		os.Unsetenv(name)
-		t.Cleanup(func() { os.Setenv(name, v) })
+		if err := os.Unsetenv(name); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Setenv(name, v) })
 	}
 }
 
