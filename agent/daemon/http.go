@@ -65,7 +65,9 @@ type agentSource struct{ a *Agent }
 var _ ui.Source = agentSource{}
 
 // Processes lists the watched processes, with the walker each walks
-// with and, when not the eBPF walker, why.
+// with and, when not the eBPF walker, why, and the newest read of each
+// one's runtime health (a read is never modified once made: the answer
+// may share it).
 func (s agentSource) Processes() []ui.Process {
 	serving, reason := s.a.walkers.Status()
 	s.a.mu.Lock()
@@ -73,7 +75,7 @@ func (s agentSource) Processes() []ui.Process {
 	out := make([]ui.Process, 0, len(s.a.procs))
 	for _, w := range s.a.procs {
 		p := ui.Process{Process: w.storeProcess(), Live: true, Counts: w.counts, LastSnapshot: w.lastAt, Walker: w.snap.Walker(), Error: w.lastErr,
-			Findings: w.findings}
+			Findings: w.findings, Runtime: w.runtimeHealth()}
 		switch {
 		case p.Walker != serving:
 			p.WalkerReason = "moving to " + serving + " at the next snapshot"

@@ -21,8 +21,11 @@
 //	                         newest moment, or from=&to=), and its processes,
 //	                         the newest first, each linking to its page
 //	#/p/PID/START?PARAMS     one process: its findings above everything else,
-//	                         counts over a time range (picked, or dragged on
-//	                         a chart), the flame graph merged over the range,
+//	                         its runtime settings and health (live, once
+//	                         read), counts over a time range (picked, or
+//	                         dragged on a chart) and the runtime health's
+//	                         series (heap and memory limits; GOMAXPROCS,
+//	                         CPU quota and throttling), the flame graph merged over the range,
 //	                         the diff flame graph of a baseline range against
 //	                         it, goroutine table (at the range's end, or a
 //	                         moment clicked on a chart), downloads. The whole
@@ -58,8 +61,22 @@
 //	GET /api/processes
 //	    [{pid, start_time, service_name, exe, go_version, live, counts,
 //	      total, last_snapshot, walker, walker_reason, error, findings,
-//	      findings_count, finding_kinds: [{kind, count}]}] live and stored
-//	    processes; walker_reason says why the walker is not eBPF. findings
+//	      runtime, findings_count, finding_kinds: [{kind, count}]}] live
+//	    and stored processes; walker_reason says why the walker is not
+//	    eBPF. runtime (live processes, once read) is the newest read of the
+//	    runtime settings and health (pkg/findings.RuntimeHealth): {time,
+//	    go_version, runtime: {gomaxprocs, gogc_percent (-1: off),
+//	    memory_limit_bytes (9223372036854775807: no GOMEMLIMIT),
+//	    heap_live_bytes, heap_goal_bytes, heap_inuse_bytes, gc_cycles,
+//	    runqueue_goroutines, global_runqueue_goroutines, idle_procs, threads
+//	    (-1: unknown)}, runtime_error, cgroup: {cpu_version, memory_version,
+//	    cpu_quota_cores (0: none), cpu_periods, cpu_throttled_periods,
+//	    cpu_throttled_seconds, memory_limit_bytes (0: none),
+//	    memory_usage_bytes, oom_kills, have_oom_kills, cpu_error,
+//	    memory_error}, cgroup_error, env: [{name, value, truncated}] (the GO*
+//	    variables the process started with, as the target has them),
+//	    env_error}; runtime is absent where it could not be read (the errors
+//	    say why), cgroup likewise. findings
 //	    (live processes) are those holding at the last snapshot, the worst
 //	    first (docs/findings-json.md); findings_count and finding_kinds (the
 //	    worst kind first) count them, for stored processes from the newest
@@ -101,7 +118,7 @@
 //	    {moments: [RFC 3339 times of stored snapshots], total: [n per moment],
 //	     states: {state: [n per moment]}, wait_reasons: {reason: [n per moment]},
 //	     folded: {series: [reasons]}, step_seconds, kinds: [profile kinds
-//	     stored in the range]}
+//	     stored in the range], runtime: {series: [value or null per moment]}}
 //	    from the entries' summaries, without reading payloads. The wait
 //	    reasons only the runtime's own goroutines wait with (GC workers,
 //	    sweeper, scavenger, finalizer and cleanup goroutines, forcegc, trace
@@ -110,7 +127,14 @@
 //	    smallest peaks are summed into "other (smaller wait reasons)";
 //	    folded names the reasons each of these two sums, the largest peak
 //	    first (no key when the series is absent). step_seconds is the median time
-//	    between two moments (0 with fewer than two).
+//	    between two moments (0 with fewer than two). runtime are the series
+//	    of the runtime health, named as agent/daemon's goroscope_go_* and
+//	    goroscope_cgroup_* metrics without "goroscope_" (go_gomaxprocs,
+//	    go_heap_live_bytes, go_memory_limit_bytes, cgroup_memory_limit_bytes,
+//	    cgroup_cpu_throttled_seconds_total, ...; counters keep their _total),
+//	    null at the moments the health was not read (it is read at some
+//	    snapshots only) or the series does not apply (no cgroup limit); {}
+//	    when no moment has a read.
 //	GET /api/processes/{pid}/{start}/flame?kind=&at=&group=&filters
 //	GET /api/processes/{pid}/{start}/flame?kind=&from=&to=&group=&filters
 //	    {entry, unit, sample_type, total, unfiltered_total, root: {name,

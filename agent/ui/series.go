@@ -44,6 +44,12 @@ type Series struct {
 	StepSeconds float64 `json:"step_seconds"`
 	// Kinds are the profile kinds stored for the process in the range.
 	Kinds []string `json:"kinds"`
+	// Runtime are the series of the process's runtime health, by the
+	// summary key without summaryRuntime ("go_gomaxprocs",
+	// "cgroup_memory_limit_bytes", ...): the value per moment, nil where
+	// the moment has none (the health was not read then, or the series
+	// does not apply: no cgroup limit). Empty when no moment has any.
+	Runtime map[string][]*float64 `json:"runtime"`
 }
 
 // Summary keys (see store.Entry.Summary).
@@ -51,18 +57,24 @@ const (
 	summaryGoroutines = "goroutines"
 	summaryState      = "state/"
 	summaryWaitReason = "wait_reason/"
+	// summaryRuntime starts the keys of the runtime health: the prefix
+	// and a series' name without "goroscope_" (agent/daemon/health.go:
+	// "rt/go_gomaxprocs", "rt/cgroup_cpu_throttled_seconds_total"), on
+	// the entries of the snapshots the health was read at.
+	summaryRuntime = "rt/"
 )
 
 // BuildSeries turns entries' summaries into series, oldest first; entries
 // at the same moment are counted once. The wait reasons only the runtime's
 // goroutines wait with are summed into RuntimeSeries unless keepRuntime;
 // past maxWaitReasonSeries series, the smallest are summed into OtherSeries.
+// The runtime health's keys are series of their own (Series.Runtime).
 func BuildSeries(ms []store.Meta, keepRuntime bool) *Series {
 	ms = slices.Clone(ms)
 	slices.SortStableFunc(ms, func(a, b store.Meta) int { return a.Time.Compare(b.Time) })
 	ms = slices.CompactFunc(ms, func(a, b store.Meta) bool { return a.Time.Equal(b.Time) })
 	s := &Series{Moments: []time.Time{}, Total: []float64{}, States: map[string][]float64{}, WaitReasons: map[string][]float64{},
-		Folded: map[string][]string{}}
+		Folded: map[string][]string{}, Runtime: map[string][]*float64{}}
 	n := len(ms)
 	put := func(m map[string][]float64, k string, i int, v float64) {
 		vs := m[k]
@@ -82,6 +94,13 @@ func BuildSeries(ms []store.Meta, keepRuntime bool) *Series {
 			case strings.HasPrefix(k, summaryState):
 				put(s.States, strings.TrimPrefix(k, summaryState), i, v)
 				stateSum += v
+			case strings.HasPrefix(k, summaryRuntime):
+				vs := s.Runtime[k[len(summaryRuntime):]]
+				if vs == nil {
+					vs = make([]*float64, n)
+					s.Runtime[k[len(summaryRuntime):]] = vs
+				}
+				vs[i] = &v
 			case strings.HasPrefix(k, summaryWaitReason):
 				reason := strings.TrimPrefix(k, summaryWaitReason)
 				if !keepRuntime && IsRuntimeReason(reason) {

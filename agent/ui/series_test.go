@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"reflect"
@@ -29,6 +30,7 @@ func TestBuildSeries(t *testing.T) {
 			"chan receive": {3, 5, 0}, "select": {0, 2, 0}, "sync.Mutex.Lock": {2, 0, 0},
 		},
 		Folded:      map[string][]string{},
+		Runtime:     map[string][]*float64{},
 		StepSeconds: 30, // the median of 30s and 1s: the upper one
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -37,6 +39,51 @@ func TestBuildSeries(t *testing.T) {
 	if s := BuildSeries(nil, false); len(s.Moments) != 0 || s.States == nil || s.Folded == nil || s.StepSeconds != 0 {
 		t.Errorf("empty series %+v", s)
 	}
+}
+
+// TestBuildSeriesHealth: the runtime health's summary keys are series of
+// their own (Series.Runtime), null where a moment has no read, and leave
+// the goroutine counts alone.
+func TestBuildSeriesHealth(t *testing.T) {
+	ms := []store.Meta{
+		{Time: t0, Summary: map[string]float64{"goroutines": 6, "state/waiting": 6, "rt/go_gomaxprocs": 2, "rt/go_heap_live_bytes": 100 << 20,
+			"rt/cgroup_cpu_quota_cores": 1, "rt/cgroup_cpu_throttled_seconds_total": 0.5}},
+		{Time: t0.Add(10 * time.Second), Summary: map[string]float64{"goroutines": 7, "state/waiting": 7}}, // no read
+		{Time: t0.Add(20 * time.Second), Summary: map[string]float64{"goroutines": 8, "state/waiting": 8, "rt/go_gomaxprocs": 4, "rt/go_heap_live_bytes": 0,
+			"rt/cgroup_memory_limit_bytes": 256 << 20}},
+	}
+	s := BuildSeries(ms, false)
+	f := func(v float64) *float64 { return &v }
+	want := map[string][]*float64{
+		"go_gomaxprocs":                      {f(2), nil, f(4)},
+		"go_heap_live_bytes":                 {f(100 << 20), nil, f(0)},
+		"cgroup_cpu_quota_cores":             {f(1), nil, nil},
+		"cgroup_cpu_throttled_seconds_total": {f(0.5), nil, nil},
+		"cgroup_memory_limit_bytes":          {nil, nil, f(256 << 20)},
+	}
+	if !reflect.DeepEqual(s.Runtime, want) {
+		t.Errorf("runtime series %s, want %s", seriesJSON(t, s.Runtime), seriesJSON(t, want))
+	}
+	if !reflect.DeepEqual(s.Total, []float64{6, 7, 8}) || len(s.States) != 1 || len(s.WaitReasons) != 0 {
+		t.Errorf("goroutine series total %v, states %v, wait reasons %v; want the counts alone", s.Total, s.States, s.WaitReasons)
+	}
+	// In the answer: null where there is no read.
+	if got, want := seriesJSON(t, s.Runtime["go_gomaxprocs"]), "[2,null,4]"; got != want {
+		t.Errorf("go_gomaxprocs in JSON %s, want %s", got, want)
+	}
+	if got := seriesJSON(t, BuildSeries(ms[1:2], false).Runtime); got != "{}" {
+		t.Errorf("runtime series without reads %s, want {}", got)
+	}
+}
+
+// seriesJSON is v in JSON.
+func seriesJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestBuildSeriesRuntime: the runtime's own wait reasons are summed into

@@ -50,6 +50,11 @@ type Process struct {
 	// Findings are those holding at the last snapshot, the worst first
 	// (docs/findings-json.md).
 	Findings []findings.Finding `json:"findings,omitempty"`
+	// Runtime is the newest read of the live process's runtime settings
+	// and health and its cgroup's limits (agent/daemon's runtime_health);
+	// absent before the first read, when the reads are off, and for stored
+	// processes.
+	Runtime *findings.RuntimeHealth `json:"runtime,omitempty"`
 }
 
 //go:embed static

@@ -13,9 +13,15 @@
 // st.moments (RFC 3339, oldest first), st.kinds (profile kinds stored in
 // the range), st.interval (seconds between snapshots) and, for a
 // relative range, st.anchor (the newest moment).
+//
+// The same series answer feeds the runtime health's charts
+// (healthcharts.js), drawn with the same machinery: the same time axis,
+// cursor, click and drags. The charts drawn are st.charts, by slot
+// ("goroutines", "health").
 import { api } from "./api.js";
 import { el, showError } from "./dom.js";
 import { PALETTE, STATES, STATE_COLORS, fmtNum, fmtTime } from "./format.js";
+import { healthCharts } from "./healthcharts.js";
 import { baselineOf, rangeOf } from "./timerange.js";
 
 // Y_INCRS are the y axis' tick steps: whole goroutines.
@@ -56,35 +62,66 @@ function timeTicks(u, splits, axis, space, incr) {
   });
 }
 
-// newest is the last non-null value of vs.
-function newest(vs) {
-  for (let i = vs.length - 1; i >= 0; i--) if (vs[i] !== null && vs[i] !== undefined) return vs[i];
-  return null;
+// newestIndex is the index of the last non-null value of vs (-1: none).
+function newestIndex(vs) {
+  for (let i = vs.length - 1; i >= 0; i--) if (vs[i] !== null && vs[i] !== undefined) return i;
+  return -1;
 }
 
-// makeChart draws one chart of series names (colours colors, values data
-// per moment xs, seconds) into target; titles explain a series (its
-// legend row's title).
-function makeChart(v, target, names, colors, xs, data, titles) {
+// GOROUTINES_AXIS is the goroutine charts' y axis: whole goroutines.
+const GOROUTINES_AXIS = { label: "goroutines", size: 56, incrs: Y_INCRS, values: fmtNum };
+
+// legendValue is series si's legend text at moment idx, the cursor's (null
+// when away: the newest moment with a value, c.present's when given).
+// c.fmt writes a value (default fmtNum), c.none[i](idx) says whether a
+// missing value is "none" (else "–"); without either, a missing value is 0.
+function legendValue(u, si, idx) {
+  const c = u.spec;
+  const vs = u.data[si];
+  if (idx === null || idx === undefined) idx = newestIndex(c.present || vs);
+  const y = idx >= 0 ? vs[idx] : null;
+  if (!c.fmt) return fmtNum(y ?? 0);
+  if (y !== null && y !== undefined) return c.fmt(y, si - 1);
+  return idx >= 0 && c.none?.[si - 1]?.(idx) ? "none" : "–";
+}
+
+// yRange is the range of axis a's scale: from 0 to a tenth above the
+// largest value, at least a.top (default 1).
+const yRange = (a) => (u, min, max) => [0, Math.max(a.top ?? 1, (max || 0) * 1.1)];
+
+// makeChart draws chart c into c.target: series c.names (colours
+// c.colors, dashes c.dash, values c.data per moment xs, seconds; null:
+// none) on the y axis c.axis ({label, size, incrs, values: a tick's text};
+// default goroutines), those whose c.scales entry is "y2" on c.axis2 at
+// the right; c.spanGaps joins the values across moments without one.
+// titles explain a series (its legend row's title).
+function makeChart(v, c, xs, titles) {
   const { st } = v;
+  const { target, names, colors } = c;
+  const axis = c.axis || GOROUTINES_AXIS;
   const width = Math.max(300, target.clientWidth || 600);
   let shift = false;
+  const yAxis = (a, scale, side) => ({ scale, side, label: a.label, size: a.size || 56, ...(a.incrs ? { incrs: a.incrs } : {}),
+    values: (u, ticks) => ticks.map(a.values), grid: { show: side !== 1 } });
   const opts = {
     width, height: 200,
     scales: {
       x: { time: true, range: () => chartWindow(st).map((ms) => ms / 1000) },
-      y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
+      y: { range: yRange(axis) },
+      ...(c.axis2 ? { y2: { range: yRange(c.axis2) } } : {}),
     },
     series: [
       { label: "time", value: (u, x, si, i) => (i === null || i === undefined ? `newest ${fmtTime(u.data[0].at(-1) * 1000)}` : fmtTime(x * 1000)) },
       ...names.map((n, i) => ({
-        label: n, stroke: colors[i], width: 1.5, points: { show: xs.length < 60 },
-        value: (u, y, si, idx) => fmtNum((idx === null || idx === undefined ? newest(u.data[si]) : y) ?? 0),
+        label: n, stroke: colors[i], width: 1.5, ...(c.dash?.[i] ? { dash: c.dash[i] } : {}), scale: c.scales?.[i] || "y",
+        spanGaps: !!c.spanGaps, points: { show: xs.length < 60 },
+        value: (u, y, si, idx) => legendValue(u, si, idx),
       })),
     ],
     axes: [
       { values: timeTicks, space: 70, size: 44 },
-      { label: "goroutines", size: 56, incrs: Y_INCRS, values: (u, ticks) => ticks.map(fmtNum) },
+      yAxis(axis, "y", 3),
+      ...(c.axis2 ? [yAxis(c.axis2, "y2", 1)] : []),
     ],
     legend: { live: true },
     cursor: { drag: { x: true, y: false, setScale: false }, sync: { key: `goroscope-${v.pid}-${v.start}` } },
@@ -99,7 +136,8 @@ function makeChart(v, target, names, colors, xs, data, titles) {
       draw: [(u) => drawMarks(v, u)],
     },
   };
-  const u = new globalThis.uPlot(opts, [xs].concat(data), target);
+  // The spec the legend reads, before uPlot draws it (setData replaces it).
+  const u = new globalThis.uPlot({ ...opts, hooks: { ...opts.hooks, init: [(u) => { u.spec = c; }] } }, [xs].concat(c.data), target);
   u.over.addEventListener("mousedown", (e) => { shift = e.shiftKey; });
   u.over.title = "click: the moment for the goroutine table; drag: a range; Shift+drag: the diff's baseline";
   // A click (not a drag: uPlot stops the click that ends a drag) picks
@@ -119,8 +157,37 @@ function makeChart(v, target, names, colors, xs, data, titles) {
   resize.observe(target);
   const destroy = u.destroy.bind(u);
   u.destroy = () => { resize.disconnect(); destroy(); };
-  st.charts.push(u);
   return u;
+}
+
+// drawCharts draws the charts cs (see makeChart) in slot of st.charts:
+// the same series as drawn get new data (no flicker, the cursor kept);
+// others are drawn anew.
+export function drawCharts(v, slot, cs, xs, titles) {
+  const { st } = v;
+  const old = st.charts[slot] || [];
+  if (old.length && old.length === cs.length && cs.every((c, i) => old[i].names === c.names.join("\n") && old[i].root.isConnected)) {
+    cs.forEach((c, i) => {
+      const u = old[i];
+      u.spec = c;
+      u.setData([xs].concat(c.data));
+      explain(u, c.names, titles);
+    });
+    return;
+  }
+  clearCharts(st, slot);
+  st.charts[slot] = cs.map((c) => {
+    c.target.replaceChildren();
+    return makeChart(v, c, xs, titles);
+  });
+}
+
+// clearCharts destroys the charts of slot (all: every slot's).
+export function clearCharts(st, slot) {
+  for (const k of slot ? [slot] : Object.keys(st.charts)) {
+    (st.charts[k] || []).forEach((u) => u.destroy());
+    delete st.charts[k];
+  }
 }
 
 // explain sets the legend rows' titles (what a folded series holds).
@@ -194,9 +261,10 @@ function medianGap(moments) {
 }
 
 // loadSeries asks for the series of the charts' window and draws (or
-// updates) the charts in states and waits; note explains the wait
-// reasons' series. signal aborts the request.
-export async function loadSeries(v, { states, waits, note }, signal) {
+// updates) the charts in states and waits, and the runtime health's in
+// health ({wrap, heap, cpu}: wrap hidden without any); note explains
+// the wait reasons' series. signal aborts the request.
+export async function loadSeries(v, { states, waits, note, health }, signal) {
   const { st } = v;
   const [lo, hi] = chartWindow(st);
   const r = rangeOf(st);
@@ -236,34 +304,27 @@ export async function loadSeries(v, { states, waits, note }, signal) {
   states.dataset.last = s.moments.at(-1) || "";
   note.replaceChildren(...Object.entries(titles).map(([n, t]) => el("div", { class: "series-folded", dataset: { series: n } }, t)));
   if (!xs.length) {
-    st.charts.forEach((u) => u.destroy());
-    st.charts = [];
+    clearCharts(st);
     states.replaceChildren(el("p", { class: "muted", id: "chart-empty" }, "No stored entries in this range."));
     waits.replaceChildren();
+    if (health) health.wrap.hidden = true;
     return;
   }
-  // The same series as drawn: new data (no flicker, the cursor kept);
-  // else drawn anew.
-  const same = st.charts.length === 2 && charts.every((c, i) => st.charts[i].names === c.names.join("\n") && st.charts[i].root.isConnected);
-  if (same) {
-    charts.forEach((c, i) => {
-      const u = st.charts[i];
-      u.setData([xs].concat(c.data));
-      explain(u, c.names, titles);
-    });
+  drawCharts(v, "goroutines", charts, xs, titles);
+  if (!health) return;
+  // The runtime health's charts, when any moment has a read.
+  const hcs = healthCharts(s, health);
+  health.wrap.hidden = !hcs.length;
+  if (!hcs.length) {
+    clearCharts(st, "health");
     return;
   }
-  st.charts.forEach((u) => u.destroy());
-  st.charts = [];
-  for (const c of charts) {
-    c.target.replaceChildren();
-    makeChart(v, c.target, c.names, c.colors, xs, c.data, titles);
-  }
+  drawCharts(v, "health", hcs, xs, Object.fromEntries(hcs.flatMap((c) => Object.entries(c.titles || {}))));
 }
 
 // redrawMarks redraws the charts' shading and moment line.
 export function redrawMarks(st) {
-  st.charts.forEach((u) => u.redraw(false, false));
+  Object.values(st.charts).flat().forEach((u) => u.redraw(false, false));
 }
 
 // momentAt is the moment of moments (oldest first) a time t stands for:

@@ -1,18 +1,31 @@
 // Findings (docs/findings-json.md): the badges of the process list, and
 // the process page's findings panel, above everything else. Each finding
-// links to its group in the goroutine table (site=, exactly the group)
-// and in the flame graph (its state and wait reason, its frame's function
-// highlighted). Summaries, sites and objects are the target's: text only.
+// about a group links to it in the goroutine table (site=, exactly the
+// group) and in the flame graph (its state and wait reason, its frame's
+// function highlighted). A runtime finding (RUNTIME_KINDS: about the
+// process's settings, no group) shows its fix first, and what it was
+// judged on. Summaries, sites, objects and settings are the target's:
+// text only.
 import { api } from "./api.js";
 import { el, labelsEl, showError } from "./dom.js";
-import { fmtInt, fmtTime, fmtWait } from "./format.js";
+import { fmtBytes, fmtCores, fmtInt, fmtPercent, fmtSeconds, fmtSpan, fmtTime, fmtWait } from "./format.js";
 
-// FINDING_KINDS are the kinds of finding, the worst first (findings.Severity).
-export const FINDING_KINDS = ["all-asleep", "leak", "stuck"];
+// FINDING_KINDS are the kinds of finding, the worst first (findings.Severity),
+// then by name.
+export const FINDING_KINDS = ["all-asleep", "gc-off-unbounded", "leak", "no-memory-limit", "gomaxprocs-over-quota", "runqueue-backlog", "stuck",
+  "godebug-left-on"];
+// RUNTIME_KINDS are the kinds about the process's runtime settings and
+// health (findings.RuntimeKinds): no site, no goroutines to show.
+export const RUNTIME_KINDS = ["gomaxprocs-over-quota", "no-memory-limit", "gc-off-unbounded", "runqueue-backlog", "godebug-left-on"];
 const KIND_TITLE = {
   "all-asleep": "every goroutine parked, waiting on another, for long",
   leak: "a group of goroutines that keeps growing while its goroutines stay",
   stuck: "many goroutines waiting on one object for long",
+  "gc-off-unbounded": "GOGC=off with no memory limit: the heap grows until the process is killed",
+  "no-memory-limit": "a cgroup memory limit, no GOMEMLIMIT, and a live heap near it",
+  "gomaxprocs-over-quota": "GOMAXPROCS above the cgroup's CPU quota, and the kernel throttling the process",
+  "runqueue-backlog": "more goroutines ready to run than the Ps run, for long",
+  "godebug-left-on": "GODEBUG debugging settings left on, costly in production",
 };
 
 // kindBadge is a finding kind's badge, coloured by severity; with a count
@@ -79,8 +92,49 @@ function links(v, site, siteID, at, confirmed) {
     el("a", v.linkAttrs(flame, { class: "show-flame" }), "flame graph"));
 }
 
+// EVIDENCE are the fields of a runtime finding's evidence
+// (findings.RuntimeEvidence) as shown: [field, label, format].
+const EVIDENCE = [
+  ["gomaxprocs", "GOMAXPROCS", fmtInt],
+  ["cpu_quota_cores", "CPU quota", fmtCores],
+  ["throttled_periods", "periods throttled", fmtInt],
+  ["throttled_ratio", "share throttled", fmtPercent],
+  ["throttled_seconds", "held back", fmtSeconds],
+  ["window_seconds", "window", fmtSpan],
+  ["gogc_percent", "GOGC", (n) => (n < 0 ? "off" : fmtInt(n))],
+  ["memory_limit_bytes", "GOMEMLIMIT", (n) => (n >= 9e18 ? "none" : fmtBytes(n))],
+  ["cgroup_memory_limit_bytes", "cgroup memory limit", fmtBytes],
+  ["heap_live_bytes", "heap live", fmtBytes],
+  ["heap_goal_bytes", "heap goal", fmtBytes],
+  ["heap_inuse_bytes", "heap in use", fmtBytes],
+  ["suggested_memory_limit_bytes", "suggested GOMEMLIMIT", fmtBytes],
+  ["runqueue_goroutines", "goroutines waiting to run", fmtInt],
+  ["runqueue_per_p", "per P", (n) => fmtInt(Math.round(n))],
+  ["godebug", "GODEBUG", (vs) => vs.join(",")],
+  ["set_by", "set by", String],
+  ["go_version", "Go", String],
+];
+
+// runtimeCard is a runtime finding holding now: its fix first, then what
+// it was judged on; no site, and no links to goroutines.
+function runtimeCard(f, hist, a) {
+  const ev = f.runtime || {};
+  // The summary ends with the fix too: said once, in the fix's box.
+  const summary = f.fix && (f.summary || "").endsWith(`; ${f.fix}`) ? f.summary.slice(0, -f.fix.length - 2) : f.summary || "";
+  const since = hist ? el("span", { class: "since" }, `holding since ${fmtTime(hist.first)}`,
+    a.truncated && hist.first === a.history_from ? " (or earlier: older history not read)" : "",
+    hist.moments > 1 ? ` (${fmtInt(hist.moments)} stored moments)` : "") : null;
+  return el("div", { class: `finding finding-runtime finding-${FINDING_KINDS.includes(f.kind) ? f.kind : "other"}`, dataset: { id: f.id, kind: f.kind } },
+    el("div", { class: "finding-head" }, kindBadge(f.kind, 1), el("span", { class: "finding-summary" }, summary)),
+    f.fix ? el("div", { class: "finding-fix" }, el("b", {}, "Fix: "), el("span", { class: "fix-text" }, f.fix)) : null,
+    el("div", { class: "finding-evidence" }, EVIDENCE.filter(([k]) => ev[k] !== undefined && ev[k] !== null && ev[k] !== "").map(([k, label, fmt]) =>
+      el("span", { dataset: { field: k } }, el("span", { class: "muted" }, `${label} `), el("span", { class: "ev-value" }, fmt(ev[k]))))),
+    el("div", { class: "finding-facts" }, since, f.first_seen ? el("span", {}, "first seen ", fmtTime(f.first_seen)) : null));
+}
+
 // findingCard is one finding holding now, with its evidence.
 function findingCard(v, f, hist, a) {
+  if (RUNTIME_KINDS.includes(f.kind) || f.runtime) return runtimeCard(f, hist, a);
   const s = f.site || {};
   const facts = [
     `${fmtInt(f.goroutines)} goroutines`,
@@ -128,7 +182,7 @@ function historyItem(v, h) {
   return el("li", { class: "finding-earlier", dataset: { id: h.id, kind: h.kind, siteId: h.site_id } },
     kindBadge(h.kind, 1), " ", el("span", { class: "finding-summary" }, h.summary || ""),
     el("span", { class: "muted" }, ` — held ${fmtTime(h.first)} to ${fmtTime(h.last)} (${fmtInt(h.moments)} stored moments) `),
-    links(v, h.site || {}, h.site_id, h.last, false));
+    RUNTIME_KINDS.includes(h.kind) ? null : links(v, h.site || {}, h.site_id, h.last, false));
 }
 
 // loadFindings fills box, the panel above everything else on the process
@@ -147,14 +201,14 @@ export async function loadFindings(v, box, signal) {
     return;
   }
   if (v.st.destroyed || signal?.aborted) return;
-  for (const x of [...a.findings, ...a.history]) v.sites[x.site_id] = x.site;
+  for (const x of [...a.findings, ...a.history]) if (x.site_id) v.sites[x.site_id] = x.site;
   const byID = Object.fromEntries(a.history.map((h) => [h.id, h]));
   const earlier = a.history.filter((h) => !h.holding);
   const where = a.live ? `live, last snapshot ${fmtTime(a.time)}` : `stored, ${fmtTime(a.time)}`;
   box.dataset.count = a.findings.length;
   if (!a.findings.length && !earlier.length) {
     box.replaceChildren(el("p", { class: "muted", id: "findings-none" },
-      `No findings (${where}): no leak, stuck group or all-asleep program in the stored history.`));
+      `No findings (${where}): no leak, stuck group, all-asleep program or runtime setting at odds with the process's limits in the stored history.`));
     siteChip(v);
     return;
   }

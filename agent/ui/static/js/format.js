@@ -114,3 +114,26 @@ export function topFrame(stack) {
   const f = stack.find((x) => !x.startsWith("runtime.")) || stack[0] || "(no frames)";
   return f.split(" ")[0];
 }
+
+// fmtBytes formats a size in binary units: "0 B", "512 KiB", "9.5 MiB",
+// "256 MiB", "1.5 GiB" (one decimal below 10).
+export function fmtBytes(n) {
+  let v = Number(n);
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${i === 0 ? Math.round(v) : +v.toFixed(Math.abs(v) < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+// fmtCores formats CPU cores: "1 core", "0.5 cores", "2.25 cores".
+export function fmtCores(c) {
+  const v = +Number(c).toFixed(2);
+  return `${v} ${v === 1 ? "core" : "cores"}`;
+}
+
+// fmtSeconds formats a duration in seconds, 0 included: "0 s", "350 ms",
+// "4.2 s", "3.5 min".
+export const fmtSeconds = (s) => (Number(s) > 0 ? fmtWait(Number(s)) : "0 s");
+
+// fmtPercent formats a fraction as a percentage: "25%", "0.4%".
+export const fmtPercent = (f) => `${+(100 * f).toFixed(100 * f < 1 && f > 0 ? 1 : 0)}%`;

@@ -1,10 +1,11 @@
 // One process (#/p/PID/START?PARAMS): its findings above everything else,
-// header, the time range (picker, moment, live refresh), charts, the
-// active filters and the tabs. The view state and helpers the tabs share
+// header, runtime settings and health, the time range (picker, moment,
+// live refresh), charts (goroutines; the runtime health's), the active
+// filters and the tabs. The view state and helpers the tabs share
 // are one object, v; the state (v.st) is kept in the URL (urlstate.js),
 // so a copied link reproduces the view.
 import { kinds } from "./api.js";
-import { chartWindow, loadSeries, momentAt, redrawMarks } from "./charts.js";
+import { chartWindow, clearCharts, loadSeries, momentAt, redrawMarks } from "./charts.js";
 import { renderDiff } from "./diff.js";
 import { el } from "./dom.js";
 import { renderDownloads } from "./downloads.js";
@@ -14,6 +15,7 @@ import { renderFlame } from "./flame.js";
 import { fmtTime } from "./format.js";
 import { refreshGoroutines, renderGoroutines } from "./goroutines.js";
 import { loadHeader } from "./header.js";
+import { renderHealth } from "./health.js";
 import { liveRefresh } from "./live.js";
 import { rangeOf, rangePicker, setRangeParams } from "./timerange.js";
 import { tipShown, removeTips } from "./tooltip.js";
@@ -32,7 +34,8 @@ const FILTERS = ["state", "wait_reason", "wait_duration", "label"];
 // agent's snapshots are further apart.
 const DEFAULT_REFRESH = 10;
 
-// SLOW_REFRESH_MS is how often a live page reloads its findings and header.
+// SLOW_REFRESH_MS is how often a live page reloads its findings, header and
+// runtime health panel.
 const SLOW_REFRESH_MS = 60000;
 
 // processView renders the process page into app and returns the view, with
@@ -41,7 +44,8 @@ const SLOW_REFRESH_MS = 60000;
 export function processView(app, crumb, pid, start, params) {
   const st = {
     ...defaultState(),
-    anchor: "", offset: 0, goffset: 0, moments: [], kinds: [], folded: {}, interval: 0, charts: [], destroyed: false,
+    anchor: "", offset: 0, goffset: 0, moments: [], kinds: [], folded: {}, interval: 0, destroyed: false,
+    charts: {}, // uPlot charts by slot: "goroutines", "health"
     loads: {}, // requests in flight by slot (AbortControllers): "series", "tab", "findings"
   };
   applyParams(st, params || new URLSearchParams(), false);
@@ -49,12 +53,17 @@ export function processView(app, crumb, pid, start, params) {
   crumb.replaceChildren(el("a", { href: "#/", style: "color:#cbd5e1" }, "processes"), ` / pid ${pid}`);
 
   const info = el("div", { class: "info" });
+  const healthBox = el("section", { id: "health", class: "health", hidden: true });
   const findingsBox = el("section", { id: "findings", class: "findings" });
   const chartBoxes = {
     states: el("div", { id: "chart-states" }),
     waits: el("div", { id: "chart-waits" }),
     note: el("div", { id: "series-note", class: "muted" }),
+    health: { heap: el("div", { id: "chart-heap" }), cpu: el("div", { id: "chart-cpu" }) },
   };
+  chartBoxes.health.wrap = el("div", { id: "health-charts", class: "charts", hidden: true },
+    el("div", { class: "card" }, el("h3", {}, "Heap and memory limits"), chartBoxes.health.heap),
+    el("div", { class: "card" }, el("h3", {}, "CPU: GOMAXPROCS, quota and throttling"), chartBoxes.health.cpu));
   const runtimeToggle = el("input", { id: "series-runtime", type: "checkbox", checked: st.runtime,
     onchange: () => { st.runtime = runtimeToggle.checked; save(); reloadSeries(); } });
   const chartState = el("div", { class: "card" }, el("h3", {}, "Goroutines by state"), chartBoxes.states);
@@ -154,9 +163,9 @@ export function processView(app, crumb, pid, start, params) {
     inspecting,
     refresh: refreshAll,
   });
-  app.replaceChildren(el("h2", { id: "title" }, `pid ${pid}`), findingsBox, info,
+  app.replaceChildren(el("h2", { id: "title" }, `pid ${pid}`), findingsBox, info, healthBox,
     el("div", { class: "controls timebar" }, picker, moment, live.el),
-    el("div", { class: "charts" }, chartState, chartWait),
+    el("div", { class: "charts" }, chartState, chartWait), chartBoxes.health.wrap,
     filterBar, tabs, panel);
   picker.update();
 
@@ -242,13 +251,14 @@ export function processView(app, crumb, pid, start, params) {
 
   // refreshAll is the live refresh: the charts (sliding the range to the
   // newest moment), then the tab, its requests aborted by signal; the
-  // findings (a heavy request) and the header once a minute.
+  // findings (a heavy request), the header and the runtime health panel
+  // once a minute.
   let slowLoaded = Date.now();
   async function refreshAll(signal) {
     if (Date.now() - slowLoaded >= SLOW_REFRESH_MS) {
       slowLoaded = Date.now();
       loadFindings(v, findingsBox, v.load("findings"));
-      loadHeader(v, info);
+      loadHeader(v, info).then((p) => { if (p && !st.destroyed) renderHealth(healthBox, p.runtime); });
     }
     await loadSeries(v, chartBoxes, signal);
     if (st.destroyed || signal.aborted) return;
@@ -284,6 +294,7 @@ export function processView(app, crumb, pid, start, params) {
     // last snapshot, until the series says newer.
     const p = await headerLoad;
     if (p && Date.parse(p.last_snapshot) > Date.UTC(2000, 0, 1)) st.anchor = p.last_snapshot;
+    renderHealth(healthBox, p?.runtime);
     picker.update();
     loadFindings(v, findingsBox, v.load("findings"));
     await Promise.all([reloadSeries(), kindsLoad]);
@@ -299,7 +310,7 @@ export function processView(app, crumb, pid, start, params) {
       st.destroyed = true;
       live.stop();
       Object.values(st.loads).forEach((c) => c.abort());
-      st.charts.forEach((u) => u.destroy());
+      clearCharts(st);
       document.removeEventListener("pointerover", onOver);
       document.documentElement.removeEventListener("pointerleave", onLeave);
       removeTips();
