@@ -142,7 +142,18 @@ func TestDeltasAgainstExactWork(t *testing.T) {
 		}
 	}
 	if spinners > 1 || spinners+hidden == 0 {
-		t.Errorf("%d spinning goroutines in the snapshot (%d running with no stack), want 1", spinners, hidden)
+		var seen []string
+		for _, g := range snap.Goroutines {
+			desc := fmt.Sprintf("%d %s %q", g.ID, g.State, g.WaitReason)
+			if len(g.Frames) > 0 {
+				desc += " " + g.Frames[0].Function + ".." + g.Frames[len(g.Frames)-1].Function
+			}
+			if g.CreatedBy != nil {
+				desc += " by " + g.CreatedBy.Function
+			}
+			seen = append(seen, desc)
+		}
+		t.Errorf("%d spinning goroutines in the snapshot (%d running with no stack), want 1; goroutines: %s", spinners, hidden, strings.Join(seen, "; "))
 	}
 
 	// Exact work between cycles, twice: each delta holds only its own.
