@@ -119,6 +119,11 @@ type agentRow struct {
 	// and OOM kills (spec.memLimit).
 	softLimit, cgroupPeak int64
 	oomKills              int
+	// healthReads and healthTime are the runtime health reads in the
+	// window and their time (goroscope_runtime_health_*), walkTime the
+	// walks' (goroscope_snapshot_duration_seconds_sum).
+	healthReads          float64
+	healthTime, walkTime time.Duration
 	// profile is the agent's CPU profile of the window (with -profile).
 	profile string
 	err     string
@@ -505,6 +510,9 @@ func fillCounters(row *agentRow, m0, m1 metrics) {
 	if n := d("goroscope_snapshot_duration_seconds_count"); n > 0 {
 		row.snapMean = time.Duration(d("goroscope_snapshot_duration_seconds_sum") / n * 1e9)
 	}
+	row.walkTime = time.Duration(d("goroscope_snapshot_duration_seconds_sum") * 1e9)
+	row.healthReads = d("goroscope_runtime_health_reads_total")
+	row.healthTime = time.Duration(d("goroscope_runtime_health_read_seconds_total") * 1e9)
 	for _, iv := range m1.values("goroscope_snapshot_interval_seconds") {
 		row.interval = max(row.interval, time.Duration(iv*float64(time.Second)))
 	}

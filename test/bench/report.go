@@ -188,6 +188,20 @@ func (r *report) agentSection(p func(string, ...any)) {
 			ms(a.cpu), a.corePercent(),
 			mb(float64(a.rss)), mb(float64(a.hwm)), a.cgroupCell(), mb(float64(a.storeBytes)), mb(a.perHour(a.storeBytes)), mb(a.perHour(a.diskBytes)))
 	}
+	p("\nRuntime settings and health (GOMAXPROCS, GOGC, heap, run queues, the cgroup's limits; `goroscope_runtime_health_*`)\n")
+	p("are read next to the walks, paced to cost at most 5%% of their time. In the window:\n\n")
+	p("| processes × goroutines | health reads | their time | walks' time | reads / walks | goal |\n|---|---:|---:|---:|---:|---|\n")
+	for _, a := range r.agents {
+		if a.window == 0 || a.walkTime <= 0 {
+			continue
+		}
+		share := float64(a.healthTime) / float64(a.walkTime) * 100
+		verdict := "meets"
+		if share > 5 {
+			verdict = "misses"
+		}
+		p("| %s | %.0f | %s | %s | %.2f%% | %s |\n", a.label(), a.healthReads, ms(a.healthTime), ms(a.walkTime), share, verdict)
+	}
 	p("\n")
 	for _, a := range r.agents {
 		if len(a.programs) > 0 {
