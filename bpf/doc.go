@@ -12,14 +12,22 @@
 // local storage, then m.curg) with its goid and pprof label set, and counts
 // the samples in double-buffered kernel maps drained once per interval.
 //
-// It needs Linux >= 5.18 with BTF (CONFIG_DEBUG_INFO_BTF=y), and root or
+// The exit tracer reports how watched processes end: a BTF tracepoint
+// program on sched_process_exit, filtered in the kernel to the watched
+// thread groups and reporting each once, when its last thread exits, with
+// the status wait(2) gives the parent; and a raw tracepoint program on
+// oom:mark_victim that marks OOM killer victims. It needs BTF and Linux
+// >= 5.8.
+//
+// The walker and the sampler need Linux >= 5.18 with BTF (CONFIG_DEBUG_INFO_BTF=y), and root or
 // CAP_BPF+CAP_PERFMON. On Linux >= 6.1 the iterator visits only the target
 // task; on older kernels it visits every task and filters in BPF.
 //
 // The Go side of the programs' structures and enums (walk_config,
 // walk_result and walk_state, rec_hdr and rec_flag, cpu_proc, cpu_key,
-// cpu_stack, proc_flag and sample_flag) is generated from csrc/ by bpf2go
-// (*_bpfel.go): the C is their one definition.
+// cpu_stack, proc_flag and sample_flag, exit_event, exit_watch and
+// exit_flag) is generated from csrc/ by bpf2go (*_bpfel.go): the C is
+// their one definition.
 //
 // It is internal to the goroscope binary, not meant for import outside
 // this module.

@@ -4,8 +4,10 @@ package bpf
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +35,7 @@ func loadOptions() *ebpf.CollectionOptions {
 
 // ProgramLoad is what loading one BPF program cost the kernel.
 type ProgramLoad struct {
-	Object  string // "goroutines" or "cpu"
+	Object  string // "goroutines", "cpu" or "exits"
 	Program string // the program's section function, e.g. "walk_goroutines"
 	// Insns is the number of instructions the verifier processed, from its
 	// statistics line ("processed N insns"); States is its total_states.
@@ -83,6 +85,7 @@ func MeasureLoads() ([]ProgramLoad, error) {
 	}{
 		{"goroutines", loadGoroutines},
 		{"cpu", loadCpu},
+		{"exits", loadExits},
 	}
 	var out []ProgramLoad
 	for _, o := range objects {
@@ -115,7 +118,8 @@ func measureLoad(object string, spec *ebpf.CollectionSpec) ([]ProgramLoad, error
 	}
 	defer coll.Close()
 	var out []ProgramLoad
-	for name, p := range coll.Programs {
+	for _, name := range slices.Sorted(maps.Keys(coll.Programs)) {
+		p := coll.Programs[name]
 		l := ProgramLoad{Object: object, Program: name, Wall: wall, CPU: cpu}
 		if err := parseVerifierStats(strings.Split(p.VerifierLog, "\n"), &l); err != nil {
 			return nil, fmt.Errorf("measure BPF loads: %w", err)

@@ -27,7 +27,7 @@ func targetToolchains() []string { return []string{"local", "go1.21.13", "go1.23
 
 // guestTests is bpf.test's -test.run in each kernel.
 func guestTests() string {
-	names := append(append(WalkerTests(), SamplerTests()...), BudgetTest)
+	names := append(append(append(WalkerTests(), SamplerTests()...), ExitTests()...), BudgetTest)
 	return "^(" + strings.Join(names, "|") + ")$"
 }
 
@@ -242,12 +242,12 @@ and runs the bpf tests with CI=true:
     bpf.test -test.run '%s'
 
 The host row runs the same binary natively. "yes": every walker test
-(%s) or sampler test (%s) passed.
+(%s), sampler test (%s) or exit tracer test (%s) passed.
 Processed instructions and load times are the verifier's, as %s
 logs them; under TCG loads take several times longer than on hardware.
 
 %s`, time.Now().UTC().Format("2006-01-02"), guestCPUs, guestMemMB, guestTests(),
-		strings.Join(WalkerTests(), ", "), strings.Join(SamplerTests(), ", "), BudgetTest, table)
+		strings.Join(WalkerTests(), ", "), strings.Join(SamplerTests(), ", "), strings.Join(ExitTests(), ", "), BudgetTest, table)
 	if err := os.WriteFile("../../docs/kernel-matrix.md", []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,12 @@ func WalkerTests() []string {
 
 func SamplerTests() []string { return []string{"TestCPUSamplerSelf"} }
 
+// ExitTests are the bpf tests of the exit tracer, which must pass for the
+// table to say "yes" for it.
+func ExitTests() []string {
+	return []string{"TestExitTracer", "TestExitTracerUnwatched", "TestExitTracerOOM"}
+}
+
 // BudgetTest logs a line per program: "program NAME: processed N insns,
 // ..., load DURATION ...".
 const BudgetTest = "TestVerifierBudget"
@@ -102,7 +108,7 @@ func (r Result) Err() error {
 	} else if r.Exit != 0 {
 		errs = append(errs, fmt.Errorf("bpf.test exited with status %d", r.Exit))
 	}
-	for _, n := range append(append(WalkerTests(), SamplerTests()...), BudgetTest) {
+	for _, n := range append(append(append(WalkerTests(), SamplerTests()...), ExitTests()...), BudgetTest) {
 		if r.Tests[n] != "PASS" {
 			errs = append(errs, fmt.Errorf("%s: %s", n, or(r.Tests[n], "did not run")))
 		}
@@ -126,8 +132,8 @@ type Row struct {
 // Table renders rows as a markdown table.
 func Table(rows []Row) string {
 	var b strings.Builder
-	b.WriteString("| kernel | eBPF walker | CPU sampler | processed instructions | load time |\n")
-	b.WriteString("| --- | --- | --- | --- | --- |\n")
+	b.WriteString("| kernel | eBPF walker | CPU sampler | exit tracer | processed instructions | load time |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range rows {
 		insns, load := "—", "—"
 		if len(row.Result.Programs) > 0 {
@@ -138,8 +144,8 @@ func Table(rows []Row) string {
 			}
 			insns, load = strings.Join(i, ", "), strings.Join(l, ", ")
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", row.Kernel,
-			row.Result.Passed(WalkerTests()), row.Result.Passed(SamplerTests()), insns, load)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", row.Kernel,
+			row.Result.Passed(WalkerTests()), row.Result.Passed(SamplerTests()), row.Result.Passed(ExitTests()), insns, load)
 	}
 	return b.String()
 }

@@ -70,10 +70,10 @@ func TestTable(t *testing.T) {
 		{"6.1.0-57-cloud-amd64 (Debian 6.1.192-3)", Parse([]byte(sampleOutput))},
 		{"6.18.44 (host)", Result{}},
 	}
-	want := `| kernel | eBPF walker | CPU sampler | processed instructions | load time |
-| --- | --- | --- | --- | --- |
-| 6.1.0-57-cloud-amd64 (Debian 6.1.192-3) | no | yes | walk_goroutines 4682, sample_cpu 24657 | walk_goroutines 492ms, sample_cpu 1.5s |
-| 6.18.44 (host) | no | no | — | — |
+	want := `| kernel | eBPF walker | CPU sampler | exit tracer | processed instructions | load time |
+| --- | --- | --- | --- | --- | --- |
+| 6.1.0-57-cloud-amd64 (Debian 6.1.192-3) | no | yes | no | walk_goroutines 4682, sample_cpu 24657 | walk_goroutines 492ms, sample_cpu 1.5s |
+| 6.18.44 (host) | no | no | no | — | — |
 `
 	if got := Table(rows); got != want {
 		t.Errorf("table\n%s\nwant\n%s", got, want)

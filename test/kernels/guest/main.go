@@ -98,7 +98,8 @@ func run() error {
 	return nil
 }
 
-// mountAll mounts what BPF programs, perf events and the Go runtime use.
+// mountAll mounts what BPF programs, perf events, memory cgroups and the Go
+// runtime use.
 func mountAll() error {
 	for _, m := range []struct{ fstype, dir string }{
 		{"devtmpfs", "/dev"},
@@ -108,6 +109,7 @@ func mountAll() error {
 		{"debugfs", "/sys/kernel/debug"},
 		{"tracefs", "/sys/kernel/tracing"},
 		{"tmpfs", "/tmp"},
+		{"cgroup2", "/sys/fs/cgroup"},
 	} {
 		if err := os.MkdirAll(m.dir, 0o755); err != nil {
 			return err
@@ -115,6 +117,10 @@ func mountAll() error {
 		if err := unix.Mount(m.fstype, m.dir, m.fstype, 0, ""); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dir, err)
 		}
+	}
+	// Memory cgroups for the children of the root (the exit tracer's OOM test).
+	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+memory"), 0o644); err != nil {
+		return fmt.Errorf("enable the memory controller: %w", err)
 	}
 	return nil
 }
