@@ -26,4 +26,8 @@
 //     request and its own runtime/metrics answered at a quiescent moment, and
 //     run queues of a known length, for the reads of the runtime's settings
 //     and health from outside (collect/rtstate).
+//   - exiter: ends on request the way -mode says (an exit code, a return
+//     from main, a panic, a nil dereference, a fault, a deadlock, running
+//     out of memory, os.Exit from another thread, an exec first), for the
+//     exit detection (collect/exits).
 package targets
