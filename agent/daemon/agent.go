@@ -13,6 +13,7 @@ import (
 	"github.com/goroscope/goroscope/collect/cgroup"
 	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/exits"
 	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -58,6 +59,12 @@ type Agent struct {
 	// agent owns it until Run hands it to the scrape loop (and sets this
 	// to nil): scrape.Scraper.Run closes it when it returns.
 	scraper *scrape.Scraper
+
+	// exits follows the watched processes' ends (nil when it cannot run);
+	// set by Run before discovery starts. exitSubjects are the processes
+	// it follows; a.mu.
+	exits        *exits.Watcher
+	exitSubjects map[store.ProcessKey]exitSubject
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
@@ -112,16 +119,17 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 	rules := cfg.Discovery
 	a := &Agent{
 		cfg: cfg, log: log, version: version, store: st, walkers: ws,
-		verdicts:   v,
-		loadWalker: bpfload.LoadEBPFWalker,
-		loadCPU:    func(_ context.Context, o cpu.Options) (*cpu.Sampler, error) { return cpu.New(o) },
-		scanner:    &discovery.Scanner{Proc: "/proc", Rules: &rules},
-		procs:      map[store.ProcessKey]*watched{},
-		exes:       Executables{},
-		ready:      make(chan struct{}),
-		boot:       hostBoot(time.Now()),
-		refusals:   refusals{},
-		cpuReason:  "off",
+		verdicts:     v,
+		loadWalker:   bpfload.LoadEBPFWalker,
+		loadCPU:      func(_ context.Context, o cpu.Options) (*cpu.Sampler, error) { return cpu.New(o) },
+		scanner:      &discovery.Scanner{Proc: "/proc", Rules: &rules},
+		procs:        map[store.ProcessKey]*watched{},
+		exitSubjects: map[store.ProcessKey]exitSubject{},
+		exes:         Executables{},
+		ready:        make(chan struct{}),
+		boot:         hostBoot(time.Now()),
+		refusals:     refusals{},
+		cpuReason:    "off",
 	}
 	if cfg.CPUFrequency != 0 {
 		a.cpuReason = "loading" // by Run

@@ -122,6 +122,7 @@ func (a *Agent) discover() {
 		}
 		a.mu.Lock()
 		a.procs[k] = w
+		a.watchExit(p, now)
 		a.mu.Unlock()
 		if len(p.Sanitized) > 0 {
 			// The target chose names discovery had to cut or rewrite.

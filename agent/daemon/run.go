@@ -91,6 +91,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { a.push.run(ctx); return nil })
+	if follow := a.startExits(ctx); follow != nil {
+		g.Go(func() error { follow(); return nil })
+	}
 	g.Go(func() error { a.discoverLoop(ctx); return nil })
 	g.Go(func() error { a.snapshotLoop(ctx); return nil })
 	g.Go(func() error { return a.awaitWalker(ctx) })

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/goroscope/goroscope/collect/discovery"
+	"github.com/goroscope/goroscope/collect/exits"
+	"github.com/goroscope/goroscope/pkg/store"
+)
+
+// exitSubject is what the agent keeps of a watched process for its exit:
+// the service it is counted under and when it was first watched.
+type exitSubject struct {
+	service string
+	since   time.Time
+}
+
+// startExits starts following the watched processes' ends (collect/exits:
+// the kernel's exit tracer, else polling): the returned function, run on
+// a goroutine of its own until ctx ends, counts each exit in
+// goroscope_process_exits_total{service_name,reason} and logs the abnormal
+// ones of processes older than shortLived. nil when no watcher can run.
+func (a *Agent) startExits(ctx context.Context) func() {
+	w, err := exits.New(ctx, exits.Options{NoBPF: a.cfg.Walker == "procmem"})
+	if err != nil {
+		a.log.Warn("process exits are not followed; goroscope_process_exits_total stays empty", "err", err)
+		return nil
+	}
+	a.exits = w
+	attrs := []any{"mode", string(w.Mode())}
+	if err := w.BPFError(); err != nil && w.Mode() != exits.ModeBPF {
+		attrs = append(attrs, "bpf", err.Error())
+	}
+	a.log.Info("following watched processes' exits", attrs...)
+	return func() {
+		defer w.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e := <-w.Exits():
+				a.exited(e)
+			}
+		}
+	}
+}
+
+// watchExit follows the end of process p, just watched; a.mu held.
+func (a *Agent) watchExit(p discovery.Process, now time.Time) {
+	if a.exits == nil {
+		return
+	}
+	k := store.ProcessKey{PID: p.PID, StartTime: p.StartTime}
+	if err := a.exits.Watch(p.PID, p.StartTime); err != nil {
+		a.log.Debug("cannot follow a process's exit", "pid", p.PID, "err", err)
+		return
+	}
+	a.exitSubjects[k] = exitSubject{service: p.ServiceName, since: now}
+}
+
+// exited counts and, when it was abnormal and the process not
+// short-lived, logs one watched process's end.
+func (a *Agent) exited(e exits.Exit) {
+	k := store.ProcessKey{PID: e.PID, StartTime: e.StartTime}
+	a.mu.Lock()
+	s, ok := a.exitSubjects[k]
+	delete(a.exitSubjects, k)
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	a.metrics.exits.WithLabelValues(s.service, string(e.Reason)).Inc()
+	normal := e.Reason == exits.ReasonExit && e.Code == 0
+	if normal || e.Time.Sub(s.since) < shortLived {
+		return
+	}
+	attrs := []any{"pid", e.PID, "service_name", s.service, "reason", string(e.Reason)}
+	switch e.Reason {
+	case exits.ReasonExit:
+		attrs = append(attrs, "code", e.Code)
+	case exits.ReasonSignal, exits.ReasonOOMKill:
+		attrs = append(attrs, "signal", e.Signal.String(), "core_dumped", e.CoreDumped)
+	}
+	a.log.Warn("Go process died", attrs...)
+}
