@@ -253,8 +253,8 @@ func TestUIInBrowser(t *testing.T) {
 			t.Errorf("%s: page shows %v, store holds %v", c.name, c.got, c.want)
 		}
 	}
-	if got.DiffDefaultBase != BaseFirstQuarter {
-		t.Errorf("default diff baseline %q, want %q (nothing stored before the range)", got.DiffDefaultBase, BaseFirstQuarter)
+	if got.DiffDefaultBase != BasePreviousMoment {
+		t.Errorf("default diff baseline of the newest moment %q, want %q", got.DiffDefaultBase, BasePreviousMoment)
 	}
 	if want := fmt.Sprintf("+%d goroutines", searchHits-firstPark); got.DiffRecvText != want {
 		t.Errorf("diff table says main.parkChanRecv changed by %q, want %q", got.DiffRecvText, want)

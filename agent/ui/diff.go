@@ -42,6 +42,9 @@ type Diff struct {
 const (
 	// BasePrevious: the equally long range just before the comparison.
 	BasePrevious = "previous"
+	// BasePreviousMoment: the equally long range before held nothing (a
+	// comparison of one moment has no length): the newest entry before it.
+	BasePreviousMoment = "previous_moment"
 	// BaseFirstQuarter: nothing is stored before the comparison (a young
 	// process), so the first quarter of the comparison's own span, at
 	// least its oldest entry.

@@ -170,9 +170,10 @@
 //	    required), the baseline base_from..base_to, each as flame's
 //	    from=..to= (to= empty: the newest entry). Without base_from= the
 //	    baseline is the equally long range just before the comparison
-//	    (base_default "previous"), else, when nothing is stored there, the
-//	    first quarter of the comparison's span, at least its oldest entry
-//	    ("first_quarter").
+//	    (base_default "previous"); when nothing is stored there, the newest
+//	    entry before the comparison ("previous_moment"); when there is none,
+//	    the first quarter of the comparison's span, at least its oldest
+//	    entry ("first_quarter").
 //	    root is the union of both trees: value is a frame's comparison
 //	    value, base its baseline value (0 on a side without the frame);
 //	    base_total and total are the sides' filtered totals. Filters and

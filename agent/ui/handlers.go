@@ -198,8 +198,10 @@ func (s *server) diff(r *http.Request) (any, error) {
 
 // mergeDefaultBase merges the baseline a diff request names none of into
 // the base side of t: the equally long range just before the comparison
-// (BasePrevious), else, when nothing is stored there, the first quarter of
-// the comparison's own span, at least its oldest entry (BaseFirstQuarter).
+// (BasePrevious); when nothing is stored there, the newest entry before
+// the comparison (BasePreviousMoment); when there is none (a process
+// younger than the range), the first quarter of the comparison's own
+// span, at least its oldest entry (BaseFirstQuarter).
 func (s *server) mergeDefaultBase(ctx context.Context, t *tree, pr profileRequest, comp RangeInfo) (*merged, string, error) {
 	span := comp.To.Sub(comp.From)
 	prevTo := comp.From.Add(-time.Nanosecond)
@@ -209,6 +211,12 @@ func (s *server) mergeDefaultBase(ctx context.Context, t *tree, pr profileReques
 	}
 	if statusOf(err) != http.StatusNotFound {
 		return nil, "", err
+	}
+	// Nothing in it (a range of one moment has no span): the newest entry
+	// stored before the comparison.
+	if m, err := entryAt(s.src, pr.key, pr.kind, prevTo); err == nil && m.Time.Before(comp.From) {
+		base, err = s.mergeRange(ctx, t, sideBase, false, pr.key, pr.kind, m.Time, m.Time, maxRangeEntries/2, baseRange)
+		return base, BasePreviousMoment, err
 	}
 	to := comp.First.Add(comp.Last.Sub(comp.First) / 4)
 	base, err = s.mergeRange(ctx, t, sideBase, false, pr.key, pr.kind, comp.First, to, maxRangeEntries/2, baseRange)

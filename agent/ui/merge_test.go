@@ -182,6 +182,8 @@ func TestDiffDefaultBase(t *testing.T) {
 		{"from=" + rfc(times[2]) + "&to=" + rfc(times[3]), BasePrevious, 4, 7, times[1], times[2].Add(-time.Nanosecond)},
 		// From the oldest: nothing before; the first quarter of 0-30 s holds the first snapshot.
 		{"from=" + rfc(times[0]), BaseFirstQuarter, 2, 5, times[0], times[0].Add(7500 * time.Millisecond)},
+		// One moment (30 s): the equally long range before it is empty; the newest entry before it.
+		{"from=" + rfc(times[3]) + "&to=" + rfc(times[3]), BasePreviousMoment, 6, 8, times[2], times[2]},
 		// Named: as named.
 		{"from=" + rfc(times[3]) + "&base_from=" + rfc(times[0]) + "&base_to=" + rfc(times[1]), "", 3, 8, times[0], times[1]},
 	} {

@@ -94,13 +94,14 @@ try {
     document.querySelector("#flame-range")?.dataset.merged === "1", last);
   await page.click("#tab-diff");
   await page.waitForSelector('#diff-flame[data-rendered="1"], #diff-summary .error');
-  // Nothing is stored before the range: the default baseline is its first quarter.
+  // A range of one moment: the default baseline is the snapshot before it.
   check(await page.locator("#diff-summary .error").count() === 0, "the default diff answered without error");
   result.diff_default_base = await page.getAttribute("#diff-hint", "data-base-default");
   await page.fill("#diff-base-from", first);
   await page.fill("#diff-base-to", first);
   await page.click("#diff-base-apply");
-  await page.waitForFunction(() => /1 snapshot at/.test(document.querySelector("#diff-summary .diff-baseline")?.textContent || "") &&
+  await page.waitForFunction(() => !document.getElementById("diff-hint")?.dataset.baseDefault &&
+    /1 snapshot at/.test(document.querySelector("#diff-summary .diff-baseline")?.textContent || "") &&
     document.querySelector('#diff-flame[data-rendered="1"]'));
   check(await page.locator("#diff-summary .error").count() === 0, "diff answered without error");
   result.diff_base = Number(await page.getAttribute("#diff-summary", "data-base-total"));

@@ -94,7 +94,8 @@ export async function renderDiff(v) {
     baseFrom.value = fmtTime(d.base.from);
     baseTo.value = fmtTime(d.base.to);
     hint.replaceChildren(`comparison: the page's range (${fmtRange(r.from, r.to)}${r.relative ? ", newest" : ""}); baseline: `,
-      d.base_default === "first_quarter" ? "the range's first quarter, since nothing is stored before the range" : "the equally long range just before it",
+      { first_quarter: "the range's first quarter, since nothing is stored before the range",
+        previous_moment: "the newest snapshot before the range" }[d.base_default] || "the equally long range just before it",
       ". Shift+drag on a chart picks the baseline.");
     hint.dataset.baseDefault = d.base_default || "";
   }
