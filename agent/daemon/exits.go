@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/exits"
+	"github.com/goroscope/goroscope/pkg/crash"
 	"github.com/goroscope/goroscope/pkg/store"
 )
 
@@ -70,6 +72,9 @@ func (a *Agent) exited(e exits.Exit) {
 	if !ok {
 		return
 	}
+	if crash.Crashed(string(e.Reason), e.Code) {
+		a.recordCrash(k, s, e)
+	}
 	a.metrics.exits.WithLabelValues(s.service, string(e.Reason)).Inc()
 	normal := e.Reason == exits.ReasonExit && e.Code == 0
 	if normal || e.Time.Sub(s.since) < shortLived {
@@ -83,4 +88,45 @@ func (a *Agent) exited(e exits.Exit) {
 		attrs = append(attrs, "signal", e.Signal.String(), "core_dumped", e.CoreDumped)
 	}
 	a.log.Warn("Go process died", attrs...)
+}
+
+// recordCrash stores a crash record (pkg/crash.Record) of process k's
+// death e: how it ended, its class, and what the agent last knew of it
+// (its last snapshot's time, the findings holding then, its runtime
+// health), and counts it in goroscope_process_crashes_total.
+func (a *Agent) recordCrash(k store.ProcessKey, s exitSubject, e exits.Exit) {
+	rec := crash.Record{PID: e.PID, StartTime: e.StartTime, ServiceName: s.service, Time: e.Time,
+		Reason: string(e.Reason), Code: e.Code, CoreDumped: e.CoreDumped}
+	if e.Signal != 0 {
+		rec.Signal = e.Signal.String()
+	}
+	rec.Class = crash.ClassOf(rec.Reason, rec.Code, rec.Signal, rec.Message)
+	proc := store.Process{PID: e.PID, StartTime: e.StartTime, ServiceName: s.service}
+	a.mu.Lock()
+	w := a.procs[k]
+	for _, r := range a.retired {
+		if w == nil && r.proc.PID == k.PID && r.proc.StartTime == k.StartTime {
+			w = r
+		}
+	}
+	if w != nil {
+		proc = w.storeProcess()
+		rec.Exe, rec.GoVersion = w.proc.Exe, w.proc.GoVersion
+		if !w.lastAt.IsZero() {
+			rec.LastSnapshot = w.lastAt
+			rec.LastSnapshotAge = e.Time.Sub(w.lastAt).Seconds()
+		}
+		rec.Findings = append(rec.Findings, w.findings...)
+		rec.Runtime = w.runtimeHealth()
+	}
+	a.mu.Unlock()
+	a.metrics.crashes.WithLabelValues(s.service, rec.Name).Inc()
+	data, err := json.Marshal(rec)
+	if err == nil {
+		_, err = a.store.Append(store.Entry{Process: proc, Kind: store.KindCrash, Time: e.Time, Data: data})
+	}
+	if err != nil {
+		a.metrics.errors.WithLabelValues("store").Inc()
+		a.log.Warn("cannot store a crash record", "pid", e.PID, "err", err)
+	}
 }

@@ -2,13 +2,18 @@ package daemon
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/pkg/crash"
+	"github.com/goroscope/goroscope/pkg/store"
 	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/targettest"
 )
@@ -39,10 +44,32 @@ func TestProcessExits(t *testing.T) {
 	}
 	pop := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-spin", "0")
 
-	_, base := runAgent(t, func(cfg *Config) { cfg.SnapshotInterval = Duration(300 * time.Millisecond) })
-	eventually.True(t, 30*time.Second, "both targets watched", func() bool {
-		return strings.Contains(get(t, base+"/metrics"), "goroscope_processes_watched 2")
+	a, base := runAgent(t, func(cfg *Config) { cfg.SnapshotInterval = Duration(300 * time.Millisecond) })
+	eventually.Succeeds(t, 30*time.Second, func() error {
+		resp, err := http.Get(base + "/metrics") // the server may not listen yet
+		if err != nil {
+			return err
+		}
+		m, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(m), "goroscope_processes_watched 2") || len(storeEntries(t, a, pop.PID, store.KindSnapshot)) == 0 {
+			return fmt.Errorf("both targets not yet watched and snapshotted")
+		}
+		return nil
 	})
+	// The processes' keys, read while they live.
+	exiterKey := store.ProcessKey{PID: cmd.Process.Pid, StartTime: processStart(t, cmd.Process.Pid)}
+	popKey := store.ProcessKey{PID: pop.PID, StartTime: processStart(t, pop.PID)}
+	crashRecords := func(k store.ProcessKey) []store.Meta {
+		ms, err := a.store.List(store.Query{Process: k, Kind: store.KindCrash})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
 	if _, err := fmt.Fprintln(stdin, "go"); err != nil {
 		t.Fatal(err)
 	}
@@ -71,4 +98,29 @@ func TestProcessExits(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The SIGKILL is a crash: its record says so and holds the last
+	// snapshot's time; the status 3 is not.
+	if n := len(crashRecords(exiterKey)); n != 0 {
+		t.Errorf("%d crash records of the process that exited with status 3, want none", n)
+	}
+	crashes := crashRecords(popKey)
+	if len(crashes) != 1 {
+		t.Fatalf("%d crash records of the killed process, want 1", len(crashes))
+	}
+	b, err := a.store.Read(crashes[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec crash.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Reason != "signal" || rec.Signal != "killed" || rec.Name != crash.ClassKilled || rec.PID != pop.PID ||
+		rec.LastSnapshot.IsZero() || rec.LastSnapshotAge < 0 || rec.LastSnapshotAge > 10 || rec.Runtime == nil {
+		t.Errorf("crash record %+v; want a kill by SIGKILL (%s) with the last snapshot at most 10 s old and the runtime health", rec, crash.ClassKilled)
+	}
+	if m := get(t, base+"/metrics"); !strings.Contains(m, fmt.Sprintf(`goroscope_process_crashes_total{class=%q,service_name=%q} 1`, crash.ClassKilled, filepath.Base(pop.Cmd.Path))) {
+		t.Errorf("no crash counted in /metrics")
+	}
 }

@@ -22,8 +22,9 @@ type selfMetrics struct {
 	labelOverflow *prometheus.CounterVec
 	// sampled counts snapshots that kept only some goroutines.
 	sampled *prometheus.CounterVec
-	// exits counts the watched processes' ends by service and reason.
-	exits *prometheus.CounterVec
+	// exits counts the watched processes' ends by service and reason;
+	// crashes those that crashed, by class.
+	exits, crashes *prometheus.CounterVec
 	// healthReads and healthSeconds count the reads of the processes'
 	// runtime health and the time they took; healthSetup the time taken
 	// to prepare them (once per process).
@@ -64,6 +65,10 @@ func newSelfMetrics(a *Agent) *selfMetrics {
 			Name: "goroscope_process_exits_total",
 			Help: "Watched processes that ended, by reason: exit (any status), signal, oom_kill (killed by the kernel's OOM killer) or unknown (the status could not be read).",
 		}, []string{"service_name", "reason"}),
+		crashes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goroscope_process_crashes_total",
+			Help: "Watched processes that crashed (a signal, an OOM kill, or status 2: a Go panic or fatal error), by class (docs/crashes.md); each has a crash record in the store.",
+		}, []string{"service_name", "class"}),
 		healthReads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "goroscope_runtime_health_reads_total",
 			Help: "Reads of the watched processes' runtime health (their runtime's settings and figures, their cgroup's).",
@@ -77,7 +82,7 @@ func newSelfMetrics(a *Agent) *selfMetrics {
 			Help: "Time taken to prepare the reads of the processes' runtime health, once per process.",
 		}),
 	}
-	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped, m.labelOverflow, m.sampled, m.exits, m.healthReads, m.healthSeconds, m.healthSetup,
+	m.reg.MustRegister(m.duration, m.snapshots, m.errors, m.skipped, m.labelOverflow, m.sampled, m.exits, m.crashes, m.healthReads, m.healthSeconds, m.healthSetup,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&seriesCollector{a: a}, &storeCollector{a: a}, &bpfCollector{a: a})
 	return m

@@ -25,6 +25,8 @@ const (
 	ClassBadSignal       = "unexpected-signal"
 	ClassExplicitPanic   = "explicit-panic"
 	ClassOtherFatal      = "other-fatal-error"
+	ClassKilled          = "killed-by-signal"
+	ClassExitStatus2     = "exit-status-2"
 	ClassUnknown         = "unknown"
 )
 

@@ -49,9 +49,34 @@ func TestDocsTable(t *testing.T) {
 	for _, r := range rules {
 		classes = append(classes, r.class)
 	}
+	classes = append(classes, ClassOf("oom_kill", 0, "killed", ""), ClassOf("exit", 2, "", ""))
 	for _, c := range classes {
 		if !strings.Contains(doc, "| "+c.Name+" |") || !strings.Contains(doc, c.Hint) {
 			t.Errorf("docs/crashes.md has no row for %s with its hint %q", c.Name, c.Hint)
+		}
+	}
+}
+
+// TestClassOf: without a message, how a process ended classifies it; a
+// message wins.
+func TestClassOf(t *testing.T) {
+	for _, tt := range []struct {
+		reason, signal, message string
+		code                    int
+		crashed                 bool
+		want                    string
+	}{
+		{"oom_kill", "killed", "", 0, true, ClassOutOfMemory},
+		{"signal", "terminated", "", 0, true, ClassKilled},
+		{"exit", "", "", 2, true, ClassExitStatus2},
+		{"exit", "", "panic: assignment to entry in nil map", 2, true, ClassNilMapWrite},
+		{"exit", "", "", 1, false, ClassUnknown},
+		{"exit", "", "", 0, false, ClassUnknown},
+		{"unknown", "", "", 0, false, ClassUnknown},
+	} {
+		got := ClassOf(tt.reason, tt.code, tt.signal, tt.message)
+		if got.Name != tt.want || got.Hint == "" || Crashed(tt.reason, tt.code) != tt.crashed {
+			t.Errorf("%s %d %q %q: %+v, crashed %v; want %s, crashed %v", tt.reason, tt.code, tt.signal, tt.message, got, Crashed(tt.reason, tt.code), tt.want, tt.crashed)
 		}
 	}
 }

@@ -36,6 +36,9 @@ const (
 	// KindFindings is the gzipped JSON of the findings that held at a
 	// snapshot (docs/findings-json.md), stored only when there are any.
 	KindFindings = "findings"
+	// KindCrash is the JSON of a crash record (pkg/crash.Record): why a
+	// watched process died and what it was doing.
+	KindCrash = "crash"
 )
 
 // ProfileKinds are the kinds holding pprof profiles, in display order.
