@@ -67,6 +67,7 @@ commands:
   ps         the Go processes on this host, and whether each can be walked
   profile    one CPU profile of one Go process (eBPF): goroscope profile --pid PID [--duration 10s] [--cpu-frequency 99] [--format folded|pprof|json] [--out FILE] [--kernel-frames]
   diagnose   watch one Go process and say what is wrong (leaks, stuck goroutines, deadlock): goroscope diagnose --pid PID [--for 60s] [--interval 2s] [--format text|json]
+  crashes    the crashes a running agent recorded: goroscope crashes [--service S] [--format text|json] [--agent http://127.0.0.1:7070]
   version    print the version
 Run "goroscope <command> -h" for a command's flags.`
 
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdProfile(ctx, args[1:], stdout, log)
 	case "diagnose":
 		return cmdDiagnose(ctx, args[1:], stdout, log)
+	case "crashes":
+		return cmdCrashes(ctx, args[1:], stdout, log)
 	case "version", "--version", "-version":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":

@@ -92,6 +92,13 @@
 //	    first, the worst first; then growing, the largest growth first; then
 //	    live; then service and pid. All from the newest 20000 goroutines
 //	    entries' summaries.
+//	GET /api/crashes?service=&from=&to=
+//	    {crashes: [pkg/crash.Record], skipped} the stored crash records,
+//	    the newest first (at most 200): why each watched process died (its
+//	    exit's reason, code or signal, the runtime's message when seen,
+//	    class and hint: docs/crashes.md), its last snapshot's time and
+//	    age, the findings holding then and its runtime health. service=
+//	    (any bytes) keeps one service's; skipped counts unreadable ones.
 //	GET /api/services/{name}?from=&to=
 //	    {service, from, to, newest, processes: [{pid, start_time,
 //	     service_name, exe, go_version, key, live, exited, first_seen,

@@ -144,6 +144,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/download", s.limited(s.download))
 	mux.HandleFunc("GET /api/processes/{pid}/{start}/findings", s.limited(s.api(s.findingsAnswer)))
 	mux.HandleFunc("GET /api/services/{name...}", s.api(s.service))
+	mux.HandleFunc("GET /api/crashes", s.limited(s.api(s.crashes)))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s; see the list in package ui's documentation", r.Method, r.URL.Path)})
 	})
