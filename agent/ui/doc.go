@@ -19,7 +19,9 @@
 //	                         goroutines and their total over the range
 //	                         (range=15m|1h|6h|24h ending at the service's
 //	                         newest moment, or from=&to=), and its processes,
-//	                         the newest first, each linking to its page
+//	                         the newest first, each linking to its page, and
+//	                         its crash records (GET /api/crashes), each
+//	                         linking to its last snapshot
 //	#/p/PID/START?PARAMS     one process: its findings above everything else,
 //	                         its runtime settings and health (live, once
 //	                         read), counts over a time range (picked, or

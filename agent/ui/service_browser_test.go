@@ -2,15 +2,18 @@ package ui
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goroscope/goroscope/pkg/crash"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/snapshot"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -38,6 +41,9 @@ type serviceResult struct {
 	HostileRow []string `json:"hostile_rows"`
 	Crumb      string   `json:"crumb"`
 	Unknown    string   `json:"unknown"`
+	// Crash is billing's crash row: pid, class, message and the link to
+	// the goroutines of its last snapshot.
+	Crash []string `json:"crash"`
 }
 
 // TestServicePageInBrowser stores three processes of billing one after
@@ -91,6 +97,17 @@ func TestServicePageInBrowser(t *testing.T) {
 	put(proc("billing-worker", 9201), ago(20), 99, 0)
 	hostile := proc(hostileService+" /../?#%", 9301)
 	put(hostile, ago(5), 7, 0)
+	// b1 crashed (a nil map write) a second after its last snapshot.
+	rec := crash.Record{PID: b1.PID, StartTime: b1.StartTime, ServiceName: "billing", Time: ago(36).Add(time.Second), Reason: "exit", Code: 2,
+		Message: "panic: assignment to entry in nil map", LastSnapshot: ago(36).UTC(), LastSnapshotAge: 1}
+	rec.Class = crash.ClassOf(rec.Reason, rec.Code, "", rec.Message)
+	data, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(store.Entry{Process: b1, Kind: store.KindCrash, Time: rec.Time, Data: data}); err != nil {
+		t.Fatal(err)
+	}
 	live := []Process{{Process: b3, Live: true, Counts: snapshot.Counts{Waiting: 90}, LastSnapshot: ago(0).Add(-30 * time.Second), Walker: "procmem"}}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -139,6 +156,11 @@ func TestServicePageInBrowser(t *testing.T) {
 	}
 	if !strings.HasPrefix(got.Opened, link(b1)) {
 		t.Errorf("the pid 9101 link opened %q, want %s", got.Opened, link(b1))
+	}
+	wantCrash := []string{"9101", crash.ClassNilMapWrite, "panic: assignment to entry in nil map",
+		"#/p/9101/63707?tab=goroutines&at=" + url.QueryEscape(ago(36).UTC().Format(time.RFC3339)) + "&from=" + url.QueryEscape(ago(36).UTC().Format(time.RFC3339)) + "&to=" + url.QueryEscape(ago(36).UTC().Format(time.RFC3339))}
+	if !slices.Equal(got.Crash, wantCrash) {
+		t.Errorf("billing's crashes show %q, want %q", got.Crash, wantCrash)
 	}
 	if got.Hostile != hostile.ServiceName || got.Crumb != hostile.ServiceName {
 		t.Errorf("hostile service shows as %q (crumb %q), want %q as text", got.Hostile, got.Crumb, hostile.ServiceName)

@@ -13,6 +13,7 @@
 //	js/tooltip.js     the graphs' tooltip
 //	js/list.js        #/          the process list
 //	js/service.js     #/s/NAME?PARAMS  one service across its processes (restarts)
+//	js/crashes.js       its crashes
 //	js/process.js     #/p/PID/START?PARAMS  one process: state, tabs, shared filters
 //	js/findings.js      its findings panel (and the list's finding badges)
 //	js/header.js        its header

@@ -35,6 +35,9 @@ try {
   await page.goto(`${url}#/s/billing`);
   await loaded();
   result.rows = await pids();
+  await page.waitForSelector("#service-crashes tbody tr.crash");
+  result.crash = await page.locator("#service-crashes tbody tr.crash").first().evaluate((r) => [
+    r.dataset.pid, r.dataset.class, r.querySelector("td.mono").firstChild.textContent, r.querySelector("a.crash-goroutines").getAttribute("href")]);
   result.status = await cells("td:nth-child(4)");
   result.peaks = await cells("td:nth-child(5)");
   result.findings = await cells("td:nth-child(8)");

@@ -6,6 +6,7 @@
 // handler (GET /api/services/NAME) computes everything; the service name
 // is the target's: text only.
 import { api } from "./api.js";
+import { loadCrashes } from "./crashes.js";
 import { el, showError } from "./dom.js";
 import { PALETTE, fmtInt, fmtTime } from "./format.js";
 import { DEFAULT_RANGE, PRESETS, rangeOf, rangePicker } from "./timerange.js";
@@ -42,13 +43,16 @@ export function serviceView(app, crumb, name, params) {
   const count = el("p", { class: "muted", id: "service-count" }, "Loading…");
   const chartBox = el("div", { id: "service-chart" });
   const tableBox = el("div", { id: "service-table" });
+  const crashBox = el("div", { id: "service-crashes-box" }, el("p", { class: "muted" }, "Loading…"));
   app.replaceChildren(
     el("h2", {}, "Service ", el("span", { id: "service-name" }, name || "(unnamed)")),
     el("div", { class: "controls" }, picker),
     count,
     el("div", { class: "card" }, el("h3", {}, "Goroutines of its processes"), chartBox),
-    el("div", { class: "card" }, el("h3", {}, "Processes, the newest first"), tableBox));
+    el("div", { class: "card" }, el("h3", {}, "Processes, the newest first"), tableBox),
+    el("div", { class: "card" }, el("h3", {}, "Crashes, the newest first"), crashBox));
   picker.update();
+  loadCrashes(crashBox, name, ctl.signal);
 
   const base = `api/services/${encodeURIComponent(name)}`;
   const query = () => {
