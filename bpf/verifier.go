@@ -35,7 +35,7 @@ func loadOptions() *ebpf.CollectionOptions {
 
 // ProgramLoad is what loading one BPF program cost the kernel.
 type ProgramLoad struct {
-	Object  string // "goroutines", "cpu" or "exits"
+	Object  string // "goroutines", "cpu", "exits" or "panics"
 	Program string // the program's section function, e.g. "walk_goroutines"
 	// Insns is the number of instructions the verifier processed, from its
 	// statistics line ("processed N insns"); States is its total_states.
@@ -86,6 +86,7 @@ func MeasureLoads() ([]ProgramLoad, error) {
 		{"goroutines", loadGoroutines},
 		{"cpu", loadCpu},
 		{"exits", loadExits},
+		{"panics", loadPanics},
 	}
 	var out []ProgramLoad
 	for _, o := range objects {

@@ -24,7 +24,7 @@ func TestVerifierBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"walk_goroutines": false, "sample_cpu": false, "trace_exit": false, "trace_oom_victim": false}
+	want := map[string]bool{"walk_goroutines": false, "sample_cpu": false, "trace_exit": false, "trace_oom_victim": false, "probe_panic": false}
 	for _, l := range loads {
 		t.Logf("program %s: processed %d insns, %d states, verification %v, load %v wall %v CPU (kernel %s)",
 			l.Program, l.Insns, l.States, l.Verification, l.Wall.Round(time.Millisecond), l.CPU.Round(time.Millisecond), kernelRelease())

@@ -30,4 +30,8 @@
 //     from main, a panic, a nil dereference, a fault, a deadlock, running
 //     out of memory, os.Exit from another thread, an exec first), for the
 //     exit detection (collect/exits).
+//   - panicker: dies on request of the panic or fatal error -mode says (a
+//     string, an error, a runtime error, a nil map write, an int, concurrent
+//     map writes, a deadlock, a sync misuse, a runtime.throw), for the panic
+//     probe (collect/panics).
 package targets

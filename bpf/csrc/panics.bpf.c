@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+//
+// Panic and fatal-error probe for goroscope (x86-64).
+//
+// One program, attached by userspace as a uprobe at the entry of a Go
+// executable's runtime.fatalpanic, runtime.fatal and runtime.throw (found
+// through the pclntab, so stripped binaries too), per watched process
+// (the uprobe's PID filter). These functions run once, as the process
+// dies: the probe costs nothing in steady state.
+//
+// The attach cookie says which function fired and where things are:
+//   bits 0-7   enum panic_kind
+//   bits 8-15  offset of arg (an eface) in runtime._panic (8 before Go 1.26, 0 since)
+//   bits 16-31 offset of goid in runtime.g
+// Go's register ABI: the first argument is in RAX (fatalpanic's *_panic;
+// fatal's and throw's string pointer, its length in RBX); R14 holds the
+// current g.
+//
+// The record carries the panic value's type and data words, the string it
+// points at (a panic value of kind string: preprintpanics has already
+// turned error and Stringer values into their strings), and the
+// frame-pointer chain of the panicking goroutine's stack, as program
+// counters, for userspace to symbolise with the executable's pclntab.
+
+#include "vmlinux.h"
+#include "helpers.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define EVENTS_SIZE (256 << 10)
+#define MSG_MAX 1024  // bytes of a message copied (a power of two)
+#define STACK_MAX 64  // frames of the stack copied
+#define KIND_STRING 24 // abi.String
+#define KIND_MASK 0x1f
+
+#define MAP_PERCPU_ARRAY 6
+
+static long (*bpf_probe_read_user)(void *dst, u32 size, const void *unsafe_ptr) = (void *)112;
+static u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
+static u64 (*bpf_get_attach_cookie)(void *ctx) = (void *)174;
+
+// Which runtime function fired. bpf2go generates the Go constants (-type panic_kind).
+enum panic_kind {
+	PANIC_KIND_PANIC = 1, // runtime.fatalpanic: an unrecovered panic
+	PANIC_KIND_FATAL = 2, // runtime.fatal: a user-facing fatal error
+	PANIC_KIND_THROW = 3, // runtime.throw: an internal fatal error
+};
+
+// Indices of the stats map; mirrored in panictracer.go.
+enum {
+	PSTAT_EVENTS = 0, // records written
+	PSTAT_LOST = 1,   // records lost: the ring buffer was full
+	PSTAT_MAX = 2,
+};
+
+// x86-64 struct pt_regs (UAPI layout).
+struct panic_regs {
+	u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+	u64 ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+
+// One panic or fatal error, written to the ring buffer.
+struct panic_event {
+	u64 ktime;    // bpf_ktime_get_ns at the probe
+	u32 pid;      // tgid
+	u32 tid;      // the thread
+	enum panic_kind kind;
+	u32 nstack;   // valid entries of stack
+	u64 goid;     // the current goroutine's id (0 on g0 or if unreadable)
+	u64 arg_type; // fatalpanic: the panic value's *_type (0: nil)
+	u64 arg_data; // fatalpanic: the panic value's data pointer
+	u64 words[4]; // fatalpanic: 32 bytes at arg_data (when readable)
+	u32 type_kind; // fatalpanic: the value type's abi.Kind (masked), 0 unknown
+	u32 msg_copied; // bytes of msg valid
+	u64 msg_len;    // the string's full length
+	u64 stack[STACK_MAX]; // pcs: the probed function's entry, then return addresses
+	u8 msg[MSG_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, EVENTS_SIZE);
+} panic_events SEC(".maps");
+
+struct {
+	__uint(type, MAP_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct panic_event);
+} panic_scratch SEC(".maps");
+
+struct {
+	__uint(type, MAP_PERCPU_ARRAY);
+	__uint(max_entries, PSTAT_MAX);
+	__type(key, u32);
+	__type(value, u64);
+} panic_stats SEC(".maps");
+
+static __always_inline void pstat_inc(u32 idx)
+{
+	u64 *v = bpf_map_lookup_elem(&panic_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+// read_str copies up to MSG_MAX bytes of the Go string (ptr, len).
+static __always_inline void read_str(struct panic_event *ev, u64 ptr, u64 len)
+{
+	u64 n = len;
+
+	ev->msg_len = len;
+	if (n > MSG_MAX)
+		n = MSG_MAX;
+	if (n == 0 || ptr == 0)
+		return;
+	barrier_var(n);
+	n &= (MSG_MAX - 1) | MSG_MAX;
+	if (n > MSG_MAX || n == 0)
+		return;
+	if (bpf_probe_read_user(ev->msg, n, (void *)ptr) == 0)
+		ev->msg_copied = n;
+}
+
+SEC("uprobe")
+int probe_panic(struct panic_regs *ctx)
+{
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	enum panic_kind kind = cookie & 0xff;
+	u64 argoff = (cookie >> 8) & 0xff;
+	u64 goidoff = (cookie >> 16) & 0xffff;
+	u64 pidtgid = bpf_get_current_pid_tgid();
+	struct panic_event *ev;
+	u32 zero = 0;
+	u64 fp, sp;
+	u32 i, n = 0;
+
+	ev = bpf_map_lookup_elem(&panic_scratch, &zero);
+	if (!ev)
+		return 0;
+	ev->ktime = bpf_ktime_get_ns();
+	ev->pid = pidtgid >> 32;
+	ev->tid = (u32)pidtgid;
+	ev->kind = kind;
+	ev->goid = 0;
+	ev->arg_type = 0;
+	ev->arg_data = 0;
+	ev->words[0] = ev->words[1] = ev->words[2] = ev->words[3] = 0;
+	ev->type_kind = 0;
+	ev->msg_copied = 0;
+	ev->msg_len = 0;
+	if (ctx->r14 && goidoff)
+		bpf_probe_read_user(&ev->goid, sizeof(ev->goid), (void *)(ctx->r14 + goidoff));
+
+	if (kind == PANIC_KIND_PANIC) {
+		u64 eface[2] = {};
+
+		if (ctx->ax && bpf_probe_read_user(eface, sizeof(eface), (void *)(ctx->ax + argoff)) == 0) {
+			u8 tk = 0;
+
+			ev->arg_type = eface[0];
+			ev->arg_data = eface[1];
+			if (eface[0] && bpf_probe_read_user(&tk, 1, (void *)(eface[0] + 23)) == 0)
+				ev->type_kind = tk & KIND_MASK;
+			if (eface[1])
+				bpf_probe_read_user(ev->words, sizeof(ev->words), (void *)eface[1]);
+			if (ev->type_kind == KIND_STRING)
+				read_str(ev, ev->words[0], ev->words[1]);
+		}
+	} else {
+		read_str(ev, ctx->ax, ctx->bx);
+	}
+
+	// The stack: at the entry, [sp] is the return address into the caller
+	// and bp still the caller's frame pointer.
+	ev->stack[n++] = ctx->ip;
+	sp = ctx->sp;
+	if (bpf_probe_read_user(&ev->stack[n], 8, (void *)sp) == 0)
+		n++;
+	fp = ctx->bp;
+	for (i = 0; i < STACK_MAX - 2; i++) {
+		u64 frame[2];
+
+		if (fp == 0 || n >= STACK_MAX)
+			break;
+		if (bpf_probe_read_user(frame, sizeof(frame), (void *)fp) != 0)
+			break;
+		if (frame[1] == 0)
+			break;
+		ev->stack[n & (STACK_MAX - 1)] = frame[1];
+		n++;
+		if (frame[0] <= fp)
+			break; // the chain must go up the stack
+		fp = frame[0];
+	}
+	ev->nstack = n;
+
+	if (bpf_ringbuf_output(&panic_events, ev, sizeof(*ev), 0) != 0) {
+		pstat_inc(PSTAT_LOST);
+		return 0;
+	}
+	pstat_inc(PSTAT_EVENTS);
+	return 0;
+}
