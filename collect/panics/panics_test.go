@@ -1,0 +1,346 @@
+//go:build linux
+
+package panics
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goroscope/goroscope/bpf"
+	"github.com/goroscope/goroscope/test/targettest"
+)
+
+func newTracer(t *testing.T) *Tracer {
+	t.Helper()
+	tr, err := New()
+	if err != nil {
+		var le *bpf.LoadError
+		if os.Getenv("CI") != "true" && (errors.As(err, &le) || os.Geteuid() != 0) {
+			t.Skipf("BPF unavailable here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return tr
+}
+
+type death struct {
+	mode string
+	kind Kind
+	// stack: the first frame of stderr's traceback is in the probe's stack
+	// (not for a deadlock: the runtime prints goroutine 1, not the probed g0).
+	stack bool
+	// many: more than one goroutine may die at once (each calls fatal;
+	// the runtime may print one message or more).
+	many bool
+}
+
+var deaths = []death{
+	{"string", KindPanic, true, false},
+	{"multiline", KindPanic, true, false},
+	{"error", KindPanic, true, false},
+	{"index", KindPanic, true, false},
+	{"nilmap", KindPanic, true, false},
+	{"nilderef", KindPanic, true, false},
+	{"int", KindPanic, true, false},
+	{"mapwrites", KindFatal, true, true},
+	{"deadlock", KindFatal, false, false},
+	{"unlock", KindFatal, true, false},
+	{"throw", KindThrow, true, false},
+}
+
+// die runs the panicker with mode, watched by tr, and returns its stderr
+// and the records of its pid.
+func die(t *testing.T, tr *Tracer, bin, mode string) (string, []Panic) {
+	t.Helper()
+	cmd := exec.Command(bin, "-mode", mode)
+	cmd.Env = append(os.Environ(), "GOTRACEBACK=single")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("panicker -mode %s: %q, %v", mode, line, err)
+	}
+	pid := cmd.Process.Pid
+	if err := tr.Attach(pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(stdin, "\n"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, out)
+	_ = cmd.Wait()
+	// Detached at its exit, as the agent does: its records still come,
+	// symbolised.
+	tr.Detach(pid)
+	var got []Panic
+	timeout := time.After(5 * time.Second)
+	for len(got) == 0 {
+		select {
+		case p := <-tr.Records():
+			if p.PID == pid {
+				got = append(got, p)
+			}
+		case <-timeout:
+			t.Fatalf("panicker -mode %s: no record (stderr: %s)", mode, stderr.String())
+		}
+	}
+	// Drain what else came for the pid (e.g. a throw after the panic).
+	for {
+		select {
+		case p := <-tr.Records():
+			if p.PID == pid {
+				got = append(got, p)
+			}
+			continue
+		case <-time.After(100 * time.Millisecond):
+		}
+		break
+	}
+	return stderr.String(), got
+}
+
+// stderrMessage is the runtime's "panic: ..." or "fatal error: ..." text:
+// the lines up to the blank line before the traceback, without the
+// "[signal ...]" line.
+func stderrMessage(stderr string) string {
+	var lines []string
+	started := false
+	for _, l := range strings.Split(stderr, "\n") {
+		if !started && !strings.HasPrefix(l, "panic: ") && !strings.HasPrefix(l, "fatal error: ") {
+			continue
+		}
+		if started && strings.HasPrefix(l, "fatal error: ") {
+			break // a second thread's fatal error
+		}
+		started = true
+		if l == "" || strings.HasPrefix(l, "[signal ") {
+			break
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stderrTopFunction is the function of the traceback's first frame.
+func stderrTopFunction(stderr string) string {
+	lines := strings.Split(stderr, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "goroutine ") && i+1 < len(lines) {
+			f := lines[i+1]
+			if j := strings.LastIndex(f, "("); j > 0 {
+				return f[:j]
+			}
+		}
+	}
+	return ""
+}
+
+func funcNames(p Panic) []string {
+	var out []string
+	for _, f := range p.Frames {
+		out = append(out, f.Function)
+	}
+	return out
+}
+
+func checkDeaths(t *testing.T, tr *Tracer, bin string) {
+	for _, d := range deaths {
+		t.Run(d.mode, func(t *testing.T) {
+			stderr, got := die(t, tr, bin, d.mode)
+			want := stderrMessage(stderr)
+			if want == "" {
+				t.Fatalf("no panic or fatal error line in stderr:\n%s", stderr)
+			}
+			p := got[0]
+			t.Logf("%s: %q (kind %s, goid %d, %d frames), stderr %q", d.mode, p.Message, p.Kind, p.GoID, len(p.Frames), want)
+			if p.Kind != d.kind {
+				t.Errorf("kind %s, want %s", p.Kind, d.kind)
+			}
+			if p.Message != want {
+				t.Errorf("message %q, stderr says %q", p.Message, want)
+			}
+			if len(got) > 1 && !d.many {
+				t.Errorf("%d records, want 1: %+v", len(got), got)
+			}
+			for _, q := range got[1:] {
+				if q.Message != want {
+					t.Errorf("another record's message %q, stderr says %q", q.Message, want)
+				}
+			}
+			if !d.stack {
+				return
+			}
+			top := stderrTopFunction(stderr)
+			names := funcNames(p)
+			found := false
+			for _, n := range names {
+				if n == top {
+					found = true
+					break
+				}
+				if !strings.HasPrefix(n, "runtime.") {
+					break
+				}
+			}
+			if !found {
+				t.Errorf("stderr's first frame %q is not the first non-runtime frame of the probe's stack %q", top, names)
+			}
+			if !strings.Contains(stderr, fmt.Sprintf("goroutine %d ", p.GoID)) {
+				t.Errorf("goid %d is not in stderr:\n%s", p.GoID, stderr)
+			}
+		})
+	}
+}
+
+func TestDeaths(t *testing.T) {
+	tr := newTracer(t)
+	type variant struct {
+		name string
+		o    targettest.BuildOpts
+	}
+	var variants []variant
+	for _, v := range targettest.Toolchains() {
+		variants = append(variants, variant{v, targettest.BuildOpts{GoVersion: v}})
+	}
+	variants = append(variants,
+		variant{"go1.21.13-stripped", targettest.BuildOpts{GoVersion: "go1.21.13", Stripped: true}},
+		variant{"local-stripped", targettest.BuildOpts{Stripped: true}},
+		variant{"local-stripped-pie", targettest.BuildOpts{Stripped: true, PIE: true}},
+	)
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			bin := targettest.Build(t, "panicker", v.o)
+			checkDeaths(t, tr, bin)
+		})
+	}
+	st, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Lost != 0 || st.Events == 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestCloseUnread closes a tracer whose records nobody reads.
+func TestCloseUnread(t *testing.T) {
+	tr, err := New()
+	if err != nil {
+		newTracer(t) // skips or fails as TestDeaths does
+		t.Fatal(err)
+	}
+	bin := targettest.Build(t, "panicker", targettest.BuildOpts{})
+	for i := 0; i < 3; i++ {
+		cmd := exec.Command(bin, "-mode", "string")
+		stdin, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = bufio.NewReader(out).ReadString('\n')
+		if err := tr.Attach(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(stdin, "\n")
+		_, _ = io.Copy(io.Discard, out)
+		_ = cmd.Wait()
+	}
+	time.Sleep(200 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- tr.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs with unread records")
+	}
+	if err := tr.Attach(os.Getpid()); err == nil {
+		t.Error("Attach after Close succeeded")
+	}
+	if err := tr.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// BenchmarkAttach measures watching a process (and unwatching it): the
+// executable's pclntab lookups and three uprobes.
+func BenchmarkAttach(b *testing.B) {
+	tr, err := New()
+	if err != nil {
+		b.Skip(err)
+	}
+	defer tr.Close()
+	bin := targettest.Build(b, "panicker", targettest.BuildOpts{})
+	cmd := exec.Command(bin)
+	if _, err := cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	for i := 0; i < b.N; i++ {
+		if err := tr.Attach(pid); err != nil {
+			b.Fatal(err)
+		}
+		tr.Detach(pid)
+	}
+}
+
+// TestOnlyWatched: a process of the same executable that is not watched
+// gives no record.
+func TestOnlyWatched(t *testing.T) {
+	tr := newTracer(t)
+	bin := targettest.Build(t, "panicker", targettest.BuildOpts{})
+	start := func() (*exec.Cmd, io.WriteCloser, io.ReadCloser) {
+		cmd := exec.Command(bin, "-mode", "string")
+		stdin, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		_, _ = bufio.NewReader(out).ReadString('\n')
+		return cmd, stdin, out
+	}
+	watched, _, _ := start()
+	other, stdin, out := start()
+	if err := tr.Attach(watched.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(stdin, "\n")
+	_, _ = io.Copy(io.Discard, out)
+	_ = other.Wait()
+	select {
+	case p := <-tr.Records():
+		t.Fatalf("a record of pid %d (watched %d, other %d): %+v", p.PID, watched.Process.Pid, other.Process.Pid, p)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
