@@ -14,6 +14,7 @@ import (
 	"github.com/goroscope/goroscope/collect/cpu"
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/exits"
+	"github.com/goroscope/goroscope/collect/panics"
 	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -65,6 +66,10 @@ type Agent struct {
 	// it follows; a.mu.
 	exits        *exits.Watcher
 	exitSubjects map[store.ProcessKey]exitSubject
+	// panics probes the watched processes' fatal paths (nil when it cannot
+	// load); panicRecords are the hits of processes not yet exited; a.mu.
+	panics       *panics.Tracer
+	panicRecords map[store.ProcessKey]panics.Panic
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
@@ -125,6 +130,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 		scanner:      &discovery.Scanner{Proc: "/proc", Rules: &rules},
 		procs:        map[store.ProcessKey]*watched{},
 		exitSubjects: map[store.ProcessKey]exitSubject{},
+		panicRecords: map[store.ProcessKey]panics.Panic{},
 		exes:         Executables{},
 		ready:        make(chan struct{}),
 		boot:         hostBoot(time.Now()),

@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/exits"
+	"github.com/goroscope/goroscope/collect/panics"
 	"github.com/goroscope/goroscope/pkg/crash"
 	"github.com/goroscope/goroscope/pkg/store"
 )
@@ -34,16 +36,56 @@ func (a *Agent) startExits(ctx context.Context) func() {
 	if err := w.BPFError(); err != nil && w.Mode() != exits.ModeBPF {
 		attrs = append(attrs, "bpf", err.Error())
 	}
+	// The fatal-path probe gives a crash its message and stack.
+	var panicked <-chan panics.Panic
+	if a.cfg.Walker != "procmem" {
+		if pt, err := panics.New(); err != nil {
+			attrs = append(attrs, "panic_probe", err.Error())
+		} else {
+			a.panics, panicked = pt, pt.Records()
+		}
+	}
 	a.log.Info("following watched processes' exits", attrs...)
 	return func() {
 		defer w.Close()
+		if a.panics != nil {
+			defer a.panics.Close()
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case p := <-panicked:
+				a.panicked(p)
 			case e := <-w.Exits():
+				// A panic's record comes just before its exit: take
+				// those already read first.
+				for drained := false; !drained; {
+					select {
+					case p := <-panicked:
+						a.panicked(p)
+					default:
+						drained = true
+					}
+				}
 				a.exited(e)
 			}
+		}
+	}
+}
+
+// panicked keeps a watched process's panic or fatal error for its crash
+// record (the first one: a concurrent map write may be reported by both
+// writers).
+func (a *Agent) panicked(p panics.Panic) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k := range a.exitSubjects {
+		if k.PID == p.PID {
+			if _, ok := a.panicRecords[k]; !ok {
+				a.panicRecords[k] = p
+			}
+			return
 		}
 	}
 }
@@ -59,6 +101,11 @@ func (a *Agent) watchExit(p discovery.Process, now time.Time) {
 		return
 	}
 	a.exitSubjects[k] = exitSubject{service: p.ServiceName, since: now}
+	if a.panics != nil {
+		if err := a.panics.Attach(p.PID); err != nil {
+			a.log.Debug("cannot probe a process's fatal paths", "pid", p.PID, "err", err)
+		}
+	}
 }
 
 // exited counts and, when it was abnormal and the process not
@@ -68,12 +115,21 @@ func (a *Agent) exited(e exits.Exit) {
 	a.mu.Lock()
 	s, ok := a.exitSubjects[k]
 	delete(a.exitSubjects, k)
+	p, panicked := a.panicRecords[k]
+	delete(a.panicRecords, k)
 	a.mu.Unlock()
 	if !ok {
 		return
 	}
+	if a.panics != nil {
+		a.panics.Detach(e.PID)
+	}
 	if crash.Crashed(string(e.Reason), e.Code) {
-		a.recordCrash(k, s, e)
+		var pp *panics.Panic
+		if panicked {
+			pp = &p
+		}
+		a.recordCrash(k, s, e, pp)
 	}
 	a.metrics.exits.WithLabelValues(s.service, string(e.Reason)).Inc()
 	normal := e.Reason == exits.ReasonExit && e.Code == 0
@@ -91,14 +147,22 @@ func (a *Agent) exited(e exits.Exit) {
 }
 
 // recordCrash stores a crash record (pkg/crash.Record) of process k's
-// death e: how it ended, its class, and what the agent last knew of it
+// death e: how it ended, the runtime's message and the panicking stack
+// when the fatal-path probe saw them (p), its class, and what the agent
+// last knew of it
 // (its last snapshot's time, the findings holding then, its runtime
 // health), and counts it in goroscope_process_crashes_total.
-func (a *Agent) recordCrash(k store.ProcessKey, s exitSubject, e exits.Exit) {
+func (a *Agent) recordCrash(k store.ProcessKey, s exitSubject, e exits.Exit, p *panics.Panic) {
 	rec := crash.Record{PID: e.PID, StartTime: e.StartTime, ServiceName: s.service, Time: e.Time,
 		Reason: string(e.Reason), Code: e.Code, CoreDumped: e.CoreDumped}
 	if e.Signal != 0 {
 		rec.Signal = e.Signal.String()
+	}
+	if p != nil {
+		rec.Message, rec.GoID = p.Message, p.GoID
+		for _, f := range p.Frames {
+			rec.Stack = append(rec.Stack, fmt.Sprintf("%s %s:%d", f.Function, f.File, f.Line))
+		}
 	}
 	rec.Class = crash.ClassOf(rec.Reason, rec.Code, rec.Signal, rec.Message)
 	proc := store.Process{PID: e.PID, StartTime: e.StartTime, ServiceName: s.service}

@@ -27,6 +27,8 @@ type Record struct {
 	// Message is the runtime's ("panic: ...", "fatal error: ..."), empty
 	// when none was seen; Class classifies the death.
 	Message string `json:"message,omitempty"`
+	// GoID is the goroutine that panicked (0: unknown, or the runtime's).
+	GoID uint64 `json:"goid,omitempty"`
 	Class
 	// Stack is the panicking goroutine's frames, leaf first, when seen.
 	Stack []string `json:"stack,omitempty"`
