@@ -409,15 +409,9 @@ func (s *CPUSampler) Stats() (CPUStats, error) {
 	if s.closed {
 		return st, errors.New("read CPU sampler stats: sampler is closed")
 	}
-	var vals [statMax]uint64
-	for i := range vals {
-		var per []uint64
-		if err := s.objs.Stats.Lookup(uint32(i), &per); err != nil {
-			return st, fmt.Errorf("read CPU sampler stats: %w", err)
-		}
-		for _, v := range per {
-			vals[i] += v
-		}
+	vals, err := sumPerCPU(s.objs.Stats, statMax)
+	if err != nil {
+		return st, fmt.Errorf("read CPU sampler stats: %w", err)
 	}
 	st = CPUStats{
 		Samples: vals[statSamples], NoG: vals[statNoG], CountsFull: vals[statCountsFull],

@@ -298,15 +298,9 @@ func (t *ExitTracer) Stats() (ExitStats, error) {
 	if t.closed {
 		return st, fmt.Errorf("read exit tracer stats: %w", ErrExitTracerClosed)
 	}
-	var vals [exitStatMax]uint64
-	for i := range vals {
-		var per []uint64
-		if err := t.objs.ExitStats.Lookup(uint32(i), &per); err != nil {
-			return st, fmt.Errorf("read exit tracer stats: %w", err)
-		}
-		for _, v := range per {
-			vals[i] += v
-		}
+	vals, err := sumPerCPU(t.objs.ExitStats, exitStatMax)
+	if err != nil {
+		return st, fmt.Errorf("read exit tracer stats: %w", err)
 	}
 	return ExitStats{Exits: vals[exitStatExits], Lost: vals[exitStatLost], OOMMarks: vals[exitStatOOMMarks]}, nil
 }

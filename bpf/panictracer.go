@@ -203,15 +203,9 @@ func (t *PanicTracer) Stats() (PanicStats, error) {
 	if t.closed {
 		return st, fmt.Errorf("read panic tracer stats: %w", ErrPanicTracerClosed)
 	}
-	var vals [panicStatMax]uint64
-	for i := range vals {
-		var per []uint64
-		if err := t.objs.PanicStats.Lookup(uint32(i), &per); err != nil {
-			return st, fmt.Errorf("read panic tracer stats: %w", err)
-		}
-		for _, v := range per {
-			vals[i] += v
-		}
+	vals, err := sumPerCPU(t.objs.PanicStats, panicStatMax)
+	if err != nil {
+		return st, fmt.Errorf("read panic tracer stats: %w", err)
 	}
 	return PanicStats{Events: vals[panicStatEvents], Lost: vals[panicStatLost]}, nil
 }
