@@ -70,6 +70,9 @@ type Agent struct {
 	// load); panicRecords are the hits of processes not yet exited; a.mu.
 	panics       *panics.Tracer
 	panicRecords map[store.ProcessKey]panics.Panic
+	// panicProbeAfter is how long a process is watched before the probe
+	// is attached to it (shortLived; tests shorten it).
+	panicProbeAfter time.Duration
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
@@ -124,18 +127,19 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 	rules := cfg.Discovery
 	a := &Agent{
 		cfg: cfg, log: log, version: version, store: st, walkers: ws,
-		verdicts:     v,
-		loadWalker:   bpfload.LoadEBPFWalker,
-		loadCPU:      func(_ context.Context, o cpu.Options) (*cpu.Sampler, error) { return cpu.New(o) },
-		scanner:      &discovery.Scanner{Proc: "/proc", Rules: &rules},
-		procs:        map[store.ProcessKey]*watched{},
-		exitSubjects: map[store.ProcessKey]exitSubject{},
-		panicRecords: map[store.ProcessKey]panics.Panic{},
-		exes:         Executables{},
-		ready:        make(chan struct{}),
-		boot:         hostBoot(time.Now()),
-		refusals:     refusals{},
-		cpuReason:    "off",
+		verdicts:        v,
+		loadWalker:      bpfload.LoadEBPFWalker,
+		loadCPU:         func(_ context.Context, o cpu.Options) (*cpu.Sampler, error) { return cpu.New(o) },
+		scanner:         &discovery.Scanner{Proc: "/proc", Rules: &rules},
+		procs:           map[store.ProcessKey]*watched{},
+		exitSubjects:    map[store.ProcessKey]exitSubject{},
+		panicRecords:    map[store.ProcessKey]panics.Panic{},
+		panicProbeAfter: shortLived,
+		exes:            Executables{},
+		ready:           make(chan struct{}),
+		boot:            hostBoot(time.Now()),
+		refusals:        refusals{},
+		cpuReason:       "off",
 	}
 	if cfg.CPUFrequency != 0 {
 		a.cpuReason = "loading" // by Run

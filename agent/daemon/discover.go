@@ -25,6 +25,7 @@ func (a *Agent) discoverLoop(ctx context.Context) {
 	}
 	for {
 		a.discover()
+		a.probePanics(time.Now())
 		select {
 		case <-a.ready:
 		default:

@@ -18,6 +18,8 @@ import (
 type exitSubject struct {
 	service string
 	since   time.Time
+	// probed says the fatal-path probe was attached (probePanics).
+	probed bool
 }
 
 // startExits starts following the watched processes' ends (collect/exits:
@@ -101,9 +103,35 @@ func (a *Agent) watchExit(p discovery.Process, now time.Time) {
 		return
 	}
 	a.exitSubjects[k] = exitSubject{service: p.ServiceName, since: now}
-	if a.panics != nil {
-		if err := a.panics.Attach(p.PID); err != nil {
-			a.log.Debug("cannot probe a process's fatal paths", "pid", p.PID, "err", err)
+}
+
+// probePanics attaches the fatal-path probe to the processes watched for
+// a.panicProbeAfter (shortLived): attaching and detaching uprobes costs the kernel (a detach
+// waits for a grace period), which the go and compile processes of a
+// build host, gone in seconds, would pay in a stream.
+func (a *Agent) probePanics(now time.Time) {
+	if a.panics == nil {
+		return
+	}
+	// Only the discovery loop calls this: a process is attached once.
+	var due []store.ProcessKey
+	a.mu.Lock()
+	for k, s := range a.exitSubjects {
+		if !s.probed && now.Sub(s.since) >= a.panicProbeAfter {
+			due = append(due, k)
+		}
+	}
+	a.mu.Unlock()
+	for _, k := range due {
+		err := a.panics.Attach(k.PID)
+		a.mu.Lock()
+		if s, ok := a.exitSubjects[k]; ok {
+			s.probed = true // tried: a failure is not retried
+			a.exitSubjects[k] = s
+		}
+		a.mu.Unlock()
+		if err != nil {
+			a.log.Debug("cannot probe a process's fatal paths", "pid", k.PID, "err", err)
 		}
 	}
 }
@@ -121,7 +149,7 @@ func (a *Agent) exited(e exits.Exit) {
 	if !ok {
 		return
 	}
-	if a.panics != nil {
+	if a.panics != nil && s.probed {
 		a.panics.Detach(e.PID)
 	}
 	if crash.Crashed(string(e.Reason), e.Code) {

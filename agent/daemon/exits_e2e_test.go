@@ -30,7 +30,10 @@ func TestProcessExits(t *testing.T) {
 	pcmd, pstdin := startExiter(t, exiter, "-mode", "panic")
 	pop := targettest.Start(t, buildTarget(t, "population", targettest.BuildOpts{}), "-spin", "0")
 
-	a, base := runAgent(t, func(cfg *Config) { cfg.SnapshotInterval = Duration(300 * time.Millisecond) })
+	// The probe goes on processes at once, not after shortLived.
+	run := startAgentWith(t, func(cfg *Config) { cfg.SnapshotInterval = Duration(300 * time.Millisecond) },
+		func(a *Agent) { a.panicProbeAfter = 0 })
+	a, base := run.a, run.base
 	eventually.Succeeds(t, 30*time.Second, func() error {
 		resp, err := http.Get(base + "/metrics") // the server may not listen yet
 		if err != nil {
@@ -43,6 +46,13 @@ func TestProcessExits(t *testing.T) {
 		}
 		if !strings.Contains(string(m), "goroscope_processes_watched 3") || len(storeEntries(t, a, pop.PID, store.KindSnapshot)) == 0 {
 			return fmt.Errorf("the targets not yet watched and snapshotted")
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for k, s := range a.exitSubjects {
+			if k.PID == pcmd.Process.Pid && !s.probed {
+				return fmt.Errorf("the panic probe not yet on pid %d", k.PID)
+			}
 		}
 		return nil
 	})
