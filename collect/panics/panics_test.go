@@ -56,7 +56,9 @@ var deaths = []death{
 	{"nilderef", KindPanic, true, false},
 	{"int", KindPanic, true, false},
 	{"mapwrites", KindFatal, true, true},
-	{"deadlock", KindFatal, false, false},
+	// Another M may find the deadlock again (checkdead) while the first
+	// dies: fatal is called twice, the runtime prints once.
+	{"deadlock", KindFatal, false, true},
 	{"unlock", KindFatal, true, false},
 	{"throw", KindThrow, true, false},
 }
