@@ -56,7 +56,11 @@ func TestProfileCommand(t *testing.T) {
 		{name: "bad format", args: []string{"--pid", pid, "--format", "svg"}, usage: `--format "svg"`},
 		{name: "no such pid", args: []string{"--pid", "1073741824"}, errHas: "no such process"},
 		{name: "folded", args: []string{"--pid", pid, "--duration", "1s"}, check: func(t *testing.T, out []byte) {
+			// cpuburn runs nothing but main.burnCPU once ready; the
+			// runtime (preemption, the scheduler, sysmon) takes the rest,
+			// more of it on a loaded machine.
 			var total, burn int
+			var other []string
 			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 				i := strings.LastIndexByte(line, ' ')
 				n, err := strconv.Atoi(line[i+1:])
@@ -64,12 +68,15 @@ func TestProfileCommand(t *testing.T) {
 					t.Fatalf("bad folded line %q", line)
 				}
 				total += n
-				if strings.Contains(line, ";main.burnCPU") {
+				switch {
+				case strings.Contains(line, ";main.burnCPU"):
 					burn += n
+				case !strings.Contains(line, "runtime."):
+					other = append(other, line)
 				}
 			}
-			if total < 20 || float64(burn) < 0.9*float64(total) {
-				t.Errorf("folded: %d samples, %d in main.burnCPU; want >= 20 and >= 90%%", total, burn)
+			if total < 20 || float64(burn) < 0.75*float64(total) || len(other) > 0 {
+				t.Errorf("folded: %d samples, %d in main.burnCPU (want >= 20 and >= 75%%); outside the runtime: %q\n%s", total, burn, other, out)
 			}
 		}},
 		{name: "json", args: []string{"--pid", pid, "--duration", "1s", "--format", "json", "--cpu-frequency", "199"}, check: func(t *testing.T, out []byte) {
