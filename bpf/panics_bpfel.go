@@ -20,6 +20,8 @@ type panicsPanicEvent struct {
 	Tid       uint32
 	Kind      panicsPanicKind
 	Nstack    uint32
+	Nsystem   uint32
+	Pad       uint32
 	Goid      uint64
 	ArgType   uint64
 	ArgData   uint64

@@ -48,6 +48,11 @@ type PanicProbe struct {
 	ArgOffset uint8
 	// GoidOffset is the offset of goid in runtime.g (0: goids are not read).
 	GoidOffset uint16
+	// GOffM and GOffSched are the offsets of m and sched in runtime.g,
+	// MOffCurg that of curg in runtime.m and GobufBP that of bp in a gobuf
+	// (its pc follows its sp, as in Go 1.21–1.26): on g0 the probe reads
+	// the goroutine the M was running from them (any 0: it does not).
+	GOffM, GOffSched, MOffCurg, GobufBP uint8
 }
 
 // PanicRecord is what the probe saw as a Go process started to die.
@@ -68,6 +73,10 @@ type PanicRecord struct {
 	// Stack holds run-time program counters: the probed function's entry,
 	// then return addresses (frame-pointer chain), innermost first.
 	Stack []uint64
+	// System says the first System entries of Stack are the system
+	// stack's (g0's) and the rest the goroutine's the M was running, whose
+	// id GoID then is; 0 when the probe fired on a goroutine's stack.
+	System int
 }
 
 // PanicStats are the panic probe's cumulative counters.
@@ -151,7 +160,8 @@ func (t *PanicTracer) Attach(exe string, pid int, probes []PanicProbe) (*PanicPr
 	}
 	p := &PanicProbes{}
 	for _, pr := range probes {
-		cookie := uint64(pr.Kind)&0xff | uint64(pr.ArgOffset)<<8 | uint64(pr.GoidOffset)<<16
+		cookie := uint64(pr.Kind)&0xff | uint64(pr.ArgOffset)<<8 | uint64(pr.GoidOffset)<<16 |
+			uint64(pr.GOffM)<<32 | uint64(pr.GOffSched)<<40 | uint64(pr.MOffCurg)<<48 | uint64(pr.GobufBP)<<56
 		l, err := ex.Uprobe("", t.objs.ProbePanic, &link.UprobeOptions{Address: pr.FileOffset, PID: pid, Cookie: cookie})
 		if err != nil {
 			_ = p.Close()
@@ -191,6 +201,9 @@ func decodePanicEvent(b []byte) (PanicRecord, error) {
 	}
 	if n := int(ev.Nstack); n > 0 && n <= len(ev.Stack) {
 		r.Stack = append([]uint64(nil), ev.Stack[:n]...)
+		if s := int(ev.Nsystem); s > 0 && s < n {
+			r.System = s
+		}
 	}
 	return r, nil
 }

@@ -12,6 +12,10 @@
 //   bits 0-7   enum panic_kind
 //   bits 8-15  offset of arg (an eface) in runtime._panic (8 before Go 1.26, 0 since)
 //   bits 16-31 offset of goid in runtime.g
+//   bits 32-39 offset of m in runtime.g (0: the goroutine behind g0 is not read)
+//   bits 40-47 offset of sched in runtime.g (a gobuf: sp, then pc at +8)
+//   bits 48-55 offset of curg in runtime.m
+//   bits 56-63 offset of bp in the gobuf (48 before Go 1.25, 40 since)
 // Go's register ABI: the first argument is in RAX (fatalpanic's *_panic;
 // fatal's and throw's string pointer, its length in RBX); R14 holds the
 // current g.
@@ -21,6 +25,10 @@
 // turned error and Stringer values into their strings), and the
 // frame-pointer chain of the panicking goroutine's stack, as program
 // counters, for userspace to symbolise with the executable's pclntab.
+// When the probe fires on a system stack (g0: a stack overflow found by
+// newstack, an out-of-memory in the allocator), the record holds g0's
+// frames and then those of the goroutine that was running (m.curg, from
+// its saved sched), whose id it carries: the one the runtime prints.
 
 #include "vmlinux.h"
 #include "helpers.h"
@@ -66,6 +74,8 @@ struct panic_event {
 	u32 tid;      // the thread
 	enum panic_kind kind;
 	u32 nstack;   // valid entries of stack
+	u32 nsystem;  // of which the first ones are g0's (the rest m.curg's)
+	u32 pad;
 	u64 goid;     // the current goroutine's id (0 on g0 or if unreadable)
 	u64 arg_type; // fatalpanic: the panic value's *_type (0: nil)
 	u64 arg_data; // fatalpanic: the panic value's data pointer
@@ -122,6 +132,30 @@ static __always_inline void read_str(struct panic_event *ev, u64 ptr, u64 len)
 		ev->msg_copied = n;
 }
 
+// walk_fp appends to ev->stack, from index n, the return addresses of the
+// frame-pointer chain starting at fp, and returns the new count.
+static __always_inline u32 walk_fp(struct panic_event *ev, u32 n, u64 fp)
+{
+	u32 i;
+
+	for (i = 0; i < STACK_MAX; i++) {
+		u64 frame[2];
+
+		if (fp == 0 || n >= STACK_MAX)
+			break;
+		if (bpf_probe_read_user(frame, sizeof(frame), (void *)fp) != 0)
+			break;
+		if (frame[1] == 0)
+			break;
+		ev->stack[n & (STACK_MAX - 1)] = frame[1];
+		n++;
+		if (frame[0] <= fp)
+			break; // the chain must go up the stack
+		fp = frame[0];
+	}
+	return n;
+}
+
 SEC("uprobe")
 int probe_panic(struct panic_regs *ctx)
 {
@@ -129,11 +163,14 @@ int probe_panic(struct panic_regs *ctx)
 	enum panic_kind kind = cookie & 0xff;
 	u64 argoff = (cookie >> 8) & 0xff;
 	u64 goidoff = (cookie >> 16) & 0xffff;
+	u64 goff_m = (cookie >> 32) & 0xff;
+	u64 goff_sched = (cookie >> 40) & 0xff;
+	u64 moff_curg = (cookie >> 48) & 0xff;
+	u64 bpoff = (cookie >> 56) & 0xff;
 	u64 pidtgid = bpf_get_current_pid_tgid();
 	struct panic_event *ev;
 	u32 zero = 0;
-	u64 fp, sp;
-	u32 i, n = 0;
+	u32 n = 0;
 
 	ev = bpf_map_lookup_elem(&panic_scratch, &zero);
 	if (!ev)
@@ -174,26 +211,32 @@ int probe_panic(struct panic_regs *ctx)
 	// The stack: at the entry, [sp] is the return address into the caller
 	// and bp still the caller's frame pointer.
 	ev->stack[n++] = ctx->ip;
-	sp = ctx->sp;
-	if (bpf_probe_read_user(&ev->stack[n], 8, (void *)sp) == 0)
+	if (bpf_probe_read_user(&ev->stack[n], 8, (void *)ctx->sp) == 0)
 		n++;
-	fp = ctx->bp;
-	for (i = 0; i < STACK_MAX - 2; i++) {
-		u64 frame[2];
-
-		if (fp == 0 || n >= STACK_MAX)
-			break;
-		if (bpf_probe_read_user(frame, sizeof(frame), (void *)fp) != 0)
-			break;
-		if (frame[1] == 0)
-			break;
-		ev->stack[n & (STACK_MAX - 1)] = frame[1];
-		n++;
-		if (frame[0] <= fp)
-			break; // the chain must go up the stack
-		fp = frame[0];
-	}
+	n = walk_fp(ev, n, ctx->bp);
 	ev->nstack = n;
+	ev->nsystem = 0;
+
+	// On g0 (goid 0): the goroutine the M was running, from its sched.
+	if (ev->goid == 0 && ctx->r14 && goff_m && goff_sched && moff_curg && bpoff) {
+		u64 m = 0, curg = 0, sched[2] = {}, bp = 0;
+
+		if (bpf_probe_read_user(&m, 8, (void *)(ctx->r14 + goff_m)) == 0 && m &&
+		    bpf_probe_read_user(&curg, 8, (void *)(m + moff_curg)) == 0 &&
+		    curg && curg != ctx->r14 &&
+		    bpf_probe_read_user(sched, sizeof(sched), (void *)(curg + goff_sched)) == 0 &&
+		    sched[1] &&
+		    bpf_probe_read_user(&bp, 8, (void *)(curg + goff_sched + bpoff)) == 0) {
+			bpf_probe_read_user(&ev->goid, sizeof(ev->goid), (void *)(curg + goidoff));
+			ev->nsystem = n;
+			if (n < STACK_MAX) {
+				ev->stack[n & (STACK_MAX - 1)] = sched[1];
+				n++;
+				n = walk_fp(ev, n, bp);
+			}
+			ev->nstack = n;
+		}
+	}
 
 	if (bpf_ringbuf_output(&panic_events, ev, sizeof(*ev), 0) != 0) {
 		pstat_inc(PSTAT_LOST);
