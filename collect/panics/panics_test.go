@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/bpf"
+	"github.com/goroscope/goroscope/test/eventually"
 	"github.com/goroscope/goroscope/test/targettest"
 )
 
@@ -61,6 +62,10 @@ var deaths = []death{
 	{"deadlock", KindFatal, false, true},
 	{"unlock", KindFatal, true, false},
 	{"throw", KindThrow, true, false},
+	// Found by newstack on the system stack: the record holds the
+	// goroutine the runtime prints (m.curg) after g0's frames.
+	{"stackoverflow", KindThrow, true, false},
+	{"fault", KindThrow, true, false},
 }
 
 // die runs the panicker with mode, watched by tr, and returns its stderr
@@ -316,10 +321,13 @@ func BenchmarkAttach(b *testing.B) {
 	}
 }
 
-// TestOnlyWatched: a process of the same executable that is not watched
-// gives no record.
-func TestOnlyWatched(t *testing.T) {
+// TestSameExecutable: the probes are on the executable, so a process of
+// it that was not attached gives a symbolised record too, and is attached
+// without new probes; once no process of it is attached, the executable
+// keeps its probes for the linger only.
+func TestSameExecutable(t *testing.T) {
 	tr := newTracer(t)
+	tr.linger, tr.keep = 500*time.Millisecond, 500*time.Millisecond
 	bin := targettest.Build(t, "panicker", targettest.BuildOpts{})
 	start := func() (*exec.Cmd, io.WriteCloser, io.ReadCloser) {
 		cmd := exec.Command(bin, "-mode", "string")
@@ -334,15 +342,37 @@ func TestOnlyWatched(t *testing.T) {
 	}
 	watched, _, _ := start()
 	other, stdin, out := start()
+	third, _, _ := start()
+	if ok, err := tr.AttachIfProbed(watched.Process.Pid); ok || err != nil {
+		t.Fatalf("AttachIfProbed before any probe: %v, %v; want false", ok, err)
+	}
 	if err := tr.Attach(watched.Process.Pid); err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := tr.AttachIfProbed(third.Process.Pid); !ok || err != nil {
+		t.Fatalf("AttachIfProbed of a probed executable: %v, %v; want true", ok, err)
+	}
+	if n := tr.Probed(); n != 1 {
+		t.Fatalf("%d executables probed, want 1", n)
 	}
 	_, _ = io.WriteString(stdin, "\n")
 	_, _ = io.Copy(io.Discard, out)
 	_ = other.Wait()
 	select {
 	case p := <-tr.Records():
-		t.Fatalf("a record of pid %d (watched %d, other %d): %+v", p.PID, watched.Process.Pid, other.Process.Pid, p)
-	case <-time.After(300 * time.Millisecond):
+		if p.PID != other.Process.Pid || p.Message != "panic: panicker: boom" || p.TopFunction() != "main.dieString" {
+			t.Fatalf("record %+v; want pid %d's panic from main.dieString", p, other.Process.Pid)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no record of the process not attached")
 	}
+	tr.Detach(watched.Process.Pid)
+	tr.Detach(third.Process.Pid)
+	// Known for closeDelay, then the linger: the probes go.
+	eventually.Succeeds(t, 10*time.Second, func() error {
+		if n := tr.Probed(); n != 0 {
+			return fmt.Errorf("%d executables probed", n)
+		}
+		return nil
+	})
 }

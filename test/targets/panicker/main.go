@@ -17,6 +17,14 @@
 //	           "sync: unlock of unlocked mutex"
 //	throw      calls runtime.throw("panicker: thrown") (linkname): an
 //	           internal fatal error
+//	stackoverflow  recurses without end: the runtime's fatal "stack
+//	           overflow", found on the system stack (newstack)
+//	fault      writes through an unsafe pointer to an unmapped address:
+//	           SIGSEGV, the runtime's fatal "unexpected fault address"
+//	exit       os.Exit(3)
+//	oom        allocates and touches 1 MiB after 1 MiB until the kernel's
+//	           OOM killer ends it (run it in a memory cgroup with a limit)
+//	wait       waits for a second line (to be killed meanwhile)
 //
 // The panicking functions are not inlined, so the first frame of the
 // runtime's traceback is main.die<Mode>. Without a line (stdin closed) it
@@ -30,7 +38,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	_ "unsafe" // go:linkname
+	"unsafe"
 )
 
 var (
@@ -70,6 +78,17 @@ func main() {
 		dieUnlock()
 	case "throw":
 		dieThrow()
+	case "stackoverflow":
+		dieStackOverflow(0)
+	case "fault":
+		dieFault()
+	case "exit":
+		os.Exit(3)
+	case "oom":
+		dieOOM()
+	case "wait":
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+		os.Exit(0)
 	}
 	fmt.Fprintf(os.Stderr, "panicker: unknown -mode %q\n", *mode)
 	os.Exit(96)
@@ -125,3 +144,36 @@ func throw(s string)
 
 //go:noinline
 func dieThrow() { throw("panicker: thrown") }
+
+// sink keeps dieStackOverflow's frames from being optimised away.
+var sink int
+
+//go:noinline
+func dieStackOverflow(n int) int {
+	var pad [64]byte
+	pad[n&63] = byte(n)
+	sink += int(pad[0])
+	return dieStackOverflow(n+1) + 1
+}
+
+// faultAddr is mapped by no process: a user address below the first page
+// the kernel lets a process map (vm.mmap_min_addr, 64 KiB by default), so
+// not nil but as sure to fault.
+var faultAddr = 0x1000
+
+//go:noinline
+func dieFault() { *(*int)(unsafe.Add(nil, faultAddr)) = 1 }
+
+// hold keeps the allocated memory live.
+var hold [][]byte
+
+//go:noinline
+func dieOOM() {
+	for {
+		b := make([]byte, 1<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		hold = append(hold, b)
+	}
+}
