@@ -30,6 +30,7 @@ type panicsPanicEvent struct {
 	MsgCopied uint32
 	MsgLen    uint64
 	Stack     [64]uint64
+	Above     [64]uint64
 	Msg       [1024]uint8
 }
 

@@ -77,6 +77,10 @@ type PanicRecord struct {
 	// stack's (g0's) and the rest the goroutine's the M was running, whose
 	// id GoID then is; 0 when the probe fired on a goroutine's stack.
 	System int
+	// Above[i] is the stack word just above the frame record Stack[i]
+	// was read from (0: none): the return address of a frameless
+	// function that faulted, whose frame record sigpanic's is.
+	Above []uint64
 }
 
 // PanicStats are the panic probe's cumulative counters.
@@ -201,6 +205,7 @@ func decodePanicEvent(b []byte) (PanicRecord, error) {
 	}
 	if n := int(ev.Nstack); n > 0 && n <= len(ev.Stack) {
 		r.Stack = append([]uint64(nil), ev.Stack[:n]...)
+		r.Above = append([]uint64(nil), ev.Above[:n]...)
 		if s := int(ev.Nsystem); s > 0 && s < n {
 			r.System = s
 		}

@@ -17,7 +17,7 @@ func TestDecodePanicEvent(t *testing.T) {
 	if err := binary.Write(&buf, binary.LittleEndian, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if want := 104 + 64*8 + 1024; buf.Len() != want {
+	if want := 104 + 2*64*8 + 1024; buf.Len() != want {
 		t.Fatalf("struct panic_event is %d bytes, want %d", buf.Len(), want)
 	}
 	r, err := decodePanicEvent(buf.Bytes())

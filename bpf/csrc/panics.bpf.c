@@ -84,6 +84,10 @@ struct panic_event {
 	u32 msg_copied; // bytes of msg valid
 	u64 msg_len;    // the string's full length
 	u64 stack[STACK_MAX]; // pcs: the probed function's entry, then return addresses
+	// above[i]: the word just above the frame record stack[i] was read
+	// from (0 if none): where a frameless function that faulted, and so
+	// "called" sigpanic, keeps its own return address.
+	u64 above[STACK_MAX];
 	u8 msg[MSG_MAX];
 };
 
@@ -148,6 +152,8 @@ static __always_inline u32 walk_fp(struct panic_event *ev, u32 n, u64 fp)
 		if (frame[1] == 0)
 			break;
 		ev->stack[n & (STACK_MAX - 1)] = frame[1];
+		if (bpf_probe_read_user(&ev->above[n & (STACK_MAX - 1)], 8, (void *)(fp + 16)) != 0)
+			ev->above[n & (STACK_MAX - 1)] = 0;
 		n++;
 		if (frame[0] <= fp)
 			break; // the chain must go up the stack
@@ -210,6 +216,7 @@ int probe_panic(struct panic_regs *ctx)
 
 	// The stack: at the entry, [sp] is the return address into the caller
 	// and bp still the caller's frame pointer.
+	ev->above[0] = ev->above[1] = 0;
 	ev->stack[n++] = ctx->ip;
 	if (bpf_probe_read_user(&ev->stack[n], 8, (void *)ctx->sp) == 0)
 		n++;
@@ -231,6 +238,7 @@ int probe_panic(struct panic_regs *ctx)
 			ev->nsystem = n;
 			if (n < STACK_MAX) {
 				ev->stack[n & (STACK_MAX - 1)] = sched[1];
+				ev->above[n & (STACK_MAX - 1)] = 0;
 				n++;
 				n = walk_fp(ev, n, bp);
 			}
