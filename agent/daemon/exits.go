@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/goroscope/goroscope/collect/discovery"
@@ -53,15 +54,35 @@ func (a *Agent) startExits(ctx context.Context) func() {
 		if a.panics != nil {
 			defer a.panics.Close()
 		}
+		// Exits waiting for their panic's record (awaitsPanic), oldest
+		// first, and the timer of the first one's deadline.
+		var waiting []exits.Exit
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
+		defer timer.Stop()
+		settle := func(now time.Time, all bool) {
+			for len(waiting) > 0 && (all || !a.awaitsPanic(waiting[0]) || now.Sub(waiting[0].Time) >= panicWait) {
+				a.exited(waiting[0])
+				waiting = waiting[1:]
+			}
+			if len(waiting) > 0 {
+				timer.Reset(time.Until(waiting[0].Time.Add(panicWait)))
+			}
+		}
 		for {
 			select {
 			case <-ctx.Done():
+				settle(time.Now(), true)
 				return
 			case p := <-panicked:
 				a.panicked(p)
+				settle(time.Now(), false)
+			case <-timer.C:
+				settle(time.Now(), false)
 			case e := <-w.Exits():
-				// A panic's record comes just before its exit: take
-				// those already read first.
+				// A panic's record comes before its exit, unless many
+				// die at once: take those already read first, and wait
+				// a little for those not yet.
 				for drained := false; !drained; {
 					select {
 					case p := <-panicked:
@@ -70,10 +91,34 @@ func (a *Agent) startExits(ctx context.Context) func() {
 						drained = true
 					}
 				}
+				if len(waiting) > 0 || a.awaitsPanic(e) {
+					waiting = append(waiting, e)
+					settle(time.Now(), false)
+					continue
+				}
 				a.exited(e)
 			}
 		}
 	}
+}
+
+// panicWait is how long an exit that a panic or fatal error may have
+// caused waits for the probe's record of it.
+const panicWait = 2 * time.Second
+
+// awaitsPanic reports whether exit e, of a process the fatal-path probe
+// watched, looks like a panic's or fatal error's (status 2, or SIGABRT
+// with GOTRACEBACK=crash) whose record has not come yet.
+func (a *Agent) awaitsPanic(e exits.Exit) bool {
+	if !(e.Reason == exits.ReasonExit && e.Code == 2) && !(e.Reason == exits.ReasonSignal && e.Signal == syscall.SIGABRT) {
+		return false
+	}
+	k := store.ProcessKey{PID: e.PID, StartTime: e.StartTime}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.exitSubjects[k]
+	_, seen := a.panicRecords[k]
+	return ok && s.probed && !seen
 }
 
 // panicked keeps a watched process's panic or fatal error for its crash
@@ -102,13 +147,26 @@ func (a *Agent) watchExit(p discovery.Process, now time.Time) {
 		a.log.Debug("cannot follow a process's exit", "pid", p.PID, "err", err)
 		return
 	}
-	a.exitSubjects[k] = exitSubject{service: p.ServiceName, since: now}
+	s := exitSubject{service: p.ServiceName, since: now}
+	if a.panics != nil {
+		// Free when an earlier process of its executable left the probe
+		// on it: a crash-looping service is covered from its start.
+		ok, err := a.panics.AttachIfProbed(p.PID)
+		if err != nil {
+			a.log.Debug("cannot probe a process's fatal paths", "pid", p.PID, "err", err)
+		}
+		s.probed = ok
+	}
+	a.exitSubjects[k] = s
 }
 
 // probePanics attaches the fatal-path probe to the processes watched for
-// a.panicProbeAfter (shortLived): attaching and detaching uprobes costs the kernel (a detach
-// waits for a grace period), which the go and compile processes of a
-// build host, gone in seconds, would pay in a stream.
+// a.panicProbeAfter (shortLived) whose executable has none yet: probing
+// a file and removing the probes costs the kernel (a removal waits for a
+// grace period), which the test binaries of a build host, each run once
+// for seconds, would pay in a stream. An executable keeps its probes a
+// while after its last process (panics.DefaultLinger), so its next
+// processes are attached at once (watchExit).
 func (a *Agent) probePanics(now time.Time) {
 	if a.panics == nil {
 		return
@@ -152,7 +210,7 @@ func (a *Agent) exited(e exits.Exit) {
 	if a.panics != nil && s.probed {
 		a.panics.Detach(e.PID)
 	}
-	if crash.Crashed(string(e.Reason), e.Code) {
+	if crash.Crashed(string(e.Reason), e.Code, e.Signal.String()) {
 		var pp *panics.Panic
 		if panicked {
 			pp = &p
@@ -190,6 +248,9 @@ func (a *Agent) recordCrash(k store.ProcessKey, s exitSubject, e exits.Exit, p *
 		rec.Message, rec.GoID = p.Message, p.GoID
 		for _, f := range p.Frames {
 			rec.Stack = append(rec.Stack, fmt.Sprintf("%s %s:%d", f.Function, f.File, f.Line))
+		}
+		for _, f := range p.SystemFrames {
+			rec.SystemStack = append(rec.SystemStack, fmt.Sprintf("%s %s:%d", f.Function, f.File, f.Line))
 		}
 	}
 	rec.Class = crash.ClassOf(rec.Reason, rec.Code, rec.Signal, rec.Message)

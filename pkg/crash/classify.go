@@ -27,6 +27,7 @@ const (
 	ClassOtherFatal      = "other-fatal-error"
 	ClassKilled          = "killed-by-signal"
 	ClassExitStatus2     = "exit-status-2"
+	ClassExitStatus      = "exit-status"
 	ClassUnknown         = "unknown"
 )
 
@@ -51,7 +52,7 @@ var rules = []struct {
 		"unbounded recursion: the repeating frames in the stack show the cycle; a String or Error method calling itself is a common one"}},
 	{[]string{"out of memory", "cannot allocate memory"}, Class{ClassOutOfMemory,
 		"the heap outgrew the memory available: look at the heap profile's growth and set GOMEMLIMIT under the container's limit"}},
-	{[]string{"unexpected signal", "signal SIGSEGV", "signal SIGBUS", "signal SIGFPE", "signal SIGILL"}, Class{ClassBadSignal,
+	{[]string{"unexpected signal", "signal SIGSEGV", "signal SIGBUS", "signal SIGFPE", "signal SIGILL", "unexpected fault address", "fatal error: fault"}, Class{ClassBadSignal,
 		"a fault outside Go's checks: usually cgo, unsafe or assembly; the signal's address and pc are in the message"}},
 }
 

@@ -24,6 +24,7 @@ func TestClassify(t *testing.T) {
 		{"runtime: goroutine stack exceeds 1000000000-byte limit\nfatal error: stack overflow", true, ClassStackOverflow},
 		{"fatal error: runtime: out of memory", true, ClassOutOfMemory},
 		{"unexpected fault address 0xdead0000\nfatal error: fault\n[signal SIGSEGV: segmentation violation code=0x1 addr=0xdead0000 pc=0x45a]", true, ClassBadSignal},
+		{"fatal error: fault", true, ClassBadSignal},
 		{"panic: boom", false, ClassExplicitPanic},
 		{"panic: main.myErr{code:3} [recovered]", false, ClassExplicitPanic},
 		{"fatal error: sync: unlock of unlocked mutex", true, ClassOtherFatal},
@@ -49,7 +50,7 @@ func TestDocsTable(t *testing.T) {
 	for _, r := range rules {
 		classes = append(classes, r.class)
 	}
-	classes = append(classes, ClassOf("oom_kill", 0, "killed", ""), ClassOf("exit", 2, "", ""))
+	classes = append(classes, ClassOf("oom_kill", 0, "killed", ""), ClassOf("exit", 2, "", ""), ClassOf("exit", 3, "", ""))
 	for _, c := range classes {
 		if !strings.Contains(doc, "| "+c.Name+" |") || !strings.Contains(doc, c.Hint) {
 			t.Errorf("docs/crashes.md has no row for %s with its hint %q", c.Name, c.Hint)
@@ -67,16 +68,19 @@ func TestClassOf(t *testing.T) {
 		want                    string
 	}{
 		{"oom_kill", "killed", "", 0, true, ClassOutOfMemory},
-		{"signal", "terminated", "", 0, true, ClassKilled},
+		{"signal", "terminated", "", 0, false, ClassKilled},
+		{"signal", "killed", "", 0, true, ClassKilled},
+		{"signal", "aborted", "", 0, true, ClassKilled},
 		{"exit", "", "", 2, true, ClassExitStatus2},
 		{"exit", "", "panic: assignment to entry in nil map", 2, true, ClassNilMapWrite},
-		{"exit", "", "", 1, false, ClassUnknown},
+		{"exit", "", "", 1, true, ClassExitStatus},
+		{"exit", "", "", 3, true, ClassExitStatus},
 		{"exit", "", "", 0, false, ClassUnknown},
 		{"unknown", "", "", 0, false, ClassUnknown},
 	} {
 		got := ClassOf(tt.reason, tt.code, tt.signal, tt.message)
-		if got.Name != tt.want || got.Hint == "" || Crashed(tt.reason, tt.code) != tt.crashed {
-			t.Errorf("%s %d %q %q: %+v, crashed %v; want %s, crashed %v", tt.reason, tt.code, tt.signal, tt.message, got, Crashed(tt.reason, tt.code), tt.want, tt.crashed)
+		if got.Name != tt.want || got.Hint == "" || Crashed(tt.reason, tt.code, tt.signal) != tt.crashed {
+			t.Errorf("%s %d %q %q: %+v, crashed %v; want %s, crashed %v", tt.reason, tt.code, tt.signal, tt.message, got, Crashed(tt.reason, tt.code, tt.signal), tt.want, tt.crashed)
 		}
 	}
 }

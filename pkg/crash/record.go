@@ -32,6 +32,9 @@ type Record struct {
 	Class
 	// Stack is the panicking goroutine's frames, leaf first, when seen.
 	Stack []string `json:"stack,omitempty"`
+	// SystemStack is the system stack's (g0's) when the runtime died on
+	// it (a stack overflow, an out-of-memory), as under "runtime stack:".
+	SystemStack []string `json:"system_stack,omitempty"`
 	// LastSnapshot is the newest snapshot stored before the death (zero
 	// when none was), LastSnapshotAge how long before it.
 	LastSnapshot    time.Time `json:"last_snapshot"`
@@ -42,18 +45,27 @@ type Record struct {
 	Runtime  *findings.RuntimeHealth `json:"runtime,omitempty"`
 }
 
-// Crashed reports whether an end is a crash worth a record: a signal, an
-// OOM kill, or status 2, which a Go panic or fatal error exits with (with
-// GOTRACEBACK=crash it is SIGABRT, a signal).
-func Crashed(reason string, code int) bool {
+// Crashed reports whether an end is a crash worth a record: an OOM kill;
+// a signal other than the ones supervisors stop services with (SIGTERM,
+// SIGINT, SIGHUP: a deploy or a shutdown, counted as exits but not
+// recorded), SIGKILL included; or a non-zero exit status (2 is how a Go
+// panic or fatal error ends, 1 how log.Fatal does; with
+// GOTRACEBACK=crash a panic is SIGABRT, a signal). signal is the
+// signal's name as syscall.Signal.String gives it.
+func Crashed(reason string, code int, signal string) bool {
 	switch reason {
-	case "signal", "oom_kill":
+	case "oom_kill":
 		return true
+	case "signal":
+		return !stopSignals[signal]
 	case "exit":
-		return code == 2
+		return code != 0
 	}
 	return false
 }
+
+// stopSignals are the signals a supervisor stops a service with, by name.
+var stopSignals = map[string]bool{"terminated": true, "interrupt": true, "hangup": true}
 
 // ClassOf classifies an end: by the runtime's message when one was seen,
 // else by how it ended.
@@ -68,6 +80,8 @@ func ClassOf(reason string, code int, signal, message string) Class {
 		return Class{ClassKilled, "ended by " + signal + " from outside: the sender is not recorded; look at supervisors, deploys and the node's OOM killer"}
 	case reason == "exit" && code == 2:
 		return Class{ClassExitStatus2, "status 2 is how a Go panic or fatal error ends: its message went to the process's stderr"}
+	case reason == "exit" && code != 0:
+		return Class{ClassExitStatus, "the program ended itself with a failure status (os.Exit, log.Fatal: 1): its last log lines say why"}
 	}
 	return Classify("", false)
 }
