@@ -22,6 +22,8 @@ const (
 	mdMinpc       = 20
 	mdText        = 22
 	mdEtext       = 23
+	mdTypes       = 37
+	mdEtypes      = 38
 	mdGofunc      = 40
 	mdWords       = 41
 )
@@ -260,6 +262,34 @@ func (b *Binary) inLoad(addr uint64) bool {
 		}
 	}
 	return false
+}
+
+// maxTypesSize bounds moduledata.etypes-types (256 MiB): the type descriptors and names of the
+// largest Go programs take tens of megabytes.
+const maxTypesSize = 256 << 20
+
+// typesRange returns moduledata.types and moduledata.etypes, the link-time bounds of the type
+// descriptors and the names they refer to (abi.NameOff is relative to types). They are read from
+// the moduledata found by scanModuledata or, when only the symbol table located it,
+// runtime.firstmoduledata; the range must be file-backed. It reads the mapping: call it between
+// enter and leave.
+func (b *Binary) typesRange() (types, etypes uint64, err error) {
+	md := b.modAddr
+	if md == 0 {
+		var ok bool
+		if md, ok = b.symbol(symFirstModuledata); !ok {
+			return 0, 0, errors.New("runtime.firstmoduledata not found (no moduledata scan result, no symbol)")
+		}
+	}
+	w, err := b.readVA(md+mdTypes*8, 16)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read moduledata.types at %#x: %w", md+mdTypes*8, err)
+	}
+	types, etypes = binary.LittleEndian.Uint64(w), binary.LittleEndian.Uint64(w[8:])
+	if types == 0 || etypes <= types || etypes-types > maxTypesSize {
+		return 0, 0, fmt.Errorf("moduledata at %#x has implausible types %#x..%#x", md, types, etypes)
+	}
+	return types, etypes, nil
 }
 
 // findGofunc returns the section (or, without section headers, the segment) holding go:func.*,

@@ -1,0 +1,3 @@
+module example.com/typenames
+
+go 1.21
