@@ -136,30 +136,47 @@ static __always_inline void read_str(struct panic_event *ev, u64 ptr, u64 len)
 		ev->msg_copied = n;
 }
 
-// walk_fp appends to ev->stack, from index n, the return addresses of the
-// frame-pointer chain starting at fp, and returns the new count.
-static __always_inline u32 walk_fp(struct panic_event *ev, u32 n, u64 fp)
+// walk is walk_frame's state.
+struct walk {
+	struct panic_event *ev;
+	u64 fp; // the next frame record
+	// the goroutine's saved pc and bp, to go on with when g0's chain
+	// ends (0: none)
+	u64 curg_pc, curg_bp;
+	u32 n;  // entries of ev->stack filled
+};
+
+// walk_frame appends the return address of the frame record at w->fp,
+// and the word above it, and moves to the caller's record; at the end of
+// g0's chain, it appends the goroutine's saved pc and goes on with its
+// chain (bpf_loop callback: 1 ends the walk).
+static long walk_frame(u32 i, void *arg)
 {
-	u32 i;
+	struct walk *w = arg;
+	struct panic_event *ev = w->ev;
+	u64 frame[2] = {};
+	u32 k;
 
-	for (i = 0; i < STACK_MAX; i++) {
-		u64 frame[2];
-
-		if (fp == 0 || n >= STACK_MAX)
-			break;
-		if (bpf_probe_read_user(frame, sizeof(frame), (void *)fp) != 0)
-			break;
-		if (frame[1] == 0)
-			break;
-		ev->stack[n & (STACK_MAX - 1)] = frame[1];
-		if (bpf_probe_read_user(&ev->above[n & (STACK_MAX - 1)], 8, (void *)(fp + 16)) != 0)
-			ev->above[n & (STACK_MAX - 1)] = 0;
-		n++;
-		if (frame[0] <= fp)
-			break; // the chain must go up the stack
-		fp = frame[0];
+	if (w->n >= STACK_MAX)
+		return 1;
+	k = w->n & (STACK_MAX - 1);
+	if (w->fp == 0 || bpf_probe_read_user(frame, sizeof(frame), (void *)w->fp) != 0 || frame[1] == 0) {
+		if (!w->curg_pc)
+			return 1;
+		ev->nsystem = w->n;
+		ev->stack[k] = w->curg_pc;
+		ev->above[k] = 0;
+		w->n++;
+		w->fp = w->curg_bp;
+		w->curg_pc = 0;
+		return 0;
 	}
-	return n;
+	ev->stack[k] = frame[1];
+	bpf_probe_read_user(&ev->above[k], 8, (void *)(w->fp + 16)); // zeroed if unreadable
+	w->n++;
+	// The chain must go up the stack; else it ends here.
+	w->fp = frame[0] > w->fp ? frame[0] : 0;
+	return 0;
 }
 
 SEC("uprobe")
@@ -176,6 +193,8 @@ int probe_panic(struct panic_regs *ctx)
 	u64 pidtgid = bpf_get_current_pid_tgid();
 	struct panic_event *ev;
 	u32 zero = 0;
+	u64 curg_pc = 0, curg_bp = 0;
+	struct walk w = {};
 	u32 n = 0;
 
 	ev = bpf_map_lookup_elem(&panic_scratch, &zero);
@@ -214,37 +233,38 @@ int probe_panic(struct panic_regs *ctx)
 		read_str(ev, ctx->ax, ctx->bx);
 	}
 
-	// The stack: at the entry, [sp] is the return address into the caller
-	// and bp still the caller's frame pointer.
-	ev->above[0] = ev->above[1] = 0;
-	ev->stack[n++] = ctx->ip;
-	if (bpf_probe_read_user(&ev->stack[n], 8, (void *)ctx->sp) == 0)
-		n++;
-	n = walk_fp(ev, n, ctx->bp);
-	ev->nstack = n;
-	ev->nsystem = 0;
-
-	// On g0 (goid 0): the goroutine the M was running, from its sched.
+	// On g0 (goid 0): the goroutine the M was running, from its sched,
+	// whose frames follow g0's.
 	if (ev->goid == 0 && ctx->r14 && goff_m && goff_sched && moff_curg && bpoff) {
-		u64 m = 0, curg = 0, sched[2] = {}, bp = 0;
+		u64 m = 0, curg = 0;
 
 		if (bpf_probe_read_user(&m, 8, (void *)(ctx->r14 + goff_m)) == 0 && m &&
 		    bpf_probe_read_user(&curg, 8, (void *)(m + moff_curg)) == 0 &&
 		    curg && curg != ctx->r14 &&
-		    bpf_probe_read_user(sched, sizeof(sched), (void *)(curg + goff_sched)) == 0 &&
-		    sched[1] &&
-		    bpf_probe_read_user(&bp, 8, (void *)(curg + goff_sched + bpoff)) == 0) {
+		    bpf_probe_read_user(&curg_pc, 8, (void *)(curg + goff_sched + 8)) == 0 &&
+		    bpf_probe_read_user(&curg_bp, 8, (void *)(curg + goff_sched + bpoff)) == 0 &&
+		    curg_pc)
 			bpf_probe_read_user(&ev->goid, sizeof(ev->goid), (void *)(curg + goidoff));
-			ev->nsystem = n;
-			if (n < STACK_MAX) {
-				ev->stack[n & (STACK_MAX - 1)] = sched[1];
-				ev->above[n & (STACK_MAX - 1)] = 0;
-				n++;
-				n = walk_fp(ev, n, bp);
-			}
-			ev->nstack = n;
-		}
+		else
+			curg_pc = 0;
 	}
+
+	// The stack: at the entry, [sp] is the return address into the caller
+	// and bp still the caller's frame pointer; then, on g0, the
+	// goroutine's from its saved pc and bp. One bpf_loop: the verifier
+	// checks the callback, not each iteration.
+	ev->nsystem = 0;
+	ev->above[0] = ev->above[1] = 0;
+	ev->stack[n++] = ctx->ip;
+	if (bpf_probe_read_user(&ev->stack[n], 8, (void *)ctx->sp) == 0)
+		n++;
+	w.ev = ev;
+	w.n = n;
+	w.fp = ctx->bp;
+	w.curg_pc = curg_pc;
+	w.curg_bp = curg_bp;
+	bpf_loop(STACK_MAX + 1, walk_frame, &w, 0);
+	ev->nstack = w.n;
 
 	if (bpf_ringbuf_output(&panic_events, ev, sizeof(*ev), 0) != 0) {
 		pstat_inc(PSTAT_LOST);
