@@ -13,18 +13,17 @@
 // watched process. They run only as the process dies: nothing in steady
 // state.
 //
-// The panic value is rendered as the runtime's printpanicval does for
-// strings (and, since preprintpanics turns them into strings before
-// fatalpanic runs, for error and Stringer values, runtime errors included)
-// and for the basic types (bool, integers). Other values (floats, structs,
-// named non-error types) are described by their kind only.
+// The panic value is rendered as the runtime's printpanicval prints it, for
+// every Go version: strings (and, since preprintpanics turns them into
+// strings before fatalpanic runs, error and Stringer values, runtime errors
+// included), basic values, values of named basic types ("main.code(5)"), and
+// other values as "(main.T) 0xc000012345", with the type's name read from
+// the executable, never from the dying process (see value.go).
 //
 // amd64 only: the probe reads the register ABI's RAX/RBX/R14.
 package panics
 
 import (
-	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -95,7 +94,11 @@ func render(r bpf.PanicRecord, p *proc) Panic {
 	switch r.Kind {
 	case bpf.PanicKindPanic:
 		out.Kind = KindPanic
-		out.Value = panicValue(r, minor)
+		if p != nil {
+			out.Value = p.panicValue(r)
+		} else {
+			out.Value = panicValue(r, minor)
+		}
 		out.Message = "panic: " + out.Value
 	case bpf.PanicKindFatal, bpf.PanicKindThrow:
 		out.Kind = KindFatal
@@ -114,53 +117,29 @@ func render(r bpf.PanicRecord, p *proc) Panic {
 		}
 		out.System = r.System
 		for i, pc := range out.Stack {
-			if i > 0 && i != r.System {
-				pc-- // a return address: the call is the instruction before
+			// A return address: the call is the instruction before; but
+			// not the first of the goroutine's (its saved pc) nor one
+			// sigpanic "returns" to (the faulting instruction itself).
+			afterSigpanic := len(out.Frames) > 0 && out.Frames[len(out.Frames)-1].Function == "runtime.sigpanic"
+			if i > 0 && i != r.System && !afterSigpanic {
+				pc--
 			}
 			if i < r.System {
 				out.SystemFrames = p.bin.Frames(pc, out.SystemFrames)
-			} else {
-				out.Frames = p.bin.Frames(pc, out.Frames)
+				continue
+			}
+			out.Frames = p.bin.Frames(pc, out.Frames)
+			// A function without a frame (a small leaf) that faulted:
+			// its return address is the word sigpanic's frame record
+			// sits under, not in the frame-pointer chain.
+			if afterSigpanic && i < len(r.Above) && r.Above[i] > p.bias {
+				if d, err := p.bin.SPDelta(pc); err == nil && d == 0 {
+					out.Frames = p.bin.Frames(r.Above[i]-p.bias-1, out.Frames)
+				}
 			}
 		}
 	} else {
 		out.Stack = r.Stack
 	}
 	return out
-}
-
-// abi.Kind values of the basic types printpanicval prints.
-const (
-	kindBool    = 1
-	kindInt     = 2
-	kindInt64   = 6
-	kindUint    = 7
-	kindUintptr = 12
-	kindString  = 24
-)
-
-// panicValue renders the panic value as printpanicval does.
-func panicValue(r bpf.PanicRecord, minor int) string {
-	if r.ArgType == 0 {
-		return "nil"
-	}
-	w := r.Words[0]
-	switch k := r.TypeKind; {
-	case k == kindString:
-		s := string(r.Msg)
-		if minor >= 23 { // printindented
-			s = strings.ReplaceAll(s, "\n", "\n\t")
-		}
-		return s
-	case k == kindBool:
-		return strconv.FormatBool(w&0xff != 0)
-	case k >= kindInt && k <= kindInt64:
-		bits := [...]uint{64, 8, 16, 32, 64}[k-kindInt]
-		v := int64(w<<(64-bits)) >> (64 - bits)
-		return strconv.FormatInt(v, 10)
-	case k >= kindUint && k <= kindUintptr:
-		bits := [...]uint{64, 8, 16, 32, 64, 64}[k-kindUint]
-		return strconv.FormatUint(w<<(64-bits)>>(64-bits), 10)
-	}
-	return fmt.Sprintf("(value of kind %d, type at %#x)", r.TypeKind, r.ArgType)
 }

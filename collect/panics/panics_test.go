@@ -66,6 +66,17 @@ var deaths = []death{
 	// goroutine the runtime prints (m.curg) after g0's frames.
 	{"stackoverflow", KindThrow, true, false},
 	{"fault", KindThrow, true, false},
+	// Values printed with their type's name, read from the executable, or
+	// in a format that depends on the Go version (value.go).
+	{"namedint", KindPanic, true, false},
+	{"namedstring", KindPanic, true, false},
+	{"namedfloat", KindPanic, true, false},
+	{"float", KindPanic, true, false},
+	{"complex", KindPanic, true, false},
+	{"struct", KindPanic, true, false},
+	{"pointer", KindPanic, true, false},
+	{"stringer", KindPanic, true, false},
+	{"customerror", KindPanic, true, false},
 }
 
 // die runs the panicker with mode, watched by tr, and returns its stderr

@@ -25,6 +25,15 @@
 //	oom        allocates and touches 1 MiB after 1 MiB until the kernel's
 //	           OOM killer ends it (run it in a memory cgroup with a limit)
 //	wait       waits for a second line (to be killed meanwhile)
+//	namedint   panic(code(-5)), type code int: "main.code(-5)"
+//	namedstring  panic(label("x\ny")), type label string
+//	namedfloat panic(celsius(21.5)), type celsius float64
+//	float      panic(4.2)
+//	complex    panic(complex(1, 2))
+//	struct     panic(point{1, 2}): "(main.point) 0x..."
+//	pointer    panic(&point{1, 2}): "(*main.point) 0x..."
+//	stringer   panic(temp(3)), temp with a String method: its string
+//	customerror  panic(&myError{7}), *myError an error: its message
 //
 // The panicking functions are not inlined, so the first frame of the
 // runtime's traceback is main.die<Mode>. Without a line (stdin closed) it
@@ -89,6 +98,24 @@ func main() {
 	case "wait":
 		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 		os.Exit(0)
+	case "namedint":
+		dieNamedInt()
+	case "namedstring":
+		dieNamedString()
+	case "namedfloat":
+		dieNamedFloat()
+	case "float":
+		dieFloat()
+	case "complex":
+		dieComplex()
+	case "struct":
+		dieStruct()
+	case "pointer":
+		diePointer()
+	case "stringer":
+		dieStringer()
+	case "customerror":
+		dieCustomError()
 	}
 	fmt.Fprintf(os.Stderr, "panicker: unknown -mode %q\n", *mode)
 	os.Exit(96)
@@ -177,3 +204,44 @@ func dieOOM() {
 		hold = append(hold, b)
 	}
 }
+
+// Types of panic values printed with their type's name.
+type (
+	code    int
+	label   string
+	celsius float64
+	point   struct{ x, y int }
+	temp    float64
+	myError struct{ code int }
+)
+
+func (t temp) String() string { return fmt.Sprintf("%.1f degrees", float64(t)) }
+
+func (e *myError) Error() string { return fmt.Sprintf("panicker: my error %d", e.code) }
+
+//go:noinline
+func dieNamedInt() { panic(code(-5)) }
+
+//go:noinline
+func dieNamedString() { panic(label("x\ny")) }
+
+//go:noinline
+func dieNamedFloat() { panic(celsius(21.5)) }
+
+//go:noinline
+func dieFloat() { panic(4.2) }
+
+//go:noinline
+func dieComplex() { panic(complex(1, 2)) }
+
+//go:noinline
+func dieStruct() { panic(point{1, 2}) }
+
+//go:noinline
+func diePointer() { panic(&point{1, 2}) }
+
+//go:noinline
+func dieStringer() { panic(temp(3)) }
+
+//go:noinline
+func dieCustomError() { panic(&myError{7}) }
