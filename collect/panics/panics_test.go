@@ -141,40 +141,13 @@ func die(t *testing.T, tr *Tracer, bin, mode string) (string, []Panic) {
 	return stderr.String(), got
 }
 
-// stderrMessage is the runtime's "panic: ..." or "fatal error: ..." text:
-// the lines up to the blank line before the traceback, without the
-// "[signal ...]" line.
-func stderrMessage(stderr string) string {
-	var lines []string
-	started := false
-	for _, l := range strings.Split(stderr, "\n") {
-		if !started && !strings.HasPrefix(l, "panic: ") && !strings.HasPrefix(l, "fatal error: ") {
-			continue
-		}
-		if started && strings.HasPrefix(l, "fatal error: ") {
-			break // a second thread's fatal error
-		}
-		started = true
-		if l == "" || strings.HasPrefix(l, "[signal ") {
-			break
-		}
-		lines = append(lines, l)
-	}
-	return strings.Join(lines, "\n")
-}
-
 // stderrTopFunction is the function of the traceback's first frame.
 func stderrTopFunction(stderr string) string {
-	lines := strings.Split(stderr, "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, "goroutine ") && i+1 < len(lines) {
-			f := lines[i+1]
-			if j := strings.LastIndex(f, "("); j > 0 {
-				return f[:j]
-			}
-		}
+	_, frames, ok := targettest.Traceback(stderr)
+	if !ok || len(frames) == 0 {
+		return ""
 	}
-	return ""
+	return frames[0].Function
 }
 
 func funcNames(p Panic) []string {
@@ -189,7 +162,7 @@ func checkDeaths(t *testing.T, tr *Tracer, bin string) {
 	for _, d := range deaths {
 		t.Run(d.mode, func(t *testing.T) {
 			stderr, got := die(t, tr, bin, d.mode)
-			want := stderrMessage(stderr)
+			want := targettest.RuntimeMessage(stderr)
 			if want == "" {
 				t.Fatalf("no panic or fatal error line in stderr:\n%s", stderr)
 			}
