@@ -30,7 +30,8 @@ export async function loadCrashes(box, service, signal) {
       el("td", {}, ended),
       el("td", { title: c.hint }, el("span", { class: "pill gone" }, c.class), el("div", { class: "muted" }, c.hint)),
       el("td", { class: "mono" }, c.message || "(no message seen)",
-        c.stack?.length ? el("details", {}, el("summary", {}, `stack (${c.stack.length} frames)`), el("div", { class: "stack" }, c.stack.join("\n"))) : ""),
+        c.stack?.length ? el("details", {}, el("summary", {}, `${c.goid ? `goroutine ${c.goid}` : "stack"} (${c.stack.length} frames)`), el("div", { class: "stack" }, c.stack.join("\n"))) : "",
+        c.system_stack?.length ? el("details", {}, el("summary", {}, `runtime stack (${c.system_stack.length} frames)`), el("div", { class: "stack" }, c.system_stack.join("\n"))) : ""),
       el("td", {}, at ? `${fmtTime(at)} (${c.last_snapshot_age_seconds.toFixed(1)} s before)` : "none stored"),
       el("td", {}, at ? [el("a", { href: view("goroutines"), class: "crash-goroutines" }, "goroutines"), " ",
         el("a", { href: view("flame"), class: "crash-flame" }, "flame graph")] : ""));
