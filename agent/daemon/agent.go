@@ -15,6 +15,7 @@ import (
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/exits"
 	"github.com/goroscope/goroscope/collect/panics"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/collect/scrape"
 	"github.com/goroscope/goroscope/pkg/fold"
 	"github.com/goroscope/goroscope/pkg/store"
@@ -73,6 +74,10 @@ type Agent struct {
 	// panicProbeAfter is how long a process is watched before the probe
 	// is attached to it (shortLived; tests shorten it).
 	panicProbeAfter time.Duration
+	// crashedExes are the executables a process of which crashed before
+	// the probe was on it: their next processes are probed at once, so
+	// a crash loop's second death has its message; a.mu.
+	crashedExes map[process.ExeID]time.Time
 
 	mu    sync.Mutex
 	procs map[store.ProcessKey]*watched
@@ -134,6 +139,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Agent, error) {
 		procs:           map[store.ProcessKey]*watched{},
 		exitSubjects:    map[store.ProcessKey]exitSubject{},
 		panicRecords:    map[store.ProcessKey]panics.Panic{},
+		crashedExes:     map[process.ExeID]time.Time{},
 		panicProbeAfter: shortLived,
 		exes:            Executables{},
 		ready:           make(chan struct{}),

@@ -10,6 +10,7 @@ import (
 	"github.com/goroscope/goroscope/collect/discovery"
 	"github.com/goroscope/goroscope/collect/exits"
 	"github.com/goroscope/goroscope/collect/panics"
+	"github.com/goroscope/goroscope/collect/process"
 	"github.com/goroscope/goroscope/pkg/crash"
 	"github.com/goroscope/goroscope/pkg/store"
 )
@@ -18,6 +19,7 @@ import (
 // the service it is counted under and when it was first watched.
 type exitSubject struct {
 	service string
+	exe     process.ExeID
 	since   time.Time
 	// probed says the fatal-path probe was attached (probePanics).
 	probed bool
@@ -147,15 +149,22 @@ func (a *Agent) watchExit(p discovery.Process, now time.Time) {
 		a.log.Debug("cannot follow a process's exit", "pid", p.PID, "err", err)
 		return
 	}
-	s := exitSubject{service: p.ServiceName, since: now}
+	s := exitSubject{service: p.ServiceName, exe: p.ExeID, since: now}
 	if a.panics != nil {
 		// Free when an earlier process of its executable left the probe
-		// on it: a crash-looping service is covered from its start.
-		ok, err := a.panics.AttachIfProbed(p.PID)
+		// on it: a crash-looping service is covered from its start. An
+		// executable whose last process crashed unprobed is probed now.
+		var ok bool
+		var err error
+		if _, crashed := a.crashedExes[p.ExeID]; crashed && !p.ExeID.IsZero() {
+			ok, err = true, a.panics.Attach(p.PID)
+		} else {
+			ok, err = a.panics.AttachIfProbed(p.PID)
+		}
 		if err != nil {
 			a.log.Debug("cannot probe a process's fatal paths", "pid", p.PID, "err", err)
 		}
-		s.probed = ok
+		s.probed = ok && err == nil
 	}
 	a.exitSubjects[k] = s
 }
@@ -194,6 +203,36 @@ func (a *Agent) probePanics(now time.Time) {
 	}
 }
 
+// maxCrashedExes bounds Agent.crashedExes; crashedExeTTL is how long an
+// entry is kept.
+const (
+	maxCrashedExes = 256
+	crashedExeTTL  = time.Hour
+)
+
+// rememberCrashedExe notes that a process of executable id crashed before
+// the fatal-path probe was on it: the next ones are probed at once.
+func (a *Agent) rememberCrashedExe(id process.ExeID, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, t := range a.crashedExes {
+		if now.Sub(t) > crashedExeTTL {
+			delete(a.crashedExes, k)
+		}
+	}
+	if len(a.crashedExes) >= maxCrashedExes {
+		var oldest process.ExeID
+		var at time.Time
+		for k, t := range a.crashedExes {
+			if at.IsZero() || t.Before(at) {
+				oldest, at = k, t
+			}
+		}
+		delete(a.crashedExes, oldest)
+	}
+	a.crashedExes[id] = now
+}
+
 // exited counts and, when it was abnormal and the process not
 // short-lived, logs one watched process's end.
 func (a *Agent) exited(e exits.Exit) {
@@ -211,6 +250,9 @@ func (a *Agent) exited(e exits.Exit) {
 		a.panics.Detach(e.PID)
 	}
 	if crash.Crashed(string(e.Reason), e.Code, e.Signal.String()) {
+		if !s.probed && a.panics != nil && !s.exe.IsZero() {
+			a.rememberCrashedExe(s.exe, e.Time)
+		}
 		var pp *panics.Panic
 		if panicked {
 			pp = &p

@@ -274,3 +274,52 @@ func startPanicker(t *testing.T, d *dying) {
 	d.stdin = stdin
 	d.key = store.ProcessKey{PID: d.cmd.Process.Pid, StartTime: processStart(t, d.cmd.Process.Pid)}
 }
+
+// TestCrashLoop: a process that crashes young, before the fatal-path
+// probe goes on it, leaves a record without a message; the next process
+// of the same executable is probed at once, and its crash has the
+// message.
+func TestCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts targets and the agent")
+	}
+	bin := buildTarget(t, "panicker", targettest.BuildOpts{})
+	run := startAgentWith(t, func(cfg *Config) { cfg.SnapshotInterval = Duration(500 * time.Millisecond) }, nil)
+	a := run.a
+	for i, wantMessage := range []string{"", "panic: panicker: boom"} {
+		d := &dying{way: way{mode: "string"}, bin: bin, cmd: exec.Command(bin, "-mode", "string")}
+		d.cmd.Stderr = &d.stderr
+		startPanicker(t, d)
+		eventually.Succeeds(t, 30*time.Second, func() error {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			s, ok := a.exitSubjects[d.key]
+			switch {
+			case !ok:
+				return fmt.Errorf("process %d not yet followed", i)
+			case s.probed != (wantMessage != ""):
+				return fmt.Errorf("process %d probed: %v", i, s.probed)
+			}
+			return nil
+		})
+		if _, err := fmt.Fprintln(d.stdin, "go"); err != nil {
+			t.Fatal(err)
+		}
+		_ = d.cmd.Wait()
+		var rec crash.Record
+		eventually.Succeeds(t, 30*time.Second, func() error {
+			ms, err := a.store.List(store.Query{Process: d.key, Kind: store.KindCrash})
+			if err != nil || len(ms) != 1 {
+				return fmt.Errorf("%d crash records of process %d (%v)", len(ms), i, err)
+			}
+			b, err := a.store.Read(ms[0].ID)
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(b, &rec)
+		})
+		if rec.Message != wantMessage {
+			t.Errorf("process %d: message %q, want %q", i, rec.Message, wantMessage)
+		}
+	}
+}
