@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goroscope/goroscope/agent/ui"
+	"github.com/goroscope/goroscope/pkg/crash"
 	"github.com/goroscope/goroscope/pkg/label"
 )
 
@@ -29,6 +30,7 @@ func cmdCrashes(ctx context.Context, args []string, stdout io.Writer, _ *slog.Lo
 	agent := fs.String("agent", "http://127.0.0.1:7070", "the running agent's UI address (its --listen)")
 	service := fs.String("service", "", "only this service's crashes")
 	format := fs.String("format", "text", "text or json")
+	stacks := fs.Bool("stacks", false, "after the table, each crash's message, hint and stacks, as the runtime printed them")
 	if err := fs.Parse(args); err != nil {
 		return parseError("crashes", fs, err)
 	}
@@ -95,7 +97,42 @@ func cmdCrashes(ctx context.Context, args []string, stdout io.Writer, _ *slog.Lo
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", c.Time.Local().Format("2006-01-02 15:04:05 MST"), printable(c.ServiceName), c.PID,
 			ended, c.Name, last, printable(strings.SplitN(msg, "\n", 2)[0]))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || !*stacks {
+		return err
+	}
+	for _, c := range ans.Crashes {
+		printCrash(stdout, c)
+	}
+	return nil
+}
+
+// printCrash prints one crash record's message, hint and stacks, the
+// panicking goroutine's under "goroutine N" as the runtime's traceback
+// does, every line made printable.
+func printCrash(w io.Writer, c crash.Record) {
+	fmt.Fprintf(w, "\n%s pid %d (%s), %s: %s\n", c.Time.Local().Format("2006-01-02 15:04:05 MST"), c.PID, printable(c.ServiceName), c.Name, printable(c.Hint))
+	for _, l := range strings.Split(c.Message, "\n") {
+		if l != "" {
+			fmt.Fprintln(w, printable(l))
+		}
+	}
+	if len(c.SystemStack) > 0 {
+		fmt.Fprintln(w, "\nruntime stack:")
+		for _, f := range c.SystemStack {
+			fmt.Fprintln(w, "\t"+printable(f))
+		}
+	}
+	switch {
+	case len(c.Stack) > 0 && c.GoID != 0:
+		fmt.Fprintf(w, "\ngoroutine %d:\n", c.GoID)
+	case len(c.Stack) > 0:
+		fmt.Fprintln(w, "\nstack:")
+	default:
+		fmt.Fprintln(w, "(no stack seen: the fatal-path probe was not on the process)")
+	}
+	for _, f := range c.Stack {
+		fmt.Fprintln(w, "\t"+printable(f))
+	}
 }
 
 // printable makes target-chosen text safe for a terminal line.

@@ -31,7 +31,8 @@ func TestCrashesCommand(t *testing.T) {
 	at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	for i, rec := range []crash.Record{
 		{PID: 10, StartTime: 1, ServiceName: "api", Time: at, Reason: "exit", Code: 2, Message: "panic: assignment to entry in nil map",
-			LastSnapshot: at.Add(-4 * time.Second), LastSnapshotAge: 4},
+			LastSnapshot: at.Add(-4 * time.Second), LastSnapshotAge: 4, GoID: 7,
+			Stack: []string{"runtime.fatalpanic /go/src/runtime/panic.go:1217", "main.store /src/api/main.go:42\x1b[2J"}},
 		{PID: 11, StartTime: 1, ServiceName: "evil\x1b[2Jname", Time: at.Add(time.Minute), Reason: "signal", Signal: "killed"},
 	} {
 		rec.Class = crash.ClassOf(rec.Reason, rec.Code, rec.Signal, rec.Message)
@@ -63,6 +64,21 @@ func TestCrashesCommand(t *testing.T) {
 	}
 	if strings.Index(text, crash.ClassKilled) > strings.Index(text, crash.ClassNilMapWrite) {
 		t.Errorf("crashes not newest first:\n%s", text)
+	}
+
+	out.Reset()
+	if err := run(context.Background(), []string{"crashes", "--agent", srv.URL, "--stacks"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	text = out.String()
+	for _, want := range []string{"goroutine 7:\n\truntime.fatalpanic /go/src/runtime/panic.go:1217\n\tmain.store /src/api/main.go:42",
+		"(no stack seen", "initialise it with make"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("crashes --stacks printed no %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "\x1b") {
+		t.Errorf("crashes --stacks printed a target's escape sequence:\n%q", text)
 	}
 
 	out.Reset()

@@ -67,7 +67,7 @@ commands:
   ps         the Go processes on this host, and whether each can be walked
   profile    one CPU profile of one Go process (eBPF): goroscope profile --pid PID [--duration 10s] [--cpu-frequency 99] [--format folded|pprof|json] [--out FILE] [--kernel-frames]
   diagnose   watch one Go process and say what is wrong (leaks, stuck goroutines, deadlock): goroscope diagnose --pid PID [--for 60s] [--interval 2s] [--format text|json]
-  crashes    the crashes a running agent recorded: goroscope crashes [--service S] [--format text|json] [--agent http://127.0.0.1:7070]
+  crashes    the crashes a running agent recorded: goroscope crashes [--service S] [--format text|json] [--stacks] [--agent http://127.0.0.1:7070]
   version    print the version
 Run "goroscope <command> -h" for a command's flags.`
 
