@@ -21,14 +21,19 @@ import (
 
 var update = flag.Bool("update", false, "also run on the host kernel and write the table to docs/kernel-matrix.md and README.md")
 
-// targetToolchains are the toolchains the bpf tests build testdata/target
-// with (targetBinary calls in bpf/*_test.go).
+// targetToolchains are the toolchains the bpf tests build their targets
+// with (targetBinary and panickerBinary calls in bpf/*_test.go).
 func targetToolchains() []string { return []string{"local", "go1.21.13", "go1.23.12"} }
+
+// targetPrograms are the bpf tests' targets, each a module under
+// bpf/testdata, prebuilt for the guests as targets/NAME-TOOLCHAIN (the
+// tests take them from there with GOROSCOPE_TARGET_DIR): target for the
+// walker, panicker for the panic probe.
+func targetPrograms() []string { return []string{"target", "panicker"} }
 
 // guestTests is bpf.test's -test.run in each kernel.
 func guestTests() string {
-	names := append(append(append(WalkerTests(), SamplerTests()...), ExitTests()...), BudgetTest)
-	return "^(" + strings.Join(names, "|") + ")$"
+	return "^(" + strings.Join(AllTests(), "|") + ")$"
 }
 
 // Limits of one kernel's run. Under TCG a kernel boots and runs the tests in
@@ -43,7 +48,8 @@ const (
 )
 
 // TestKernelMatrix boots each kernel of Matrix() and runs the walker,
-// sampler and verifier budget tests of package bpf in it.
+// sampler, exit tracer, panic probe and verifier budget tests of package
+// bpf in it.
 func TestKernelMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots kernels in qemu; skipped in -short mode")
@@ -115,8 +121,8 @@ func TestKernelMatrix(t *testing.T) {
 	}
 }
 
-// build puts into dir: init (the guest), bpf.test, and targets/target-TC
-// for each of targetToolchains(), all static.
+// build puts into dir: init (the guest), bpf.test, and targets/NAME-TC
+// for each of targetPrograms() and targetToolchains(), all static.
 func build(t *testing.T, dir string) {
 	t.Helper()
 	run := func(srcDir string, env []string, args ...string) {
@@ -130,10 +136,13 @@ func build(t *testing.T, dir string) {
 	}
 	run(".", nil, "build", "-o", filepath.Join(dir, "init"), "./guest")
 	run("../../bpf", nil, "test", "-c", "-o", filepath.Join(dir, "bpf.test"), ".")
-	for _, tc := range targetToolchains() {
-		// As bpf's targetBinary builds it: unstripped, non-PIE.
-		run("../../bpf/testdata/target", []string{"GOTOOLCHAIN=" + tc, "GOFLAGS="},
-			"build", "-buildmode=exe", "-o", filepath.Join(dir, "targets", "target-"+tc), ".")
+	for _, prog := range targetPrograms() {
+		for _, tc := range targetToolchains() {
+			// As bpf's targetBinary and panickerBinary build them:
+			// unstripped, non-PIE.
+			run("../../bpf/testdata/"+prog, []string{"GOTOOLCHAIN=" + tc, "GOFLAGS="},
+				"build", "-buildmode=exe", "-o", filepath.Join(dir, "targets", prog+"-"+tc), ".")
+		}
 	}
 }
 
@@ -185,8 +194,11 @@ func writeInitramfs(t *testing.T, dir, path string) {
 		file("bpf.test", filepath.Join(dir, "bpf.test")),
 		c.File("guest.json", 0o644, bytes.NewReader(cfg), int64(len(cfg))),
 	}
-	for _, tc := range targetToolchains() {
-		steps = append(steps, file("targets/target-"+tc, filepath.Join(dir, "targets", "target-"+tc)))
+	for _, prog := range targetPrograms() {
+		for _, tc := range targetToolchains() {
+			name := "targets/" + prog + "-" + tc
+			steps = append(steps, file(name, filepath.Join(dir, name)))
+		}
 	}
 	steps = append(steps, c.Close(), f.Close())
 	if err := errors.Join(steps...); err != nil {
@@ -242,12 +254,14 @@ and runs the bpf tests with CI=true:
     bpf.test -test.run '%s'
 
 The host row runs the same binary natively. "yes": every walker test
-(%s), sampler test (%s) or exit tracer test (%s) passed.
+(%s), sampler test (%s), exit tracer test (%s) or panic probe
+test (%s) passed.
 Processed instructions and load times are the verifier's, as %s
 logs them; under TCG loads take several times longer than on hardware.
 
 %s`, time.Now().UTC().Format("2006-01-02"), guestCPUs, guestMemMB, guestTests(),
-		strings.Join(WalkerTests(), ", "), strings.Join(SamplerTests(), ", "), strings.Join(ExitTests(), ", "), BudgetTest, table)
+		strings.Join(WalkerTests(), ", "), strings.Join(SamplerTests(), ", "), strings.Join(ExitTests(), ", "),
+		strings.Join(PanicTests(), ", "), BudgetTest, table)
 	if err := os.WriteFile("../../docs/kernel-matrix.md", []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}

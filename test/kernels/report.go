@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,9 +84,18 @@ func ExitTests() []string {
 	return []string{"TestExitTracer", "TestExitTracerUnwatched", "TestExitTracerOOM"}
 }
 
+// PanicTests are the bpf tests of the panic probe, which must pass for
+// the table to say "yes" for it.
+func PanicTests() []string { return []string{"TestPanicTracer"} }
+
 // BudgetTest logs a line per program: "program NAME: processed N insns,
 // ..., load DURATION ...".
 const BudgetTest = "TestVerifierBudget"
+
+// AllTests are the bpf tests the guests run, all of which must pass.
+func AllTests() []string {
+	return slices.Concat(WalkerTests(), SamplerTests(), ExitTests(), PanicTests(), []string{BudgetTest})
+}
 
 // Passed says "yes" when every test in names passed, else "no".
 func (r Result) Passed(names []string) string {
@@ -108,7 +118,7 @@ func (r Result) Err() error {
 	} else if r.Exit != 0 {
 		errs = append(errs, fmt.Errorf("bpf.test exited with status %d", r.Exit))
 	}
-	for _, n := range append(append(append(WalkerTests(), SamplerTests()...), ExitTests()...), BudgetTest) {
+	for _, n := range AllTests() {
 		if r.Tests[n] != "PASS" {
 			errs = append(errs, fmt.Errorf("%s: %s", n, or(r.Tests[n], "did not run")))
 		}
@@ -132,8 +142,8 @@ type Row struct {
 // Table renders rows as a markdown table.
 func Table(rows []Row) string {
 	var b strings.Builder
-	b.WriteString("| kernel | eBPF walker | CPU sampler | exit tracer | processed instructions | load time |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| kernel | eBPF walker | CPU sampler | exit tracer | panic probe | processed instructions | load time |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range rows {
 		insns, load := "—", "—"
 		if len(row.Result.Programs) > 0 {
@@ -144,8 +154,9 @@ func Table(rows []Row) string {
 			}
 			insns, load = strings.Join(i, ", "), strings.Join(l, ", ")
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", row.Kernel,
-			row.Result.Passed(WalkerTests()), row.Result.Passed(SamplerTests()), row.Result.Passed(ExitTests()), insns, load)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", row.Kernel,
+			row.Result.Passed(WalkerTests()), row.Result.Passed(SamplerTests()), row.Result.Passed(ExitTests()),
+			row.Result.Passed(PanicTests()), insns, load)
 	}
 	return b.String()
 }

@@ -9,6 +9,10 @@ import (
 const sampleOutput = `goroscope-guest: kernel 6.1.0-57-cloud-amd64
 === RUN   TestCPUSamplerSelf
 --- PASS: TestCPUSamplerSelf (3.24s)
+=== RUN   TestPanicTracer
+=== RUN   TestPanicTracer/local/panic
+--- PASS: TestPanicTracer (2.10s)
+    --- PASS: TestPanicTracer/local/panic (0.21s)
 === RUN   TestVerifierBudget
     verifier_test.go:28: program walk_goroutines: processed 4682 insns, 311 states, verification 41.937ms, load 492ms wall 438ms CPU (kernel 6.1.0-57-cloud-amd64)
     verifier_test.go:28: program sample_cpu: processed 24657 insns, 1379 states, verification 0s, load 1.5s wall 1.4s CPU (kernel 6.1.0-57-cloud-amd64)
@@ -31,7 +35,7 @@ func TestParse(t *testing.T) {
 	}
 	want := map[string]string{
 		"TestCPUSamplerSelf": "PASS", "TestVerifierBudget": "PASS", "TestWalk": "FAIL",
-		"TestWalkErrors": "PASS", "TestWalkSkipUnchanged": "SKIP",
+		"TestWalkErrors": "PASS", "TestWalkSkipUnchanged": "SKIP", "TestPanicTracer": "PASS",
 	}
 	if len(r.Tests) != len(want) {
 		t.Errorf("tests %v, want %v", r.Tests, want)
@@ -54,11 +58,32 @@ func TestParse(t *testing.T) {
 	if got := r.Passed(WalkerTests()); got != "no" {
 		t.Errorf("walker %s, want no", got)
 	}
+	if got := r.Passed(PanicTests()); got != "yes" {
+		t.Errorf("panic probe %s, want yes", got)
+	}
 	err := r.Err()
-	for _, sub := range []string{"guest: killed", "status 1", "TestWalk: FAIL", "TestWalkSkipUnchanged: SKIP"} {
+	for _, sub := range []string{"guest: killed", "status 1", "TestWalk: FAIL", "TestWalkSkipUnchanged: SKIP", "TestExitTracer: did not run"} {
 		if err == nil || !strings.Contains(err.Error(), sub) {
 			t.Errorf("Err() = %v, want it to mention %q", err, sub)
 		}
+	}
+	if err != nil && strings.Contains(err.Error(), "TestPanicTracer") {
+		t.Errorf("Err() = %v, mentions TestPanicTracer, which passed", err)
+	}
+	// A run where all passed but the panic probe's test: Err names it.
+	all := Result{Exited: true, Tests: make(map[string]string)}
+	for _, n := range AllTests() {
+		all.Tests[n] = "PASS"
+	}
+	if err := all.Err(); err != nil {
+		t.Errorf("Err() of a run where all passed = %v", err)
+	}
+	all.Tests["TestPanicTracer"] = "FAIL"
+	if err := all.Err(); err == nil || !strings.Contains(err.Error(), "TestPanicTracer: FAIL") {
+		t.Errorf("Err() with the panic probe failing = %v", err)
+	}
+	if got := all.Passed(PanicTests()); got != "no" {
+		t.Errorf("panic probe %s, want no", got)
 	}
 	if err := Parse([]byte("goroscope-guest: kernel x\n")).Err(); err == nil || !strings.Contains(err.Error(), "no exit status") {
 		t.Errorf("Err() of a run cut short = %v", err)
@@ -70,10 +95,10 @@ func TestTable(t *testing.T) {
 		{"6.1.0-57-cloud-amd64 (Debian 6.1.192-3)", Parse([]byte(sampleOutput))},
 		{"6.18.44 (host)", Result{}},
 	}
-	want := `| kernel | eBPF walker | CPU sampler | exit tracer | processed instructions | load time |
-| --- | --- | --- | --- | --- | --- |
-| 6.1.0-57-cloud-amd64 (Debian 6.1.192-3) | no | yes | no | walk_goroutines 4682, sample_cpu 24657 | walk_goroutines 492ms, sample_cpu 1.5s |
-| 6.18.44 (host) | no | no | no | — | — |
+	want := `| kernel | eBPF walker | CPU sampler | exit tracer | panic probe | processed instructions | load time |
+| --- | --- | --- | --- | --- | --- | --- |
+| 6.1.0-57-cloud-amd64 (Debian 6.1.192-3) | no | yes | no | yes | walk_goroutines 4682, sample_cpu 24657 | walk_goroutines 492ms, sample_cpu 1.5s |
+| 6.18.44 (host) | no | no | no | no | — | — |
 `
 	if got := Table(rows); got != want {
 		t.Errorf("table\n%s\nwant\n%s", got, want)

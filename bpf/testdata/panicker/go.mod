@@ -1,0 +1,3 @@
+module goroscope.test/panicker
+
+go 1.21
