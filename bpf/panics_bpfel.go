@@ -14,24 +14,46 @@ import (
 )
 
 type panicsPanicEvent struct {
-	_         structs.HostLayout
-	Ktime     uint64
-	Pid       uint32
-	Tid       uint32
-	Kind      panicsPanicKind
-	Nstack    uint32
-	Nsystem   uint32
-	Pad       uint32
-	Goid      uint64
-	ArgType   uint64
-	ArgData   uint64
-	Words     [4]uint64
-	TypeKind  uint32
-	MsgCopied uint32
-	MsgLen    uint64
-	Stack     [64]uint64
-	Above     [64]uint64
-	Msg       [1024]uint8
+	_       structs.HostLayout
+	Ktime   uint64
+	Pid     uint32
+	Tid     uint32
+	Kind    panicsPanicKind
+	Nstack  uint32
+	Nsystem uint32
+	Pad     uint32
+	Goid    uint64
+	Nlinks  uint32
+	More    uint32
+	Val     struct {
+		_         structs.HostLayout
+		ArgType   uint64
+		ArgData   uint64
+		Words     [4]uint64
+		TypeKind  uint32
+		Flags     uint32
+		MsgLen    uint64
+		MsgCopied uint32
+		Pad       uint32
+	}
+	Stack [64]uint64
+	Above [64]uint64
+	Msg   [1024]uint8
+	Links [3]struct {
+		_   structs.HostLayout
+		Val struct {
+			_         structs.HostLayout
+			ArgType   uint64
+			ArgData   uint64
+			Words     [4]uint64
+			TypeKind  uint32
+			Flags     uint32
+			MsgLen    uint64
+			MsgCopied uint32
+			Pad       uint32
+		}
+		Msg [256]uint8
+	}
 }
 
 type panicsPanicKind uint32

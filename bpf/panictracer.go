@@ -4,10 +4,12 @@ package bpf
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"structs"
 	"sync"
 	"time"
 
@@ -27,6 +29,13 @@ const (
 	PanicKindThrow = panicsPanicKindPANIC_KIND_THROW // runtime.throw: an internal fatal error
 )
 
+// A panic's flags (enum panic_flag in panics.bpf.c).
+const (
+	panicFlagRecovered  = 1
+	panicFlagGoexit     = 2
+	panicFlagRepanicked = 4
+)
+
 // Indices of the panic probe's stats map (PSTAT_* in panics.bpf.c).
 const (
 	panicStatEvents = iota
@@ -43,9 +52,9 @@ type PanicProbe struct {
 	// FileOffset is the function's entry as an offset in the executable's
 	// file (gobin.Binary.FileOffset of its pclntab entry).
 	FileOffset uint64
-	// ArgOffset is the offset of arg in runtime._panic (PanicKindPanic
-	// only): 8 before Go 1.26, 0 since.
-	ArgOffset uint8
+	// Panic is the layout of runtime._panic (PanicKindPanic only):
+	// PanicLayoutFor the executable's Go version.
+	Panic PanicLayout
 	// GoidOffset is the offset of goid in runtime.g (0: goids are not read).
 	GoidOffset uint16
 	// GOffM and GOffSched are the offsets of m and sched in runtime.g,
@@ -55,21 +64,98 @@ type PanicProbe struct {
 	GOffM, GOffSched, MOffCurg, GobufBP uint8
 }
 
+// PanicLayout is where the probe finds a panic's value, its link to the
+// older panic and its flags in a runtime._panic.
+type PanicLayout struct {
+	// Arg is the offset of arg (an eface): 0, 8, 16 or 24. link, the
+	// *_panic of the older panic, follows it (at Arg+16), as in every Go
+	// version since 1.21.
+	Arg uint8
+	// Recovered is the offset of the bool recovered (below 128; 0: the
+	// flags are not read), Goexit that of goexit (Recovered+1 or +2) and
+	// Repanicked that of repanicked (Recovered+1; 0: none, before Go 1.25).
+	Recovered, Goexit, Repanicked uint8
+}
+
+// PanicLayoutFor is the runtime._panic layout of Go 1.minor (runtime2.go),
+// for minor 21 and later (a later release than 1.26 is taken to keep 1.26's).
+func PanicLayoutFor(minor int) PanicLayout {
+	switch {
+	case minor <= 21: // argp, arg, link, pc, sp, recovered, aborted, goexit
+		return PanicLayout{Arg: 8, Recovered: 48, Goexit: 50}
+	case minor <= 24: // argp, arg, link, startPC ... slotsPtr, recovered, goexit
+		return PanicLayout{Arg: 8, Recovered: 96, Goexit: 97}
+	case minor == 25: // ... recovered, repanicked, goexit
+		return PanicLayout{Arg: 8, Recovered: 96, Repanicked: 97, Goexit: 98}
+	default: // argp is gone
+		return PanicLayout{Arg: 0, Recovered: 88, Repanicked: 89, Goexit: 90}
+	}
+}
+
+// cookie encodes the layout in bits 4-15 of the attach cookie (see
+// panics.bpf.c).
+func (l PanicLayout) cookie() (uint64, error) {
+	if l == (PanicLayout{}) {
+		return 0, nil
+	}
+	c := uint64(l.Arg/8) << 4
+	if l.Arg%8 != 0 || l.Arg > 24 {
+		return 0, fmt.Errorf("panic layout %+v: arg at %d, not a word of the first four", l, l.Arg)
+	}
+	if l.Recovered == 0 {
+		return c, nil
+	}
+	d := int(l.Goexit) - int(l.Recovered)
+	if l.Recovered >= 128 || d < 1 || d > 2 {
+		return 0, fmt.Errorf("panic layout %+v: recovered beyond 127 or goexit not 1 or 2 bytes after it", l)
+	}
+	c |= uint64(d)<<6 | uint64(l.Recovered)<<8
+	switch l.Repanicked {
+	case 0:
+	case l.Recovered + 1:
+		c |= 1 << 15
+	default:
+		return 0, fmt.Errorf("panic layout %+v: repanicked does not follow recovered", l)
+	}
+	return c, nil
+}
+
+// PanicValue is a panic's value and flags, as the probe read them from a
+// runtime._panic as the process died.
+type PanicValue struct {
+	// ArgType and ArgData are the panic value's eface words; Words the 32
+	// bytes at ArgData; TypeKind the value type's abi.Kind.
+	ArgType, ArgData uint64
+	Words            [4]uint64
+	TypeKind         uint8
+	// Msg is the start of the string of a value of kind string, MsgLen its
+	// full length.
+	Msg    []byte
+	MsgLen uint64
+	// Recovered, Goexit and Repanicked are the _panic's flags: recovered;
+	// a runtime.Goexit, not a panic; its value was panicked again by the
+	// next newer panic (set by preprintpanics, Go 1.25+).
+	Recovered, Goexit, Repanicked bool
+}
+
 // PanicRecord is what the probe saw as a Go process started to die.
 type PanicRecord struct {
 	PID, TID uint32
 	Time     time.Time
 	Kind     PanicKind
 	GoID     uint64
-	// ArgType and ArgData are the panic value's eface words; Words the 32
-	// bytes at ArgData; TypeKind the value type's abi.Kind (PanicKindPanic).
-	ArgType, ArgData uint64
-	Words            [4]uint64
-	TypeKind         uint8
-	// Msg is the start of the string (the panic value of kind string, or
-	// the fatal error's message) and MsgLen its full length.
-	Msg    []byte
-	MsgLen uint64
+	// PanicValue is the newest panic's (fatalpanic's argument;
+	// PanicKindPanic). For a fatal error, only Msg and MsgLen are set:
+	// the message.
+	PanicValue
+	// Chain holds the older panics the newest one links to, newest first
+	// (PanicKindPanic): each newer one was raised by a deferred call the
+	// older one ran (a runtime.Goexit running deferred calls is in the
+	// chain too, Goexit set); the runtime prints them before it. Up to 3
+	// (their strings up to 256 bytes); ChainMore says there were more, or
+	// one could not be read.
+	Chain     []PanicValue
+	ChainMore bool
 	// Stack holds run-time program counters: the probed function's entry,
 	// then return addresses (frame-pointer chain), innermost first.
 	Stack []uint64
@@ -164,7 +250,12 @@ func (t *PanicTracer) Attach(exe string, pid int, probes []PanicProbe) (*PanicPr
 	}
 	p := &PanicProbes{}
 	for _, pr := range probes {
-		cookie := uint64(pr.Kind)&0xff | uint64(pr.ArgOffset)<<8 | uint64(pr.GoidOffset)<<16 |
+		lay, err := pr.Panic.cookie()
+		if err != nil || pr.Kind > 0xf {
+			_ = p.Close()
+			return nil, fmt.Errorf("attach panic probe (kind %d) to %s: %w", pr.Kind, exe, cmp.Or(err, errors.New("kind beyond 4 bits")))
+		}
+		cookie := uint64(pr.Kind)&0xf | lay | uint64(pr.GoidOffset)<<16 |
 			uint64(pr.GOffM)<<32 | uint64(pr.GOffSched)<<40 | uint64(pr.MOffCurg)<<48 | uint64(pr.GobufBP)<<56
 		l, err := ex.Uprobe("", t.objs.ProbePanic, &link.UprobeOptions{Address: pr.FileOffset, PID: pid, Cookie: cookie})
 		if err != nil {
@@ -189,6 +280,29 @@ func (t *PanicTracer) Read() (PanicRecord, error) {
 	return decodePanicEvent(t.rec.RawSample)
 }
 
+// panicValueEvent is struct panic_value, as bpf2go generates it within
+// panicsPanicEvent.
+type panicValueEvent = struct {
+	_         structs.HostLayout
+	ArgType   uint64
+	ArgData   uint64
+	Words     [4]uint64
+	TypeKind  uint32
+	Flags     uint32
+	MsgLen    uint64
+	MsgCopied uint32
+	Pad       uint32
+}
+
+func decodePanicValue(v *panicValueEvent, msg []byte) PanicValue {
+	out := PanicValue{ArgType: v.ArgType, ArgData: v.ArgData, Words: v.Words, TypeKind: uint8(v.TypeKind), MsgLen: v.MsgLen,
+		Recovered: v.Flags&panicFlagRecovered != 0, Goexit: v.Flags&panicFlagGoexit != 0, Repanicked: v.Flags&panicFlagRepanicked != 0}
+	if n := int(v.MsgCopied); n > 0 && n <= len(msg) {
+		out.Msg = append([]byte(nil), msg[:n]...)
+	}
+	return out
+}
+
 func decodePanicEvent(b []byte) (PanicRecord, error) {
 	var ev panicsPanicEvent
 	var r PanicRecord
@@ -197,11 +311,14 @@ func decodePanicEvent(b []byte) (PanicRecord, error) {
 	}
 	r = PanicRecord{
 		PID: ev.Pid, TID: ev.Tid, Time: monotonicTime(ev.Ktime), Kind: ev.Kind, GoID: ev.Goid,
-		ArgType: ev.ArgType, ArgData: ev.ArgData, Words: ev.Words, TypeKind: uint8(ev.TypeKind),
-		MsgLen: ev.MsgLen,
+		PanicValue: decodePanicValue(&ev.Val, ev.Msg[:]),
 	}
-	if n := int(ev.MsgCopied); n > 0 && n <= len(ev.Msg) {
-		r.Msg = append([]byte(nil), ev.Msg[:n]...)
+	if ev.Kind == PanicKindPanic {
+		n := min(int(ev.Nlinks), len(ev.Links))
+		for i := range n {
+			r.Chain = append(r.Chain, decodePanicValue(&ev.Links[i].Val, ev.Links[i].Msg[:]))
+		}
+		r.ChainMore = ev.More != 0 || int(ev.Nlinks) > n
 	}
 	if n := int(ev.Nstack); n > 0 && n <= len(ev.Stack) {
 		r.Stack = append([]uint64(nil), ev.Stack[:n]...)

@@ -24,15 +24,21 @@ import (
 )
 
 func TestDecodePanicEvent(t *testing.T) {
-	ev := panicsPanicEvent{Pid: 7, Tid: 8, Kind: panicsPanicKindPANIC_KIND_PANIC, Nstack: 3, Nsystem: 1, Goid: 1,
-		ArgType: 0x1000, ArgData: 0x2000, TypeKind: 24, MsgCopied: 3, MsgLen: 5}
+	ev := panicsPanicEvent{Pid: 7, Tid: 8, Kind: panicsPanicKindPANIC_KIND_PANIC, Nstack: 3, Nsystem: 1, Goid: 1, Nlinks: 2, More: 1}
+	ev.Val.ArgType, ev.Val.ArgData, ev.Val.TypeKind, ev.Val.MsgCopied, ev.Val.MsgLen = 0x1000, 0x2000, 24, 3, 5
 	ev.Stack[0], ev.Stack[1], ev.Stack[2] = 0x401000, 0x402000, 0x403000
 	copy(ev.Msg[:], "abc")
+	l := &ev.Links[0].Val
+	l.ArgType, l.TypeKind, l.Flags, l.MsgCopied, l.MsgLen = 0x3000, 24, panicFlagRecovered|panicFlagRepanicked, 2, 300
+	copy(ev.Links[0].Msg[:], "de")
+	ev.Links[1].Val.ArgType, ev.Links[1].Val.Flags = 0x4000, panicFlagGoexit
+	ev.Links[2].Val.ArgType = 0x5000 // beyond Nlinks: stale
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if want := 104 + 2*64*8 + 1024; buf.Len() != want {
+	const value = 72 // struct panic_value
+	if want := 48 + value + 2*64*8 + 1024 + 3*(value+256); buf.Len() != want {
 		t.Fatalf("struct panic_event is %d bytes, want %d", buf.Len(), want)
 	}
 	r, err := decodePanicEvent(buf.Bytes())
@@ -40,11 +46,64 @@ func TestDecodePanicEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.PID != 7 || r.TID != 8 || r.Kind != PanicKindPanic || r.GoID != 1 || string(r.Msg) != "abc" || r.MsgLen != 5 ||
-		len(r.Stack) != 3 || r.Stack[1] != 0x402000 || r.System != 1 || r.TypeKind != 24 || r.ArgType != 0x1000 {
+		len(r.Stack) != 3 || r.Stack[1] != 0x402000 || r.System != 1 || r.TypeKind != 24 || r.ArgType != 0x1000 || r.ArgData != 0x2000 ||
+		r.Recovered || r.Goexit || r.Repanicked {
 		t.Errorf("decoded %+v", r)
+	}
+	if len(r.Chain) != 2 || !r.ChainMore {
+		t.Fatalf("chain %+v (more %v), want 2 links and more", r.Chain, r.ChainMore)
+	}
+	if c := r.Chain[0]; c.ArgType != 0x3000 || c.TypeKind != 24 || string(c.Msg) != "de" || c.MsgLen != 300 ||
+		!c.Recovered || c.Goexit || !c.Repanicked {
+		t.Errorf("chain[0] %+v", c)
+	}
+	if c := r.Chain[1]; c.ArgType != 0x4000 || c.Msg != nil || c.Recovered || !c.Goexit || c.Repanicked {
+		t.Errorf("chain[1] %+v", c)
+	}
+
+	// A fatal error: its message, no chain.
+	ev = panicsPanicEvent{Kind: panicsPanicKindPANIC_KIND_FATAL, Nlinks: 1}
+	ev.Val.MsgCopied, ev.Val.MsgLen = 4, 4
+	copy(ev.Msg[:], "oops")
+	buf.Reset()
+	if err := binary.Write(&buf, binary.LittleEndian, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = decodePanicEvent(buf.Bytes()); err != nil || string(r.Msg) != "oops" || r.Chain != nil {
+		t.Errorf("fatal: decoded %+v, %v", r, err)
 	}
 	if _, err := decodePanicEvent(buf.Bytes()[:100]); err == nil {
 		t.Error("a short record decoded")
+	}
+}
+
+func TestPanicLayoutCookie(t *testing.T) {
+	for _, tt := range []struct {
+		minor int
+		want  uint64
+	}{
+		{21, 1<<4 | 2<<6 | 48<<8},
+		{22, 1<<4 | 1<<6 | 96<<8},
+		{24, 1<<4 | 1<<6 | 96<<8},
+		{25, 1<<4 | 2<<6 | 96<<8 | 1<<15},
+		{26, 2<<6 | 88<<8 | 1<<15},
+		{27, 2<<6 | 88<<8 | 1<<15},
+	} {
+		got, err := PanicLayoutFor(tt.minor).cookie()
+		if err != nil || got != tt.want {
+			t.Errorf("Go 1.%d: cookie bits %#x, %v; want %#x", tt.minor, got, err, tt.want)
+		}
+		if got&^0xfff0 != 0 {
+			t.Errorf("Go 1.%d: cookie bits %#x outside bits 4-15", tt.minor, got)
+		}
+	}
+	for _, l := range []PanicLayout{
+		{Arg: 4}, {Arg: 32}, {Recovered: 128, Goexit: 129}, {Recovered: 96, Goexit: 99},
+		{Recovered: 96, Goexit: 96}, {Recovered: 96, Goexit: 98, Repanicked: 98},
+	} {
+		if c, err := l.cookie(); err == nil {
+			t.Errorf("layout %+v: cookie bits %#x, want an error", l, c)
+		}
 	}
 }
 
@@ -162,10 +221,6 @@ func inspectPanicker(tb testing.TB, bin string) panickerInfo {
 			tb.Fatalf("runtime layout of %s (%s): %v", bin, bi.GoVersion, err)
 		}
 	}
-	var argOff uint8 = 8 // _panic.argp comes first before Go 1.26
-	if v.Minor >= 26 {
-		argOff = 0
-	}
 	g := lay.G
 	if g.SchedPC != g.SchedSP+8 || g.SchedBP <= g.SchedPC || g.SchedBP-g.SchedSP >= 256 || g.SchedSP <= 0 || g.SchedSP >= 256 ||
 		g.M <= 0 || g.M >= 256 || lay.M.Curg <= 0 || lay.M.Curg >= 256 || g.Goid <= 0 || g.Goid >= 1<<16 {
@@ -184,7 +239,7 @@ func inspectPanicker(tb testing.TB, bin string) panickerInfo {
 			tb.Fatalf("%s: %s at %#x is in no loaded executable segment", bin, fn.name, s.Value)
 		}
 		pi.entry[fn.kind] = s.Value
-		pi.probes = append(pi.probes, PanicProbe{Kind: fn.kind, FileOffset: off, ArgOffset: argOff, GoidOffset: uint16(g.Goid),
+		pi.probes = append(pi.probes, PanicProbe{Kind: fn.kind, FileOffset: off, Panic: PanicLayoutFor(v.Minor), GoidOffset: uint16(g.Goid),
 			GOffM: uint8(g.M), GOffSched: uint8(g.SchedSP), MOffCurg: uint8(lay.M.Curg), GobufBP: uint8(g.SchedBP - g.SchedSP)})
 	}
 	return pi
@@ -472,6 +527,9 @@ func checkPanicRecords(t *testing.T, pi panickerInfo, mode string, got []PanicRe
 		first(PanicKindPanic, r)
 		if r.Kind != PanicKindPanic || r.GoID != 1 || r.System != 0 {
 			t.Errorf("kind %d goid %d system %d, want kind %d (panic) on goroutine 1, not on the system stack", r.Kind, r.GoID, r.System, PanicKindPanic)
+		}
+		if len(r.Chain) != 0 || r.ChainMore || r.Recovered || r.Goexit || r.Repanicked {
+			t.Errorf("chain %+v (more %v), flags %v %v %v: want a lone panic", r.Chain, r.ChainMore, r.Recovered, r.Goexit, r.Repanicked)
 		}
 		if r.TypeKind != 24 || string(r.Msg) != panickerMessage || r.MsgLen != uint64(len(panickerMessage)) {
 			t.Errorf("type kind %d, message %q (length %d); want 24 (string), %q", r.TypeKind, r.Msg, r.MsgLen, panickerMessage)

@@ -9,8 +9,14 @@
 // dies: the probe costs nothing in steady state.
 //
 // The attach cookie says which function fired and where things are:
-//   bits 0-7   enum panic_kind
-//   bits 8-15  offset of arg (an eface) in runtime._panic (8 before Go 1.26, 0 since)
+//   bits 0-3   enum panic_kind
+//   bits 4-5   offset of arg (an eface) in runtime._panic, in words (1
+//              before Go 1.26, 0 since); link (*_panic) follows arg
+//   bits 6-7   offset of goexit in runtime._panic after recovered (2 in
+//              Go 1.21 and 1.25+, 1 in 1.22-1.24)
+//   bits 8-14  offset of recovered (a bool) in runtime._panic (0: the
+//              flags are not read)
+//   bit  15    repanicked follows recovered (Go 1.25+)
 //   bits 16-31 offset of goid in runtime.g
 //   bits 32-39 offset of m in runtime.g (0: the goroutine behind g0 is not read)
 //   bits 40-47 offset of sched in runtime.g (a gobuf: sp, then pc at +8)
@@ -25,6 +31,10 @@
 // turned error and Stringer values into their strings), and the
 // frame-pointer chain of the panicking goroutine's stack, as program
 // counters, for userspace to symbolise with the executable's pclntab.
+// The panics the newest one links to (panics of deferred functions run
+// while panicking, a Goexit's), which the runtime prints before it
+// (printpanics), follow: up to LINKS_MAX, newest first, each with its
+// value and its flags (recovered, goexit, repanicked).
 // When the probe fires on a system stack (g0: a stack overflow found by
 // newstack, an out-of-memory in the allocator), the record holds g0's
 // frames and then those of the goroutine that was running (m.curg, from
@@ -37,6 +47,8 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 #define EVENTS_SIZE (256 << 10)
 #define MSG_MAX 1024  // bytes of a message copied (a power of two)
+#define LINKS_MAX 3   // older panics of the chain copied
+#define LINK_MSG_MAX 256 // bytes of an older panic's string copied (a power of two)
 #define STACK_MAX 64  // frames of the stack copied
 #define KIND_STRING 24 // abi.String
 #define KIND_MASK 0x1f
@@ -54,6 +66,13 @@ enum panic_kind {
 	PANIC_KIND_THROW = 3, // runtime.throw: an internal fatal error
 };
 
+// A panic's flags (runtime._panic's bools); mirrored in panictracer.go.
+enum panic_flag {
+	PANIC_FLAG_RECOVERED = 1,  // recovered
+	PANIC_FLAG_GOEXIT = 2,     // goexit: a runtime.Goexit, not a panic
+	PANIC_FLAG_REPANICKED = 4, // repanicked (Go 1.25+): the next newer panic has its value
+};
+
 // Indices of the stats map; mirrored in panictracer.go.
 enum {
 	PSTAT_EVENTS = 0, // records written
@@ -67,6 +86,24 @@ struct panic_regs {
 	u64 ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
 };
 
+// A runtime._panic's value and flags.
+struct panic_value {
+	u64 arg_type;   // the panic value's *_type (0: nil)
+	u64 arg_data;   // the panic value's data pointer
+	u64 words[4];   // 32 bytes at arg_data (when readable)
+	u32 type_kind;  // the value type's abi.Kind (masked), 0 unknown
+	u32 flags;      // enum panic_flag
+	u64 msg_len;    // kind string: the string's full length
+	u32 msg_copied; // bytes of the string copied
+	u32 pad;
+};
+
+// An older panic of the chain: its value and the start of its string.
+struct panic_link {
+	struct panic_value val;
+	u8 msg[LINK_MSG_MAX];
+};
+
 // One panic or fatal error, written to the ring buffer.
 struct panic_event {
 	u64 ktime;    // bpf_ktime_get_ns at the probe
@@ -77,18 +114,19 @@ struct panic_event {
 	u32 nsystem;  // of which the first ones are g0's (the rest m.curg's)
 	u32 pad;
 	u64 goid;     // the current goroutine's id (0 on g0 or if unreadable)
-	u64 arg_type; // fatalpanic: the panic value's *_type (0: nil)
-	u64 arg_data; // fatalpanic: the panic value's data pointer
-	u64 words[4]; // fatalpanic: 32 bytes at arg_data (when readable)
-	u32 type_kind; // fatalpanic: the value type's abi.Kind (masked), 0 unknown
-	u32 msg_copied; // bytes of msg valid
-	u64 msg_len;    // the string's full length
+	u32 nlinks;   // fatalpanic: valid entries of links
+	u32 more;     // fatalpanic: the chain goes on past links (unread)
+	// fatalpanic: the newest panic's value (its string in msg); fatal,
+	// throw: msg_len and msg_copied of the message in msg
+	struct panic_value val;
 	u64 stack[STACK_MAX]; // pcs: the probed function's entry, then return addresses
 	// above[i]: the word just above the frame record stack[i] was read
 	// from (0 if none): where a frameless function that faulted, and so
 	// "called" sigpanic, keeps its own return address.
 	u64 above[STACK_MAX];
 	u8 msg[MSG_MAX];
+	// fatalpanic: the panics the newest one links to, newest first
+	struct panic_link links[LINKS_MAX];
 };
 
 struct {
@@ -118,22 +156,95 @@ static __always_inline void pstat_inc(u32 idx)
 		*v += 1;
 }
 
-// read_str copies up to MSG_MAX bytes of the Go string (ptr, len).
-static __always_inline void read_str(struct panic_event *ev, u64 ptr, u64 len)
+// copy_str copies up to max bytes (a power of two) of the Go string
+// (ptr, len) to dst and returns how many.
+static __always_inline u32 copy_str(u8 *dst, u64 max, u64 ptr, u64 len)
 {
 	u64 n = len;
 
-	ev->msg_len = len;
-	if (n > MSG_MAX)
-		n = MSG_MAX;
+	if (n > max)
+		n = max;
 	if (n == 0 || ptr == 0)
-		return;
+		return 0;
 	barrier_var(n);
-	n &= (MSG_MAX - 1) | MSG_MAX;
-	if (n > MSG_MAX || n == 0)
-		return;
-	if (bpf_probe_read_user(ev->msg, n, (void *)ptr) == 0)
-		ev->msg_copied = n;
+	n &= (max - 1) | max;
+	if (n > max || n == 0)
+		return 0;
+	if (bpf_probe_read_user(dst, n, (void *)ptr) != 0)
+		return 0;
+	return n;
+}
+
+// read_panic reads the value and flags of the runtime._panic at p, as the
+// cookie places them, into v (zeroed first; the string is the caller's to
+// copy) and its link into *link. It returns 0, or -1 when p is unreadable.
+static __always_inline int read_panic(u64 p, u64 cookie, struct panic_value *v, u64 *link)
+{
+	u64 argoff = ((cookie >> 4) & 0x3) * 8;
+	u64 goexit_shift = ((cookie >> 6) & 0x3) * 8;
+	u64 recoff = (cookie >> 8) & 0x7f;
+	u64 pa[3] = {}; // arg (type, data), link
+	u32 b = 0;
+	u8 tk = 0;
+
+	v->arg_type = 0;
+	v->arg_data = 0;
+	v->words[0] = v->words[1] = v->words[2] = v->words[3] = 0;
+	v->type_kind = 0;
+	v->flags = 0;
+	v->msg_len = 0;
+	v->msg_copied = 0;
+	*link = 0;
+	if (!p || bpf_probe_read_user(pa, sizeof(pa), (void *)(p + argoff)) != 0)
+		return -1;
+	v->arg_type = pa[0];
+	v->arg_data = pa[1];
+	*link = pa[2];
+	if (pa[0] && bpf_probe_read_user(&tk, 1, (void *)(pa[0] + 23)) == 0)
+		v->type_kind = tk & KIND_MASK;
+	if (pa[1])
+		bpf_probe_read_user(v->words, sizeof(v->words), (void *)pa[1]);
+	if (v->type_kind == KIND_STRING)
+		v->msg_len = v->words[1];
+	// The bools from recovered on, as one little-endian word.
+	if (recoff && bpf_probe_read_user(&b, sizeof(b), (void *)(p + recoff)) == 0) {
+		if (b & 0xff)
+			v->flags |= PANIC_FLAG_RECOVERED;
+		if (goexit_shift && (b >> goexit_shift) & 0xff)
+			v->flags |= PANIC_FLAG_GOEXIT;
+		if ((cookie & (1 << 15)) && (b >> 8) & 0xff)
+			v->flags |= PANIC_FLAG_REPANICKED;
+	}
+	return 0;
+}
+
+// chain is read_link's state.
+struct chain {
+	struct panic_event *ev;
+	u64 p;      // the next _panic to read (0: none)
+	u64 cookie;
+};
+
+// read_link copies the i-th older panic of the chain, c->p, into
+// ev->links[i] and moves to its link (bpf_loop callback: 1 ends the walk).
+static long read_link(u32 i, void *arg)
+{
+	struct chain *c = arg;
+	struct panic_event *ev = c->ev;
+	struct panic_link *l;
+	u64 next = 0, k = i;
+
+	barrier_var(k); // bounded in the register it indexes with
+	if (k >= LINKS_MAX || c->p == 0)
+		return 1;
+	l = &ev->links[k];
+	if (read_panic(c->p, c->cookie, &l->val, &next) != 0)
+		return 1; // c->p stays: ev->more says the chain goes on
+	if (l->val.type_kind == KIND_STRING)
+		l->val.msg_copied = copy_str(l->msg, LINK_MSG_MAX, l->val.words[0], l->val.words[1]);
+	ev->nlinks = k + 1;
+	c->p = next;
+	return 0;
 }
 
 // walk is walk_frame's state.
@@ -183,8 +294,7 @@ SEC("uprobe")
 int probe_panic(struct panic_regs *ctx)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
-	enum panic_kind kind = cookie & 0xff;
-	u64 argoff = (cookie >> 8) & 0xff;
+	enum panic_kind kind = cookie & 0xf;
 	u64 goidoff = (cookie >> 16) & 0xffff;
 	u64 goff_m = (cookie >> 32) & 0xff;
 	u64 goff_sched = (cookie >> 40) & 0xff;
@@ -195,6 +305,7 @@ int probe_panic(struct panic_regs *ctx)
 	u32 zero = 0;
 	u64 curg_pc = 0, curg_bp = 0;
 	struct walk w = {};
+	struct chain c = {};
 	u32 n = 0;
 
 	ev = bpf_map_lookup_elem(&panic_scratch, &zero);
@@ -205,32 +316,27 @@ int probe_panic(struct panic_regs *ctx)
 	ev->tid = (u32)pidtgid;
 	ev->kind = kind;
 	ev->goid = 0;
-	ev->arg_type = 0;
-	ev->arg_data = 0;
-	ev->words[0] = ev->words[1] = ev->words[2] = ev->words[3] = 0;
-	ev->type_kind = 0;
-	ev->msg_copied = 0;
-	ev->msg_len = 0;
+	ev->nlinks = 0;
+	ev->more = 0;
 	if (ctx->r14 && goidoff)
 		bpf_probe_read_user(&ev->goid, sizeof(ev->goid), (void *)(ctx->r14 + goidoff));
 
 	if (kind == PANIC_KIND_PANIC) {
-		u64 eface[2] = {};
-
-		if (ctx->ax && bpf_probe_read_user(eface, sizeof(eface), (void *)(ctx->ax + argoff)) == 0) {
-			u8 tk = 0;
-
-			ev->arg_type = eface[0];
-			ev->arg_data = eface[1];
-			if (eface[0] && bpf_probe_read_user(&tk, 1, (void *)(eface[0] + 23)) == 0)
-				ev->type_kind = tk & KIND_MASK;
-			if (eface[1])
-				bpf_probe_read_user(ev->words, sizeof(ev->words), (void *)eface[1]);
-			if (ev->type_kind == KIND_STRING)
-				read_str(ev, ev->words[0], ev->words[1]);
+		// The newest panic, then the older ones it links to.
+		if (read_panic(ctx->ax, cookie, &ev->val, &c.p) == 0 && ev->val.type_kind == KIND_STRING)
+			ev->val.msg_copied = copy_str(ev->msg, MSG_MAX, ev->val.words[0], ev->val.words[1]);
+		if (c.p) {
+			c.ev = ev;
+			c.cookie = cookie;
+			bpf_loop(LINKS_MAX, read_link, &c, 0);
+			ev->more = c.p != 0;
 		}
 	} else {
-		read_str(ev, ctx->ax, ctx->bx);
+		u64 unused;
+
+		read_panic(0, 0, &ev->val, &unused); // zeroes the value
+		ev->val.msg_len = ctx->bx;
+		ev->val.msg_copied = copy_str(ev->msg, MSG_MAX, ctx->ax, ctx->bx);
 	}
 
 	// On g0 (goid 0): the goroutine the M was running, from its sched,

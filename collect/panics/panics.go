@@ -13,6 +13,13 @@
 // watched process. They run only as the process dies: nothing in steady
 // state.
 //
+// A panic raised while panicking (by a deferred function, recovered or not,
+// or after a runtime.Goexit) links to the older ones: the probe reads up to
+// four of the chain, and the message holds their lines as printpanics prints
+// them, oldest first: "panic: first [recovered]\n\tpanic: second", a
+// Goexit left out, and since Go 1.25 a value panicked again after recover
+// printed once, "[recovered, repanicked]".
+//
 // The panic value is rendered as the runtime's printpanicval prints it, for
 // every Go version: strings (and, since preprintpanics turns them into
 // strings before fatalpanic runs, error and Stringer values, runtime errors
@@ -50,12 +57,17 @@ type Panic struct {
 	// runtime's system goroutine, e.g. for a deadlock).
 	GoID uint64
 	// Message is the first line(s) of what the runtime prints on stderr:
-	// "panic: VALUE" or "fatal error: MESSAGE" (without " [recovered]" and
-	// the panics before the last one of a chain).
+	// "panic: VALUE" or "fatal error: MESSAGE"; for a chain of panics, a
+	// line for each, the oldest first: "panic: first [recovered]\n\tpanic:
+	// second" (printpanics).
 	Message string
-	// Value is the panic value or fatal message as printed, without prefix.
+	// Value is the fatal message, or the value of the panic printed last
+	// (the newest, or from Go 1.25 the one it panicked again after
+	// recover), as printed, without prefix nor " [recovered]".
 	Value string
-	// Truncated: the string was longer than the probe copies (1 KiB).
+	// Truncated: the message is not whole: a string was longer than the
+	// probe copies (1 KiB, 256 bytes for an older panic of a chain), or
+	// the chain of panics longer than it reads (4): the oldest are missing.
 	Truncated bool
 	// Stack holds link-time program counters (the load bias subtracted),
 	// innermost first: the probed runtime function's entry, then return
@@ -94,12 +106,17 @@ func render(r bpf.PanicRecord, p *proc) Panic {
 	switch r.Kind {
 	case bpf.PanicKindPanic:
 		out.Kind = KindPanic
-		if p != nil {
-			out.Value = p.panicValue(r)
-		} else {
-			out.Value = panicValue(r, minor)
+		value := func(v bpf.PanicValue) string {
+			if p != nil {
+				return p.panicValue(v)
+			}
+			return panicValue(v, minor)
 		}
-		out.Message = "panic: " + out.Value
+		out.Message, out.Value = printPanics(r, minor, value)
+		for _, l := range r.Chain {
+			out.Truncated = out.Truncated || uint64(len(l.Msg)) < l.MsgLen
+		}
+		out.Truncated = out.Truncated || r.ChainMore
 	case bpf.PanicKindFatal, bpf.PanicKindThrow:
 		out.Kind = KindFatal
 		if r.Kind == bpf.PanicKindThrow {
@@ -142,4 +159,50 @@ func render(r bpf.PanicRecord, p *proc) Panic {
 		out.Stack = r.Stack
 	}
 	return out
+}
+
+// printPanics is runtime.printpanics of Go 1.minor for the newest panic of r
+// and the older ones it links to (those the probe read): the message, a
+// line for each printed panic, the oldest first, and the value of the
+// last one printed. value renders a panic's value.
+//
+// Of the chain, from the oldest: a Goexit prints nothing; a panic is
+// "panic: VALUE", then " [recovered]" if it was recovered; each line after
+// the first starts with a tab, but for one after a Goexit. Since Go 1.25
+// preprintpanics marks repanicked a panic whose value is that of the next
+// newer one, which is then not printed (nor are the newer ones), and the
+// repanicked one ends with " [recovered, repanicked]" (Go 1.26: when it was
+// recovered too).
+func printPanics(r bpf.PanicRecord, minor int, value func(bpf.PanicValue) string) (message, last string) {
+	// ps: newest first, each one's link the next.
+	ps := append([]bpf.PanicValue{r.PanicValue}, r.Chain...)
+	var b strings.Builder
+	var printpanics func(i int) // of ps[i]
+	printpanics = func(i int) {
+		p := ps[i]
+		if i+1 < len(ps) {
+			l := ps[i+1]
+			printpanics(i + 1)
+			if minor >= 25 && l.Repanicked {
+				return
+			}
+			if !l.Goexit {
+				b.WriteString("\t")
+			}
+		}
+		if p.Goexit {
+			return
+		}
+		last = value(p)
+		b.WriteString("panic: " + last)
+		switch {
+		case minor == 25 && p.Repanicked, minor >= 26 && p.Recovered && p.Repanicked:
+			b.WriteString(" [recovered, repanicked]")
+		case p.Recovered:
+			b.WriteString(" [recovered]")
+		}
+		b.WriteString("\n")
+	}
+	printpanics(0)
+	return strings.TrimSuffix(b.String(), "\n"), last
 }

@@ -77,6 +77,12 @@ var deaths = []death{
 	{"pointer", KindPanic, true, false},
 	{"stringer", KindPanic, true, false},
 	{"customerror", KindPanic, true, false},
+	// Chains of panics (printpanics): the older ones' lines first.
+	{"chain", KindPanic, true, false},
+	{"recovered", KindPanic, true, false},
+	{"repanic", KindPanic, true, false},
+	{"goexit", KindPanic, true, false},
+	{"samevalue", KindPanic, true, false},
 }
 
 // die runs the panicker with mode, watched by tr, and returns its stderr
@@ -174,6 +180,10 @@ func checkDeaths(t *testing.T, tr *Tracer, bin string) {
 			if p.Message != want {
 				t.Errorf("message %q, stderr says %q", p.Message, want)
 			}
+			// Value: that of the last panic printed.
+			if d.kind == KindPanic && !strings.HasSuffix(want, "panic: "+p.Value) && !strings.HasSuffix(want, "panic: "+p.Value+" [recovered, repanicked]") {
+				t.Errorf("value %q is not the last one stderr prints", p.Value)
+			}
 			if len(got) > 1 && !d.many {
 				t.Errorf("%d records, want 1: %+v", len(got), got)
 			}
@@ -208,6 +218,9 @@ func checkDeaths(t *testing.T, tr *Tracer, bin string) {
 }
 
 func TestDeaths(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the panicker with every toolchain")
+	}
 	tr := newTracer(t)
 	type variant struct {
 		name string

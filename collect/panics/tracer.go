@@ -85,7 +85,7 @@ func New() (*Tracer, error) {
 }
 
 // Records delivers a Panic per probe hit; it is closed after Close. A
-// slow reader loses nothing until the ring buffer (256 KiB, about 200
+// slow reader loses nothing until the ring buffer (256 KiB, about 80
 // records) is full. Records come for every process running a probed
 // executable, attached or not: a caller keeps those it watches.
 func (t *Tracer) Records() <-chan Panic { return t.out }
@@ -248,10 +248,6 @@ func (t *Tracer) probeBinary(pid int, key exeKey, bin *gobin.Binary) (*exe, uint
 	if err != nil {
 		return nil, 0, err
 	}
-	var argOff uint8 = 8 // _panic.argp comes first before Go 1.26
-	if v.Minor >= 26 {
-		argOff = 0
-	}
 	// The goroutine behind g0, when the offsets fit the probe's cookie.
 	var gm, gsched, mcurg, bpoff uint8
 	if g := lay.G; g.SchedPC == g.SchedSP+8 && g.SchedBP > g.SchedPC && g.SchedBP-g.SchedSP < 256 &&
@@ -268,7 +264,7 @@ func (t *Tracer) probeBinary(pid int, key exeKey, bin *gobin.Binary) (*exe, uint
 		if !ok {
 			return nil, 0, fmt.Errorf("%s: %s at %#x is not in a loaded segment", bin.Name(), f.name, fn.Entry)
 		}
-		probes = append(probes, bpf.PanicProbe{Kind: f.kind, FileOffset: off, ArgOffset: argOff, GoidOffset: uint16(lay.G.Goid),
+		probes = append(probes, bpf.PanicProbe{Kind: f.kind, FileOffset: off, Panic: bpf.PanicLayoutFor(v.Minor), GoidOffset: uint16(lay.G.Goid),
 			GOffM: gm, GOffSched: gsched, MOffCurg: mcurg, GobufBP: bpoff})
 	}
 	pp, err := t.bt.Attach("/proc/"+strconv.Itoa(pid)+"/exe", 0, probes)

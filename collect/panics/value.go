@@ -30,7 +30,9 @@ import (
 //     itself, `(*main.T) 0x0` for a nil one.
 //
 // Error and Stringer values have been turned into their strings by preprintpanics before
-// fatalpanic, where the probe reads the value: they are plain strings here.
+// fatalpanic, where the probe reads the value: they are plain strings here. So are those of
+// the older panics of a chain, but for one whose value is that of the next older one (Go
+// 1.25+): preprintpanics leaves it as it is, and printpanics does not print it (render).
 //
 // Type names come from the executable (gobin.Binary.TypeName), never from the dying process.
 // When a name is unknown:
@@ -76,15 +78,15 @@ func basicKind(kind uint8) bool {
 // errNoExecutable is the name error of a record of a process no longer watched.
 var errNoExecutable = errors.New("executable unknown")
 
-// panicValue renders the panic value of r without type names (its process is not watched any
+// panicValue renders the panic value v without type names (its process is not watched any
 // more): values of basic kinds as of the predeclared types, others with a placeholder name.
-func panicValue(r bpf.PanicRecord, minor int) string {
-	return formatValue(r.TypeKind, r.ArgType, r.ArgData, r.Words, r.Msg, minor, "", errNoExecutable)
+func panicValue(v bpf.PanicValue, minor int) string {
+	return formatValue(v.TypeKind, v.ArgType, v.ArgData, v.Words, v.Msg, minor, "", errNoExecutable)
 }
 
-// panicValue renders the panic value of r, a record of p's process, with its type's name from
-// the executable.
-func (p *proc) panicValue(r bpf.PanicRecord) string {
+// panicValue renders the panic value r (of a record of p's process), with its type's name
+// from the executable.
+func (p *proc) panicValue(r bpf.PanicValue) string {
 	if r.ArgType == 0 {
 		return "nil"
 	}

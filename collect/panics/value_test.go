@@ -122,14 +122,14 @@ func TestProcPanicValue(t *testing.T) {
 	}
 	p := &proc{bin: b, bias: bias, minor: 26}
 	// Types of this test executable: the record as the probe would make it.
-	record := func(v any, kind uint8, w0 uint64) bpf.PanicRecord {
+	record := func(v any, kind uint8, w0 uint64) bpf.PanicValue {
 		e := (*[2]uintptr)(unsafe.Pointer(&v))
-		return bpf.PanicRecord{Kind: bpf.PanicKindPanic, ArgType: uint64(e[0]), ArgData: uint64(e[1]), Words: [4]uint64{w0}, TypeKind: kind}
+		return bpf.PanicValue{ArgType: uint64(e[0]), ArgData: uint64(e[1]), Words: [4]uint64{w0}, TypeKind: kind}
 	}
 	type testCode int8
 	type testPoint struct{ X, Y, Z, W int }
 	for _, tt := range []struct {
-		r    bpf.PanicRecord
+		r    bpf.PanicValue
 		want string
 	}{
 		{record(testCode(-5), kindInt8, 0xfb), "panics.testCode(-5)"},
@@ -142,11 +142,11 @@ func TestProcPanicValue(t *testing.T) {
 			t.Errorf("%q, want %q", got, tt.want)
 		}
 	}
-	r := bpf.PanicRecord{Kind: bpf.PanicKindPanic, ArgType: bias + 8, ArgData: 0xc000012345, TypeKind: kindStruct}
+	r := bpf.PanicValue{ArgType: bias + 8, ArgData: 0xc000012345, TypeKind: kindStruct}
 	if got, want := p.panicValue(r), "(<struct type made at run time>) 0xc000012345"; got != want {
 		t.Errorf("type at link-time address 8: %q, want %q", got, want)
 	}
-	if got := p.panicValue(bpf.PanicRecord{}); got != "nil" {
+	if got := p.panicValue(bpf.PanicValue{}); got != "nil" {
 		t.Errorf("nil: %q", got)
 	}
 	b.Close()

@@ -34,6 +34,20 @@
 //	pointer    panic(&point{1, 2}): "(*main.point) 0x..."
 //	stringer   panic(temp(3)), temp with a String method: its string
 //	customerror  panic(&myError{7}), *myError an error: its message
+//	chain      panic("panicker: first"), and a deferred function panics
+//	           anew: the runtime prints both, the first one above
+//	recovered  panic("panicker: first"), and a deferred function recovers
+//	           it and panics with a new value: "panic: panicker: first
+//	           [recovered]", then the new one
+//	repanic    panic(errors.New(...)), and a deferred function recovers
+//	           it and panics with it again: since Go 1.25 printed once,
+//	           "[recovered, repanicked]"
+//	goexit     panic("panicker: before goexit"), a deferred runtime.Goexit,
+//	           and a function deferred before it panics: the Goexit in
+//	           the chain is not printed
+//	samevalue  panic(err), and a deferred function panics with err again
+//	           without recover: printed twice before Go 1.25, once since,
+//	           "[recovered, repanicked]" in Go 1.25 only
 //
 // The panicking functions are not inlined, so the first frame of the
 // runtime's traceback is main.die<Mode>. Without a line (stdin closed) it
@@ -46,6 +60,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"unsafe"
 )
@@ -116,6 +131,16 @@ func main() {
 		dieStringer()
 	case "customerror":
 		dieCustomError()
+	case "chain":
+		dieChain()
+	case "recovered":
+		dieRecovered()
+	case "repanic":
+		dieRepanic()
+	case "goexit":
+		dieGoexit()
+	case "samevalue":
+		dieSameValue()
 	}
 	fmt.Fprintf(os.Stderr, "panicker: unknown -mode %q\n", *mode)
 	os.Exit(96)
@@ -245,3 +270,45 @@ func dieStringer() { panic(temp(3)) }
 
 //go:noinline
 func dieCustomError() { panic(&myError{7}) }
+
+// Panics in deferred functions while panicking: the runtime prints the
+// chain, the oldest first (printpanics).
+
+//go:noinline
+func dieChain() {
+	defer func() { panic("panicker: second") }()
+	panic("panicker: first")
+}
+
+//go:noinline
+func dieRecovered() {
+	defer func() {
+		r := recover()
+		panic(fmt.Sprint("panicker: again after ", r))
+	}()
+	panic("panicker: first")
+}
+
+//go:noinline
+func dieRepanic() {
+	defer func() {
+		r := recover()
+		panic(r)
+	}()
+	panic(errors.New("panicker: an error, repanicked"))
+}
+
+//go:noinline
+func dieGoexit() {
+	defer func() { panic("panicker: after goexit") }()
+	defer runtime.Goexit()
+	panic("panicker: before goexit")
+}
+
+var errSame = errors.New("panicker: the same error")
+
+//go:noinline
+func dieSameValue() {
+	defer func() { panic(errSame) }()
+	panic(errSame)
+}
