@@ -10,7 +10,7 @@ LISTEN    ?= 127.0.0.1:7070
 MODULES   := $(shell git ls-files '*/go.mod' 2>/dev/null | xargs -r -n1 dirname)
 # The packages whose code runs goroutines, atomics and locks: make test runs
 # their unit tests (-short) again under the race detector.
-RACE_PKGS := ./agent/bpfload ./agent/daemon ./agent/ui ./bpf ./collect/cpu ./collect/exits ./collect/process \
+RACE_PKGS := ./agent/bpfload ./agent/daemon ./agent/ui ./bpf ./collect/cpu ./collect/exits ./collect/panics ./collect/process \
              ./collect/scrape ./collect/walk ./pkg/inproc ./pkg/store ./push/queue ./push/spool \
              ./test/eventually ./test/faults ./test/receivers
 
