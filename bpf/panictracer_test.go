@@ -6,15 +6,12 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"crypto/sha256"
 	"debug/buildinfo"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -112,62 +109,10 @@ func TestPanicLayoutCookie(t *testing.T) {
 // changed along them (test/kernels builds the same ones, targetToolchains).
 func panicToolchains() []string { return []string{"local", "go1.21.13", "go1.23.12"} }
 
-// panickerBinary builds testdata/panicker with toolchain, unstripped and
-// non-PIE, cached under os.TempDir() as targetBinary caches the walk
-// target; with GOROSCOPE_TARGET_DIR set it takes the prebuilt
-// DIR/panicker-TOOLCHAIN (test/kernels ships those into its guests).
+// panickerBinary builds testdata/panicker with toolchain (testdataBinary).
 func panickerBinary(tb testing.TB, toolchain string) string {
 	tb.Helper()
-	if dir := os.Getenv("GOROSCOPE_TARGET_DIR"); dir != "" {
-		bin := filepath.Join(dir, "panicker-"+toolchain)
-		if _, err := os.Stat(bin); err != nil {
-			tb.Fatalf("GOROSCOPE_TARGET_DIR has no prebuilt panicker for %s: %v (test/kernels builds it: add %s to its targetToolchains)", toolchain, err, toolchain)
-		}
-		return bin
-	}
-	if testing.Short() {
-		tb.Skip("builds a Go program; skipped in -short mode")
-	}
-	src, err := filepath.Abs("testdata/panicker")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h := sha256.New()
-	for _, f := range []string{"main.go", "go.mod"} {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		h.Write(b)
-	}
-	goVersion := toolchain
-	if toolchain == "local" {
-		out, err := exec.Command("go", "env", "GOVERSION").Output()
-		if err != nil {
-			tb.Fatalf("go env GOVERSION: %v", err)
-		}
-		goVersion = strings.TrimSpace(string(out))
-	}
-	key := fmt.Sprintf("bpf-panicker-%s-exe-%s", goVersion, hex.EncodeToString(h.Sum(nil))[:16])
-	dir := filepath.Join(os.TempDir(), "goroscope-testbins", key)
-	bin := filepath.Join(dir, "panicker")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	tmp := bin + fmt.Sprintf(".tmp%d", os.Getpid())
-	cmd := exec.Command("go", "build", "-buildmode=exe", "-o", tmp, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+toolchain, "CGO_ENABLED=0", "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("build panicker with %s: %v\n%s", toolchain, err, out)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		tb.Fatal(err)
-	}
-	return bin
+	return testdataBinary(tb, "panicker", toolchain)
 }
 
 // panickerMessage is testdata/panicker's panic value (its const Message).

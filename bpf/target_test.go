@@ -48,22 +48,30 @@ func loadWalker(tb testing.TB) *GoroutineWalker {
 }
 
 // targetBinary builds testdata/target with toolchain ("local" or e.g.
-// "go1.21.13"), unstripped and non-PIE, caching the result under os.TempDir().
-// With GOROSCOPE_TARGET_DIR set it takes the prebuilt DIR/target-TOOLCHAIN
-// instead: test/kernels runs these tests in VMs without a Go toolchain.
+// "go1.21.13"), unstripped and non-PIE (testdataBinary).
 func targetBinary(tb testing.TB, toolchain string) string {
 	tb.Helper()
+	return testdataBinary(tb, "target", toolchain)
+}
+
+// testdataBinary builds the program testdata/NAME with toolchain ("local"
+// or e.g. "go1.21.13"), unstripped and non-PIE, caching the result under
+// os.TempDir(). With GOROSCOPE_TARGET_DIR set it takes the prebuilt
+// DIR/NAME-TOOLCHAIN instead: test/kernels runs these tests in VMs
+// without a Go toolchain.
+func testdataBinary(tb testing.TB, name, toolchain string) string {
+	tb.Helper()
 	if dir := os.Getenv("GOROSCOPE_TARGET_DIR"); dir != "" {
-		bin := filepath.Join(dir, "target-"+toolchain)
+		bin := filepath.Join(dir, name+"-"+toolchain)
 		if _, err := os.Stat(bin); err != nil {
-			tb.Fatalf("GOROSCOPE_TARGET_DIR has no prebuilt target for %s: %v (test/kernels builds those in its targetToolchains: add %s there)", toolchain, err, toolchain)
+			tb.Fatalf("GOROSCOPE_TARGET_DIR has no prebuilt %s for %s: %v (test/kernels builds those in its targetToolchains: add %s there)", name, toolchain, err, toolchain)
 		}
 		return bin
 	}
 	if testing.Short() {
 		tb.Skip("builds a Go program; skipped in -short mode")
 	}
-	src, err := filepath.Abs("testdata/target")
+	src, err := filepath.Abs(filepath.Join("testdata", name))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -83,9 +91,9 @@ func targetBinary(tb testing.TB, toolchain string) string {
 		}
 		goVersion = strings.TrimSpace(string(out))
 	}
-	key := fmt.Sprintf("bpf-target-%s-exe-%s", goVersion, hex.EncodeToString(h.Sum(nil))[:16])
+	key := fmt.Sprintf("bpf-%s-%s-exe-%s", name, goVersion, hex.EncodeToString(h.Sum(nil))[:16])
 	dir := filepath.Join(os.TempDir(), "goroscope-testbins", key)
-	bin := filepath.Join(dir, "target")
+	bin := filepath.Join(dir, name)
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
@@ -97,7 +105,7 @@ func targetBinary(tb testing.TB, toolchain string) string {
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+toolchain, "CGO_ENABLED=0", "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("build target with %s: %v\n%s", toolchain, err, out)
+		tb.Fatalf("build %s with %s: %v\n%s", name, toolchain, err, out)
 	}
 	if err := os.Rename(tmp, bin); err != nil {
 		tb.Fatal(err)
