@@ -81,11 +81,12 @@ func testBuilds() []testBuild {
 	return bs
 }
 
-// sourceHash keys the build cache by the test program's source.
-func sourceHash(t testing.TB) string {
+// sourceHash keys the build cache by the source of the test program
+// testdata/NAME.
+func sourceHash(t testing.TB, name string) string {
 	h := sha256.New()
 	for _, f := range []string{"main.go", "go.mod"} {
-		data, err := os.ReadFile(filepath.Join("testdata", "callers", f))
+		data, err := os.ReadFile(filepath.Join("testdata", name, f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,26 +95,37 @@ func sourceHash(t testing.TB) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// buildCallers builds testdata/callers (cached under os.TempDir()/goroscope-testbins) and returns its path.
-// Concurrent calls for one build are safe: each builds into its own temporary file.
+// buildCallers builds testdata/callers (buildTestdata).
 func buildCallers(t testing.TB, tb testBuild) string {
+	t.Helper()
+	return buildTestdata(t, "callers", tb)
+}
+
+// buildTestdata builds the test program testdata/NAME as tb says (cached
+// under os.TempDir()/goroscope-testbins) and returns its path. Concurrent
+// calls for one build are safe: each builds into its own temporary file.
+func buildTestdata(t testing.TB, name string, tb testBuild) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds Go programs; skipped in -short mode")
 	}
-	dir := filepath.Join(os.TempDir(), "goroscope-testbins", tb.name()+"-"+sourceHash(t))
-	out := filepath.Join(dir, "callers")
+	key := tb.name() + "-" + sourceHash(t, name)
+	if name != "callers" {
+		key = name + "-" + key
+	}
+	dir := filepath.Join(os.TempDir(), "goroscope-testbins", key)
+	out := filepath.Join(dir, name)
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	src, err := filepath.Abs(filepath.Join("testdata", "callers"))
+	src, err := filepath.Abs(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp, err := os.CreateTemp(dir, "callers.tmp*")
+	tmp, err := os.CreateTemp(dir, name+".tmp*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +144,7 @@ func buildCallers(t testing.TB, tb testBuild) string {
 		if tb.external {
 			hint = " (the external linker needs a C compiler: apt-get install gcc)"
 		}
-		t.Fatalf("build %s: go %s: %v%s\n%s", tb.name(), strings.Join(args[3:], " "), err, hint, b)
+		t.Fatalf("build %s %s: go %s: %v%s\n%s", name, tb.name(), strings.Join(args[3:], " "), err, hint, b)
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		t.Fatal(err)

@@ -2,67 +2,20 @@ package gobin
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// buildTypenames builds testdata/typenames like buildCallers builds testdata/callers (cached
-// under os.TempDir()/goroscope-testbins) and returns its path.
+// buildTypenames builds testdata/typenames (buildTestdata).
 func buildTypenames(t testing.TB, tb testBuild) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds Go programs; skipped in -short mode")
-	}
-	src, err := filepath.Abs(filepath.Join("testdata", "typenames"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	for _, f := range []string{"main.go", "go.mod"} {
-		data, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Write(data)
-	}
-	dir := filepath.Join(os.TempDir(), "goroscope-testbins", "typenames-"+tb.name()+"-"+hex.EncodeToString(h.Sum(nil))[:12])
-	out := filepath.Join(dir, "typenames")
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.CreateTemp(dir, "typenames.tmp*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	args := append([]string{"build", "-o", tmp.Name()}, tb.flags()...)
-	cmd := exec.Command("go", append(args, ".")...)
-	cmd.Dir = src
-	cgo := "0"
-	if tb.external {
-		cgo = "1"
-	}
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+tb.toolchain, "GOFLAGS=", "GOWORK=off", "CGO_ENABLED="+cgo)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build typenames %s: %v\n%s", tb.name(), err, b)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return buildTestdata(t, "typenames", tb)
 }
 
 // runTypenames runs the typenames program at path and decodes its output.
