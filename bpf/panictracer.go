@@ -146,7 +146,8 @@ type PanicRecord struct {
 	GoID     uint64
 	// PanicValue is the newest panic's (fatalpanic's argument;
 	// PanicKindPanic). For a fatal error, only Msg and MsgLen are set:
-	// the message.
+	// the message; and Chain holds the panics of the goroutine that
+	// called runtime.fatal while panicking, newest first.
 	PanicValue
 	// Chain holds the older panics the newest one links to, newest first
 	// (PanicKindPanic): each newer one was raised by a deferred call the
@@ -313,7 +314,7 @@ func decodePanicEvent(b []byte) (PanicRecord, error) {
 		PID: ev.Pid, TID: ev.Tid, Time: monotonicTime(ev.Ktime), Kind: ev.Kind, GoID: ev.Goid,
 		PanicValue: decodePanicValue(&ev.Val, ev.Msg[:]),
 	}
-	if ev.Kind == PanicKindPanic {
+	if ev.Kind == PanicKindPanic || ev.Kind == PanicKindFatal {
 		n := min(int(ev.Nlinks), len(ev.Links))
 		for i := range n {
 			r.Chain = append(r.Chain, decodePanicValue(&ev.Links[i].Val, ev.Links[i].Msg[:]))

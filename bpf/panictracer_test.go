@@ -58,16 +58,24 @@ func TestDecodePanicEvent(t *testing.T) {
 		t.Errorf("chain[1] %+v", c)
 	}
 
-	// A fatal error: its message, no chain.
-	ev = panicsPanicEvent{Kind: panicsPanicKindPANIC_KIND_FATAL, Nlinks: 1}
-	ev.Val.MsgCopied, ev.Val.MsgLen = 4, 4
-	copy(ev.Msg[:], "oops")
-	buf.Reset()
-	if err := binary.Write(&buf, binary.LittleEndian, &ev); err != nil {
-		t.Fatal(err)
-	}
-	if r, err = decodePanicEvent(buf.Bytes()); err != nil || string(r.Msg) != "oops" || r.Chain != nil {
-		t.Errorf("fatal: decoded %+v, %v", r, err)
+	// A fatal error: its message, and the panics of the goroutine
+	// that called fatal while panicking; a throw has no chain.
+	for _, tt := range []struct {
+		kind  panicsPanicKind
+		chain int
+	}{{panicsPanicKindPANIC_KIND_FATAL, 1}, {panicsPanicKindPANIC_KIND_THROW, 0}} {
+		ev = panicsPanicEvent{Kind: tt.kind, Nlinks: 1}
+		ev.Val.MsgCopied, ev.Val.MsgLen = 4, 4
+		copy(ev.Msg[:], "oops")
+		ev.Links[0].Val.ArgType = 0x5000
+		buf.Reset()
+		if err := binary.Write(&buf, binary.LittleEndian, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if r, err = decodePanicEvent(buf.Bytes()); err != nil || string(r.Msg) != "oops" || len(r.Chain) != tt.chain ||
+			(tt.chain > 0 && r.Chain[0].ArgType != 0x5000) {
+			t.Errorf("kind %d: decoded %+v, %v; want the message and %d panics", tt.kind, r, err, tt.chain)
+		}
 	}
 	if _, err := decodePanicEvent(buf.Bytes()[:100]); err == nil {
 		t.Error("a short record decoded")

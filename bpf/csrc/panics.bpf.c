@@ -48,6 +48,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define EVENTS_SIZE (256 << 10)
 #define MSG_MAX 1024  // bytes of a message copied (a power of two)
 #define LINKS_MAX 3   // older panics of the chain copied
+#define G_PANIC 32    // offset of _panic in runtime.g (after stack, stackguard0/1), Go 1.21-1.26
 #define LINK_MSG_MAX 256 // bytes of an older panic's string copied (a power of two)
 #define STACK_MAX 64  // frames of the stack copied
 #define KIND_STRING 24 // abi.String
@@ -337,6 +338,16 @@ int probe_panic(struct panic_regs *ctx)
 		read_panic(0, 0, &ev->val, &unused); // zeroes the value
 		ev->val.msg_len = ctx->bx;
 		ev->val.msg_copied = copy_str(ev->msg, MSG_MAX, ctx->ax, ctx->bx);
+		// A fatal error while the goroutine panics (in a deferred
+		// function): Go 1.26 prints its panics first. The chain, newest
+		// first, from g._panic.
+		if (kind == PANIC_KIND_FATAL && ctx->r14 &&
+		    bpf_probe_read_user(&c.p, 8, (void *)(ctx->r14 + G_PANIC)) == 0 && c.p) {
+			c.ev = ev;
+			c.cookie = cookie;
+			bpf_loop(LINKS_MAX, read_link, &c, 0);
+			ev->more = c.p != 0;
+		}
 	}
 
 	// On g0 (goid 0): the goroutine the M was running, from its sched,

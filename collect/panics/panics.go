@@ -124,6 +124,18 @@ func render(r bpf.PanicRecord, p *proc) Panic {
 		}
 		out.Value = string(r.Msg)
 		out.Message = "fatal error: " + out.Value
+		if r.Kind == bpf.PanicKindFatal && minor >= 26 && len(r.Chain) > 0 {
+			// printPreFatalDeferPanic: the goroutine's panics, not
+			// converted by preprintpanics, then the fatal error.
+			value := func(v bpf.PanicValue) string {
+				if p != nil {
+					return p.panicValue(v)
+				}
+				return panicValue(v, minor)
+			}
+			out.Message = preFatalPanics(r, minor, value) + "\n\t" + out.Message
+			out.Truncated = out.Truncated || r.ChainMore
+		}
 	default:
 		out.Kind = Kind("unknown")
 	}
@@ -159,6 +171,21 @@ func render(r bpf.PanicRecord, p *proc) Panic {
 		out.Stack = r.Stack
 	}
 	return out
+}
+
+// preFatalPanics is runtime.printPreFatalDeferPanic of Go 1.26+ for the
+// panics r.Chain holds (newest first) of a goroutine that called
+// runtime.fatal while panicking: a panic whose value is that of the next
+// newer one is marked repanicked, then printpanics prints them.
+func preFatalPanics(r bpf.PanicRecord, minor int, value func(bpf.PanicValue) string) string {
+	ps := append([]bpf.PanicValue(nil), r.Chain...)
+	for i := 0; i+1 < len(ps); i++ {
+		if ps[i+1].ArgType == ps[i].ArgType && ps[i+1].ArgData == ps[i].ArgData {
+			ps[i+1].Repanicked = true
+		}
+	}
+	msg, _ := printPanics(bpf.PanicRecord{PanicValue: ps[0], Chain: ps[1:]}, minor, value)
+	return msg
 }
 
 // printPanics is runtime.printpanics of Go 1.minor for the newest panic of r

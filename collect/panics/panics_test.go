@@ -83,6 +83,7 @@ var deaths = []death{
 	{"repanic", KindPanic, true, false},
 	{"goexit", KindPanic, true, false},
 	{"samevalue", KindPanic, true, false},
+	{"fataldefer", KindFatal, true, false},
 }
 
 // die runs the panicker with mode, watched by tr, and returns its stderr

@@ -48,6 +48,9 @@
 //	samevalue  panic(err), and a deferred function panics with err again
 //	           without recover: printed twice before Go 1.25, once since,
 //	           "[recovered, repanicked]" in Go 1.25 only
+//	fataldefer panic("panicker: before the fatal error"), and a deferred
+//	           function unlocks an unlocked sync.Mutex: a fatal error
+//	           while panicking, printed after the panic since Go 1.26
 //
 // The panicking functions are not inlined, so the first frame of the
 // runtime's traceback is main.die<Mode>. Without a line (stdin closed) it
@@ -141,6 +144,8 @@ func main() {
 		dieGoexit()
 	case "samevalue":
 		dieSameValue()
+	case "fataldefer":
+		dieFatalInDefer()
 	}
 	fmt.Fprintf(os.Stderr, "panicker: unknown -mode %q\n", *mode)
 	os.Exit(96)
@@ -311,4 +316,11 @@ var errSame = errors.New("panicker: the same error")
 func dieSameValue() {
 	defer func() { panic(errSame) }()
 	panic(errSame)
+}
+
+//go:noinline
+func dieFatalInDefer() {
+	var mu sync.Mutex
+	defer mu.Unlock() // never locked
+	panic("panicker: before the fatal error")
 }
