@@ -29,8 +29,10 @@
 // the findings on the healthy modes, and the cost of grouping a
 // 100k-goroutine snapshot against its walk. The ui scenario (ui.go) opens
 // the UI's page of a 100k-goroutine process in Chromium and times its first
-// screen. Every process it starts is
-// stopped by PID on exit; the whole run is bounded by -budget (extended by
+// screen. The crashprobes scenario (crashprobes.go) measures the panic
+// probe's and the exit tracer's cost to a target's throughput and to a
+// host spawning processes, and their attach+detach time. Every process it
+// starts is stopped by PID on exit; the whole run is bounded by -budget (extended by
 // -findings-duration when the findings scenario runs and -budget is not
 // given).
 package main
@@ -77,7 +79,7 @@ type config struct {
 }
 
 // scenarios are the parts of the run -only can select.
-var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu", "startup", "ui", "findings"}
+var scenarios = []string{"snapshot", "latency", "agent", "push", "cpu", "crashprobes", "startup", "ui", "findings"}
 
 // optInScenarios are the scenarios that run only when -only names them:
 // the findings scenario takes -findings-duration (30 min by default).
@@ -177,6 +179,12 @@ func run() error {
 		cpu, cerr = measureCPU(ctx)
 		err = errors.Join(err, cerr)
 	}
+	var crash *crashReport
+	if cfg.only["crashprobes"] && ctx.Err() == nil {
+		var cerr error
+		crash, cerr = measureCrashProbes(ctx, cfg, procs)
+		err = errors.Join(err, cerr)
+	}
 	var startup *startupReport
 	if cfg.only["startup"] && ctx.Err() == nil {
 		var serr error
@@ -207,6 +215,9 @@ func run() error {
 	}
 	if cpu != nil {
 		md = strings.Replace(md, "## How to reproduce", cpu.markdown()+"## How to reproduce", 1)
+	}
+	if crash != nil {
+		md = strings.Replace(md, "## How to reproduce", crash.markdown()+"## How to reproduce", 1)
 	}
 	if uiRep != nil {
 		md = strings.Replace(md, "## How to reproduce", uiRep.markdown()+"## How to reproduce", 1)

@@ -112,7 +112,7 @@ func (r *report) markdown() string {
 	p("## How to reproduce\n\n")
 	p("As root (BPF and process_vm_readv on another process), from the repository root:\n")
 	p("`go run ./test/bench -out docs/benchmarks.md` or `make bench` (about 10 minutes; `-only agent` runs the agent scenario alone\n")
-	p("in about 5 minutes, `-agent-runs` some of its runs, `-only snapshot,latency`, `-only push`, `-only cpu`, `-only startup` and `-only ui` the others; `-profile DIR` adds CPU and heap profiles of the\n")
+	p("in about 5 minutes, `-agent-runs` some of its runs, `-only snapshot,latency`, `-only push`, `-only cpu`, `-only startup`, `-only ui` and `-only crashprobes` the others; `-profile DIR` adds CPU and heap profiles of the\n")
 	p("100k snapshots, `-sizes`, `-latency-sizes`, `-window`, `-cadence`, `-agent-window` change the plan; `-only findings`, not in the\n")
 	p("default set, runs the findings scenario for `-findings-duration` (30m) and about 3 minutes more, `-findings-rates` its leak rates). Go benchmarks:\n")
 	p("`go test ./collect/walk -run '^$' -bench Snapshot` (`GOROSCOPE_BENCH_LONG=1` adds 100k goroutines).\n")

@@ -30,8 +30,12 @@
 //     from main, a panic, a nil dereference, a fault, a deadlock, running
 //     out of memory, os.Exit from another thread, an exec first), for the
 //     exit detection (collect/exits).
-//   - panicker: dies on request of the panic or fatal error -mode says (a
-//     string, an error, a runtime error, a nil map write, an int, concurrent
-//     map writes, a deadlock, a sync misuse, a runtime.throw), for the panic
-//     probe (collect/panics).
+//   - panicker: dies on request the way -mode says (a panic of every kind
+//     of value, a runtime error, a nil map write, concurrent map writes, a
+//     deadlock, a sync misuse, a runtime.throw, a stack overflow, a fault
+//     through unsafe, chains of panics, os.Exit, an OOM), for the panic
+//     probe (collect/panics) and the agent's crash records.
+//   - requestloop: a request loop that decodes and encodes JSON, starts
+//     goroutines, keeps a live heap and recovers from a panic in one
+//     request in four, for the benchmark of what the crash probes cost.
 package targets
