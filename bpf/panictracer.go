@@ -220,7 +220,7 @@ type PanicProbes struct {
 }
 
 // Close detaches the probes. Each detach waits for the kernel's uprobe
-// unregistration (about 100 ms of wall time, little CPU, on Linux 6.18),
+// unregistration (about 100-300 ms of wall time, little CPU, on Linux 6.18),
 // so they are closed in parallel.
 func (p *PanicProbes) Close() error {
 	errs := make([]error, len(p.links))

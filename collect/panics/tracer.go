@@ -292,7 +292,7 @@ func exeOf(pid int) (exeKey, error) {
 
 // Detach stops watching pid. Its executable keeps its probes for the
 // linger (DefaultLinger) after its last process; the kernel's removal of
-// them (about 100 ms of wall time) is not waited for.
+// them (about 300 ms of wall time) is not waited for.
 func (t *Tracer) Detach(pid int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
