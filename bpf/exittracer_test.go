@@ -445,8 +445,11 @@ func TestExitTracerOOM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.OOMMarks != 1 || st.Exits != 1 {
-		t.Errorf("stats %+v, want one exit and one OOM mark", st)
+	// The kernel may mark a victim twice: a thread of the dying process
+	// that allocates meanwhile is marked again (out_of_memory's
+	// task_will_free_mem shortcut).
+	if st.OOMMarks < 1 || st.Exits != 1 {
+		t.Errorf("stats %+v, want one exit and an OOM mark or more", st)
 	}
 }
 
