@@ -363,6 +363,41 @@ func requestOps(ctx context.Context, t *target) (loadCounters, error) {
 	return loadCounters{ops: st.Ops, panics: st.Panics, goroutines: st.Goroutines, gcs: st.GCs}, err
 }
 
+// alternateProbes runs window rounds times in each mode, modeNone and
+// modeProbes, the order swapped every round, with the probes loaded on
+// watched (and settled) around each modeProbes window; it returns the
+// panic probe's records of those windows.
+func alternateProbes(ctx context.Context, rounds int, watched []int, window func(mode string) error) (uint64, error) {
+	var hits uint64
+	for r := 0; r < rounds; r++ {
+		modes := []string{modeNone, modeProbes}
+		if r%2 == 1 {
+			modes = []string{modeProbes, modeNone}
+		}
+		for _, mode := range modes {
+			if err := ctx.Err(); err != nil {
+				return hits, err
+			}
+			var probes *crashProbes
+			if mode == modeProbes {
+				var err error
+				if probes, err = loadCrashProbes(ctx, watched, nil); err != nil {
+					return hits, err
+				}
+			}
+			time.Sleep(crashSettle)
+			err := window(mode)
+			if probes != nil {
+				hits += probes.close()
+			}
+			if err != nil {
+				return hits, err
+			}
+		}
+	}
+	return hits, nil
+}
+
 // targetThroughput alternates windows without probes and with the probes
 // on the target.
 func targetThroughput(ctx context.Context, t *target, rounds int, read func(context.Context, *target) (loadCounters, error)) tputRow {
@@ -373,44 +408,29 @@ func targetThroughput(ctx context.Context, t *target, rounds int, read func(cont
 		fmt.Fprintf(os.Stderr, "bench: crashprobes: pid %d: %v\n", t.PID, err)
 		return row
 	}
-	for r := 0; r < rounds; r++ {
-		modes := []string{modeNone, modeProbes}
-		if r%2 == 1 {
-			modes = []string{modeProbes, modeNone}
+	var err error
+	row.hits, err = alternateProbes(ctx, rounds, []int{t.PID}, func(mode string) error {
+		c0, err := read(ctx, t)
+		cpu0, err2 := taskCPU(t.PID)
+		start := time.Now()
+		if err == nil && err2 == nil {
+			time.Sleep(crashWindow)
 		}
-		for _, mode := range modes {
-			if err := ctx.Err(); err != nil {
-				return fail(err)
-			}
-			var probes *crashProbes
-			if mode == modeProbes {
-				var err error
-				if probes, err = loadCrashProbes(ctx, []int{t.PID}, nil); err != nil {
-					return fail(err)
-				}
-			}
-			time.Sleep(crashSettle)
-			c0, err := read(ctx, t)
-			cpu0, err2 := taskCPU(t.PID)
-			start := time.Now()
-			if err == nil && err2 == nil {
-				time.Sleep(crashWindow)
-			}
-			c1, err3 := read(ctx, t)
-			cpu1, err4 := taskCPU(t.PID)
-			wall := time.Since(start)
-			if probes != nil {
-				row.hits += probes.close()
-			}
-			if err := errors.Join(err, err2, err3, err4); err != nil {
-				return fail(err)
-			}
-			row.tput[mode] = append(row.tput[mode], float64(c1.ops-c0.ops)/wall.Seconds())
-			row.eff[mode] = append(row.eff[mode], float64(c1.ops-c0.ops)/(cpu1-cpu0).Seconds())
-			panicsPS = append(panicsPS, float64(c1.panics-c0.panics)/wall.Seconds())
-			goPS = append(goPS, float64(c1.goroutines-c0.goroutines)/wall.Seconds())
-			gcPS = append(gcPS, float64(c1.gcs-c0.gcs)/wall.Seconds())
+		c1, err3 := read(ctx, t)
+		cpu1, err4 := taskCPU(t.PID)
+		wall := time.Since(start)
+		if err := errors.Join(err, err2, err3, err4); err != nil {
+			return err
 		}
+		row.tput[mode] = append(row.tput[mode], float64(c1.ops-c0.ops)/wall.Seconds())
+		row.eff[mode] = append(row.eff[mode], float64(c1.ops-c0.ops)/(cpu1-cpu0).Seconds())
+		panicsPS = append(panicsPS, float64(c1.panics-c0.panics)/wall.Seconds())
+		goPS = append(goPS, float64(c1.goroutines-c0.goroutines)/wall.Seconds())
+		gcPS = append(gcPS, float64(c1.gcs-c0.gcs)/wall.Seconds())
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
 	if medianF(goPS) > 0 {
 		row.extra = fmt.Sprintf("%s recovered panics, %s goroutines started, %.0f GC cycles", si(medianF(panicsPS)), si(medianF(goPS)), medianF(gcPS))
@@ -429,32 +449,17 @@ func spawnRate(ctx context.Context, name string, argv []string, watched []int) s
 		fmt.Fprintf(os.Stderr, "bench: crashprobes: %s: %v\n", name, err)
 		return row
 	}
-	for r := 0; r < spawnRounds; r++ {
-		modes := []string{modeNone, modeProbes}
-		if r%2 == 1 {
-			modes = []string{modeProbes, modeNone}
+	var err error
+	row.hits, err = alternateProbes(ctx, spawnRounds, watched, func(mode string) error {
+		n, wall, err := spawnFor(ctx, argv, spawnWindow)
+		if err != nil {
+			return err
 		}
-		for _, mode := range modes {
-			if err := ctx.Err(); err != nil {
-				return fail(err)
-			}
-			var probes *crashProbes
-			if mode == modeProbes {
-				var err error
-				if probes, err = loadCrashProbes(ctx, watched, nil); err != nil {
-					return fail(err)
-				}
-			}
-			time.Sleep(crashSettle)
-			n, wall, err := spawnFor(ctx, argv, spawnWindow)
-			if probes != nil {
-				row.hits += probes.close()
-			}
-			if err != nil {
-				return fail(err)
-			}
-			row.rate[mode] = append(row.rate[mode], float64(n)/wall.Seconds())
-		}
+		row.rate[mode] = append(row.rate[mode], float64(n)/wall.Seconds())
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
 	// The program's own cost: a window with run-time statistics on.
 	stats, err := bpf.EnableRunStats()
