@@ -103,15 +103,15 @@ func render(r bpf.PanicRecord, p *proc) Panic {
 	if p != nil {
 		minor = p.minor
 	}
+	value := func(v bpf.PanicValue) string {
+		if p != nil {
+			return p.panicValue(v)
+		}
+		return panicValue(v, minor)
+	}
 	switch r.Kind {
 	case bpf.PanicKindPanic:
 		out.Kind = KindPanic
-		value := func(v bpf.PanicValue) string {
-			if p != nil {
-				return p.panicValue(v)
-			}
-			return panicValue(v, minor)
-		}
 		out.Message, out.Value = printPanics(r, minor, value)
 		for _, l := range r.Chain {
 			out.Truncated = out.Truncated || uint64(len(l.Msg)) < l.MsgLen
@@ -127,12 +127,6 @@ func render(r bpf.PanicRecord, p *proc) Panic {
 		if r.Kind == bpf.PanicKindFatal && minor >= 26 && len(r.Chain) > 0 {
 			// printPreFatalDeferPanic: the goroutine's panics, not
 			// converted by preprintpanics, then the fatal error.
-			value := func(v bpf.PanicValue) string {
-				if p != nil {
-					return p.panicValue(v)
-				}
-				return panicValue(v, minor)
-			}
 			out.Message = preFatalPanics(r, minor, value) + "\n\t" + out.Message
 			out.Truncated = out.Truncated || r.ChainMore
 		}
